@@ -81,12 +81,12 @@ def run(script, heapsize=None, args=(), timeout=120, extra_path=(), input=None):
     return MpyResult(proc)
 
 
-def run_code(code, tmp_path, heapsize=None, timeout=120, name="snippet.py", args=()):
+def run_code(code, tmp_path, heapsize=None, timeout=120, name="snippet.py", args=(), extra_path=()):
     """Run a code string under MicroPython (written to tmp_path)."""
     path = os.path.join(str(tmp_path), name)
     with open(path, "w") as f:
         f.write(code)
-    return run(path, heapsize=heapsize, timeout=timeout, args=args)
+    return run(path, heapsize=heapsize, timeout=timeout, args=args, extra_path=extra_path)
 
 
 def start(script, heapsize=None, args=(), extra_path=()):

@@ -1,0 +1,19 @@
+"""Run the shared case files (host_tests/cases/*_cases.py) under the MicroPython unix port."""
+
+import importlib
+import os
+import re
+
+import mpyrun
+import pytest
+
+CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+FILES = sorted(f[:-3] for f in os.listdir(CASES) if f.endswith("_cases.py"))
+
+
+@pytest.mark.parametrize("module", FILES)
+def test_cases_under_micropython(module, tmp_path):
+    expected = len([n for n in dir(importlib.import_module("cases." + module)) if n.startswith("case_")])
+    code = "import %s as m\nprint('CASES', m.run_all())\n" % module
+    r = mpyrun.run_code(code, tmp_path, heapsize="256K", extra_path=(CASES,)).check()
+    assert int(re.search(r"CASES (\d+)", r.stdout).group(1)) == expected

@@ -1,0 +1,454 @@
+# The SHIP connection state machine (ship.md sections 6-8), sans-IO: it is fed whole control
+# messages and streamed data messages, told the time, and answers with actions the adapter
+# carries out (send bytes, close the WebSocket with a code). No sockets, no clock, no asyncio.
+from compat import const, ticks_diff, ticks_add
+from ship import messages as M
+from ship.datamsg import DataScanner, DataError
+
+# states
+CMI = const(0)
+HELLO = const(1)
+PROTO = const(2)  # protocol handshake
+PIN = const(3)
+DATA = const(4)  # access methods exchanged or under way; SPINE flows
+CLOSING = const(5)  # connectionClose announced or confirmed
+CLOSED = const(6)
+
+STATE_NAMES = ("cmi", "hello", "protocol", "pin", "data", "closing", "closed")
+
+# hello sub-states of our own side
+_H_READY = const(0)
+_H_PENDING = const(1)
+
+# protocol handshake sub-states
+_P_WAIT_ANNOUNCE = const(0)  # server
+_P_WAIT_CONFIRM = const(1)  # server
+_P_WAIT_SELECT = const(2)  # client
+
+# WebSocket close codes (ship.md 8.2)
+CLOSE_NORMAL = const(4001)
+CLOSE_REJECTED = const(4452)
+CLOSE_USER = const(4500)
+
+_CTRL_CAP = const(1024)
+
+
+class Timers:
+    # Defaults are the SHIP values; tests shorten them.
+    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500):
+        self.cmi = cmi
+        self.hello = hello
+        self.prolong_threshold = prolong_threshold
+        self.prolong_min = prolong_min
+        self.close = close
+
+
+DEFAULT_TIMERS = Timers()
+
+
+class ShipConnection:
+    """One SHIP connection.
+
+    server: True when we were dialed.
+    ship_id: our SHIP ID (sent in accessMethods).
+    trusted: whether the peer's SKI is trusted; an untrusted peer is held in hello
+    `pending` until approve() or deny() or the hello timer.
+    spine: receives spine_begin(), spine_data(buf, off, n), spine_end() for each datagram,
+    and spine_abort(reason) when a data message turns out malformed midway.
+    Actions accumulate in .out: ("send", bytes), ("close", code, reason), ("pending",) when
+    an untrusted peer waits for approval, ("ready",) when SPINE may flow. The adapter drains
+    the list after every call and sets .now (ticks_ms) before feeding WebSocket data.
+    """
+
+    def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS):
+        self.server = server
+        self.state = CMI
+        self.out = []
+        self.peer_id = None
+        self.peer_pending = False  # the peer answered hello with pending (client back-off)
+        self.close_code = 0
+        self.close_reason = ""
+        self.stats_dropped = 0  # data messages dropped as malformed
+        self._t = timers
+        self._spine = spine
+        self._my_id = ship_id
+        self._trusted = trusted
+        self._ctrl = bytearray(_CTRL_CAP)
+        self._clen = 0
+        self._mtype = -1
+        self._skip = False
+        self._scan = DataScanner(spine)
+        self._deadline = None
+        self._prolong_at = None
+        self._hello = _H_READY
+        self._peer_ready = False
+        self._sub = 0
+        self._got_access = False
+        self.now = now
+
+    # ---- inputs -------------------------------------------------------------------------
+
+    def start(self, now):
+        self.now = now
+        if not self.server:
+            self._send(M.CMI)
+        self._arm(now, self._t.cmi)
+
+    def approve(self, now):
+        """The user trusted the pending peer."""
+        if self.state == HELLO and self._hello == _H_PENDING:
+            self._trusted = True
+            self._hello = _H_READY
+            self._prolong_at = None
+            self._send(M.hello(b"ready", self._t.hello))
+            self._arm(now, self._t.hello)
+            if self._peer_ready:
+                self._hello_done(now)
+
+    def deny(self, now):
+        if self.state == HELLO and not self._trusted:
+            self._reject("trust denied")
+
+    def close(self, now, reason="unspecific", code=CLOSE_NORMAL):
+        """Close on our initiative: announce in data exchange, plain WebSocket close before."""
+        if self.state == DATA:
+            self._send(M.close_announce(self._t.close, reason))
+            self.state = CLOSING
+            self.close_code = code
+            self._arm(now, self._t.close)
+        elif self.state < DATA:
+            self._fail(code, "closed locally")
+
+    def ws_closed(self, code):
+        if self.state != CLOSED:
+            self.state = CLOSED
+            if not self.close_code:
+                self.close_code = code
+                self.close_reason = "peer closed"
+
+    def tick(self, now):
+        self.now = now
+        if self.state == CLOSED:
+            return
+        if self._prolong_at is not None and ticks_diff(now, self._prolong_at) >= 0:
+            self._prolong_at = None
+            self._send(M.HELLO_PROLONG)
+        if self._deadline is None or ticks_diff(now, self._deadline) < 0:
+            return
+        self._deadline = None
+        st = self.state
+        if st == HELLO:
+            if self._trusted:
+                self._send(M.HELLO_ABORTED)
+                self._fail(CLOSE_NORMAL, "hello timeout: peer never ready")
+            else:
+                self._reject("hello timeout: not trusted")
+        elif st == PROTO:
+            self._send(M.proto_error(M.ERR_TIMEOUT))
+            self._fail(CLOSE_NORMAL, "protocol handshake timeout")
+        elif st == CLOSING:
+            self._fail(self.close_code or CLOSE_NORMAL, "closed")
+        elif st == DATA:
+            self._fail(CLOSE_NORMAL, "no accessMethods from peer")
+        else:
+            self._fail(CLOSE_NORMAL, "%s timeout" % STATE_NAMES[st])
+
+    def ms_to_deadline(self, now):
+        """Milliseconds until tick() has something to do, or None."""
+        best = None
+        for t in (self._deadline, self._prolong_at):
+            if t is not None:
+                d = ticks_diff(t, now)
+                if best is None or d < best:
+                    best = d
+        return None if best is None else max(0, best)
+
+    # WebSocket message sink: one message arrives as ws_begin, ws_data..., ws_end.
+
+    def ws_begin(self):
+        self._mtype = -1
+        self._clen = 0
+        self._skip = False
+
+    def ws_data(self, buf, off, n):
+        if self._skip or n <= 0 or self.state == CLOSED:
+            return
+        if self._mtype < 0:
+            self._mtype = buf[off]
+            off += 1
+            n -= 1
+            if self._mtype == M.TYPE_DATA:
+                if self.state != DATA and self.state != CLOSING:
+                    self._unexpected("data before the handshake completed")
+                    self._skip = True
+                    return
+                self._scan.reset()
+            if n == 0:
+                return
+        if self._mtype == M.TYPE_DATA:
+            try:
+                self._scan.feed(buf, off, n)
+            except DataError as e:
+                self._drop_data(e)
+            return
+        c = self._clen
+        if c + n > _CTRL_CAP:
+            self._skip = True
+            self._fail(CLOSE_NORMAL, "control message too long")
+            return
+        self._ctrl[c : c + n] = buf[off : off + n]
+        self._clen = c + n
+
+    def ws_end(self):
+        now = self.now
+        if self._skip or self.state == CLOSED:
+            return
+        t = self._mtype
+        if t == M.TYPE_DATA:
+            try:
+                self._scan.finish()
+            except DataError as e:
+                self._drop_data(e)
+            return
+        if t < 0 or (self._clen == 0 and t != M.TYPE_INIT):
+            # SHIP-TS-MSG-01: a message is a type byte plus at least one octet
+            self._unexpected("message without value")
+            return
+        if t == M.TYPE_INIT:
+            self._on_cmi(now)
+        elif t == M.TYPE_CONTROL or t == M.TYPE_END:
+            msg = M.parse_control(self._ctrl, self._clen)
+            if msg is None:
+                self._unexpected("malformed control message")
+            elif t == M.TYPE_END:
+                self._on_end(msg[0], msg[1], now)
+            else:
+                self._on_control(msg[0], msg[1], now)
+        elif self.state != DATA:
+            self._unexpected("unknown message type %d" % t)
+        # SHIP-TS-MSG-02: an unknown type in data exchange is discarded
+
+    # ---- state handlers -----------------------------------------------------------------
+
+    def _on_cmi(self, now):
+        if self.state != CMI or self._clen != 1 or self._ctrl[0] != 0:
+            self._fail(CLOSE_NORMAL, "invalid CMI")
+            return
+        if self.server:
+            self._send(M.CMI)
+        self.state = HELLO
+        if self._trusted:
+            self._hello = _H_READY
+            self._send(M.hello(b"ready", self._t.hello))
+        else:
+            self._hello = _H_PENDING
+            self._send(M.hello(b"pending", self._t.hello))
+            self.out.append(("pending",))
+        self._arm(now, self._t.hello)
+
+    def _on_control(self, name, f, now):
+        st = self.state
+        if st == HELLO and name == "connectionHello":
+            self._on_hello(f, now)
+        elif st == PROTO:
+            self._on_proto(name, f, now)
+        elif st == PIN and name == "connectionPinState":
+            if f.get("pinState") != "none":
+                # no interoperable PIN implementation exists; end cleanly
+                self._fail(CLOSE_NORMAL, "peer requires a PIN (not supported)")
+                return
+            self._enter_data(now)
+        elif st in (DATA, CLOSING) and name == "accessMethodsRequest":
+            self._send(M.access_methods(self._my_id))
+        elif st in (DATA, CLOSING) and name == "accessMethods":
+            pid = f.get("id")
+            if not isinstance(pid, str) or not pid:
+                self._fail(CLOSE_NORMAL, "accessMethods without id")
+                return
+            if self.peer_id is not None and self.peer_id != pid:
+                self._fail(CLOSE_NORMAL, "SHIP id changed")
+                return
+            self.peer_id = pid
+            if not self._got_access:
+                self._got_access = True
+                if self.state == DATA:
+                    self._deadline = None
+        elif st == HELLO and name == "messageProtocolHandshakeError":
+            self._fail(CLOSE_NORMAL, "peer sent handshake error")
+        else:
+            self._unexpected("unexpected %s in %s" % (name, STATE_NAMES[st]))
+
+    def _on_hello(self, f, now):
+        phase = f.get("phase")
+        waiting = f.get("waiting")
+        if waiting is not None and (not isinstance(waiting, int) or waiting < 0):
+            self._unexpected("bad waiting")
+            return
+        if phase == "aborted":
+            self._fail(CLOSE_NORMAL, "peer aborted the hello")
+            return
+        if phase == "ready":
+            if self._hello == _H_PENDING:
+                # ship-go aborts a peer that says ready without waiting while it is pending
+                if waiting is None:
+                    self._unexpected("ready without waiting")
+                    return
+                self._schedule_prolong(now, waiting)
+            self._peer_ready = True
+            if self._hello == _H_READY:
+                self._hello_done(now)
+        elif phase == "pending":
+            self.peer_pending = True
+            if f.get("prolongationRequest") is True:
+                if self._hello == _H_READY:
+                    self._arm(now, self._t.hello)
+                    self._send(M.hello(b"ready", self._t.hello))
+                else:
+                    self._send(M.hello(b"pending", self._t.hello))
+            elif self._hello == _H_PENDING and waiting is not None:
+                self._schedule_prolong(now, waiting)
+            # SHIP-TS-HELLO-04: a ready side ignores pending without prolongationRequest
+        else:
+            self._unexpected("bad hello phase")
+
+    def _schedule_prolong(self, now, waiting):
+        if waiting < self._t.prolong_min:
+            self._send(M.HELLO_ABORTED)
+            self._fail(CLOSE_NORMAL, "peer waiting time too short")
+            return
+        # ask for more time before the peer gives up, if our own wait lasts longer than its
+        delay = waiting - self._t.prolong_threshold
+        if delay < waiting // 2:
+            delay = waiting // 2
+        at = ticks_add(now, delay)
+        if self._deadline is not None and ticks_diff(self._deadline, ticks_add(now, waiting)) > 0:
+            self._prolong_at = at
+        else:
+            self._prolong_at = None
+
+    def _hello_done(self, now):
+        self.state = PROTO
+        self._prolong_at = None
+        if self.server:
+            self._sub = _P_WAIT_ANNOUNCE
+        else:
+            self._sub = _P_WAIT_SELECT
+            self._send(M.PROTO_ANNOUNCE)
+        self._arm(now, self._t.cmi)
+
+    def _on_proto(self, name, f, now):
+        if name == "messageProtocolHandshakeError":
+            self._fail(CLOSE_NORMAL, "peer sent handshake error %s" % f.get("error"))
+            return
+        if name != "messageProtocolHandshake":
+            self._unexpected("unexpected %s in protocol handshake" % name)
+            return
+        kind = f.get("handshakeType")
+        sub = self._sub
+        if sub == _P_WAIT_ANNOUNCE:
+            if kind != "announceMax":
+                self._unexpected("expected announceMax")
+            elif not _offers_v1_json(f, False):
+                self._mismatch()
+            else:
+                self._send(M.PROTO_SELECT)
+                self._sub = _P_WAIT_CONFIRM
+                self._arm(now, self._t.cmi)
+        else:
+            if kind != "select":
+                self._unexpected("expected select")
+            elif not _offers_v1_json(f, True):
+                self._mismatch()
+            else:
+                if sub == _P_WAIT_SELECT:
+                    self._send(M.PROTO_SELECT)
+                self.state = PIN
+                self._send(M.PIN_NONE)
+                self._arm(now, self._t.cmi)
+
+    def _enter_data(self, now):
+        self.state = DATA
+        self._send(M.ACCESS_REQUEST)
+        # data may flow from here on (SHIP-IG-02/03); the peer's accessMethods is awaited
+        # in parallel within the CMI timeout
+        self._arm(now, self._t.cmi)
+        self.out.append(("ready",))
+
+    def _on_end(self, name, f, now):
+        if name != "connectionClose":
+            self._unexpected("unexpected end message")
+            return
+        phase = f.get("phase")
+        if phase == "announce":
+            self._send(M.CLOSE_CONFIRM)
+            self.state = CLOSING
+            self.close_code = CLOSE_NORMAL
+            self.close_reason = "peer announced close"
+            # give the peer the time it asked for to close first
+            mt = f.get("maxTime")
+            wait = mt if isinstance(mt, int) and 0 <= mt <= 10000 else self._t.close
+            self._arm(now, wait)
+        elif phase == "confirm" and self.state == CLOSING:
+            self._fail(self.close_code or CLOSE_NORMAL, "close confirmed")
+        else:
+            self._unexpected("unexpected connectionClose")
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _drop_data(self, err):
+        # a broken data message is dropped; the connection stays (ship.md 12.4)
+        self.stats_dropped += 1
+        self._skip = True
+        self._spine.spine_abort(str(err))
+
+    def _mismatch(self):
+        self._send(M.proto_error(M.ERR_MISMATCH))
+        self._fail(CLOSE_NORMAL, "protocol selection mismatch")
+
+    def _unexpected(self, why):
+        st = self.state
+        if st == PROTO:
+            self._send(M.proto_error(M.ERR_UNEXPECTED))
+        elif st == HELLO:
+            self._send(M.HELLO_ABORTED)
+        self._fail(CLOSE_NORMAL, why)
+
+    def _reject(self, why):
+        self._send(M.HELLO_ABORTED)
+        self._fail(CLOSE_REJECTED, why)
+
+    def _fail(self, code, why):
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self._deadline = None
+        self._prolong_at = None
+        self.close_code = code
+        if not self.close_reason:
+            self.close_reason = why
+        self.out.append(("close", code, why))
+
+    def _send(self, data):
+        self.out.append(("send", data))
+
+    def _arm(self, now, ms):
+        self._deadline = ticks_add(now, ms)
+
+
+def _offers_v1_json(f, exact):
+    v = M.fields(f.get("version"))
+    fm = M.fields(f.get("formats"))
+    if v is None or fm is None:
+        return False
+    fmts = fm.get("format")
+    if not isinstance(fmts, list) or "JSON-UTF8" not in fmts:
+        return False
+    major = v.get("major")
+    minor = v.get("minor")
+    if not isinstance(major, int) or not isinstance(minor, int):
+        return False
+    if exact:
+        # a select names exactly version 1.0 and the one format
+        return major == 1 and minor == 0 and len(fmts) == 1
+    # announceMax: the peer's highest version; 1.0 is the only one there is
+    return major >= 1
