@@ -1,0 +1,97 @@
+# Board configuration (JSON) with defaults; errors name the key.
+import json
+
+from ship.connection import Timers
+
+_DEFAULTS = {
+    "ship": {
+        "host": "0.0.0.0",
+        "port": 4712,
+        "path": "/ship/",
+        "max_message": 16384,
+        "pairing_window_s": 0,
+        "cem": None,
+        "timers_ms": {},
+    },
+    "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _merge(defaults, given, where):
+    out = {}
+    for k in defaults:
+        out[k] = defaults[k]
+    for k in given:
+        if k not in defaults:
+            raise ConfigError("%s.%s: unknown key" % (where, k))
+        d = defaults[k]
+        v = given[k]
+        if isinstance(d, dict) and d and isinstance(v, dict):
+            v = _merge(d, v, where + "." + k)
+        out[k] = v
+    return out
+
+
+def _need(cond, key, why):
+    if not cond:
+        raise ConfigError("%s: %s" % (key, why))
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise ConfigError("%s: cannot read (%s)" % (path, e))
+    except ValueError as e:
+        raise ConfigError("%s: not JSON (%s)" % (path, e))
+    return parse(doc)
+
+
+def parse(doc):
+    _need(isinstance(doc, dict), "board", "must be a JSON object")
+    board = doc.get("board")
+    rest = {}
+    for k in doc:
+        if k != "board":
+            rest[k] = doc[k]
+    cfg = _merge(_DEFAULTS, rest, "config")
+    cfg["board"] = board
+    s = cfg["ship"]
+    _need(isinstance(s["port"], int) and 0 <= s["port"] < 65536, "ship.port", "must be 0..65535")
+    _need(isinstance(s["max_message"], int) and 4096 <= s["max_message"] <= 65536, "ship.max_message", "must be 4096..65536")
+    _need(isinstance(s["pairing_window_s"], int) and s["pairing_window_s"] >= 0, "ship.pairing_window_s", "must be >= 0")
+    t = s["timers_ms"]
+    _need(isinstance(t, dict), "ship.timers_ms", "must be an object")
+    for k in t:
+        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close"), "ship.timers_ms." + k, "unknown timer")
+        _need(isinstance(t[k], int) and t[k] > 0, "ship.timers_ms." + k, "must be a positive integer")
+    cem = s["cem"]
+    if cem is not None:
+        _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")
+    ident = cfg["identity"]
+    for k in ("brand", "model", "type"):
+        v = ident[k]
+        _need(isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v, "identity." + k, "1..32 characters, no ; or quote")
+    return cfg
+
+
+def ship_settings(cfg, ski):
+    """The settings ShipNode takes, with the SHIP ID derived from the identity and SKI."""
+    s = cfg["ship"]
+    ident = cfg["identity"]
+    serial = ident["serial"] or ski[:10]
+    return {
+        "host": s["host"],
+        "port": s["port"],
+        "path": s["path"],
+        "max_message": s["max_message"],
+        "cem": s["cem"],
+        "ship_id": "%s-%s-%s" % (ident["brand"], ident["model"], serial),
+        "serial": serial,
+        "timers": Timers(**s["timers_ms"]),
+    }

@@ -1,0 +1,394 @@
+# The SHIP node: TLS server and client, one connection per peer SKI, trust decisions and
+# pairing, reconnect back-off. It drives ShipConnection cores over WebSocket streams; the
+# protocol logic itself stays in the cores.
+import asyncio
+import random
+import time
+
+import log
+from compat import const, sockaddr_host
+from ship import connection as C
+from ship import tlsctx
+from ship import trust as T
+from ship.messages import DATA_PREFIX, DATA_SUFFIX
+from ws.stream import WsConnection, WsClosed
+
+_TAG = "ship"
+_UPGRADE_MS = const(10000)
+_TRUST_POLL_MS = const(1000)
+_DOUBLE_GRACE_MS = const(10000)
+_PENDING_RETRY_MS = const(180000)  # a peer that answered pending: minutes, not seconds
+_CLOSE_DOUBLE = const(1000)
+
+# ship-go's connectionInitiationDelayTimeRanges: random delay in these ranges, last repeats
+_BACKOFF = ((0, 3000), (3000, 10000), (10000, 20000))
+
+
+class Peer:
+    """A live connection to one peer (SKI) as the rest of the gateway sees it."""
+
+    def __init__(self, node, ski, addr, outgoing):
+        self.node = node
+        self.ski = ski
+        self.addr = addr
+        self.outgoing = outgoing
+        self.started = time.ticks_ms()
+        self.conn = None
+        self.ws = None
+        self.spine = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def state(self):
+        return C.STATE_NAMES[self.conn.state] if self.conn else "tls"
+
+    async def send_datagram(self, datagram):
+        """Send one SPINE datagram (bytes of {"datagram":[...]}) as a SHIP data message."""
+        await self.send_datagram_stream(len(datagram), _write_bytes, datagram)
+
+    async def send_datagram_stream(self, length, write, arg):
+        # measure-then-emit: one frame of known length; write(ws, arg) streams the datagram
+        async with self._lock:
+            ws = self.ws
+            await ws.begin(len(DATA_PREFIX) + length + len(DATA_SUFFIX))
+            await ws.write(DATA_PREFIX)
+            await write(ws, arg)
+            await ws.write(DATA_SUFFIX)
+            await ws.end()
+
+    def close(self, reason="unspecific", code=C.CLOSE_NORMAL):
+        if self.conn:
+            self.conn.close(time.ticks_ms(), reason, code)
+        self.node._wake(self)
+
+
+async def _write_bytes(ws, data):
+    await ws.write(data)
+
+
+class _Sink:
+    # Stamps the time on each incoming message before the sans-IO core sees it.
+    def __init__(self, conn):
+        self.conn = conn
+
+    def ws_begin(self):
+        self.conn.now = time.ticks_ms()
+        self.conn.ws_begin()
+
+    def ws_data(self, buf, off, n):
+        self.conn.ws_data(buf, off, n)
+
+    def ws_end(self):
+        self.conn.ws_end()
+
+
+class ShipNode:
+    """cfg: dict with ship_id, host, port, path, max_message, timers (Timers), cem (dict or None).
+
+    spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
+    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
+    """
+
+    def __init__(self, cfg, cert_der, key_der, ski, trust, spine_factory):
+        self.cfg = cfg
+        self.ski = ski
+        self.trust = trust
+        self.spine_factory = spine_factory
+        self.peers = {}  # ski -> list of Peer (two only while a double connection is resolved)
+        self.server = None
+        self.port = None
+        self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0}
+        self._server_ctx = tlsctx.server_context(cert_der, key_der)
+        self._client_ctx = None
+        self._cert = cert_der
+        self._key = key_der
+        self._wakers = {}
+        self._dial_task = None
+
+    # ---- server ---------------------------------------------------------------------------
+
+    async def start(self):
+        self.trust.reload_if_changed()
+        port = self.cfg["port"] or _free_port(self.cfg["host"])
+        self.server = await asyncio.start_server(
+            self._accept, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
+        )
+        self.port = port
+        if self.cfg.get("cem"):
+            self._dial_task = asyncio.create_task(self._dial_loop(self.cfg["cem"]))
+        return self.port
+
+    async def stop(self):
+        for lst in list(self.peers.values()):
+            for p in lst:
+                p.close()
+        if self._dial_task:
+            self._dial_task.cancel()
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _accept(self, reader, writer):
+        addr = _peer_text(writer)
+        ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"])
+        ski = None
+        try:
+            try:
+                # the TLS handshake runs inside the first read of the upgrade request
+                await ws.accept(_UPGRADE_MS)
+            finally:
+                ski = tlsctx.take_peer_ski()
+            if ski is None:
+                self.stats["no_cert"] += 1
+                log.warn(_TAG, "%s: no client certificate, dropped", addr)
+                await ws.close(1008, "certificate required")
+                return
+            self.stats["accepted"] += 1
+            await self._run(ws, ski, addr, False)
+        except (OSError, WsClosed, asyncio.TimeoutError) as e:
+            if ski is None:
+                self.stats["refused_tls"] += 1
+            log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
+        finally:
+            await _quiet_close(writer)
+
+    # ---- client ---------------------------------------------------------------------------
+
+    async def _dial_loop(self, cem):
+        ski = T.normalize_ski(cem["ski"])
+        attempt = 0
+        while True:
+            lo, hi = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+            await asyncio.sleep_ms(random.randint(lo, hi))
+            if ski in self.peers or not self.trust.is_trusted(ski):
+                # prefer being dialed; dial only trusted peers we are not connected to
+                attempt = 0
+                await asyncio.sleep_ms(_TRUST_POLL_MS)
+                continue
+            peer = await self.dial(cem["host"], cem["port"], ski, cem.get("path", "/ship/"))
+            # a denial or a rejected hello does not reset the back-off (ship.md 9.3)
+            if peer is not None and peer.conn and peer.conn.peer_pending:
+                await asyncio.sleep_ms(_PENDING_RETRY_MS)
+            if peer is not None and peer.conn and peer.conn.peer_id and peer.conn.close_code != C.CLOSE_REJECTED:
+                attempt = 0
+            else:
+                attempt += 1
+
+    async def dial(self, host, port, ski, path="/ship/"):
+        """Connect to a peer as SHIP client and run the connection until it ends."""
+        if self._client_ctx is None:
+            self._client_ctx = tlsctx.client_context(self._cert, self._key)
+        addr = "%s:%d" % (host, port)
+        writer = None
+        got = None
+        try:
+            reader, writer = await asyncio.wait_for_ms(
+                asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
+            )
+            ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"])
+            tlsctx.expect_peer_ski(ski)
+            try:
+                await ws.connect(host, path, _UPGRADE_MS)
+            finally:
+                got = tlsctx.take_peer_ski()
+            if got != ski:
+                log.warn(_TAG, "%s: server SKI %s is not the expected %s", addr, got, ski)
+                await ws.close(1008, "unexpected SKI")
+                return None
+            return await self._run(ws, ski, addr, True)
+        except (OSError, WsClosed, asyncio.TimeoutError) as e:
+            log.info(_TAG, "dial %s failed: %r", addr, e)
+            return None
+        finally:
+            if writer is not None:
+                await _quiet_close(writer)
+
+    # ---- one connection -------------------------------------------------------------------
+
+    async def _run(self, ws, ski, addr, outgoing):
+        now = time.ticks_ms()
+        decision = self.trust.decide(ski, now, addr)
+        peer = Peer(self, ski, addr, outgoing)
+        peer.ws = ws
+        peer.spine = self.spine_factory(peer)
+        conn = C.ShipConnection(
+            not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"]
+        )
+        peer.conn = conn
+        sink = _Sink(conn)
+        self._register(peer)
+        log.info(_TAG, "%s: %s connection from SKI %s", addr, "outgoing" if outgoing else "incoming", ski)
+        conn.start(now)
+        try:
+            await self._flush(peer)
+            while conn.state != C.CLOSED:
+                wait = conn.ms_to_deadline(time.ticks_ms())
+                if conn.state == C.HELLO and not self.trust.is_trusted(ski):
+                    wait = _TRUST_POLL_MS if wait is None else min(wait, _TRUST_POLL_MS)
+                    if decision == T.DENIED:
+                        conn.deny(time.ticks_ms())
+                if self._double_pending(peer):
+                    wait = _TRUST_POLL_MS if wait is None else min(wait, _TRUST_POLL_MS)
+                try:
+                    if wait is None:
+                        await ws.read_some(sink)
+                    else:
+                        await asyncio.wait_for_ms(ws.read_some(sink), wait)
+                except asyncio.TimeoutError:
+                    pass
+                except WsClosed as e:
+                    conn.ws_closed(e.code)
+                    break
+                now = time.ticks_ms()
+                conn.tick(now)
+                self._check_trust(peer, now)
+                self._resolve_double(peer)
+                await self._flush(peer)
+                if conn.state in (C.DATA, C.CLOSING):
+                    await peer.spine.poll(peer)
+        except OSError as e:
+            log.info(_TAG, "%s: connection lost: %r", addr, e)
+            conn.ws_closed(1006)
+        finally:
+            self._unregister(peer)
+            peer.spine.closed(peer)
+            self.trust.forget_pending(ski)
+            if conn.close_code == C.CLOSE_REJECTED:
+                self.stats["rejected"] += 1
+            log.info(_TAG, "%s: closed (%d %s)", addr, conn.close_code, conn.close_reason)
+        return peer
+
+    async def _flush(self, peer):
+        conn = peer.conn
+        ws = peer.ws
+        while conn.out:
+            act = conn.out.pop(0)
+            kind = act[0]
+            if kind == "send":
+                async with peer._lock:
+                    await ws.send_binary(act[1])
+            elif kind == "close":
+                await ws.close(act[1], act[2][:100])
+            elif kind == "pending":
+                log.warn(
+                    _TAG, "pairing request from SKI %s (%s): approve with diag.approve() or 'gw trust add %s'",
+                    peer.ski, peer.addr, peer.ski,
+                )
+            elif kind == "ready":
+                self.stats["completed"] += 1
+                log.info(_TAG, "%s: SHIP handshake complete, data exchange", peer.addr)
+                await peer.spine.ready(peer)
+
+    def _check_trust(self, peer, now):
+        conn = peer.conn
+        if conn.state != C.HELLO:
+            return
+        self.trust.reload_if_changed()
+        if self.trust.is_trusted(peer.ski):
+            conn.approve(now)
+        elif peer.ski in self.trust.denied:
+            conn.deny(now)
+        if conn.peer_id is None and conn.state > C.HELLO:
+            pass
+
+    # ---- double connections (ship.md 10) ----------------------------------------------------
+
+    def _register(self, peer):
+        lst = self.peers.get(peer.ski)
+        if lst is None:
+            self.peers[peer.ski] = [peer]
+        else:
+            lst.append(peer)
+            log.warn(_TAG, "double connection with SKI %s", peer.ski)
+            self._resolve_double(peer)
+
+    def _unregister(self, peer):
+        lst = self.peers.get(peer.ski)
+        if lst and peer in lst:
+            lst.remove(peer)
+            if not lst:
+                del self.peers[peer.ski]
+
+    def _double_pending(self, peer):
+        lst = self.peers.get(peer.ski)
+        return lst is not None and len(lst) > 1
+
+    def _resolve_double(self, peer):
+        lst = self.peers.get(peer.ski)
+        if not lst or len(lst) < 2:
+            return
+        loser = pick_double_loser(self.ski, lst, time.ticks_ms())
+        if loser is not None and loser.conn.state != C.CLOSED:
+            log.info(_TAG, "double connection: closing the %s one", "outgoing" if loser.outgoing else "incoming")
+            loser.conn._fail(_CLOSE_DOUBLE, "double connection")
+            self._wake(loser)
+
+    def _wake(self, peer):
+        # a connection blocked in read_some notices close actions at its next tick (<= 1 s)
+        pass
+
+    def approve(self, ski):
+        self.trust.add(ski)
+
+    def deny(self, ski):
+        self.trust.deny(ski)
+
+    def unregister(self, ski):
+        """Forget a trusted peer and end its connection (close 4500, ship.md 9.2)."""
+        self.trust.remove(ski)
+        for p in self.peers.get(ski, ()):
+            p.close("removedConnection", C.CLOSE_USER)
+
+
+def pick_double_loser(local_ski, peers, now):
+    """Which of two connections to the same SKI to close, or None to wait.
+
+    Our SKI larger: keep the connection we initiated (the installed-base rule of ship-go v0.7
+    and evcc, which also is "the newest" whenever our dial came second); with two of the same
+    direction keep the newest (SHIP 12.2.2). Our SKI smaller: the peer decides, so wait; if it
+    has not closed one after a grace period, close the one the installed-base rule drops.
+    """
+    a, b = peers[0], peers[1]
+    if a.outgoing == b.outgoing:
+        return a if time.ticks_diff(b.started, a.started) >= 0 else b
+    ours = a if a.outgoing else b
+    theirs = b if a.outgoing else a
+    if local_ski > theirs.ski:
+        return theirs
+    if time.ticks_diff(now, max(a.started, b.started)) < _DOUBLE_GRACE_MS:
+        return None
+    return ours
+
+
+def _free_port(host):
+    # port 0 (tests, several gateways on one host): neither asyncio's Server nor the unix
+    # port's socket tells which port the OS chose, so probe random high ports
+    import socket
+
+    for _ in range(64):
+        port = random.randint(32768, 60999)
+        s = socket.socket()
+        try:
+            s.bind(socket.getaddrinfo(host, port)[0][-1])
+            return port
+        except OSError:
+            pass
+        finally:
+            s.close()
+    raise OSError("no free port")
+
+
+def _peer_text(writer):
+    try:
+        host, port = sockaddr_host(writer.get_extra_info("peername"))
+        return "%s:%d" % (host, port)
+    except Exception:
+        return "?"
+
+
+async def _quiet_close(writer):
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except Exception:
+        pass
