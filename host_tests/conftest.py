@@ -7,3 +7,7 @@ ROOT = os.path.dirname(HERE)
 for p in (HERE, os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools")):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+# ../shared beside the checkout holds the reference material and wire captures (CI puts it there)
+SHARED = os.environ.get("GW_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+CAPTURES = os.path.join(SHARED, "reference", "eebus-captures")

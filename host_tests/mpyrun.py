@@ -102,31 +102,6 @@ def start(script, heapsize=None, args=(), extra_path=()):
     )
 
 
-def wait_line(proc, pattern, timeout=20.0, log=None):
-    """Read the process's output until a line matches; returns the match."""
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if log is not None:
-                log.append(line)
-            m = rx.search(line)
-            if m:
-                return m
-    finally:
-        sel.unregister(proc.stdout)
-    raise AssertionError("no line matching %r (output: %r)" % (pattern, "".join(log or [])[-3000:]))
-
-
 def stop(proc, timeout=5.0):
     """Stop a started process; returns its remaining output."""
     if proc.poll() is None:

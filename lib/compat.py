@@ -14,16 +14,31 @@ if MICROPYTHON:
     ticks_add = time.ticks_add
 
     # Unmask (or mask) n bytes of buf in place, starting at off, with the 4-byte key whose
-    # phase is given by pos (the payload offset of buf[off] within its frame).
-    @micropython.viper
-    def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
-        i = off
-        end = off + n
-        p = pos
-        while i < end:
-            buf[i] = buf[i] ^ key[p & 3]
-            i += 1
-            p += 1
+    # phase is given by pos (the payload offset of buf[off] within its frame). Viper makes it
+    # ~30x faster than plain Python and allocation-free; it is compiled at import from source
+    # so that a plain mpy-cross (no -march) accepts this file, and falls back to Python on a
+    # firmware built without the native emitter.
+    _XOR_SRC = """
+@micropython.viper
+def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
+    i = off
+    end = off + n
+    p = pos
+    while i < end:
+        buf[i] = buf[i] ^ key[p & 3]
+        i += 1
+        p += 1
+"""
+    try:
+        _g = {"micropython": micropython}
+        exec(_XOR_SRC, _g)
+        xor_mask = _g["xor_mask"]
+        del _g
+    except Exception:
+
+        def xor_mask(buf, off, n, key, pos):
+            for i in range(off, off + n):
+                buf[i] ^= key[(pos + i - off) & 3]
 
 else:  # CPython: property tests of the sans-IO cores
 

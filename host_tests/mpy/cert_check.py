@@ -1,0 +1,49 @@
+# Runs lib/ship/cert.py under MicroPython over a corpus of DER blobs and prints one result line
+# per blob, in the same format as host_tests/test_cert.py computes under CPython, so that both
+# runtimes can be compared line by line.
+# argv: corpus file (records: 4-byte big-endian length + bytes)
+import sys
+import gc
+
+from ship import cert
+from compat import hexlify
+
+
+def _result(fn, der):
+    try:
+        r = fn(der)
+    except cert.CertError:
+        return "CertError"
+    except Exception as e:
+        return "OTHER:" + type(e).__name__
+    if r is None:
+        return "None"
+    if isinstance(r, str):
+        return r
+    return hexlify(r)
+
+
+def main(path):
+    first = None
+    i = 0
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(4)
+            if len(head) < 4:
+                break
+            # a memoryview, as the TLS verify callback passes the certificate
+            der = memoryview(f.read(int.from_bytes(head, "big")))
+            if first is None:
+                first = der
+            print(i, _result(cert.peer_ski, der), _result(cert.ski_extension, der), _result(cert.ski_of, der))
+            i += 1
+    # GC allocation of one peer_ski() on a memoryview (the callback's case), first record.
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    cert.peer_ski(first)
+    print("ALLOC", gc.mem_alloc() - before)
+    gc.enable()
+
+
+main(sys.argv[1])
