@@ -1,10 +1,33 @@
 # Runs the gateway on the host under the MicroPython unix port (make run, end-to-end tests):
 #   MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD_CONFIG DATA_DIR
+# GW_HEAP_PROBE=1 prints live-heap figures for the benchmarks ("HEAP base|max|conn N").
+import gc
+import os
 import sys
 
 from gateway import app
 
+
+class HeapProbe:
+    # live heap after a full collection, at every step of every connection
+    def __init__(self):
+        self.base = 0
+        self.high = 0
+
+    def __call__(self, event):
+        gc.collect()
+        a = gc.mem_alloc()
+        if event == "base":
+            self.base = self.high = a
+            print("HEAP base", a)
+        elif a > self.high:
+            self.high = a
+        if event == "closed":
+            print("HEAP max", self.high)
+            print("HEAP closed", a)
+
+
 if len(sys.argv) != 3:
     print("usage: micropython tools/host_run.py BOARD_CONFIG DATA_DIR")
     sys.exit(2)
-app.run(sys.argv[1], sys.argv[2])
+app.run(sys.argv[1], sys.argv[2], probe=HeapProbe() if os.getenv("GW_HEAP_PROBE") else None)

@@ -52,13 +52,16 @@ class Gateway:
         print("      'tools/gw trust add <its SKI>' (host) or diag.approve() (REPL)")
         return port
 
-    async def serve_forever(self):
+    async def serve_forever(self, probe=None):
+        self.node.probe = probe
         await self.start()
+        if probe:
+            probe("base")
         while True:
             await asyncio.sleep(3600)
 
 
-def run(board_path, data_dir, host_files=True):
+def run(board_path, data_dir, host_files=True, probe=None):
     try:
         gw = Gateway(board_path, data_dir, host_files)
     except config.ConfigError as e:
@@ -68,7 +71,7 @@ def run(board_path, data_dir, host_files=True):
         print("cannot read the device identity in %s (%s); create it with 'tools/gw certs'" % (data_dir, e))
         raise SystemExit(2)
     try:
-        asyncio.run(gw.serve_forever())
+        asyncio.run(gw.serve_forever(probe))
     except KeyboardInterrupt:
         print("stopped")
 

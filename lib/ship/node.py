@@ -12,6 +12,7 @@ from ship import tlsctx
 from ship import trust as T
 from ship.messages import DATA_PREFIX, DATA_SUFFIX
 from ws.stream import WsConnection, WsClosed
+from ws.upgrade import UpgradeError
 
 _TAG = "ship"
 _UPGRADE_MS = const(10000)
@@ -36,6 +37,8 @@ class Peer:
         self.conn = None
         self.ws = None
         self.spine = None
+        self.id_checked = False
+        self.trust_at = self.started
         self._lock = asyncio.Lock()
 
     @property
@@ -102,8 +105,9 @@ class ShipNode:
         self._client_ctx = None
         self._cert = cert_der
         self._key = key_der
-        self._wakers = {}
         self._dial_task = None
+        # benchmark hook: probe(event) after every step of a connection ("step", "closed")
+        self.probe = None
 
     # ---- server ---------------------------------------------------------------------------
 
@@ -131,22 +135,30 @@ class ShipNode:
     async def _accept(self, reader, writer):
         addr = _peer_text(writer)
         ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"])
-        ski = None
+        box = [None]
+
+        def admit():
+            # the TLS handshake ran inside the first read of the request head, in this task;
+            # a peer without a certificate is refused before the upgrade (403)
+            box[0] = tlsctx.take_peer_ski()
+            return box[0] is not None
+
         try:
             try:
-                # the TLS handshake runs inside the first read of the upgrade request
-                await ws.accept(_UPGRADE_MS)
+                await ws.accept(self.cfg["timers"].cmi, admit)
             finally:
-                ski = tlsctx.take_peer_ski()
-            if ski is None:
-                self.stats["no_cert"] += 1
-                log.warn(_TAG, "%s: no client certificate, dropped", addr)
-                await ws.close(1008, "certificate required")
-                return
+                if box[0] is None:
+                    tlsctx.take_peer_ski()  # never leave an entry behind
             self.stats["accepted"] += 1
-            await self._run(ws, ski, addr, False)
+            await self._run(ws, box[0], addr, False)
+        except UpgradeError as e:
+            if e.status == 403:
+                self.stats["no_cert"] += 1
+                log.warn(_TAG, "%s: no client certificate, refused", addr)
+            else:
+                log.info(_TAG, "%s: WebSocket upgrade failed: %d %s", addr, e.status, e.reason)
         except (OSError, WsClosed, asyncio.TimeoutError) as e:
-            if ski is None:
+            if box[0] is None:
                 self.stats["refused_tls"] += 1
             log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
         finally:
@@ -188,7 +200,7 @@ class ShipNode:
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"])
             tlsctx.expect_peer_ski(ski)
             try:
-                await ws.connect(host, path, _UPGRADE_MS)
+                await ws.connect(host, path, self.cfg["timers"].cmi)
             finally:
                 got = tlsctx.take_peer_ski()
             if got != ski:
@@ -196,7 +208,7 @@ class ShipNode:
                 await ws.close(1008, "unexpected SKI")
                 return None
             return await self._run(ws, ski, addr, True)
-        except (OSError, WsClosed, asyncio.TimeoutError) as e:
+        except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError) as e:
             log.info(_TAG, "dial %s failed: %r", addr, e)
             return None
         finally:
@@ -223,12 +235,9 @@ class ShipNode:
             await self._flush(peer)
             while conn.state != C.CLOSED:
                 wait = conn.ms_to_deadline(time.ticks_ms())
-                if conn.state == C.HELLO and not self.trust.is_trusted(ski):
-                    wait = _TRUST_POLL_MS if wait is None else min(wait, _TRUST_POLL_MS)
-                    if decision == T.DENIED:
-                        conn.deny(time.ticks_ms())
-                if self._double_pending(peer):
-                    wait = _TRUST_POLL_MS if wait is None else min(wait, _TRUST_POLL_MS)
+                # trust edits (REPL, host tool) and double connections are polled
+                if wait is None or wait > _TRUST_POLL_MS:
+                    wait = _TRUST_POLL_MS
                 try:
                     if wait is None:
                         await ws.read_some(sink)
@@ -241,11 +250,15 @@ class ShipNode:
                     break
                 now = time.ticks_ms()
                 conn.tick(now)
-                self._check_trust(peer, now)
+                if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
+                    peer.trust_at = now
+                    self._check_trust(peer, now)
                 self._resolve_double(peer)
                 await self._flush(peer)
                 if conn.state in (C.DATA, C.CLOSING):
                     await peer.spine.poll(peer)
+                if self.probe:
+                    self.probe("step")
         except OSError as e:
             log.info(_TAG, "%s: connection lost: %r", addr, e)
             conn.ws_closed(1006)
@@ -256,6 +269,8 @@ class ShipNode:
             if conn.close_code == C.CLOSE_REJECTED:
                 self.stats["rejected"] += 1
             log.info(_TAG, "%s: closed (%d %s)", addr, conn.close_code, conn.close_reason)
+            if self.probe:
+                self.probe("closed")
         return peer
 
     async def _flush(self, peer):
@@ -281,15 +296,21 @@ class ShipNode:
 
     def _check_trust(self, peer, now):
         conn = peer.conn
-        if conn.state != C.HELLO:
-            return
         self.trust.reload_if_changed()
-        if self.trust.is_trusted(peer.ski):
-            conn.approve(now)
-        elif peer.ski in self.trust.denied:
-            conn.deny(now)
-        if conn.peer_id is None and conn.state > C.HELLO:
-            pass
+        trusted = self.trust.is_trusted(peer.ski)
+        if conn.state == C.HELLO:
+            if trusted:
+                conn.approve(now)
+            elif peer.ski in self.trust.denied:
+                conn.deny(now)
+        elif conn.state > C.HELLO and conn.state < C.CLOSING and not trusted:
+            # the user removed the pairing: announce, then close with 4500 (ship.md 9.2)
+            conn.close(now, "removedConnection", C.CLOSE_USER)
+        if conn.peer_id is not None and not peer.id_checked:
+            peer.id_checked = True
+            if not self.trust.check_id(peer.ski, conn.peer_id):
+                log.warn(_TAG, "%s: SKI %s presents SHIP ID %s, known as another", peer.addr, peer.ski, conn.peer_id)
+                conn.close(now)
 
     # ---- double connections (ship.md 10) ----------------------------------------------------
 

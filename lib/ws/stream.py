@@ -1,0 +1,459 @@
+# WebSocket connection over MicroPython asyncio streams: the codec and upgrade cores plus the
+# I/O. Buffers are made once per connection; received payload goes to a sink in chunks of at
+# most rx_size bytes, sent messages go out as one frame through a fixed tx buffer.
+import asyncio
+import os
+
+from compat import const, xor_mask
+from ws import upgrade
+from ws.codec import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    Decoder,
+    WsError,
+    close_payload,
+    encode_header,
+)
+
+_HEAD_MAX = const(2048)
+_CTL_MAX = const(131)  # 2 header + 4 mask + 125 payload
+
+
+class WsClosed(Exception):
+    # code 1006: the connection dropped without a close frame.
+    def __init__(self, code, reason=""):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Discard:
+    def ws_begin(self):
+        pass
+
+    def ws_data(self, buf, off, n):
+        pass
+
+    def ws_end(self):
+        pass
+
+
+class WsConnection:
+    def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384):
+        self._r = reader
+        self._w = writer
+        self.client = client
+        self.path = None
+        self._rx = bytearray(rx_size)
+        self._rxmv = memoryview(self._rx)
+        self._tx = bytearray(tx_size)
+        self._txmv = memoryview(self._tx)
+        self._cb = bytearray(_CTL_MAX)
+        self._cbmv = memoryview(self._cb)
+        self._cn = 0  # length of the control frame in _cb still to be sent
+        self._dec = Decoder(client, max_message)
+        self._busy = False  # a frame (and its drain) is being written
+        self._txev = asyncio.Event()
+        # Received bytes not yet fed (survive a cancelled read_some, and the bytes that
+        # followed the upgrade head in the head buffer).
+        self._pb = self._rx
+        self._po = 0
+        self._pe = 0
+        self._tn = 0
+        self._left = -1  # payload bytes the open outgoing frame still needs; -1: none open
+        self._key = None
+        self._mpos = 0
+        self.close_sent = False
+        self.close_code = 0  # set once the connection is closed for reading
+        self.close_reason = ""
+        self.pongs = 0
+
+    # --- opening handshake
+
+    async def _head(self, buf, parse):
+        mv = memoryview(buf)
+        n = 0
+        while True:
+            r = await self._r.readinto(mv[n:])
+            if r is None:
+                continue
+            if not r:
+                raise upgrade.UpgradeError(0, "connection closed")
+            n += r
+            res = parse(buf, n)
+            if res is not None:
+                return res, n
+
+    async def _within(self, coro, ms, status):
+        # Not wait_for_ms: that runs coro in a task of its own, and the TLS handshake inside
+        # these first reads must stay in the caller's task, by which the verify callback
+        # attributes the peer certificate (asyncio.current_task()).
+        me = asyncio.current_task()
+        fired = [False]
+
+        async def dog():
+            await asyncio.sleep_ms(ms)
+            fired[0] = True
+            me.cancel()
+
+        wd = asyncio.create_task(dog())
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if fired[0]:
+                raise upgrade.UpgradeError(status, "timeout")
+            raise
+        finally:
+            wd.cancel()
+
+    async def accept(self, timeout_ms=5000, admit=None):
+        # admit(): called once the request head is in (so a TLS handshake has completed);
+        # False refuses the upgrade with 403 before any WebSocket byte is sent.
+        buf = bytearray(_HEAD_MAX)
+        try:
+            (path, key, hl), n = await self._within(
+                self._head(buf, upgrade.parse_request), timeout_ms, 408
+            )
+            if admit is not None and not admit():
+                raise upgrade.UpgradeError(403, "refused")
+            self._w.write(upgrade.accept_response(key))
+            await self._w.drain()
+        except upgrade.UpgradeError as e:
+            # no answer on a timeout: the TLS handshake may not have finished, and writing
+            # would wait for the very peer that stalls
+            if e.status and e.status != 408:
+                try:
+                    self._w.write(upgrade.error_response(e.status))
+                    await self._w.drain()
+                except OSError:
+                    pass
+            await self._shut()
+            raise
+        except OSError:
+            await self._shut()
+            raise
+        self._keep(buf, hl, n)
+        self.path = path
+        return path
+
+    def _keep(self, buf, hl, n):
+        # Frames pipelined behind the head are fed from the head buffer before any read.
+        if hl < n:
+            self._pb = buf
+            self._po = hl
+            self._pe = n
+
+    async def connect(self, host, path, timeout_ms=5000):
+        key = upgrade.new_key()
+        buf = bytearray(_HEAD_MAX)
+        try:
+            hl, n = await self._within(self._dial(buf, host, path, key), timeout_ms, 0)
+        except (upgrade.UpgradeError, OSError):
+            await self._shut()
+            raise
+        self._keep(buf, hl, n)
+        self.path = path
+
+    async def _dial(self, buf, host, path, key):
+        self._w.write(upgrade.request(host, path, key))
+        await self._w.drain()
+        return await self._head(buf, lambda b, n: upgrade.parse_response(b, n, key))
+
+    # --- receiving
+
+    async def read_some(self, sink):
+        # One network read, fed to the decoder; returns the bytes read (0 when the transport
+        # had nothing, e.g. a partial TLS record).
+        if self.close_code:
+            raise WsClosed(self.close_code, self.close_reason)
+        n = 0
+        if self._po >= self._pe:
+            try:
+                n = await self._r.readinto(self._rxmv)
+            except OSError:
+                self._closed(1006, "connection reset")
+            if n is None:
+                return 0
+            if not n:
+                self._closed(1006, "connection lost")
+            self._pb = self._rx
+            self._po = 0
+            self._pe = n
+        buf = self._pb
+        dec = self._dec
+        while self._po < self._pe:
+            try:
+                used = dec.feed(buf, self._po, self._pe - self._po, sink)
+            except WsError as e:
+                self._po = self._pe
+                self._mark(e.code, e.reason)
+                if not self.close_sent:
+                    self._queue_close(e.code, e.reason)
+                    await self._send_ctl_quiet()
+                raise WsClosed(e.code, e.reason)
+            self._po += used
+            op = dec.control
+            if op:
+                dec.control = 0
+                if op == OP_PING:
+                    if not self.close_sent:
+                        self._queue_ctl(OP_PONG, dec.ctl, 0, dec.ctl_len)
+                        try:
+                            await self._send_ctl(False)
+                        except OSError:
+                            self._closed(1006, "connection reset")
+                elif op == OP_PONG:
+                    self.pongs += 1
+                else:
+                    self._po = self._pe
+                    code = dec.close_code
+                    reason = bytes(dec.ctl[2 : dec.ctl_len]).decode() if code else ""
+                    self._mark(code or 1005, reason)
+                    if not self.close_sent:
+                        # Echo the code; an empty close is answered with an empty one.
+                        self._queue_ctl(OP_CLOSE, dec.ctl, 0, 2 if code else 0)
+                        self.close_sent = True
+                        await self._send_ctl_quiet()
+                    raise WsClosed(code or 1005, reason)
+        return n
+
+    # Set before any await, so that a read_some cancelled while answering still reports it.
+    def _mark(self, code, reason):
+        self.close_code = code
+        self.close_reason = reason
+
+    def _closed(self, code, reason):
+        self._mark(code, reason)
+        raise WsClosed(code, reason)
+
+    # --- control frames: built in _cb, sent by whoever holds the writer role (_busy)
+
+    def _queue_ctl(self, op, src, off, n):
+        cb = self._cb
+        key = os.urandom(4) if self.client else None
+        h = encode_header(cb, 0, op, n, key)
+        for i in range(n):
+            cb[h + i] = src[off + i]
+        if key:
+            xor_mask(cb, h, n, key, 0)
+        self._cn = h + n
+
+    def _queue_close(self, code, reason):
+        p = bytearray(125)
+        self._queue_ctl(OP_CLOSE, p, 0, close_payload(p, 0, code, reason))
+        self.close_sent = True
+
+    async def _send_ctl(self, wait):
+        # Without wait, a frame the current writer will send on release is left to it, so the
+        # reader never blocks behind a large outgoing message.
+        if self._busy:
+            if not wait:
+                return
+            await self._wait_tx()
+        self._busy = True
+        try:
+            if self._cn:
+                self._w.write(self._cbmv[: self._cn])
+                self._cn = 0
+                await self._w.drain()
+        finally:
+            self._release()
+
+    async def _send_ctl_quiet(self):
+        # The peer may already be gone when its close or its protocol error is answered.
+        try:
+            await self._send_ctl(False)
+        except OSError:
+            pass
+
+    async def ping(self, payload=b""):
+        if self.close_sent:
+            raise WsClosed(self.close_code or 1006, "closing")
+        self._queue_ctl(OP_PING, payload, 0, len(payload))
+        await self._send_ctl(True)
+
+    # --- sending: one frame per message, streamed through the fixed tx buffer. The stream
+    # must see one writer at a time and no control frame inside a data frame, hence _busy;
+    # an uncontended flag costs no allocation, unlike awaiting asyncio.Lock.acquire().
+
+    async def _wait_tx(self):
+        ev = self._txev
+        while self._busy:
+            ev.clear()
+            await ev.wait()
+
+    def _release(self):
+        self._busy = False
+        self._txev.set()
+
+    def _open(self, total_len):
+        if self.close_sent:
+            raise WsClosed(self.close_code or 1006, "closing")
+        key = None
+        if self.client:
+            key = os.urandom(4)
+        self._key = key
+        self._tn = encode_header(self._tx, 0, OP_BINARY, total_len, key)
+        self._left = total_len
+        self._mpos = 0
+
+    def _fail_tx(self):
+        # After a transport error mid-frame the stream can carry no further frame.
+        self._left = -1
+        self.close_sent = True
+        self._release()
+
+    async def begin(self, total_len):
+        if self._busy:
+            await self._wait_tx()
+        self._busy = True
+        try:
+            self._open(total_len)
+        except WsClosed:
+            self._release()
+            raise
+
+    async def write(self, data):
+        n = len(data)
+        if self._left < 0:
+            raise ValueError("ws: write() outside begin()/end()")
+        if n > self._left:
+            await self._abort()
+            raise ValueError("ws: more bytes than announced")
+        self._left -= n
+        tx = self._tx
+        txmv = self._txmv
+        size = len(tx)
+        key = self._key
+        w = self._w
+        src = data
+        i = 0
+        while i < n:
+            t = self._tn
+            k = size - t
+            if k > n - i:
+                k = n - i
+            if k == n:
+                txmv[t : t + k] = data
+            else:
+                if src is data:
+                    src = memoryview(data)
+                txmv[t : t + k] = src[i : i + k]
+            if key:
+                xor_mask(tx, t, k, key, self._mpos)
+                self._mpos = (self._mpos + k) & 3
+            i += k
+            t += k
+            if t < size:
+                self._tn = t
+                continue
+            self._tn = 0
+            try:
+                # Stream.write() keeps what the socket did not take in a copy (out_buf), so
+                # tx is free again at once; drain (one generator each) only when it did so.
+                w.write(txmv)
+                if getattr(w, "out_buf", True):
+                    await w.drain()
+            except BaseException:
+                # Transport error or cancellation inside a frame: no frame may follow.
+                self._fail_tx()
+                raise
+
+    async def end(self):
+        if self._left:
+            if self._left > 0:
+                await self._abort()
+            raise ValueError("ws: fewer bytes than announced")
+        try:
+            self._put()
+            await self._w.drain()
+        except OSError:
+            self._fail_tx()
+            raise
+        finally:
+            # Also when cancelled in drain: the whole frame is in the stream already.
+            self._release()
+
+    def _put(self):
+        # The frame's tail, then any control frame queued meanwhile.
+        self._left = -1
+        w = self._w
+        if self._tn:
+            w.write(self._txmv[: self._tn])
+            self._tn = 0
+        if self._cn:
+            w.write(self._cbmv[: self._cn])
+            self._cn = 0
+
+    async def send_binary(self, data):
+        n = len(data)
+        if n + 14 > len(self._tx):
+            await self.begin(n)
+            await self.write(data)
+            await self.end()
+            return
+        # Fits the tx buffer: no coroutine besides this one and the stream's drain.
+        if self._busy:
+            await self._wait_tx()
+        self._busy = True
+        try:
+            self._open(n)
+        except WsClosed:
+            self._release()
+            raise
+        t = self._tn
+        self._txmv[t : t + n] = data
+        if self._key:
+            xor_mask(self._tx, t, n, self._key, 0)
+        self._tn = t + n
+        try:
+            self._put()
+            await self._w.drain()
+        except OSError:
+            self._fail_tx()
+            raise
+        finally:
+            self._release()
+
+    # --- closing
+
+    async def close(self, code=1000, reason="", wait_ms=0):
+        # With wait_ms, and only if no other task is reading, waits for the peer's close
+        # frame (discarding data) before dropping TCP. A message left half-sent by another
+        # task (or a cancelled one) cannot be followed by a close frame: then TCP just drops.
+        try:
+            if not self.close_sent and self._left < 0:
+                self._queue_close(code, reason)
+                await self._send_ctl(True)
+            if wait_ms and not self.close_code:
+                try:
+                    await asyncio.wait_for_ms(self._until_closed(), wait_ms)
+                except (WsClosed, asyncio.TimeoutError):
+                    pass
+        except OSError:
+            pass
+        finally:
+            if not self.close_code:
+                self.close_code = code
+                self.close_reason = reason
+            await self._shut()
+
+    async def _until_closed(self):
+        sink = _Discard()
+        while True:
+            await self.read_some(sink)
+
+    async def _abort(self):
+        self._fail_tx()
+        await self._shut()
+
+    async def _shut(self):
+        if not self.close_code:
+            self.close_code = 1006
+        try:
+            self._w.close()
+            await self._w.wait_closed()
+        except OSError:
+            pass
