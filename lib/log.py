@@ -1,12 +1,15 @@
-# Tagged one-line log records to the console plus a small RAM ring for diagnostics.
+# Tagged one-line log records to the console plus a RAM ring of the recent ones for
+# diagnostics. The ring is one buffer allocated at import: logging never grows the heap.
 # Levels: 0 error, 1 warning, 2 info, 3 debug.
 from compat import const
 
-_RING = const(32)
+_LINES = const(32)
+_WIDTH = const(120)
 _LEVELS = "EWID"
 
 level = 2
-_ring = [None] * _RING
+_ring = bytearray(_LINES * _WIDTH)
+_lens = bytearray(_LINES)
 _pos = 0
 
 
@@ -17,9 +20,17 @@ def log(lvl, tag, msg, *args):
     if args:
         msg = msg % args
     line = "[%s] %s: %s" % (tag, _LEVELS[lvl], msg)
-    _ring[_pos] = line
-    _pos = (_pos + 1) % _RING
     print(line)
+    b = line.encode()
+    n = len(b)
+    if n > _WIDTH:
+        n = _WIDTH
+        while n and (b[n] & 0xC0) == 0x80:  # cut on a character boundary
+            n -= 1
+    off = _pos * _WIDTH
+    _ring[off : off + n] = b[:n] if n < len(b) else b
+    _lens[_pos] = n
+    _pos = (_pos + 1) % _LINES
 
 
 def error(tag, msg, *args):
@@ -39,10 +50,11 @@ def debug(tag, msg, *args):
 
 
 def recent():
-    """The ring's lines, oldest first."""
+    """The ring's lines, oldest first (lines longer than the ring's width are cut)."""
     out = []
-    for i in range(_RING):
-        line = _ring[(_pos + i) % _RING]
-        if line is not None:
-            out.append(line)
+    for i in range(_LINES):
+        j = (_pos + i) % _LINES
+        n = _lens[j]
+        if n:
+            out.append(bytes(_ring[j * _WIDTH : j * _WIDTH + n]).decode())
     return out

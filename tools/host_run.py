@@ -17,9 +17,9 @@ class HeapProbe:
     def __call__(self, event):
         gc.collect()
         a = gc.mem_alloc()
-        if event == "base":
+        if event in ("imports", "base"):
             self.base = self.high = a
-            print("HEAP base", a)
+            print("HEAP", event, a)
         elif a > self.high:
             self.high = a
         if event == "closed":

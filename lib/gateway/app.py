@@ -62,6 +62,8 @@ class Gateway:
 
 
 def run(board_path, data_dir, host_files=True, probe=None):
+    if probe:
+        probe("imports")
     try:
         gw = Gateway(board_path, data_dir, host_files)
     except config.ConfigError as e:

@@ -163,6 +163,9 @@ class ShipNode:
             log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
         finally:
             await _quiet_close(writer)
+            if self.probe:
+                ws = None
+                self.probe("closed")
 
     # ---- client ---------------------------------------------------------------------------
 
@@ -269,8 +272,6 @@ class ShipNode:
             if conn.close_code == C.CLOSE_REJECTED:
                 self.stats["rejected"] += 1
             log.info(_TAG, "%s: closed (%d %s)", addr, conn.close_code, conn.close_reason)
-            if self.probe:
-                self.probe("closed")
         return peer
 
     async def _flush(self, peer):
