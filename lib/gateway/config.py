@@ -68,7 +68,7 @@ def parse(doc):
     t = s["timers_ms"]
     _need(isinstance(t, dict), "ship.timers_ms", "must be an object")
     for k in t:
-        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close"), "ship.timers_ms." + k, "unknown timer")
+        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong"), "ship.timers_ms." + k, "unknown timer")
         _need(isinstance(t[k], int) and t[k] > 0, "ship.timers_ms." + k, "must be a positive integer")
     cem = s["cem"]
     if cem is not None:

@@ -35,7 +35,11 @@ _CTRL_CAP = const(1024)
 
 class Timers:
     # Defaults are the SHIP values; tests shorten them.
-    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500):
+    # idle/pong: liveness after the handshake, as ship-go does (ping after 50 s of silence,
+    # drop when nothing comes back within another 10 s)
+    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500, idle=50000, pong=10000):
+        self.idle = idle
+        self.pong = pong
         self.cmi = cmi
         self.hello = hello
         self.prolong_threshold = prolong_threshold
@@ -118,6 +122,10 @@ class ShipConnection:
             self._arm(now, self._t.close)
         elif self.state < DATA:
             self._fail(code, "closed locally")
+
+    def abort(self, code, why):
+        """End now, without the SHIP close handshake (an unresponsive peer)."""
+        self._fail(code, why)
 
     def ws_closed(self, code):
         if self.state != CLOSED:

@@ -39,6 +39,9 @@ class Peer:
         self.spine = None
         self.id_checked = False
         self.trust_at = self.started
+        self.heard = self.started  # when the peer last sent anything
+        self.rx_error = None  # close code once the transport has ended
+        self.event = asyncio.Event()
         self._lock = asyncio.Lock()
 
     @property
@@ -234,6 +237,10 @@ class ShipNode:
         self._register(peer)
         log.info(_TAG, "%s: %s connection from SKI %s", addr, "outgoing" if outgoing else "incoming", ski)
         conn.start(now)
+        timers = self.cfg["timers"]
+        pinged = False
+        ev = peer.event
+        reader = asyncio.create_task(self._reader(peer, sink))
         try:
             await self._flush(peer)
             while conn.state != C.CLOSED:
@@ -241,18 +248,27 @@ class ShipNode:
                 # trust edits (REPL, host tool) and double connections are polled
                 if wait is None or wait > _TRUST_POLL_MS:
                     wait = _TRUST_POLL_MS
-                try:
-                    if wait is None:
-                        await ws.read_some(sink)
-                    else:
-                        await asyncio.wait_for_ms(ws.read_some(sink), wait)
-                except asyncio.TimeoutError:
-                    pass
-                except WsClosed as e:
-                    conn.ws_closed(e.code)
+                if not ev.is_set():
+                    try:
+                        await asyncio.wait_for_ms(ev.wait(), wait)
+                    except asyncio.TimeoutError:
+                        pass
+                ev.clear()
+                if peer.rx_error is not None:
+                    conn.ws_closed(peer.rx_error)
                     break
                 now = time.ticks_ms()
                 conn.tick(now)
+                if conn.state >= C.DATA and conn.state != C.CLOSED:
+                    # liveness: a silent peer (even one stuck mid-frame) is pinged, then dropped
+                    quiet = time.ticks_diff(now, peer.heard)
+                    if quiet < timers.idle:
+                        pinged = False
+                    elif quiet >= timers.idle + timers.pong:
+                        conn.abort(C.CLOSE_NORMAL, "peer unresponsive")
+                    elif not pinged:
+                        pinged = True
+                        await ws.ping(b"ship")
                 if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
                     peer.trust_at = now
                     self._check_trust(peer, now)
@@ -266,6 +282,7 @@ class ShipNode:
             log.info(_TAG, "%s: connection lost: %r", addr, e)
             conn.ws_closed(1006)
         finally:
+            reader.cancel()  # blocked in a read, which is safe to cancel
             self._unregister(peer)
             peer.spine.closed(peer)
             self.trust.forget_pending(ski)
@@ -273,6 +290,22 @@ class ShipNode:
                 self.stats["rejected"] += 1
             log.info(_TAG, "%s: closed (%d %s)", addr, conn.close_code, conn.close_reason)
         return peer
+
+    async def _reader(self, peer, sink):
+        # Feeds the core as bytes arrive and wakes the connection loop, which owns the timers
+        # and all decisions. Runs until the connection ends or the transport fails.
+        ws = peer.ws
+        ev = peer.event
+        try:
+            while True:
+                if await ws.read_some(sink):
+                    peer.heard = time.ticks_ms()
+                ev.set()
+        except WsClosed as e:
+            peer.rx_error = e.code
+        except OSError:
+            peer.rx_error = 1006
+        ev.set()
 
     async def _flush(self, peer):
         conn = peer.conn
@@ -346,8 +379,8 @@ class ShipNode:
             self._wake(loser)
 
     def _wake(self, peer):
-        # a connection blocked in read_some notices close actions at its next tick (<= 1 s)
-        pass
+        # a local decision (close, unpairing, double connection) is acted on at once
+        peer.event.set()
 
     def approve(self, ski):
         self.trust.add(ski)
