@@ -10,7 +10,7 @@ import struct
 
 import certs
 import pytest
-from gateway_proc import Gateway
+from gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipPeer, ShipServer, data_message
 from testcem.tls import client_context
@@ -431,3 +431,92 @@ def test_gateway_dials_cem(tmp_path):
             g.stop()
 
     run(go(), timeout=40)
+
+
+# ---- liveness, pairing window, double connections ------------------------------------------------
+
+
+def test_silent_peer_pinged_then_dropped(tmp_path, cem):
+    """In data exchange a silent peer is pinged; one that answers stays, one that does not goes."""
+    g = Gateway(tmp_path / "live", ship={"timers_ms": dict(FAST_TIMERS, idle=400, pong=400)})
+    g.trust(cem.ski)
+    g.start()
+    try:
+
+        async def go():
+            alive = await connected(g, cem)
+            await alive.recv_datagram(timeout=5)
+            await asyncio.sleep(2.0)
+            assert alive.pings and not alive.closed  # answered pings, still connected
+            await alive.close()
+            mute = await connected(g, cem, auto_pong=False)
+            await mute.recv_datagram(timeout=5)
+            await mute.wait_closed(timeout=5)
+            return mute.close_code
+
+        assert run(go()) == CLOSE_NORMAL
+        g.wait_for("peer unresponsive")
+    finally:
+        g.stop()
+
+
+def test_pairing_window_accepts_unknown_peer(tmp_path):
+    g = Gateway(tmp_path / "window", ship={"pairing_window_s": 30})
+    g.start()
+    try:
+        newcomer = Identity.generate(common_name="Window")
+
+        async def go():
+            p = await connected(g, newcomer)
+            assert p.handshake_complete
+            await p.close()
+
+        run(go())
+        import json
+
+        doc = json.load(open(os.path.join(g.data_dir, "trust.json")))
+        assert doc["trusted"][newcomer.ski]["by"] == "window"
+    finally:
+        g.stop()
+
+
+def test_second_connection_from_same_peer_replaces_the_first(gw, cem):
+    """Two incoming connections of one SKI: the newest stays, the older is closed with 1000."""
+
+    async def go():
+        first = await connected(gw, cem)
+        await first.recv_datagram(timeout=5)
+        second = await connected(gw, cem)
+        await first.wait_closed(timeout=5)
+        assert not second.closed
+        await second.recv_datagram(timeout=5)
+        assert await second.close()
+        return first.close_code
+
+    assert run(go()) == 1000
+
+
+def test_gw_cem_tool_against_gateway(gw, tmp_path):
+    """The installer's tool: dial, handshake, send a capture, print what comes back."""
+    import subprocess
+
+    from conftest import CAPTURES
+
+    certdir = tmp_path / "cemtool"
+    ident = Identity.generate(common_name="Tool")
+    ident.save(str(certdir))
+    gw.trust(ident.ski)
+    mark = gw.mark()
+    capture = os.path.join(CAPTURES, "01_read_detaileddiscovery.raw.json")
+    r = subprocess.run(
+        [os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools", "gw"), "cem",
+         "--host", HOST, "--port", str(gw.port), "--ski", gw.ski, "--cert", str(certdir),
+         "--send", capture, "--wait", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ident.ski in r.stdout
+    assert "nodeManagementDetailedDiscoveryData" in r.stdout  # the gateway's read, printed
+    payload = open(capture, "rb").read().strip()
+    start = payload.index(b'"payload":') + len(b'"payload":')
+    gw.wait_for(crc_line(payload[start:-3]), start=mark)

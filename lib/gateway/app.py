@@ -12,6 +12,9 @@ from ship.trust import TrustStore
 
 _TAG = "app"
 
+# the running gateway, for the REPL diagnostics (diag.py)
+current = None
+
 
 def _read(path):
     with open(path, "rb") as f:
@@ -48,11 +51,15 @@ class Gateway:
         if window:
             self.trust.open_window(time.ticks_ms(), window)
             print("pairing window open for %d s: unknown peers are trusted on first contact" % window)
-        print("pair: enter SKI %s at the energy manager; trust it here with" % self.ski)
-        print("      'tools/gw trust add <its SKI>' (host) or diag.approve() (REPL)")
+        print("pair: 1. enter SKI %s at the energy manager (evcc: ski of the eebus charger)" % self.ski)
+        print("      2. trust the manager's SKI here: 'tools/gw trust add <SKI>' on the host,")
+        print("         diag.approve() at the REPL; until then it is held pending, then refused")
+        print("try:  tools/gw cem --host %s --port %d --ski %s" % (host, port, self.ski))
         return port
 
     async def serve_forever(self, probe=None):
+        global current
+        current = self
         self.node.probe = probe
         await self.start()
         if probe:

@@ -10,6 +10,8 @@ from compat import const, sockaddr_host
 from ship import connection as C
 from ship import tlsctx
 from ship import trust as T
+from ship.backoff import DialBackoff
+from ship.double import pick_double_loser
 from ship.messages import DATA_PREFIX, DATA_SUFFIX
 from ws.stream import WsConnection, WsClosed
 from ws.upgrade import UpgradeError
@@ -17,12 +19,8 @@ from ws.upgrade import UpgradeError
 _TAG = "ship"
 _UPGRADE_MS = const(10000)
 _TRUST_POLL_MS = const(1000)
-_DOUBLE_GRACE_MS = const(10000)
-_PENDING_RETRY_MS = const(180000)  # a peer that answered pending: minutes, not seconds
 _CLOSE_DOUBLE = const(1000)
 
-# ship-go's connectionInitiationDelayTimeRanges: random delay in these ranges, last repeats
-_BACKOFF = ((0, 3000), (3000, 10000), (10000, 20000))
 
 
 class Peer:
@@ -174,23 +172,16 @@ class ShipNode:
 
     async def _dial_loop(self, cem):
         ski = T.normalize_ski(cem["ski"])
-        attempt = 0
+        backoff = DialBackoff(random.randint)
         while True:
-            lo, hi = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
-            await asyncio.sleep_ms(random.randint(lo, hi))
+            await asyncio.sleep_ms(backoff.next_delay())
             if ski in self.peers or not self.trust.is_trusted(ski):
                 # prefer being dialed; dial only trusted peers we are not connected to
-                attempt = 0
                 await asyncio.sleep_ms(_TRUST_POLL_MS)
                 continue
             peer = await self.dial(cem["host"], cem["port"], ski, cem.get("path", "/ship/"))
-            # a denial or a rejected hello does not reset the back-off (ship.md 9.3)
-            if peer is not None and peer.conn and peer.conn.peer_pending:
-                await asyncio.sleep_ms(_PENDING_RETRY_MS)
-            if peer is not None and peer.conn and peer.conn.peer_id and peer.conn.close_code != C.CLOSE_REJECTED:
-                attempt = 0
-            else:
-                attempt += 1
+            conn = peer.conn if peer is not None else None
+            backoff.outcome(conn is not None and conn.peer_id is not None, conn is not None and conn.peer_pending)
 
     async def dial(self, host, port, ski, path="/ship/"):
         """Connect to a peer as SHIP client and run the connection until it ends."""
@@ -244,10 +235,15 @@ class ShipNode:
         try:
             await self._flush(peer)
             while conn.state != C.CLOSED:
-                wait = conn.ms_to_deadline(time.ticks_ms())
+                now = time.ticks_ms()
+                wait = conn.ms_to_deadline(now)
                 # trust edits (REPL, host tool) and double connections are polled
                 if wait is None or wait > _TRUST_POLL_MS:
                     wait = _TRUST_POLL_MS
+                if conn.state >= C.DATA:
+                    live = timers.idle + (timers.pong if pinged else 0) - time.ticks_diff(now, peer.heard)
+                    if live < wait:
+                        wait = live if live > 0 else 0
                 if not ev.is_set():
                     try:
                         await asyncio.wait_for_ms(ev.wait(), wait)
@@ -393,26 +389,6 @@ class ShipNode:
         self.trust.remove(ski)
         for p in self.peers.get(ski, ()):
             p.close("removedConnection", C.CLOSE_USER)
-
-
-def pick_double_loser(local_ski, peers, now):
-    """Which of two connections to the same SKI to close, or None to wait.
-
-    Our SKI larger: keep the connection we initiated (the installed-base rule of ship-go v0.7
-    and evcc, which also is "the newest" whenever our dial came second); with two of the same
-    direction keep the newest (SHIP 12.2.2). Our SKI smaller: the peer decides, so wait; if it
-    has not closed one after a grace period, close the one the installed-base rule drops.
-    """
-    a, b = peers[0], peers[1]
-    if a.outgoing == b.outgoing:
-        return a if time.ticks_diff(b.started, a.started) >= 0 else b
-    ours = a if a.outgoing else b
-    theirs = b if a.outgoing else a
-    if local_ski > theirs.ski:
-        return theirs
-    if time.ticks_diff(now, max(a.started, b.started)) < _DOUBLE_GRACE_MS:
-        return None
-    return ours
 
 
 def _free_port(host):
