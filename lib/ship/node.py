@@ -22,7 +22,6 @@ _TRUST_POLL_MS = const(1000)
 _CLOSE_DOUBLE = const(1000)
 
 
-
 class Peer:
     """A live connection to one peer (SKI) as the rest of the gateway sees it."""
 
@@ -40,7 +39,6 @@ class Peer:
         self.heard = self.started  # when the peer last sent anything
         self.rx_error = None  # close code once the transport has ended
         self.event = asyncio.Event()
-        self._lock = asyncio.Lock()
 
     @property
     def state(self):
@@ -51,14 +49,14 @@ class Peer:
         await self.send_datagram_stream(len(datagram), _write_bytes, datagram)
 
     async def send_datagram_stream(self, length, write, arg):
-        # measure-then-emit: one frame of known length; write(ws, arg) streams the datagram
-        async with self._lock:
-            ws = self.ws
-            await ws.begin(len(DATA_PREFIX) + length + len(DATA_SUFFIX))
-            await ws.write(DATA_PREFIX)
-            await write(ws, arg)
-            await ws.write(DATA_SUFFIX)
-            await ws.end()
+        # measure-then-emit: one frame of known length; write(ws, arg) streams the datagram.
+        # The WebSocket adapter lets one frame out at a time, so concurrent senders queue.
+        ws = self.ws
+        await ws.begin(len(DATA_PREFIX) + length + len(DATA_SUFFIX))
+        await ws.write(DATA_PREFIX)
+        await write(ws, arg)
+        await ws.write(DATA_SUFFIX)
+        await ws.end()
 
     def close(self, reason="unspecific", code=C.CLOSE_NORMAL):
         if self.conn:
@@ -165,7 +163,7 @@ class ShipNode:
         finally:
             await _quiet_close(writer)
             if self.probe:
-                ws = None
+                ws = None  # so the probe sees the connection's memory freed
                 self.probe("closed")
 
     # ---- client ---------------------------------------------------------------------------
@@ -264,7 +262,10 @@ class ShipNode:
                         conn.abort(C.CLOSE_NORMAL, "peer unresponsive")
                     elif not pinged:
                         pinged = True
-                        await ws.ping(b"ship")
+                        try:
+                            await ws.ping(b"ship")
+                        except WsClosed:
+                            pass  # closing already; the reader reports it
                 if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
                     peer.trust_at = now
                     self._check_trust(peer, now)
@@ -310,8 +311,7 @@ class ShipNode:
             act = conn.out.pop(0)
             kind = act[0]
             if kind == "send":
-                async with peer._lock:
-                    await ws.send_binary(act[1])
+                await ws.send_binary(act[1])
             elif kind == "close":
                 await ws.close(act[1], act[2][:100])
             elif kind == "pending":
@@ -360,10 +360,6 @@ class ShipNode:
             if not lst:
                 del self.peers[peer.ski]
 
-    def _double_pending(self, peer):
-        lst = self.peers.get(peer.ski)
-        return lst is not None and len(lst) > 1
-
     def _resolve_double(self, peer):
         lst = self.peers.get(peer.ski)
         if not lst or len(lst) < 2:
@@ -371,18 +367,12 @@ class ShipNode:
         loser = pick_double_loser(self.ski, lst, time.ticks_ms())
         if loser is not None and loser.conn.state != C.CLOSED:
             log.info(_TAG, "double connection: closing the %s one", "outgoing" if loser.outgoing else "incoming")
-            loser.conn._fail(_CLOSE_DOUBLE, "double connection")
+            loser.conn.abort(_CLOSE_DOUBLE, "double connection")
             self._wake(loser)
 
     def _wake(self, peer):
         # a local decision (close, unpairing, double connection) is acted on at once
         peer.event.set()
-
-    def approve(self, ski):
-        self.trust.add(ski)
-
-    def deny(self, ski):
-        self.trust.deny(ski)
 
     def unregister(self, ski):
         """Forget a trusted peer and end its connection (close 4500, ship.md 9.2)."""
