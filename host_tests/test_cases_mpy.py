@@ -6,6 +6,10 @@ import re
 
 import mpyrun
 import pytest
+from conftest import CAPTURES
+
+# Case files find the wire captures through the environment (no conftest under MicroPython).
+os.environ.setdefault("GW_CAPTURES", CAPTURES)
 
 CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 FILES = sorted(f[:-3] for f in os.listdir(CASES) if f.endswith("_cases.py"))
