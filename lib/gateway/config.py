@@ -2,6 +2,7 @@
 import json
 
 from ship.connection import Timers
+from ship.trust import normalize_ski
 
 _DEFAULTS = {
     "ship": {
@@ -22,6 +23,8 @@ class ConfigError(ValueError):
 
 
 def _merge(defaults, given, where):
+    if not isinstance(given, dict):
+        raise ConfigError("%s: must be an object" % where)
     out = {}
     for k in defaults:
         out[k] = defaults[k]
@@ -30,7 +33,7 @@ def _merge(defaults, given, where):
             raise ConfigError("%s.%s: unknown key" % (where, k))
         d = defaults[k]
         v = given[k]
-        if isinstance(d, dict) and d and isinstance(v, dict):
+        if isinstance(d, dict) and d:
             v = _merge(d, v, where + "." + k)
         out[k] = v
     return out
@@ -62,6 +65,8 @@ def parse(doc):
     cfg = _merge(_DEFAULTS, rest, "config")
     cfg["board"] = board
     s = cfg["ship"]
+    _need(isinstance(s["host"], str), "ship.host", "must be a string")
+    _need(isinstance(s["path"], str) and s["path"].startswith("/"), "ship.path", "must start with /")
     _need(isinstance(s["port"], int) and 0 <= s["port"] < 65536, "ship.port", "must be 0..65535")
     _need(isinstance(s["max_message"], int) and 4096 <= s["max_message"] <= 65536, "ship.max_message", "must be 4096..65536")
     _need(isinstance(s["pairing_window_s"], int) and s["pairing_window_s"] >= 0, "ship.pairing_window_s", "must be >= 0")
@@ -73,10 +78,17 @@ def parse(doc):
     cem = s["cem"]
     if cem is not None:
         _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")
+        _need(isinstance(cem["host"], str) and isinstance(cem["port"], int), "ship.cem", "host is a string, port a number")
+        try:
+            normalize_ski(cem["ski"])
+        except (ValueError, AttributeError):
+            raise ConfigError("ship.cem.ski: must have 40 hex digits")
     ident = cfg["identity"]
     for k in ("brand", "model", "type"):
         v = ident[k]
         _need(isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v, "identity." + k, "1..32 characters, no ; or quote")
+    v = ident["serial"]
+    _need(v is None or (isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v), "identity.serial", "null or 1..32 characters, no ; or quote")
     return cfg
 
 
