@@ -6,6 +6,7 @@ import re
 
 import mpyrun
 import pytest
+from cases import caserun
 from conftest import CAPTURES
 
 # Case files find the wire captures through the environment (no conftest under MicroPython).
@@ -17,7 +18,7 @@ FILES = sorted(f[:-3] for f in os.listdir(CASES) if f.endswith("_cases.py"))
 
 @pytest.mark.parametrize("module", FILES)
 def test_cases_under_micropython(module, tmp_path):
-    expected = len([n for n in dir(importlib.import_module("cases." + module)) if n.startswith("case_")])
-    code = "import %s as m\nprint('CASES', m.run_all())\n" % module
+    expected = len(caserun.names(importlib.import_module("cases." + module)))
+    code = "import caserun, %s as m\nprint('CASES', caserun.run(m))\n" % module
     r = mpyrun.run_code(code, tmp_path, heapsize="256K", extra_path=(CASES,)).check()
     assert int(re.search(r"CASES (\d+)", r.stdout).group(1)) == expected

@@ -16,12 +16,13 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 os.environ.setdefault("GW_CAPTURES", CAPTURES)
 
+from cases import caserun
 from cases import eejson_cases as cases  # noqa: E402
 from eejson.dialect import Tree  # noqa: E402
 from eejson.reader import Consumer, JsonError, Reader  # noqa: E402
 from eejson.writer import Writer  # noqa: E402
 
-NAMES = sorted(n for n in dir(cases) if n.startswith("case_"))
+NAMES = caserun.names(cases)
 CAPTURE_DATA = [cases.load(n) for n in cases.capture_names()]
 
 

@@ -1,8 +1,9 @@
 import pytest
 
+from cases import caserun
 from cases import log_cases as cases
 
 
-@pytest.mark.parametrize("name", sorted(n for n in dir(cases) if n.startswith("case_")))
+@pytest.mark.parametrize("name", caserun.names(cases))
 def test_log(name):
     getattr(cases, name)()

@@ -2,9 +2,10 @@
 
 import pytest
 
+from cases import caserun
 from cases import ship_core_cases as cases
 
-NAMES = sorted(n for n in dir(cases) if n.startswith("case_"))
+NAMES = caserun.names(cases)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -2,9 +2,10 @@
 
 import pytest
 
+from cases import caserun
 from cases import backoff_cases, double_cases
 
 
-@pytest.mark.parametrize("mod,name", [(m, n) for m in (backoff_cases, double_cases) for n in sorted(dir(m)) if n.startswith("case_")])
+@pytest.mark.parametrize("mod,name", [(m, n) for m in (backoff_cases, double_cases) for n in caserun.names(m)])
 def test_policy(mod, name):
     getattr(mod, name)()

@@ -10,9 +10,10 @@ import time
 import mpyrun
 import pytest
 
+from cases import caserun
 from cases import trust_cases as cases
 
-NAMES = sorted(n for n in dir(cases) if n.startswith("case_"))
+NAMES = caserun.names(cases)
 
 
 @pytest.mark.parametrize("name", NAMES)

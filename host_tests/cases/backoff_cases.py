@@ -41,12 +41,3 @@ def case_pending_peer_retried_after_minutes():
     assert b.next_delay() >= 180000
     b.outcome(False, False)
     assert b.next_delay() < 180000
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n

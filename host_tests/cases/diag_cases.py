@@ -45,12 +45,3 @@ def case_status_without_gateway():
     diag.status()
     diag.peers()
     diag.logs()
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n

@@ -37,12 +37,3 @@ def case_same_direction_keeps_the_newest():
     new = P(HIGH, False, 300)
     assert pick_double_loser(LOW, [old, new], 300) is old
     assert pick_double_loser(HIGH, [new, old], 300) is old
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n

@@ -732,12 +732,3 @@ def case_known_names_are_handed_out_as_the_same_objects():
     assert got == ["entity", "cmdClassifier", "reply", "cmdClassifie", "replyx", "x" * 40, "\u00e9t\u00e9"]
     assert got[0] is known[0] and got[1] is known[3] and got[2] is known[4] and got[5] is known[5]
     assert got[3] is not None
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n

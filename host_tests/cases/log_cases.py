@@ -20,12 +20,3 @@ def case_level_filters():
     log.info("t", "shown")
     log.debug("t", "hidden")
     assert log.recent()[-1] == "[t] I: shown"
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n

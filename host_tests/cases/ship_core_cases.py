@@ -382,12 +382,3 @@ def case_garbage_json_in_hello():
         deliver(c, M.CMI)
         deliver(c, bad)
         assert closes(c), bad
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n

@@ -113,12 +113,3 @@ def case_pending_bounded():
     for i in range(50):
         s.decide("%040x" % i, 0)
     assert len(s.pending) == 8
-
-
-def run_all():
-    n = 0
-    for name in sorted(globals()):
-        if name.startswith("case_"):
-            globals()[name]()
-            n += 1
-    return n
