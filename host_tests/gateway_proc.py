@@ -30,6 +30,8 @@ class Gateway:
             "board": "test",
             "ship": {"host": "127.0.0.1", "port": 0, "timers_ms": FAST_TIMERS},
             "identity": identity or {"brand": "Test", "model": "GW", "type": "ChargingStation", "serial": "0001"},
+            # debug: the SPINE tap logs each datagram's length and CRC (reassembly checks)
+            "log": {"level": 3},
         }
         for k, v in (ship or {}).items():
             cfg["ship"][k] = v

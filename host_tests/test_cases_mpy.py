@@ -20,5 +20,5 @@ FILES = sorted(f[:-3] for f in os.listdir(CASES) if f.endswith("_cases.py"))
 def test_cases_under_micropython(module, tmp_path):
     expected = len(caserun.names(importlib.import_module("cases." + module)))
     code = "import caserun, %s as m\nprint('CASES', caserun.run(m))\n" % module
-    r = mpyrun.run_code(code, tmp_path, heapsize="256K", extra_path=(CASES,)).check()
+    r = mpyrun.run_code(code, tmp_path, heapsize="512K", extra_path=(CASES,)).check()
     assert int(re.search(r"CASES (\d+)", r.stdout).group(1)) == expected

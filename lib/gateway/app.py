@@ -5,10 +5,11 @@ import time
 
 import log
 from gateway import config
-from gateway.spine_probe import SpineProbe
+from gateway.datatap import DataTap
 from ship.cert import peer_ski
 from ship.node import ShipNode
 from ship.trust import TrustStore
+from spine.app import SpineApp
 
 _TAG = "app"
 
@@ -38,10 +39,13 @@ class Gateway:
         )
         if self.trust.error:
             log.error(_TAG, self.trust.error)
+        log.level = self.cfg["log"]["level"]
+        self.spine = SpineApp(self.device_address, {"brand": ident["brand"], "model": ident["model"], "serial": self.ship["serial"]})
         self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine)
 
     def _spine(self, peer):
-        return SpineProbe(self.device_address)
+        ep = self.spine.endpoint(peer)
+        return DataTap(ep) if log.level >= 3 else ep
 
     async def start(self):
         port = await self.node.start()

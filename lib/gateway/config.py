@@ -15,6 +15,7 @@ _DEFAULTS = {
         "timers_ms": {},
     },
     "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
+    "log": {"level": 2},
 }
 
 
@@ -83,6 +84,8 @@ def parse(doc):
             normalize_ski(cem["ski"])
         except (ValueError, AttributeError):
             raise ConfigError("ship.cem.ski: must have 40 hex digits")
+    lv = cfg["log"]["level"]
+    _need(isinstance(lv, int) and 0 <= lv <= 3, "log.level", "0 error, 1 warning, 2 info, 3 debug")
     ident = cfg["identity"]
     for k in ("brand", "model", "type"):
         v = ident[k]

@@ -1,0 +1,91 @@
+# The local SPINE device (spine.md sections 1, 5, 11): entities and their features as the
+# detailed discovery announces them. Function data lives with the application: each Function
+# names an emitter of its data and, when writable, a writer.
+from compat import const
+
+# possibleOperations flags
+OP_READ = const(1)
+OP_READ_PARTIAL = const(2)
+OP_WRITE = const(4)
+OP_WRITE_PARTIAL = const(8)
+
+SERVER = "server"
+CLIENT = "client"
+SPECIAL = "special"
+
+
+class Function:
+    """emit(w): writes the function's data element value (an eejson dialect object).
+    write(session, incoming) -> (errorNumber, description) when writable."""
+
+    def __init__(self, name, ops, emit=None, write=None):
+        self.name = name
+        self.ops = ops
+        self.emit = emit
+        self.write = write
+
+
+class Feature:
+    def __init__(self, fid, ftype, role, functions=(), description=None):
+        self.fid = fid
+        self.type = ftype
+        self.role = role
+        self.functions = functions
+        self.description = description
+        self.entity = None  # set when added to an entity
+
+    def function(self, name):
+        for f in self.functions:
+            if f.name == name:
+                return f
+        return None
+
+
+class Entity:
+    def __init__(self, address, etype, features, description=None):
+        self.address = address  # tuple
+        self.type = etype
+        self.features = features
+        self.description = description
+        for f in features:
+            f.entity = self
+
+
+class Device:
+    def __init__(self, address, dtype="ChargingStation"):
+        self.address = address
+        self.type = dtype
+        self.entities = []
+
+    def add(self, entity):
+        self.entities.append(entity)
+
+    def remove(self, address):
+        for e in self.entities:
+            if e.address == address:
+                self.entities.remove(e)
+                return e
+        return None
+
+    def entity(self, address):
+        for e in self.entities:
+            if e.address == address:
+                return e
+        return None
+
+    def feature(self, entity, fid):
+        e = self.entity(entity)
+        if e is None:
+            return None
+        for f in e.features:
+            if f.fid == fid:
+                return f
+        return None
+
+    def server_feature(self, entity, ftype):
+        e = self.entity(entity)
+        if e is not None:
+            for f in e.features:
+                if f.type == ftype and f.role == SERVER:
+                    return f
+        return None

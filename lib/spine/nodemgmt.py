@@ -1,0 +1,306 @@
+# NodeManagement (entity [0], feature 0, role special; spine.md section 5): its discovery
+# entry, the detailed discovery data streamed from the device model, use case data,
+# subscription and binding data, destination list.
+from spine.datagram import Addr
+from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, Feature, Function, SPECIAL
+
+DD = "nodeManagementDetailedDiscoveryData"
+UCD = "nodeManagementUseCaseData"
+SUB_DATA = "nodeManagementSubscriptionData"
+SUB_REQ = "nodeManagementSubscriptionRequestCall"
+SUB_DEL = "nodeManagementSubscriptionDeleteCall"
+BIND_DATA = "nodeManagementBindingData"
+BIND_REQ = "nodeManagementBindingRequestCall"
+BIND_DEL = "nodeManagementBindingDeleteCall"
+DEST = "nodeManagementDestinationListData"
+
+
+def node_management():
+    # the order spine-go announces them in (capture 20)
+    return Feature(
+        0,
+        "NodeManagement",
+        SPECIAL,
+        (
+            Function(UCD, OP_READ),
+            Function(SUB_DATA, OP_READ),
+            Function(SUB_DEL, 0),
+            Function(BIND_DATA, OP_READ),
+            Function(BIND_DEL, 0),
+            Function(DEST, OP_READ),
+            Function(DD, OP_READ),
+            Function(SUB_REQ, 0),
+            Function(BIND_REQ, 0),
+        ),
+    )
+
+
+def emit_ops(w, ops):
+    w.obj_begin()
+    if ops & (OP_READ | OP_READ_PARTIAL):
+        w.member("read")
+        w.obj_begin()
+        if ops & OP_READ_PARTIAL:
+            w.member("partial")
+            w.obj_begin()
+            w.obj_end()
+        w.obj_end()
+    if ops & (OP_WRITE | OP_WRITE_PARTIAL):
+        w.member("write")
+        w.obj_begin()
+        if ops & OP_WRITE_PARTIAL:
+            w.member("partial")
+            w.obj_begin()
+            w.obj_end()
+        w.obj_end()
+    w.obj_end()
+
+
+def _entity_addr(w, device, entity):
+    w.obj_begin()
+    w.member("device")
+    w.string(device)
+    w.member("entity")
+    w.list_begin()
+    for e in entity:
+        w.integer(e)
+    w.list_end()
+    w.obj_end()
+
+
+def _feature_info(w, device, f):
+    w.obj_begin()
+    w.member("description")
+    w.obj_begin()
+    w.member("featureAddress")
+    w.obj_begin()
+    w.member("device")
+    w.string(device)
+    w.member("entity")
+    w.list_begin()
+    for e in f.entity.address:
+        w.integer(e)
+    w.list_end()
+    w.member("feature")
+    w.integer(f.fid)
+    w.obj_end()
+    w.member("featureType")
+    w.string(f.type)
+    w.member("role")
+    w.string(f.role)
+    if f.functions:
+        w.member("supportedFunction")
+        w.list_begin()
+        for fn in f.functions:
+            w.obj_begin()
+            w.member("function")
+            w.string(fn.name)
+            w.member("possibleOperations")
+            emit_ops(w, fn.ops)
+            w.obj_end()
+        w.list_end()
+    if f.description:
+        w.member("description")
+        w.string(f.description)
+    w.obj_end()
+    w.obj_end()
+
+
+def emit_discovery(w, device, entities=None, change=None):
+    """The nodeManagementDetailedDiscoveryData value: the whole device, or (partial notify)
+    only `entities`, marked lastStateChange `change` ("added" with its features, "removed"
+    without)."""
+    dev = device.address
+    w.obj_begin()
+    w.member("specificationVersionList")
+    w.obj_begin()
+    w.member("specificationVersion")
+    w.list_begin()
+    w.string("1.3.0")
+    w.list_end()
+    w.obj_end()
+    w.member("deviceInformation")
+    w.obj_begin()
+    w.member("description")
+    w.obj_begin()
+    w.member("deviceAddress")
+    w.obj_begin()
+    w.member("device")
+    w.string(dev)
+    w.obj_end()
+    w.member("deviceType")
+    w.string(device.type)
+    w.member("networkFeatureSet")
+    w.string("smart")
+    w.obj_end()
+    w.obj_end()
+    ents = device.entities if entities is None else entities
+    w.member("entityInformation")
+    w.list_begin()
+    for e in ents:
+        w.obj_begin()
+        w.member("description")
+        w.obj_begin()
+        w.member("entityAddress")
+        _entity_addr(w, dev, e.address)
+        w.member("entityType")
+        w.string(e.type)
+        if change:
+            w.member("lastStateChange")
+            w.string(change)
+        if e.description:
+            w.member("description")
+            w.string(e.description)
+        w.obj_end()
+        w.obj_end()
+    w.list_end()
+    if change != "removed":
+        w.member("featureInformation")
+        w.list_begin()
+        for e in ents:
+            for f in e.features:
+                _feature_info(w, dev, f)
+        w.list_end()
+    w.obj_end()
+
+
+def emit_usecases(w, device_address, usecases):
+    """usecases: list of (entity tuple, actor, [(name, version, scenarios tuple, subrevision)])."""
+    w.obj_begin()
+    w.member("useCaseInformation")
+    w.list_begin()
+    for entity, actor, support in usecases:
+        w.obj_begin()
+        w.member("address")
+        _entity_addr(w, device_address, entity)
+        w.member("actor")
+        w.string(actor)
+        w.member("useCaseSupport")
+        w.list_begin()
+        for name, version, scenarios, rev in support:
+            w.obj_begin()
+            w.member("useCaseName")
+            w.string(name)
+            w.member("useCaseVersion")
+            w.string(version)
+            w.member("useCaseAvailable")
+            w.boolean(True)
+            w.member("scenarioSupport")
+            w.list_begin()
+            for s in scenarios:
+                w.integer(s)
+            w.list_end()
+            w.member("useCaseDocumentSubRevision")
+            w.string(rev)
+            w.obj_end()
+        w.list_end()
+        w.obj_end()
+    w.list_end()
+    w.obj_end()
+
+
+def _full_addr(w, a):
+    w.obj_begin()
+    if a.device is not None:
+        w.member("device")
+        w.string(a.device)
+    w.member("entity")
+    w.list_begin()
+    for e in a.entity:
+        w.integer(e)
+    w.list_end()
+    w.member("feature")
+    w.integer(a.feature)
+    w.obj_end()
+
+
+def emit_links(w, kind, links):
+    """subscriptionData / bindingData: kind "subscription" or "binding"; links: list of
+    (id, client Addr, server Addr)."""
+    w.obj_begin()
+    w.member(kind + "Entry")
+    w.list_begin()
+    for lid, client, server in links:
+        w.obj_begin()
+        w.member(kind + "Id")
+        w.integer(lid)
+        w.member("clientAddress")
+        _full_addr(w, client)
+        w.member("serverAddress")
+        _full_addr(w, server)
+        w.obj_end()
+    w.list_end()
+    w.obj_end()
+
+
+def emit_destinations(w, device):
+    w.obj_begin()
+    w.member("nodeManagementDestinationData")
+    w.list_begin()
+    w.obj_begin()
+    w.member("deviceDescription")
+    w.obj_begin()
+    w.member("deviceAddress")
+    w.obj_begin()
+    w.member("device")
+    w.string(device.address)
+    w.obj_end()
+    w.member("deviceType")
+    w.string(device.type)
+    w.member("networkFeatureSet")
+    w.string("smart")
+    w.obj_end()
+    w.obj_end()
+    w.list_end()
+    w.obj_end()
+
+
+def link_request(tree):
+    """(client Addr, server Addr, server feature type) from a subscriptionRequest or
+    bindingRequest tree, or None when malformed."""
+    if not isinstance(tree, dict):
+        return None
+    req = tree.get("subscriptionRequest") or tree.get("bindingRequest")
+    if not isinstance(req, dict):
+        return None
+    c = _addr(req.get("clientAddress"))
+    s = _addr(req.get("serverAddress"))
+    t = req.get("serverFeatureType")
+    if c is None or s is None or (t is not None and not isinstance(t, str)):
+        return None
+    return c, s, t
+
+
+def link_delete(tree):
+    """(id or None, client Addr or None, server Addr or None) of a delete call, or None."""
+    if not isinstance(tree, dict):
+        return None
+    d = tree.get("subscriptionDelete") or tree.get("bindingDelete")
+    if not isinstance(d, dict):
+        return None
+    lid = d.get("subscriptionId", d.get("bindingId"))
+    if lid is not None and not isinstance(lid, int):
+        return None
+    c = d.get("clientAddress")
+    s = d.get("serverAddress")
+    c = _addr(c) if c is not None else None
+    s = _addr(s) if s is not None else None
+    return lid, c, s
+
+
+def _addr(d):
+    if not isinstance(d, dict):
+        return None
+    dev = d.get("device")
+    ent = d.get("entity")
+    feat = d.get("feature")
+    if dev is not None and not isinstance(dev, str):
+        return None
+    if not isinstance(ent, list) or not ent or len(ent) > 8:
+        return None
+    for x in ent:
+        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+            return None
+    if not isinstance(feat, int) or isinstance(feat, bool) or feat < 0:
+        return None
+    return Addr(dev, tuple(ent), feat)

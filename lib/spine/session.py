@@ -1,0 +1,375 @@
+# One SPINE conversation with one peer (spine.md sections 2-9), sans-IO: datagrams are fed in
+# as SHIP delivers them, answers and notifies queue up in .out as datagram.Out objects; the
+# async poll() at the end sends them through SHIP, one frame each, measured then streamed.
+import log
+from eejson.reader import JsonError, Reader
+from spine import datagram as D
+from spine import nodemgmt as NM
+from spine.datagram import Addr, Out
+from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, SPECIAL
+from spine.remote import DiscoveryReader, RemoteDevice
+
+_TAG = "spine"
+_NM = (0,)
+
+
+class _Skip:
+    # consumer that keeps nothing (reads carry an empty element)
+    def start_object(self):
+        pass
+
+    def end_object(self):
+        pass
+
+    def start_array(self):
+        pass
+
+    def end_array(self):
+        pass
+
+    def key(self, k):
+        pass
+
+    def value(self, v):
+        pass
+
+
+_SKIP = _Skip()
+
+
+def _body_data(w, arg):
+    # arg: (function name, emit(w) of its value)
+    w.member(arg[0])
+    arg[1](w)
+
+
+def _body_partial_data(w, arg):
+    w.member("function")
+    w.string(arg[0])
+    w.member("filter")
+    w.list_begin()
+    w.obj_begin()
+    w.member("cmdControl")
+    w.obj_begin()
+    w.member("partial")
+    w.obj_begin()
+    w.obj_end()
+    w.obj_end()
+    w.obj_end()
+    w.list_end()
+    w.member(arg[0])
+    arg[1](w)
+
+
+def _body_link_request(w, arg):
+    # arg: (function, inner key, client Addr, server Addr, server feature type)
+    w.member(arg[0])
+    w.obj_begin()
+    w.member(arg[1])
+    w.obj_begin()
+    w.member("clientAddress")
+    D.emit_addr(w, arg[2])
+    w.member("serverAddress")
+    D.emit_addr(w, arg[3])
+    w.member("serverFeatureType")
+    w.string(arg[4])
+    w.obj_end()
+    w.obj_end()
+
+
+class Session:
+    """app: the SPINE application (spine.app.SpineApp): device, use cases, write approval."""
+
+    def __init__(self, app):
+        self.app = app
+        self.dev = app.device
+        self.out = []
+        self.counter = 0
+        self.subs = []  # [id, client Addr, server Addr]
+        self.binds = []
+        self.remote = RemoteDevice()
+        self.remote_known = False  # set by the application once it followed up on discovery
+        self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
+        self._link_id = 0
+        self._inc = D.Incoming(self._route)
+        self._reader = Reader(self._inc)
+        self._failed = None
+
+    # ---- the SHIP data sink ----------------------------------------------------------------
+
+    def spine_begin(self):
+        self._inc.reset()
+        self._reader.reset(self._inc)
+        self._failed = None
+
+    def spine_data(self, buf, off, n):
+        if self._failed is None:
+            try:
+                self._reader.feed(buf, off, n)
+            except (JsonError, D.DatagramError) as e:
+                self._failed = e
+
+    def spine_end(self):
+        inc = self._inc
+        if self._failed is None:
+            try:
+                self._reader.finish()
+                inc.check()
+            except (JsonError, D.DatagramError) as e:
+                self._failed = e
+        self.stats["in"] += 1
+        if self._failed is not None:
+            self._malformed(str(self._failed))
+            return
+        try:
+            self._process(inc)
+        except (D.DatagramError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            # a handler tripped over odd but well-formed data: answer, never die
+            self._malformed("cannot process: %r" % e)
+        inc.data = None
+
+    def spine_abort(self, why):
+        self.stats["dropped"] += 1
+
+    # ---- processing ------------------------------------------------------------------------
+
+    def _route(self, inc, name):
+        c = inc.classifier
+        if c == D.READ:
+            return _SKIP
+        if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
+            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial))
+        return D.BoundedTree()
+
+    def _malformed(self, why):
+        self.stats["errors"] += 1
+        inc = self._inc
+        log.warn(_TAG, "datagram refused: %s", why)
+        # answer when the header could be read, else drop (ship.md 12.4)
+        if inc.counter is not None and inc.src.feature is not None and inc.src.entity and inc.classifier != D.RESULT:
+            self._result(inc, D.E_GENERAL, "malformed datagram")
+
+    def _next(self):
+        self.counter += 1
+        return self.counter
+
+    def _src_of(self, inc):
+        # our answering feature: the request's destination, or NodeManagement when that is
+        # not one of ours (peers drop messages from features missing in our discovery)
+        d = inc.dst
+        if d.feature is None or self.dev.feature(d.entity, d.feature) is None:
+            return Addr(self.dev.address, _NM, 0)
+        return Addr(self.dev.address, d.entity, d.feature)
+
+    def _peer_addr(self, a):
+        if a.device is None and self.remote.device is not None:
+            return Addr(self.remote.device, a.entity, a.feature)
+        return a
+
+    def _result(self, inc, err, desc=None):
+        self.out.append(
+            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc), ref=inc.counter)
+        )
+
+    def _reply(self, inc, name, emit):
+        self.out.append(
+            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, _body_data, (name, emit), ref=inc.counter)
+        )
+
+    def _process(self, inc):
+        c = inc.classifier
+        if c == D.RESULT:
+            self.app.on_result(self, inc)
+            return
+        if inc.src.device is not None and self.remote.device is None:
+            self.remote.device = inc.src.device
+        if inc.dst.device is not None and inc.dst.device != self.dev.address:
+            self._result(inc, D.E_DEST_UNKNOWN, "unknown destination device")
+            return
+        feature = self.dev.feature(inc.dst.entity, inc.dst.feature)
+        if feature is None:
+            if c != D.REPLY or inc.ack:
+                self._result(inc, D.E_DEST_UNKNOWN, "unknown destination feature")
+            return
+        if feature.role == SPECIAL:
+            self._node_management(inc)
+            return
+        name = inc.data_name
+        fn = feature.function(name)
+        if c == D.READ:
+            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or fn.emit is None:
+                self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
+            else:
+                self._reply(inc, name, fn.emit)
+        elif c == D.WRITE:
+            self._write(inc, feature, fn)
+        elif c == D.NOTIFY or c == D.REPLY:
+            # data from the peer for one of our client features (heartbeats, ...)
+            err = self.app.on_data(self, inc, feature)
+            if inc.ack:
+                self._result(inc, err or D.E_OK, None)
+        else:
+            self._result(inc, D.E_NOT_SUPPORTED, "call not supported on this feature")
+
+    def _write(self, inc, feature, fn):
+        name = inc.data_name
+        if fn is None:
+            self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
+            return
+        if not fn.ops & (OP_WRITE | OP_WRITE_PARTIAL) or fn.write is None:
+            self._result(inc, D.E_REJECTED, "write is not allowed on this function")
+            return
+        if inc.partial and not fn.ops & OP_WRITE_PARTIAL:
+            self._result(inc, D.E_RFE_COMBINATION, "partial write not supported")
+            return
+        if not self._bound(inc.src, feature):
+            self._result(inc, D.E_BINDING_NEEDED, "write denied due to missing binding")
+            return
+        err, desc = fn.write(self, inc)
+        if err == D.E_OK:
+            # notify first, then the result (the order spine-go uses)
+            self.notify(feature, name, fn.emit)
+        self._result(inc, err, desc)
+
+    def _bound(self, client, feature):
+        for b in self.binds:
+            s = b[2]
+            if s.entity == feature.entity.address and s.feature == feature.fid and b[1].same(client):
+                return True
+        return False
+
+    # ---- NodeManagement --------------------------------------------------------------------
+
+    def _node_management(self, inc):
+        c = inc.classifier
+        name = inc.data_name
+        if inc.dst.entity != _NM or inc.dst.feature != 0:
+            self._result(inc, D.E_DEST_UNKNOWN, "NodeManagement is [0]/0")
+            return
+        dev = self.dev
+        if c == D.READ:
+            # emitters run again for every window of the send: snapshot what can change
+            if name == NM.DD:
+                ents = tuple(dev.entities)
+                self._reply(inc, name, lambda w: NM.emit_discovery(w, dev, ents))
+            elif name == NM.UCD:
+                ucs = self.app.usecases()
+                self._reply(inc, name, lambda w: NM.emit_usecases(w, dev.address, ucs))
+            elif name == NM.SUB_DATA:
+                subs = tuple(self.subs)
+                self._reply(inc, name, lambda w: NM.emit_links(w, "subscription", subs))
+            elif name == NM.BIND_DATA:
+                binds = tuple(self.binds)
+                self._reply(inc, name, lambda w: NM.emit_links(w, "binding", binds))
+            elif name == NM.DEST:
+                self._reply(inc, name, lambda w: NM.emit_destinations(w, dev))
+            else:
+                self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
+        elif c == D.CALL:
+            if name == NM.SUB_REQ or name == NM.BIND_REQ:
+                self._link_request(inc, name == NM.BIND_REQ)
+            elif name == NM.SUB_DEL or name == NM.BIND_DEL:
+                self._link_delete(inc, name == NM.BIND_DEL)
+            else:
+                self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
+        elif c == D.REPLY or c == D.NOTIFY:
+            if name == NM.DD:
+                self.app.on_remote_discovery(self)
+            if inc.ack:
+                self._result(inc, D.E_OK)
+        else:
+            self._result(inc, D.E_NOT_SUPPORTED, "write not supported on NodeManagement")
+
+    def _link_request(self, inc, binding):
+        req = NM.link_request(inc.data.result if inc.data else None)
+        what = "binding" if binding else "subscription"
+        if req is None:
+            self._result(inc, D.E_GENERAL, "malformed %s request" % what)
+            return
+        client, server, ftype = req
+        if server.device is not None and server.device != self.dev.address:
+            self._result(inc, D.E_DEST_UNKNOWN, "server address is not this device")
+            return
+        f = self.dev.feature(server.entity, server.feature)
+        if f is None or (f.role != SERVER and not (f.role == SPECIAL and not binding)):
+            # subscriptions to servers and NodeManagement; bindings to servers only
+            self._result(inc, D.E_GENERAL, "no such server feature for a %s" % what)
+            return
+        if ftype is not None and ftype != f.type:
+            self._result(inc, D.E_GENERAL, "server feature type mismatch")
+            return
+        client = self._peer_addr(client)
+        lst = self.binds if binding else self.subs
+        for e in lst:
+            if e[1].same(client) and e[2].same(server):
+                # what the installed base answers (captured from spine-go)
+                self._result(inc, D.E_GENERAL, "requested %s is already present" % what)
+                return
+        if len(lst) >= 32:
+            self._result(inc, D.E_GENERAL, "too many %ss" % what)
+            return
+        self._link_id += 1
+        lst.append([self._link_id, client, Addr(self.dev.address, server.entity, server.feature)])
+        self._result(inc, D.E_OK)
+
+    def _link_delete(self, inc, binding):
+        d = NM.link_delete(inc.data.result if inc.data else None)
+        if d is None:
+            self._result(inc, D.E_GENERAL, "malformed delete")
+            return
+        lid, client, server = d
+        lst = self.binds if binding else self.subs
+        keep = []
+        for e in lst:
+            gone = (lid is None or e[0] == lid) and (client is None or e[1].same(client)) and (
+                server is None or e[2].same(server)
+            )
+            if not gone:
+                keep.append(e)
+        lst[:] = keep
+        # deleting what is not there is fine (SPINE-TS-SUBS-02)
+        self._result(inc, D.E_OK)
+
+    # ---- what the application and the node call -------------------------------------------
+
+    def notify(self, feature, name, emit, partial=False):
+        """Queue a notify of one function's data to every subscriber of the feature."""
+        src = Addr(self.dev.address, feature.entity.address, feature.fid)
+        body = _body_partial_data if partial else _body_data
+        for s in self.subs:
+            srv = s[2]
+            if srv.entity == src.entity and srv.feature == src.feature:
+                self.out.append(Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
+
+    def request(self, src, dst, classifier, body, arg, ack=False):
+        self.out.append(Out(src, dst, self._next(), classifier, body, arg, ack=ack))
+
+    def read_remote(self, dst, name):
+        """Our read of a peer's function (from our NodeManagement unless said otherwise)."""
+        self.request(Addr(self.dev.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
+
+    def subscribe_remote(self, local, remote, ftype, binding=False):
+        fn = NM.BIND_REQ if binding else NM.SUB_REQ
+        inner = "bindingRequest" if binding else "subscriptionRequest"
+        dst = Addr(remote.device, _NM, 0)
+        self.request(Addr(self.dev.address, _NM, 0), dst, D.CALL, _body_link_request, (fn, inner, local, remote, ftype), True)
+
+    def entity_changed(self, entity, added):
+        """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""
+        nm = self.dev.feature(_NM, 0)
+        ucs = self.app.usecases()
+        dev = self.dev.address
+        if not added:
+            self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            prefix = entity.address
+            self.subs[:] = [s for s in self.subs if s[2].entity[: len(prefix)] != prefix]
+            self.binds[:] = [b for b in self.binds if b[2].entity[: len(prefix)] != prefix]
+        change = "added" if added else "removed"
+        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.dev, (entity,), change), partial=True)
+        if added:
+            self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+
+    def closed(self):
+        self.subs = []
+        self.binds = []
+        self.out = []
