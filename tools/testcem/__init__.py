@@ -1,5 +1,6 @@
 """Test CEM: independent SHIP peer (TLS + WebSocket + SHIP handshake) for testing the gateway.
 
 Modules: dialect (plain <-> EEBUS JSON), identity (certificates, SKI), tls (contexts), ship (ShipPeer,
-ShipServer, ShipError, message builders), cli (gw cem). Nothing from the firmware lib/ is imported.
+ShipServer, ShipError, message builders), spine (SpineCem: SPINE datagrams, our CEM device, discovery,
+subscriptions, bindings, reads/writes, notifies), cli (gw cem). Nothing from the firmware lib/ is imported.
 """

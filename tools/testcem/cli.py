@@ -8,6 +8,15 @@ close cleanly. Exit code 0 after a successful handshake, 1 when the connection o
 ``--send FILE`` accepts a JSON file holding one message or a list of them; each may be a plain datagram
 ``{"datagram": {...}}``, a dialect datagram ``{"datagram": [...]}``, or a complete SHIP data message
 ``{"data": [...]}`` (sent verbatim, e.g. a capture file ``NN_*.raw.json``).
+
+SPINE (``testcem.spine``): ``--spine`` runs the CEM start-up after the handshake (detailed discovery,
+NodeManagement subscription, use cases; the gateway's own requests are answered) and prints the gateway's
+entities, features and use cases. ``--subscribe FEATURE``, ``--bind-feature FEATURE``, ``--read FEATURE
+FUNCTION`` and ``--write FEATURE FUNCTION JSON`` (binds first) imply ``--spine``; they run in that order.
+FEATURE is ``1:4`` (entity [1], feature 4), ``1.1:4`` (entity [1,1]), ``1.1:LoadControl`` or
+``LoadControl`` (the server feature of that type). Every datagram is printed as one line; notifies also
+with their data, for ``--wait`` seconds. With SPINE, exit code 1 also when a SPINE request timed out or
+was answered with an error.
 """
 
 import asyncio
@@ -19,6 +28,7 @@ import time
 from . import dialect
 from .identity import Identity, normalize_ski
 from .ship import ShipError, ShipMessage, ShipPeer, ShipServer
+from .spine import SpineCem, SpineError, SpineResultError, parse_feature_spec
 
 DEFAULT_CERT_DIR = os.path.join(".run", "testcem")
 
@@ -48,13 +58,34 @@ def configure(parser):
     parser.add_argument("--ping", type=float, default=None, metavar="SECONDS",
                         help="send WebSocket pings at this interval (ship-go: 50)")
     parser.add_argument("--plain", action="store_true", help="print data messages as plain JSON")
+    sp = parser.add_argument_group("SPINE")
+    sp.add_argument("--spine", action="store_true",
+                    help="after the handshake run the CEM start-up (discovery, NodeManagement subscription, "
+                         "use cases) and print the gateway's entities, features and use cases")
+    sp.add_argument("--subscribe", metavar="FEATURE", action="append", default=[],
+                    help="subscribe our client feature of the same type to this gateway feature (repeatable)")
+    sp.add_argument("--bind-feature", metavar="FEATURE", action="append", default=[],
+                    help="bind our client feature of the same type to this gateway feature (repeatable)")
+    sp.add_argument("--read", nargs=2, metavar=("FEATURE", "FUNCTION"), action="append", default=[],
+                    help="read a function, e.g. --read 1:2 loadControlLimitListData (repeatable)")
+    sp.add_argument("--write", nargs=3, metavar=("FEATURE", "FUNCTION", "JSON"), action="append", default=[],
+                    help="write plain JSON function data (binds first), e.g. --write 1:2 "
+                         "loadControlLimitListData '{\"loadControlLimitData\":[{\"limitId\":0,...}]}'")
+    sp.add_argument("--full-write", action="store_true",
+                    help="write without the partial filter (default: as the gateway's discovery announces)")
+    sp.add_argument("--heartbeat", type=float, metavar="SECONDS", default=None,
+                    help="send our DeviceDiagnosis heartbeat to subscribers at this interval")
+    sp.add_argument("--spine-timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="bound for each SPINE request (10 s)")
 
 
-def _printer(plain, out):
+def _printer(plain, out, spine=False):
     t0 = time.monotonic()
 
     def log(direction, what):
         arrow = {"send": "->", "recv": "<-"}.get(direction, "..")
+        if spine and isinstance(what, ShipMessage) and what.name == "data":
+            return  # printed by the SPINE logger, one line per datagram
         if isinstance(what, ShipMessage):
             if plain and what.plain is not None:
                 text = "[%02x] %s %s" % (what.type, what.name, dialect.dumps_compact(what.plain))
@@ -64,7 +95,95 @@ def _printer(plain, out):
             text = str(what)
         print("%8.3f %s %s" % (time.monotonic() - t0, arrow, text), file=out, flush=True)
 
+    log.t0 = t0
     return log
+
+
+def _spine_printer(plain, out, t0):
+    def log(direction, dg):
+        print("%8.3f %s" % (time.monotonic() - t0, dg.describe()), file=out, flush=True)
+        if plain:
+            print("         %s" % dialect.dumps_compact(dg.body), file=out, flush=True)
+        elif dg.classifier == "notify" and dg.direction == "recv":
+            print("         %s: %s" % (dg.function, dialect.dumps_compact(dg.data)), file=out, flush=True)
+
+    return log
+
+
+def spine_wanted(args):
+    return bool(args.spine or args.read or args.write or args.subscribe or args.bind_feature
+                or args.heartbeat)
+
+
+def check_spine_args(args):
+    """Validate feature specs and write JSON before connecting (ValueError -> exit 2)."""
+    for f in args.subscribe + args.bind_feature + [r[0] for r in args.read] + [w[0] for w in args.write]:
+        parse_feature_spec(f)
+    parsed = []
+    for feature, function, text in args.write:
+        try:
+            parsed.append((feature, function, json.loads(text)))
+        except ValueError as e:
+            raise ValueError("--write %s %s: invalid JSON: %s" % (feature, function, e)) from None
+    args.write_parsed = parsed
+
+
+async def _spine_ops(cem, args, out):
+    """Start-up and the requested operations; returns True when everything succeeded."""
+    ok = True
+
+    def say(text):
+        print(text, file=out, flush=True)
+
+    try:
+        remote = await cem.startup(timeout=args.spine_timeout)
+    except SpineError as e:
+        say("error: SPINE start-up failed: %s" % e)
+        return False
+    say(remote.format())
+    if args.heartbeat:
+        cem.start_heartbeat(args.heartbeat)
+    jobs = [("subscribe", f, None, None) for f in args.subscribe]
+    jobs += [("bind", f, None, None) for f in args.bind_feature]
+    jobs += [("read", f, fn, None) for f, fn in args.read]
+    jobs += [("write", f, fn, data) for f, fn, data in getattr(args, "write_parsed", [])]
+    for op, feature, function, data in jobs:
+        try:
+            addr = cem.remote_address(feature)
+            rf = cem.remote_feature(addr)
+            where = "%s (%s)" % (feature, rf.type if rf else "not in the discovery")
+            if op == "subscribe":
+                r = await cem.subscribe(addr, timeout=args.spine_timeout)
+                say("subscribe %s: %s" % (where, _result_text(r)))
+                ok = ok and r.ok
+            elif op == "bind":
+                r = await cem.bind(addr, timeout=args.spine_timeout)
+                say("bind %s: %s" % (where, _result_text(r)))
+                ok = ok and r.ok
+            elif op == "read":
+                value = await cem.read(addr, function, timeout=args.spine_timeout)
+                say("read %s %s: %s" % (where, function, dialect.dumps_compact(value)))
+            else:
+                r = await cem.ensure_bound(addr, timeout=args.spine_timeout)
+                if not r.ok:
+                    say("bind %s: %s" % (where, _result_text(r)))
+                r = await cem.write(addr, function, data, partial=False if args.full_write else None,
+                                    timeout=args.spine_timeout)
+                say("write %s %s: %s" % (where, function, _result_text(r)))
+                ok = ok and r.ok
+        except SpineResultError as e:
+            say("%s %s %s: %s" % (op, feature, function or "", _result_text(e.result)))
+            ok = False
+        except (SpineError, LookupError) as e:
+            say("error: %s %s %s: %s" % (op, feature, function or "", e))
+            ok = False
+    return ok
+
+
+def _result_text(r):
+    if r.ok:
+        return "result 0 (ok)"
+    return "result %s%s" % (r.error_number, " (%s)" % r.description if r.description else "")
 
 
 def load_send_file(path):
@@ -102,15 +221,13 @@ def _explain(e, ident):
     return msg
 
 
-async def _session(peer, args, log):
+async def _session(peer, args, log, out=None):
+    """After the handshake: SPINE (when asked), --send files, wait, close. Returns the exit code."""
     log("info", "handshake complete: peer SKI %s, SHIP ID %s, %s %s" % (
         peer.peer_ski, peer.peer_ship_id, peer.tls_version, peer.cipher))
-    for path in args.send:
-        for item in load_send_file(path):
-            if isinstance(item, bytes):
-                await peer.send_raw(item)
-            else:
-                await peer.send_datagram(item)
+    if spine_wanted(args):
+        return await _spine_session(peer, args, log, out or sys.stdout)
+    await _send_files(peer, args)
     deadline = time.monotonic() + args.wait
     while True:
         left = deadline - time.monotonic()
@@ -122,13 +239,48 @@ async def _session(peer, args, log):
             if e.timeout:
                 break
             log("info", "connection ended: %s" % e)
-            return
+            return 0
     confirmed = await peer.close()
     log("info", "closed (%s)" % ("confirmed" if confirmed else "no confirm from the peer"))
+    return 0
+
+
+async def _send_files(peer, args):
+    for path in args.send:
+        for item in load_send_file(path):
+            if isinstance(item, bytes):
+                await peer.send_raw(item)
+            else:
+                await peer.send_datagram(item)
+
+
+async def _spine_session(peer, args, log, out):
+    cem = SpineCem(peer, timeout=args.spine_timeout,
+                   log=_spine_printer(args.plain, out, getattr(log, "t0", time.monotonic())))
+    print("test CEM SPINE device: %s" % cem.device, file=out, flush=True)
+    ok = await _spine_ops(cem, args, out)
+    await _send_files(peer, args)
+    try:
+        await peer.wait_closed(args.wait)     # notifies are printed by the logger meanwhile
+        log("info", "connection ended (close %s)" % (peer.close_code,))
+    except ShipError:
+        pass
+    for p in cem.problems:
+        print("SPINE problem: %s" % p, file=out, flush=True)
+    for e in cem.errors:
+        print("SPINE error: %s" % e, file=out, flush=True)
+    if not peer.closed:
+        confirmed = await cem.close()
+        log("info", "closed (%s)" % ("confirmed" if confirmed else "no confirm from the peer"))
+    else:
+        await cem.close(ship_close=False)
+    return 0 if ok else 1
 
 
 async def _main(args, out):
-    log = _printer(args.plain, out)
+    if spine_wanted(args):
+        check_spine_args(args)
+    log = _printer(args.plain, out, spine=spine_wanted(args))
     ident, created = Identity.load_or_create(args.cert, common_name="TestCEM")
     ship_id = args.ship_id or "TestCEM-%s" % ident.ski[:8]
     print("test CEM SKI: %s%s" % (ident.ski, "  (new identity in %s)" % args.cert if created else ""),
@@ -147,8 +299,7 @@ async def _main(args, out):
             print("error: %s" % _explain(e, ident), file=out, flush=True)
             await peer.drop()
             return 1
-        await _session(peer, args, log)
-        return 0
+        return await _session(peer, args, log, out)
     server = ShipServer(ident, trusted=[expected] if expected else None, untrusted="pending", **opts)
     await server.start(args.bind, args.listen)
     print("listening on %s:%d (trusting %s)" % (server.host, server.port, expected or "any SKI"),
@@ -159,8 +310,7 @@ async def _main(args, out):
         except ShipError as e:
             print("error: %s" % _explain(e, ident), file=out, flush=True)
             return 1
-        await _session(peer, args, log)
-        return 0
+        return await _session(peer, args, log, out)
     finally:
         await server.close()
 
