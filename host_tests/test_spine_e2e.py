@@ -108,3 +108,22 @@ def test_error_paths_keep_the_connection(gw, cem_ident):
         await cem.close()
 
     run(go())
+
+
+def test_heartbeat_notifies_to_subscriber(gw, cem_ident):
+    async def go():
+        cem = await session(gw, cem_ident)
+        remote = await cem.startup()
+        diag = remote.server("DeviceDiagnosis")
+        assert (await cem.subscribe(diag.spec)).ok
+        first = await cem.next_notify("deviceDiagnosisHeartbeatData", timeout=5)
+        second = await cem.next_notify("deviceDiagnosisHeartbeatData", timeout=5)
+        a, b = first.data, second.data
+        assert a["heartbeatTimeout"] == "PT4S"
+        assert b["heartbeatCounter"] == a["heartbeatCounter"] + 1
+        # within the promised timeout (sent every timeout - 2 s)
+        assert second.t - first.t < 4.0
+        assert a["timestamp"].endswith("Z") and a["timestamp"][:2] == "20"
+        await cem.close()
+
+    run(go())

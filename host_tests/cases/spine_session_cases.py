@@ -265,3 +265,28 @@ def case_ev_plug_in_and_out_notifies_in_order():
     assert "featureInformation" not in ddv
     # links into the removed entity are gone, others stay
     assert all(x[2].entity != (1, 1) for x in s.subs) and len(s.binds) == 1
+
+
+def case_heartbeat_notified_on_period_only_with_synced_clock():
+    app, s = new()
+    app.sessions.append(s)
+    assert _sub(s, 80, ([1], 1), ([1], 2), "DeviceDiagnosis")["errorNumber"] == 0
+    t0 = app._hb_at
+    app.clock_synced = lambda: False
+    app.tick(t0 + 2000)
+    assert take(s) == [] and app.heartbeat_counter == 0  # held: a 1970/2000 clock would be rejected
+    app.clock_synced = lambda: True
+    app.tick(t0 + 3000)
+    assert take(s) == []  # not yet a period since the last attempt
+    app.tick(t0 + 4000)
+    (n,) = take(s)
+    hb = n["payload"]["cmd"][0]["deviceDiagnosisHeartbeatData"]
+    assert n["header"]["cmdClassifier"] == "notify"
+    assert n["header"]["addressSource"] == {"device": GW, "entity": [1], "feature": 2}
+    assert hb["heartbeatCounter"] == 1 and hb["heartbeatTimeout"] == "PT4S"
+    assert len(hb["timestamp"]) == 20 and hb["timestamp"].endswith("Z")
+    app.tick(t0 + 6000)
+    assert take(s)[0]["payload"]["cmd"][0]["deviceDiagnosisHeartbeatData"]["heartbeatCounter"] == 2
+    # a read answers the current heartbeat data
+    feed(s, datagram((CEM, [1], 1), (GW, [1], 2), 81, "read", '[{"deviceDiagnosisHeartbeatData":[]}]'))
+    assert take(s)[0]["payload"]["cmd"][0]["deviceDiagnosisHeartbeatData"]["heartbeatCounter"] == 2

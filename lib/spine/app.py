@@ -1,7 +1,10 @@
 # The SPINE application of the gateway: the local device (DeviceInformation [0] and the
 # charging point EVSE [1]), its use cases, and the endpoint each SHIP connection feeds.
 # The use-case issue adds the EV entity and the e-mobility and power features on top.
+import time
+
 import log
+from compat import ticks_diff, ticks_ms
 from eejson.writer import Writer
 from spine import datagram as D
 from spine import nodemgmt as NM
@@ -30,17 +33,40 @@ def _manufacturer(ident):
     return emit
 
 
-def _diagnosis_state(app):
-    def emit(w):
-        w.obj_begin()
-        w.member("operatingState")
-        w.string(app.operating_state)
-        if app.last_error:
-            w.member("lastErrorCode")
-            w.string(app.last_error)
-        w.obj_end()
+# heartbeatTimeout we promise; sent every timeout - 2 s (spine.md 10: some EVSE peers take the
+# timeout as the receive deadline, and one sent exactly at the timeout made a peer disconnect)
+HEARTBEAT_TIMEOUT_S = 4
+_HB_PERIOD_MS = (HEARTBEAT_TIMEOUT_S - 2) * 1000
 
-    return emit
+
+def clock_synced():
+    """True once the RTC holds a real date; a 1970 or 2000 timestamp in a heartbeat makes
+    CEMs silently ignore every limit (spine.md 10), so no heartbeat goes out before."""
+    return time.gmtime()[0] >= 2024
+
+
+def utc_timestamp():
+    t = time.gmtime()
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+def _diagnosis_state(app):
+    def freeze():
+        state = app.operating_state
+        err = app.last_error
+
+        def emit(w):
+            w.obj_begin()
+            w.member("operatingState")
+            w.string(state)
+            if err:
+                w.member("lastErrorCode")
+                w.string(err)
+            w.obj_end()
+
+        return emit
+
+    return freeze
 
 
 class SpineApp:
@@ -61,7 +87,10 @@ class SpineApp:
                     Feature(1, "DeviceClassification", SERVER, (manu,), "DeviceClassification Server"),
                     Feature(
                         2, "DeviceDiagnosis", SERVER,
-                        (Function("deviceDiagnosisStateData", OP_READ, _diagnosis_state(self)),),
+                        (
+                            Function("deviceDiagnosisStateData", OP_READ, freeze=_diagnosis_state(self)),
+                            Function("deviceDiagnosisHeartbeatData", OP_READ, freeze=self._heartbeat_now),
+                        ),
                         "DeviceDiagnosis Server",
                     ),
                     Feature(3, "DeviceDiagnosis", CLIENT, (), "DeviceDiagnosis Client"),
@@ -70,6 +99,40 @@ class SpineApp:
         )
         self.device = dev
         self.sessions = []
+        self.heartbeat_counter = 0
+        self._hb_at = ticks_ms()
+        self.clock_synced = clock_synced  # the device layer may replace it (NTP state)
+
+    def _heartbeat_now(self):
+        return self._heartbeat_emitter((utc_timestamp(), self.heartbeat_counter))
+
+    def _heartbeat_emitter(self, snapshot):
+        # snapshot: (timestamp, counter), frozen when the datagram is queued
+        def emit(w):
+            ts, n = snapshot
+            w.obj_begin()
+            w.member("timestamp")
+            w.string(ts)
+            w.member("heartbeatCounter")
+            w.integer(n)
+            w.member("heartbeatTimeout")
+            w.string("PT%dS" % HEARTBEAT_TIMEOUT_S)
+            w.obj_end()
+
+        return emit
+
+    def tick(self, now):
+        """Periodic work: the heartbeat notify to every subscriber, while the clock is synced."""
+        if ticks_diff(now, self._hb_at) < _HB_PERIOD_MS:
+            return
+        self._hb_at = now
+        if not self.clock_synced():
+            return
+        self.heartbeat_counter += 1
+        feature = self.device.feature((1,), 2)
+        emit = self._heartbeat_emitter((utc_timestamp(), self.heartbeat_counter))
+        for s in self.sessions:
+            s.notify(feature, "deviceDiagnosisHeartbeatData", emit)
 
     def usecases(self):
         """(entity, actor, [(name, version, scenarios, subrevision)]) of what is offered now."""
@@ -122,6 +185,7 @@ class Endpoint:
         await self.poll(peer)
 
     async def poll(self, peer):
+        self.app.tick(ticks_ms())
         out = self.session.out
         w = self.writer
         while out:

@@ -16,13 +16,19 @@ SPECIAL = "special"
 
 class Function:
     """emit(w): writes the function's data element value (an eejson dialect object).
-    write(session, incoming) -> (errorNumber, description) when writable."""
+    write(session, incoming) -> (errorNumber, description) when writable.
+    freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
+    to measure and again per buffer window, so what it writes must not change in between."""
 
-    def __init__(self, name, ops, emit=None, write=None):
+    def __init__(self, name, ops, emit=None, write=None, freeze=None):
         self.name = name
         self.ops = ops
         self.emit = emit
         self.write = write
+        self.freeze = freeze
+
+    def emitter(self):
+        return self.freeze() if self.freeze else self.emit
 
 
 class Feature:

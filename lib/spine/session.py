@@ -197,10 +197,10 @@ class Session:
         name = inc.data_name
         fn = feature.function(name)
         if c == D.READ:
-            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or fn.emit is None:
+            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or (fn.emit is None and fn.freeze is None):
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
             else:
-                self._reply(inc, name, fn.emit)
+                self._reply(inc, name, fn.emitter())
         elif c == D.WRITE:
             self._write(inc, feature, fn)
         elif c == D.NOTIFY or c == D.REPLY:
@@ -228,7 +228,7 @@ class Session:
         err, desc = fn.write(self, inc)
         if err == D.E_OK:
             # notify first, then the result (the order spine-go uses)
-            self.notify(feature, name, fn.emit)
+            self.notify(feature, name, fn.emitter())
         self._result(inc, err, desc)
 
     def _bound(self, client, feature):
