@@ -32,3 +32,18 @@ def test_any_bytes_never_break_the_session(data, chunk):
     cases.feed(s, VALID, chunk)
     (r,) = cases.take(s)
     assert r["header"]["cmdClassifier"] == "reply"
+
+
+def test_mutation_corpus_under_micropython():
+    """2000 mutated captures through one session under MicroPython (host_tests/mpy)."""
+    import os
+    import re
+
+    import mpyrun
+    from conftest import CAPTURES
+
+    script = os.path.join(os.path.dirname(__file__), "mpy", "spine_mutations.py")
+    r = mpyrun.run(script, heapsize="1M", args=(CAPTURES, "2000"), timeout=120).check()
+    m = re.search(r"MUTATIONS 2000 answers (\d+) errors (\d+)", r.stdout)
+    assert m, r.stdout[-2000:]
+    assert int(m.group(2)) > 100  # the corpus really exercises the error paths
