@@ -1,7 +1,7 @@
 # NodeManagement (entity [0], feature 0, role special; spine.md section 5): its discovery
 # entry, the detailed discovery data streamed from the device model, use case data,
 # subscription and binding data, destination list.
-from spine.datagram import Addr
+from spine.datagram import Addr, emit_addr
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, Feature, Function, SPECIAL
 
 DD = "nodeManagementDetailedDiscoveryData"
@@ -199,21 +199,6 @@ def emit_usecases(w, device_address, usecases):
     w.obj_end()
 
 
-def _full_addr(w, a):
-    w.obj_begin()
-    if a.device is not None:
-        w.member("device")
-        w.string(a.device)
-    w.member("entity")
-    w.list_begin()
-    for e in a.entity:
-        w.integer(e)
-    w.list_end()
-    w.member("feature")
-    w.integer(a.feature)
-    w.obj_end()
-
-
 def emit_links(w, kind, links):
     """subscriptionData / bindingData: kind "subscription" or "binding"; links: list of
     (id, client Addr, server Addr)."""
@@ -225,9 +210,9 @@ def emit_links(w, kind, links):
         w.member(kind + "Id")
         w.integer(lid)
         w.member("clientAddress")
-        _full_addr(w, client)
+        emit_addr(w, client)
         w.member("serverAddress")
-        _full_addr(w, server)
+        emit_addr(w, server)
         w.obj_end()
     w.list_end()
     w.obj_end()

@@ -2,7 +2,7 @@
 # as SHIP delivers them, answers and notifies queue up in .out as datagram.Out objects; the
 # async poll() at the end sends them through SHIP, one frame each, measured then streamed.
 import log
-from eejson.reader import JsonError, Reader
+from eejson.reader import Consumer, JsonError, Reader
 from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr, Out
@@ -13,28 +13,7 @@ _TAG = "spine"
 _NM = (0,)
 
 
-class _Skip:
-    # consumer that keeps nothing (reads carry an empty element)
-    def start_object(self):
-        pass
-
-    def end_object(self):
-        pass
-
-    def start_array(self):
-        pass
-
-    def end_array(self):
-        pass
-
-    def key(self, k):
-        pass
-
-    def value(self, v):
-        pass
-
-
-_SKIP = _Skip()
+_SKIP = Consumer()  # keeps nothing: reads carry an empty element
 
 
 def _body_data(w, arg):
