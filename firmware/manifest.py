@@ -7,6 +7,7 @@ include("$(PORT_DIR)/boards/manifest.py")
 
 package("eejson", base_path="../lib")
 package("gateway", base_path="../lib")
+package("modbus", base_path="../lib")
 package("ship", base_path="../lib")
 package("spine", base_path="../lib")
 package("ws", base_path="../lib")
