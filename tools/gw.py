@@ -15,6 +15,7 @@ COMMANDS = {
     "certs": ("certs", "create the device certificate and key (DER) and print the SKI"),
     "trust": ("trustcli", "list, add or remove trusted SHIP peers (SKIs)"),
     "cem": ("testcem.cli", "test CEM: SHIP handshake with the gateway, then raw SPINE"),
+    "sim": ("sim", "charging-station simulator (pymodbus) driven by a register map"),
 }
 
 

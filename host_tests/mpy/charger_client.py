@@ -1,0 +1,99 @@
+# Gateway-side client for test_sim.py, under the MicroPython unix port: a register map
+# (lib/modbus/regmap) driving the Modbus master (lib/modbus/master) into a charger model
+# (lib/charger), one command per stdin line, one answer line per command:
+#   charger_client.py <map.json> <tcp|rtutcp> <host> <port>
+#   poll                 read every block, decode -> "FIELDS {json of the model's fields}"
+#   limit <amps>         encode_limit and write it (and the enable) -> "OK <value> <enable>"
+#   init                 the map's init writes -> "OK <n>"
+#   write <fc> <addr> <value>, read <fc> <addr> <count>, retries <n>, quit
+# Failures answer "ERR <exception class> <detail>". The master is driven through its stepper
+# with time.sleep_ms, as the poller will (minus asyncio).
+import json
+import sys
+import time
+
+from charger import FIELD_NAMES, Charger
+from modbus import regmap
+from modbus.master import Master
+from modbus.pdu import ModbusException
+from modbus.transport import RtuOverTcp, Tcp
+
+
+def run(m, unit, fc, addr, count=1, data=None, out=None):
+    m.start(unit, fc, addr, count, data, out)
+    while not m.poll():
+        time.sleep_ms(1)
+
+
+def fields(model):
+    return json.dumps(dict((FIELD_NAMES[i], model.get(i)) for i in range(len(FIELD_NAMES))))
+
+
+def write(m, unit, w, value):
+    if w.fc == 16:
+        run(m, unit, 16, w.address, 1, [value])
+    else:
+        run(m, unit, w.fc, w.address, 1, value)
+
+
+def main():
+    path, kind, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    rm = regmap.load_file(path)
+    link = Tcp(host, port) if kind == "tcp" else RtuOverTcp(host, port)
+    m = Master(link, timeout_ms=300, retries=2)
+    model = Charger()
+    unit = rm.unit
+    print("READY", rm.name, len(rm.blocks))
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        words = line.split()
+        if not words:
+            continue
+        cmd = words[0]
+        try:
+            if cmd == "quit":
+                break
+            if cmd == "poll":
+                for b in rm.blocks:
+                    run(m, unit, b.fc, b.address, b.count, None, b.regs)
+                    rm.decode(b, b.regs, model)
+                model.flush()
+                print("FIELDS", fields(model))
+            elif cmd == "limit":
+                a = float(words[1]) if "." in words[1] else int(words[1])
+                value, enable = rm.encode_limit(a)
+                if value is not None:
+                    write(m, unit, rm.limit, value)
+                if enable is not None:
+                    write(m, unit, rm.enable, enable)
+                print("OK", value, enable)
+            elif cmd == "init":
+                ws = rm.init_writes()
+                for w in ws:
+                    write(m, unit, w, w.value)
+                print("OK", len(ws))
+            elif cmd == "write":
+                fc, addr, value = int(words[1]), int(words[2]), int(words[3])
+                write(m, unit, regmap.Write(0, addr, fc), value)
+                print("OK")
+            elif cmd == "read":
+                fc, addr, n = int(words[1]), int(words[2]), int(words[3])
+                out = [0] * n
+                run(m, unit, fc, addr, n, None, out)
+                print("VALUES", ",".join(str(v) for v in out))
+            elif cmd == "retries":
+                m.retries = int(words[1])
+                print("OK")
+            else:
+                print("ERR ValueError unknown command")
+        except ModbusException as e:
+            print("ERR ModbusException", e.code)
+        except Exception as e:  # the test reads the class; the client keeps serving
+            print("ERR", type(e).__name__, e)
+    m.close()
+    print("DONE")
+
+
+main()
