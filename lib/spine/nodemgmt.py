@@ -35,24 +35,21 @@ def node_management():
     )
 
 
+_OPS = (("read", OP_READ, OP_READ_PARTIAL), ("write", OP_WRITE, OP_WRITE_PARTIAL))
+
+
 def emit_ops(w, ops):
+    # possibleOperations: {"read":{}} or {"read":{"partial":{}}}, likewise write
     w.obj_begin()
-    if ops & (OP_READ | OP_READ_PARTIAL):
-        w.member("read")
-        w.obj_begin()
-        if ops & OP_READ_PARTIAL:
-            w.member("partial")
+    for name, plain, partial in _OPS:
+        if ops & (plain | partial):
+            w.member(name)
             w.obj_begin()
+            if ops & partial:
+                w.member("partial")
+                w.obj_begin()
+                w.obj_end()
             w.obj_end()
-        w.obj_end()
-    if ops & (OP_WRITE | OP_WRITE_PARTIAL):
-        w.member("write")
-        w.obj_begin()
-        if ops & OP_WRITE_PARTIAL:
-            w.member("partial")
-            w.obj_begin()
-            w.obj_end()
-        w.obj_end()
     w.obj_end()
 
 
