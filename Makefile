@@ -35,7 +35,14 @@ bench: venv
 certs: venv
 	@test -f $(RUN_DIR)/cert.der || tools/gw certs --out $(RUN_DIR)
 
+# The gateway with the charging-station simulator as its controller (board_configs/host-sim.json:
+# RTU framing over TCP on 127.0.0.1:5020); the simulator's control port is 127.0.0.1:5021 and its
+# output goes to $(RUN_DIR)/sim.log. The simulator stops when the gateway does.
+SIM_ARGS = --map board_configs/chargers/sim.json --port 5020 --rtu-over-tcp --control-port 5021
+
 run: certs
+	@tools/gw sim $(SIM_ARGS) >$(RUN_DIR)/sim.log 2>&1 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT INT TERM; \
 	MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR)
 
 clean:

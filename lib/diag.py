@@ -103,6 +103,35 @@ def status():
     pending()
 
 
+def charger():
+    """The charger model and its bridge: state, measurements, effective limit, link, Modbus."""
+    gw = _gw()
+    ch = gw and gw.charger
+    if ch is None:
+        print("no charger (board config without a charger section, or gateway not running)")
+        return
+    from charger import FIELD_NAMES, SOURCE_NAMES
+
+    v = {}
+    for i in range(len(FIELD_NAMES)):
+        v[FIELD_NAMES[i]] = ch.get(i)
+    print("state %s  plugged %s  charging %s  error %s %s" % (
+        v["state"], v["plugged"], v["charging"], v["error"], v["error_text"] or ""))
+    print("I %s/%s/%s A  U %s/%s/%s V  P %s W  session %s Wh  total %s Wh" % (
+        v["i1"], v["i2"], v["i3"], v["u1"], v["u2"], v["u3"], v["power"], v["session_wh"], v["total_wh"]))
+    print("phases %s  hw %s..%s A  ev max %s" % (v["phases"], v["hw_min"], v["hw_max"], v["ev_max"]))
+    amps, src, paused = ch.effective()
+    print("limit %s  source %s  paused %s  setpoint %s A  applied %s" % (
+        amps or "none (hw max)", "-" if src is None else SOURCE_NAMES[src], paused, ch.setpoint(), ch.applied()))
+    br = gw.bridge
+    if br is not None:
+        s = br.stats()
+        mb = s.pop("modbus")
+        print("link %s via %s" % (s.pop("link"), gw.charger_where))
+        print("bridge: %s" % s)
+        print("modbus: %s" % mb)
+
+
 def logs():
     for line in log.recent():
         print(line)

@@ -16,6 +16,7 @@ COMMANDS = {
     "trust": ("trustcli", "list, add or remove trusted SHIP peers (SKIs)"),
     "cem": ("testcem.cli", "test CEM: SHIP handshake with the gateway, then raw SPINE"),
     "sim": ("sim", "charging-station simulator (pymodbus) driven by a register map"),
+    "sim-ctl": ("simctl", "send a command (plug, unplug, set_ev_max, fault, state) to a running simulator"),
 }
 
 

@@ -16,7 +16,13 @@ _DEFAULTS = {
     },
     "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
     "log": {"level": 2},
+    # the charging controller behind Modbus; None: no charger bridge (SHIP only)
+    "charger": None,
 }
+
+_CHARGER_KEYS = ("map", "link", "hw_min", "hw_max", "phases", "nominal_v", "timeout_ms", "retries", "fail_limit")
+_LINK_KEYS = ("kind", "host", "port", "path", "baudrate", "unit", "uart", "tx", "rx", "de")
+LINK_KINDS = ("rtu-over-tcp", "tcp", "serial", "uart")
 
 
 class ConfigError(ValueError):
@@ -53,7 +59,72 @@ def load(path):
         raise ConfigError("%s: cannot read (%s)" % (path, e))
     except ValueError as e:
         raise ConfigError("%s: not JSON (%s)" % (path, e))
-    return parse(doc)
+    cfg = parse(doc)
+    c = cfg["charger"]
+    if c is not None and not c["map"].startswith("/"):
+        # the map sits next to the board config (on the device both are copied to /)
+        i = path.rfind("/")
+        c["map"] = (path[:i] if i > 0 else ("/" if i == 0 else ".")) + "/" + c["map"]
+        c["map"] = c["map"].replace("//", "/")
+    return cfg
+
+
+def _num(d, key, where, lo, hi, default, integer=False):
+    v = d.get(key, default)
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    _need(ok and not isinstance(v, bool) and lo <= v <= hi, where + "." + key,
+          "must be %s %s..%s" % ("an integer" if integer else "a number", lo, hi))
+    return v
+
+
+def _charger(c):
+    """The charger section checked and completed with defaults (link values the map also
+    knows, unit and baud rate, stay None here: the map's apply)."""
+    _need(isinstance(c, dict), "charger", "must be an object")
+    for k in c:
+        _need(k in _CHARGER_KEYS, "charger." + k, "unknown key")
+    _need(isinstance(c.get("map"), str) and c["map"], "charger.map", "must name a register map file (board_configs/chargers/*.json)")
+    out = {"map": c["map"]}
+    out["hw_min"] = _num(c, "hw_min", "charger", 0, 80, 6)
+    out["hw_max"] = _num(c, "hw_max", "charger", 1, 80, 16)
+    _need(out["hw_min"] <= out["hw_max"], "charger.hw_min", "above hw_max")
+    out["phases"] = _num(c, "phases", "charger", 1, 3, 3, True)
+    out["nominal_v"] = _num(c, "nominal_v", "charger", 100, 300, 230)
+    out["timeout_ms"] = _num(c, "timeout_ms", "charger", 20, 10000, 500, True)
+    out["retries"] = _num(c, "retries", "charger", 0, 5, 2, True)
+    out["fail_limit"] = _num(c, "fail_limit", "charger", 1, 100, 3, True)
+    l = c.get("link", {})
+    _need(isinstance(l, dict), "charger.link", "must be an object")
+    for k in l:
+        _need(k in _LINK_KEYS, "charger.link." + k, "unknown key")
+    kind = l.get("kind")
+    _need(kind in LINK_KINDS, "charger.link.kind", "one of " + ", ".join(LINK_KINDS))
+    w = "charger.link"
+    link = {"kind": kind, "unit": None, "baudrate": None}
+    if "unit" in l:
+        link["unit"] = _num(l, "unit", w, 0, 255, 1, True)
+    if "baudrate" in l:
+        link["baudrate"] = _num(l, "baudrate", w, 1200, 1000000, 9600, True)
+    if kind in ("rtu-over-tcp", "tcp"):
+        _need(isinstance(l.get("host"), str) and l["host"], w + ".host", "must be a host name or address")
+        link["host"] = l["host"]
+        link["port"] = _num(l, "port", w, 1, 65535, 502, True)
+    elif kind == "serial":
+        _need(isinstance(l.get("path"), str) and l["path"], w + ".path", "must be a tty path")
+        link["path"] = l["path"]
+    else:
+        link["uart"] = _num(l, "uart", w, 0, 2, 2, True)
+        link["tx"] = _num(l, "tx", w, 0, 48, 17, True)
+        link["rx"] = _num(l, "rx", w, 0, 48, 16, True)
+        de = l.get("de")
+        _need(de is None or (isinstance(de, int) and not isinstance(de, bool) and 0 <= de <= 48), w + ".de", "null or a pin number 0..48")
+        link["de"] = de
+    for k in ("host", "port", "path"):
+        _need(k not in l or k in link, w + "." + k, "not for kind " + kind)
+    for k in ("uart", "tx", "rx", "de"):
+        _need(k not in l or kind == "uart", w + "." + k, "only for kind uart")
+    out["link"] = link
+    return out
 
 
 def parse(doc):
@@ -92,6 +163,8 @@ def parse(doc):
         _need(isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v, "identity." + k, "1..32 characters, no ; or quote")
     v = ident["serial"]
     _need(v is None or (isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v), "identity.serial", "null or 1..32 characters, no ; or quote")
+    if cfg["charger"] is not None:
+        cfg["charger"] = _charger(cfg["charger"])
     return cfg
 
 
