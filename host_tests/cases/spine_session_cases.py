@@ -290,3 +290,17 @@ def case_heartbeat_notified_on_period_only_with_synced_clock():
     # a read answers the current heartbeat data
     feed(s, datagram((CEM, [1], 1), (GW, [1], 2), 81, "read", '[{"deviceDiagnosisHeartbeatData":[]}]'))
     assert take(s)[0]["payload"]["cmd"][0]["deviceDiagnosisHeartbeatData"]["heartbeatCounter"] == 2
+
+
+def case_operating_state_change_notified():
+    app, s = new()
+    app.sessions.append(s)
+    assert _sub(s, 90, ([1], 1), ([1], 2), "DeviceDiagnosis")["errorNumber"] == 0
+    app.set_operating_state("failure", "controller link lost")
+    (n,) = take(s)
+    st = n["payload"]["cmd"][0]["deviceDiagnosisStateData"]
+    assert st == {"operatingState": "failure", "lastErrorCode": "controller link lost"}
+    app.set_operating_state("failure", "controller link lost")
+    assert take(s) == []  # no change, no notify
+    app.set_operating_state("normalOperation")
+    assert take(s)[0]["payload"]["cmd"][0]["deviceDiagnosisStateData"] == {"operatingState": "normalOperation"}

@@ -84,6 +84,14 @@ class Gateway:
         ch = self.charger
         if mask & (1 << F_LINK):
             log.info(_TAG, "charger link %s", "up" if ch.get(F_LINK) else "down")
+        if mask & ((1 << F_LINK) | (1 << F_ERROR)):
+            # EEBUS sees the EVSE in failure while the controller is unreachable or in error
+            if not ch.get(F_LINK):
+                self.spine.set_operating_state("failure", "controller link lost")
+            elif ch.get(F_ERROR):
+                self.spine.set_operating_state("failure", "controller error %s" % ch.get(F_ERROR))
+            else:
+                self.spine.set_operating_state("normalOperation")
         if mask & _M_STATE:
             log.info(_TAG, "charger state %s plugged %d charging %d error %s", ch.get(F_STATE),
                      1 if ch.get(F_PLUGGED) else 0, 1 if ch.get(F_CHARGING) else 0, ch.get(F_ERROR))

@@ -121,6 +121,18 @@ class SpineApp:
 
         return emit
 
+    def set_operating_state(self, state, error=None):
+        """EVSE DeviceDiagnosis state (normalOperation, standby, failure + lastErrorCode),
+        notified to subscribers on change; e.g. failure while the controller link is lost."""
+        if state == self.operating_state and error == self.last_error:
+            return
+        self.operating_state = state
+        self.last_error = error
+        feature = self.device.feature((1,), 2)
+        fn = feature.function("deviceDiagnosisStateData")
+        for s in self.sessions:
+            s.notify(feature, fn.name, fn.emitter())
+
     def tick(self, now):
         """Periodic work: the heartbeat notify to every subscriber, while the clock is synced."""
         if ticks_diff(now, self._hb_at) < _HB_PERIOD_MS:
