@@ -304,3 +304,58 @@ def case_operating_state_change_notified():
     assert take(s) == []  # no change, no notify
     app.set_operating_state("normalOperation")
     assert take(s)[0]["payload"]["cmd"][0]["deviceDiagnosisStateData"] == {"operatingState": "normalOperation"}
+
+
+class ApprovalApp(App):
+    # the write handler asks the application, which answers later
+    def __init__(self):
+        super().__init__()
+        self.asked = []
+        fn = self.device.feature((1,), 9).functions[0]
+        app = self
+
+        def write(session, inc):
+            app.asked.append((session.defer(1000, timeout_ms=5000), inc.data.result["testValue"]))
+            return None
+
+        fn.write = write
+
+
+def _approval_session():
+    app = ApprovalApp()
+    s = Session(app)
+    app.sessions.append(s)
+    assert _sub(s, 100, ([1], 5), ([1], 9), "Test", binding=True)["errorNumber"] == 0
+    assert _sub(s, 101, ([1], 5), ([1], 9), "Test")["errorNumber"] == 0
+    feed(s, datagram((CEM, [1], 5), (GW, [1], 9), 102, "write", WRITE % 21, ack=True))
+    assert take(s) == []  # nothing until the application decides
+    return app, s
+
+
+def case_deferred_write_approved():
+    app, s = _approval_session()
+    handle, v = app.asked[0]
+    app.value = v  # the application applies it, then settles
+    assert s.settle(handle, 0)
+    notify, result = take(s)
+    assert notify["payload"]["cmd"][0]["testData"] == {"testValue": 21}
+    assert result_of(result)["errorNumber"] == 0 and result["header"]["msgCounterReference"] == 102
+    assert not s.settle(handle, 0)  # once only
+
+
+def case_deferred_write_denied():
+    app, s = _approval_session()
+    s.settle(app.asked[0][0], 7, "denied by the user")
+    (r,) = take(s)
+    assert result_of(r) == {"errorNumber": 7, "description": "denied by the user"} and app.value == 7
+
+
+def case_deferred_write_times_out():
+    app, s = _approval_session()
+    app.tick(1000 + 4999)
+    assert take(s) == []
+    app.tick(1000 + 5000)
+    (r,) = take(s)
+    assert result_of(r) == {"errorNumber": 1, "description": "write not approved in time by application"}
+    assert r["header"]["msgCounterReference"] == 102
+    assert not s.settle(app.asked[0][0], 0)  # too late: already refused

@@ -134,7 +134,10 @@ class SpineApp:
             s.notify(feature, fn.name, fn.emitter())
 
     def tick(self, now):
-        """Periodic work: the heartbeat notify to every subscriber, while the clock is synced."""
+        """Periodic work: write approvals that timed out, the heartbeat notify to every
+        subscriber while the clock is synced."""
+        for s in self.sessions:
+            s.expire(now)
         if ticks_diff(now, self._hb_at) < _HB_PERIOD_MS:
             return
         self._hb_at = now

@@ -16,7 +16,8 @@ SPECIAL = "special"
 
 class Function:
     """emit(w): writes the function's data element value (an eejson dialect object).
-    write(session, incoming) -> (errorNumber, description) when writable.
+    write(session, incoming) -> (errorNumber, description) when writable, or None after
+    session.defer() when the decision comes later (session.settle()).
     freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
     to measure and again per buffer window, so what it writes must not change in between."""
 

@@ -2,6 +2,7 @@
 # as SHIP delivers them, answers and notifies queue up in .out as datagram.Out objects; the
 # async poll() at the end sends them through SHIP, one frame each, measured then streamed.
 import log
+from compat import ticks_add, ticks_diff
 from eejson.reader import Consumer, JsonError, Reader
 from spine import datagram as D
 from spine import nodemgmt as NM
@@ -70,6 +71,9 @@ class Session:
         self.remote_known = False  # set by the application once it followed up on discovery
         self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
         self._link_id = 0
+        self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
+        self._handle = 0
+        self._wctx = None
         self._inc = D.Incoming(self._route)
         self._reader = Reader(self._inc)
         self._failed = None
@@ -204,11 +208,48 @@ class Session:
         if not self._bound(inc.src, feature):
             self._result(inc, D.E_BINDING_NEEDED, "write denied due to missing binding")
             return
-        err, desc = fn.write(self, inc)
+        self._wctx = (inc, feature, fn)
+        try:
+            r = fn.write(self, inc)
+        finally:
+            self._wctx = None
+        if r is None:
+            return  # deferred: settle() or the timeout answers
+        err, desc = r
         if err == D.E_OK:
             # notify first, then the result (the order spine-go uses)
             self.notify(feature, name, fn.emitter())
         self._result(inc, err, desc)
+
+    # ---- write approval: a write handler may defer its decision to the application --------
+
+    def defer(self, now, timeout_ms=10000):
+        """Called by a write handler that cannot decide at once (the application asks someone):
+        returns a handle for settle(); the handler then returns None. Unsettled writes are
+        refused at the timeout."""
+        inc, feature, fn = self._wctx
+        self._handle += 1
+        self.deferred.append(
+            [self._handle, ticks_add(now, timeout_ms), self._src_of(inc), self._peer_addr(inc.src), inc.counter, feature, fn]
+        )
+        return self._handle
+
+    def settle(self, handle, err, desc=None):
+        """The application's decision on a deferred write (err 0: approved, already applied)."""
+        for d in self.deferred:
+            if d[0] == handle:
+                self.deferred.remove(d)
+                if err == D.E_OK:
+                    self.notify(d[5], d[6].name, d[6].emitter())
+                self.out.append(Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
+                return True
+        return False  # timed out already, or never deferred
+
+    def expire(self, now):
+        for d in list(self.deferred):
+            if ticks_diff(now, d[1]) >= 0:
+                # the answer spine-go gives in this case
+                self.settle(d[0], D.E_GENERAL, "write not approved in time by application")
 
     def _bound(self, client, feature):
         for b in self.binds:
@@ -352,3 +393,4 @@ class Session:
         self.subs = []
         self.binds = []
         self.out = []
+        self.deferred = []
