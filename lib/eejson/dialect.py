@@ -23,7 +23,7 @@ from array import array
 
 from compat import const
 
-from eejson.reader import Consumer, Reader, to_float
+from eejson.reader import Consumer, parse, to_float
 
 _MAX_DEPTH = const(32)
 _OBJ = const(1)  # an object whose key has not been read yet
@@ -234,15 +234,5 @@ class Tree(Path):
 
 def build(data, at=None, chunk=0, max_str=256, exact=False):
     # Parse a whole message (bytes) into plain values; see Tree.
-    t = Tree(at, exact)
-    r = Reader(t, max_str)
-    n = len(data)
-    if chunk <= 0:
-        chunk = n or 1
-    off = 0
-    while off < n:
-        k = chunk if chunk < n - off else n - off
-        r.feed(data, off, k)
-        off += k
-    r.finish()
+    t = parse(data, Tree(at, exact), max_str, chunk)
     return t.result if at is None else t.results

@@ -242,20 +242,25 @@ def _uint(v):
 # ---- output ------------------------------------------------------------------------------------
 
 
-def emit_addr(w, a, with_feature=True):
+def emit_address(w, device, entity, feature=None):
+    # {device?, entity, feature?} from its parts, so that emitters need no Addr per run
     w.obj_begin()
-    if a.device is not None:
+    if device is not None:
         w.member("device")
-        w.string(a.device)
+        w.string(device)
     w.member("entity")
     w.list_begin()
-    for e in a.entity:
+    for e in entity:
         w.integer(e)
     w.list_end()
-    if with_feature:
+    if feature is not None:
         w.member("feature")
-        w.integer(a.feature)
+        w.integer(feature)
     w.obj_end()
+
+
+def emit_addr(w, a):
+    emit_address(w, a.device, a.entity, a.feature)
 
 
 class Out:

@@ -1,7 +1,7 @@
 # NodeManagement (entity [0], feature 0, role special; spine.md section 5): its discovery
 # entry, the detailed discovery data streamed from the device model, use case data,
 # subscription and binding data, destination list.
-from spine.datagram import Addr, emit_addr
+from spine.datagram import Addr, emit_addr, emit_address
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, Feature, Function, SPECIAL
 
 DD = "nodeManagementDetailedDiscoveryData"
@@ -53,15 +53,17 @@ def emit_ops(w, ops):
     w.obj_end()
 
 
-def _entity_addr(w, device, entity):
+def _device_description(w, device):
+    w.obj_begin()
+    w.member("deviceAddress")
     w.obj_begin()
     w.member("device")
-    w.string(device)
-    w.member("entity")
-    w.list_begin()
-    for e in entity:
-        w.integer(e)
-    w.list_end()
+    w.string(device.address)
+    w.obj_end()
+    w.member("deviceType")
+    w.string(device.type)
+    w.member("networkFeatureSet")
+    w.string("smart")
     w.obj_end()
 
 
@@ -70,17 +72,7 @@ def _feature_info(w, device, f):
     w.member("description")
     w.obj_begin()
     w.member("featureAddress")
-    w.obj_begin()
-    w.member("device")
-    w.string(device)
-    w.member("entity")
-    w.list_begin()
-    for e in f.entity.address:
-        w.integer(e)
-    w.list_end()
-    w.member("feature")
-    w.integer(f.fid)
-    w.obj_end()
+    emit_address(w, device, f.entity.address, f.fid)
     w.member("featureType")
     w.string(f.type)
     w.member("role")
@@ -119,17 +111,7 @@ def emit_discovery(w, device, entities=None, change=None):
     w.member("deviceInformation")
     w.obj_begin()
     w.member("description")
-    w.obj_begin()
-    w.member("deviceAddress")
-    w.obj_begin()
-    w.member("device")
-    w.string(dev)
-    w.obj_end()
-    w.member("deviceType")
-    w.string(device.type)
-    w.member("networkFeatureSet")
-    w.string("smart")
-    w.obj_end()
+    _device_description(w, device)
     w.obj_end()
     ents = device.entities if entities is None else entities
     w.member("entityInformation")
@@ -139,7 +121,7 @@ def emit_discovery(w, device, entities=None, change=None):
         w.member("description")
         w.obj_begin()
         w.member("entityAddress")
-        _entity_addr(w, dev, e.address)
+        emit_address(w, dev, e.address)
         w.member("entityType")
         w.string(e.type)
         if change:
@@ -169,7 +151,7 @@ def emit_usecases(w, device_address, usecases):
     for entity, actor, support in usecases:
         w.obj_begin()
         w.member("address")
-        _entity_addr(w, device_address, entity)
+        emit_address(w, device_address, entity)
         w.member("actor")
         w.string(actor)
         w.member("useCaseSupport")
@@ -221,17 +203,7 @@ def emit_destinations(w, device):
     w.list_begin()
     w.obj_begin()
     w.member("deviceDescription")
-    w.obj_begin()
-    w.member("deviceAddress")
-    w.obj_begin()
-    w.member("device")
-    w.string(device.address)
-    w.obj_end()
-    w.member("deviceType")
-    w.string(device.type)
-    w.member("networkFeatureSet")
-    w.string("smart")
-    w.obj_end()
+    _device_description(w, device)
     w.obj_end()
     w.list_end()
     w.obj_end()
