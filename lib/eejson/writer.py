@@ -27,8 +27,9 @@
 #   off = 0
 #   while off < n: k = w.window(emit, off); await ws.write(w.mv[:k]); off += k
 #   await ws.end()
-#   window() re-runs emit up to byte off+size and keeps bytes off..: the k windows of a
-#   message cost about (k+1)/2 full runs of emit, for memory that never grows.
+#   window() re-runs emit, keeps bytes off..off+size and only counts the rest: the k
+#   windows of a message cost k runs of emit, for memory that never grows and no
+#   allocation.
 # render(emit) writes a message that fits the buffer into buf and returns its length.
 # ValueError: nesting deeper than 32, a NaN or infinite float, render() overflowing.
 # The calls must nest properly; the writer does not check the grammar.
@@ -75,11 +76,6 @@ _itoa = _g["itoa"]
 del _g
 
 
-class _Full(Exception):
-    # window(): the window is full, stop emit
-    pass
-
-
 class Writer:
     def __init__(self, size=1024):
         self.buf = bytearray(size)
@@ -88,7 +84,6 @@ class Writer:
         self._kind = bytearray(_MAX_DEPTH)
         self._st = array("i", [0, 0, 0, 0])
         self._num = bytearray(12)
-        self._full = _Full()
         self._begin(True, None)
 
     def _begin(self, meas, sink):
@@ -124,15 +119,14 @@ class Writer:
         return self._p
 
     def window(self, emit, off):
-        # Bytes off.. of the output into buf (as many as fit); returns their count.
+        # Bytes off.. of the output into buf (as many as fit); returns their count. Once the
+        # buffer is full the rest of emit runs in measuring mode: stopping emit with an
+        # exception would cost a traceback allocation per window on MicroPython.
         self._begin(False, None)
         self._skip = off
         self._win = True
-        try:
-            emit(self)
-        except _Full:
-            pass
-        return self._p
+        emit(self)
+        return self._size if self._win is None else self._p
 
     # output primitives
 
@@ -140,7 +134,9 @@ class Writer:
         sink = self._sink
         if sink is None:
             if self._win:
-                raise self._full
+                self._win = None  # full: window() reports the buffer size
+                self._meas = True
+                return
             raise ValueError("output larger than the buffer")
         sink(self.mv)
         self._out += self._p
@@ -165,6 +161,8 @@ class Writer:
             k = size - p
             if k == 0:
                 self._flush()
+                if self._meas:
+                    return  # a full window
                 p = 0
                 k = size
             if k > n:
@@ -214,8 +212,8 @@ class Writer:
             _esc_copy(s, num, st)
             st[1] = left - 1
             self._put(num, 0, st[2])
-            if left == 1:
-                return
+            if left == 1 or self._meas:
+                return  # done, or the window is full
 
     def _esc_skip(self, s, nch):
         st = self._st
