@@ -80,7 +80,8 @@ class Incoming(Path):
     route(incoming, name) is called when the data element of the command starts (the header
     is complete by then) and returns the consumer for its value, or None to skip it. After
     the message: src, dst, counter, ref, classifier, ack, function, partial, delete,
-    selectors, data_name, data (the routed consumer), version.
+    selectors, elements (of the partial or read filter), del_selectors, del_elements (of a
+    delete filter), data_name, data (the routed consumer), version.
     """
 
     def __init__(self, route):
@@ -101,7 +102,13 @@ class Incoming(Path):
         self.function = None
         self.partial = False
         self.delete = False
-        self.selectors = {}
+        self.selectors = None
+        self.elements = None
+        self.del_selectors = None
+        self.del_elements = None
+        self._fsel = None
+        self._felem = None
+        self._fdel = False
         self.data_name = None
         self.data = None
         self.cmds = 0
@@ -168,6 +175,12 @@ class Incoming(Path):
                     self.partial = True
                 elif k == "delete":
                     self.delete = True
+                    self._fdel = True
+            elif n == 6 and keys[4].endswith("Elements"):
+                if self._felem is None:
+                    self._felem = []
+                if len(self._felem) < 16:
+                    self._felem.append(k)
         elif n == 3 and keys[1] == "header" and keys[2] in ("addressSource", "addressDestination"):
             self._ent = []
 
@@ -220,8 +233,32 @@ class Incoming(Path):
             if n == 4 and keys[3] == "function":
                 self.function = v if isinstance(v, str) else None
             elif n == 6 and keys[3] == "filter" and keys[4].endswith("Selectors"):
-                if len(self.selectors) < 8:
-                    self.selectors[keys[5]] = v
+                if self._fsel is None:
+                    self._fsel = {}
+                if len(self._fsel) < 8:
+                    self._fsel[keys[5]] = v
+
+    # a filter is one element of the filter list: a delete filter's selectors and elements
+    # say what to remove, the others what to read or write (spine.md 3.2)
+
+    def item_begin(self):
+        if self.n == 4 and self.keys[3] == "filter":
+            self._filter_end()
+
+    def item_end(self):
+        if self.n == 4 and self.keys[3] == "filter":
+            self._filter_end()
+
+    def _filter_end(self):
+        if self._fdel:
+            self.del_selectors = self._fsel or {}
+            self.del_elements = self._felem
+        elif self._fsel is not None or self._felem is not None:
+            self.selectors = self._fsel
+            self.elements = self._felem
+        self._fsel = None
+        self._felem = None
+        self._fdel = False
 
     def check(self):
         """After the message: raises DatagramError unless it is a usable datagram."""
@@ -231,6 +268,7 @@ class Incoming(Path):
             raise DatagramError("address incomplete")
         if self.data_name is None:
             raise DatagramError("no command")
+        self._filter_end()  # filters written as plain objects have no item events
 
 
 def _uint(v):

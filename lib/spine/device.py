@@ -19,16 +19,24 @@ class Function:
     write(session, incoming) -> (errorNumber, description) when writable, or None after
     session.defer() when the decision comes later (session.settle()).
     freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
-    to measure and again per buffer window, so what it writes must not change in between."""
+    to measure and again per buffer window, so what it writes must not change in between.
+    table: a spine.table.Table instead of emit/freeze; it also serves reads restricted by
+    selectors and elements."""
 
-    def __init__(self, name, ops, emit=None, write=None, freeze=None):
+    def __init__(self, name, ops, emit=None, write=None, freeze=None, table=None):
         self.name = name
         self.ops = ops
         self.emit = emit
         self.write = write
         self.freeze = freeze
+        self.table = table
 
-    def emitter(self):
+    def readable(self):
+        return self.emit is not None or self.freeze is not None or self.table is not None
+
+    def emitter(self, selectors=None, elements=None):
+        if self.table is not None:
+            return self.table.emitter(selectors, elements)
         return self.freeze() if self.freeze else self.emit
 
 

@@ -180,8 +180,14 @@ class Session:
         name = inc.data_name
         fn = feature.function(name)
         if c == D.READ:
-            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or (fn.emit is None and fn.freeze is None):
+            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or not fn.readable():
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
+            elif inc.partial and fn.ops & OP_READ_PARTIAL and fn.table is not None:
+                # a restricted read: the matching entries, the asked elements (spine.md 3.1)
+                emit = fn.emitter(inc.selectors, inc.elements)
+                self.out.append(
+                    Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, _body_partial_data, (name, emit), ref=inc.counter)
+                )
             else:
                 self._reply(inc, name, fn.emitter())
         elif c == D.WRITE:
@@ -351,6 +357,14 @@ class Session:
         self._result(inc, D.E_OK)
 
     # ---- what the application and the node call -------------------------------------------
+
+    def subscribed(self, feature):
+        ent = feature.entity.address
+        for s in self.subs:
+            srv = s[2]
+            if srv.entity == ent and srv.feature == feature.fid:
+                return True
+        return False
 
     def notify(self, feature, name, emit, partial=False):
         """Queue a notify of one function's data to every subscriber of the feature."""

@@ -1,0 +1,218 @@
+# Function data as rows (spine.md 3, 11, 12): most SPINE functions are a list of entries,
+# xxxListData = {xxxData: [entry, ...]}, each entry an object with key fields (limitId,
+# measurementId, ...) and values. A row is a flat tuple (key, value, key, value, ...): it
+# costs one tuple per entry, is built once for descriptions and per snapshot for changing
+# data, and lets one emitter serve reads with selectors and elements (spine.md 3.1).
+#
+# Values: bool, int, str as they are; a 2-tuple (number, scale) is a scaledNumber
+# {number, scale}; a list is a nested object in the same flat form; a callable writes its
+# own value; None leaves the member out (an optional field not known now).
+
+
+def scaled(x):
+    """(number, scale) of an int or float as spine-go's NewScaledNumberType picks it: the
+    smallest scale that keeps the value, at most 4 decimals."""
+    if isinstance(x, int):
+        return (x, 0)
+    for s in range(5):
+        m = x * (10 ** s)
+        r = int(m + 0.5) if m >= 0 else -int(-m + 0.5)
+        if abs(m - r) < 1e-6 * (10 ** s) or s == 4:
+            if s == 0:
+                return (r, 0)
+            while s and r % 10 == 0:
+                r //= 10
+                s -= 1
+            return (r, -s)
+    return (int(x), 0)
+
+
+def number(v):
+    """The value of a scaledNumber tree {number, scale} (int when exact), or None."""
+    if not isinstance(v, dict):
+        return None
+    n = v.get("number")
+    s = v.get("scale", 0)
+    if not isinstance(n, int) or isinstance(n, bool) or not isinstance(s, int) or isinstance(s, bool):
+        return None
+    if s < -10 or s > 10:
+        return None
+    if s >= 0:
+        return n * (10 ** s)
+    d = 10 ** -s
+    return n // d if n % d == 0 else n / d
+
+
+def duration_s(text):
+    """Seconds of an ISO 8601 duration (PT2H, P1DT30M, PT1H2M3S, PT0.5S), or None."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    neg = text.startswith("-")
+    if neg:
+        text = text[1:]
+    if not text.startswith("P") or len(text) < 3:
+        return None
+    total = 0
+    num = ""
+    in_time = False
+    seen = False
+    for ch in text[1:]:
+        if ch == "T":
+            if in_time or num:
+                return None
+            in_time = True
+        elif ch.isdigit() or ch == ".":
+            num += ch
+        else:
+            if not num or num.count(".") > 1 or num == ".":
+                return None
+            mult = {"Y": 31536000, "W": 604800, "D": 86400} if not in_time else {"H": 3600, "M": 60, "S": 1}
+            if not in_time and ch == "M":
+                mult = {"M": 2592000}
+            if ch not in mult:
+                return None
+            total += (float(num) if "." in num else int(num)) * mult[ch]
+            num = ""
+            seen = True
+    if num or not seen:
+        return None
+    if isinstance(total, float):
+        total = int(total + 0.5)
+    return -total if neg else total
+
+
+def duration_text(s):
+    """ISO 8601 duration of whole seconds, as spine-go writes them (PT2H, PT1H2M3S, PT0S)."""
+    s = int(s)
+    if s <= 0:
+        return "PT0S"
+    h = s // 3600
+    m = (s % 3600) // 60
+    sec = s % 60
+    t = "PT"
+    if h:
+        t += "%dH" % h
+    if m:
+        t += "%dM" % m
+    if sec:
+        t += "%dS" % sec
+    return t
+
+
+def emit_value(w, v):
+    if v is True or v is False:
+        w.boolean(v)
+    elif isinstance(v, int):
+        w.integer(v)
+    elif isinstance(v, str):
+        w.string(v)
+    elif isinstance(v, tuple):
+        w.obj_begin()
+        w.member("number")
+        w.integer(v[0])
+        w.member("scale")
+        w.integer(v[1])
+        w.obj_end()
+    elif isinstance(v, list):
+        emit_object(w, v)
+    else:
+        v(w)
+
+
+def emit_object(w, row, elements=None, keys=()):
+    w.obj_begin()
+    i = 0
+    n = len(row)
+    while i < n:
+        k = row[i]
+        v = row[i + 1]
+        i += 2
+        if v is None:
+            continue
+        if elements is not None and k not in elements and k not in keys:
+            continue
+        w.member(k)
+        emit_value(w, v)
+    w.obj_end()
+
+
+def field(row, key):
+    i = 0
+    n = len(row)
+    while i < n:
+        if row[i] == key:
+            return row[i + 1]
+        i += 2
+    return None
+
+
+def selected(row, selectors):
+    # every selector naming a field of the row must match it; selectors the row does not
+    # have are ignored (as spine-go does)
+    for k in selectors:
+        v = field(row, k)
+        if v is not None and v != selectors[k]:
+            return False
+    return True
+
+
+def emit_list(w, item, rows, selectors=None, elements=None, keys=()):
+    """{item: [row, ...]}, restricted to rows matching selectors and to elements (the key
+    fields always stay, so that a restricted entry still says which one it is)."""
+    w.obj_begin()
+    w.member(item)
+    w.list_begin()
+    for r in rows:
+        if selectors and not selected(r, selectors):
+            continue
+        emit_object(w, r, elements or None, keys)
+    w.list_end()
+    w.obj_end()
+
+
+def item_name(function):
+    # loadControlLimitListData -> loadControlLimitData
+    return function[:-8] + "Data" if function.endswith("ListData") else function
+
+
+class Table:
+    """A list function backed by rows. rows() returns the current rows (a tuple or list the
+    caller does not change afterwards: a send emits it more than once)."""
+
+    def __init__(self, function, rows, keys=()):
+        self.function = function
+        self.item = item_name(function)
+        self.keys = keys
+        self._rows = rows  # a sequence, or a callable returning one (snapshot)
+
+    def rows(self):
+        r = self._rows
+        return r() if callable(r) else r
+
+    def emitter(self, selectors=None, elements=None):
+        rows = self.rows()
+        item = self.item
+        keys = self.keys
+
+        def emit(w):
+            emit_list(w, item, rows, selectors, elements, keys)
+
+        return emit
+
+
+def entries(tree, item):
+    """The entries of a written list {item: [..]} as a list of dicts, or None when the data
+    is not shaped so (a single entry arrives as a dict from the tree builder)."""
+    if not isinstance(tree, dict):
+        return None
+    e = tree.get(item)
+    if isinstance(e, dict):
+        return [e]
+    if e == []:
+        return []
+    if not isinstance(e, list):
+        return None
+    for x in e:
+        if not isinstance(x, dict):
+            return None
+    return e
