@@ -1,0 +1,180 @@
+"""EVCS station-side data (lib/spine/evcs.py) under CPython: the shared cases (MicroPython runs
+them in test_cases_mpy) and properties over written tree shapes."""
+import pytest
+
+from cases import caserun, evcs_cases
+
+
+@pytest.mark.parametrize("name", caserun.names(evcs_cases))
+def test_case(name):
+    getattr(evcs_cases, name)()
+
+
+# ---- properties over written tree shapes: never raises, answers 0 or commandRejected with a
+# text, changes nothing when refused, and what it accepts renders
+
+import copy
+
+from eejson.writer import Writer
+from hypothesis import HealthCheck, given, settings, strategies as st
+from spine.evcs import Evcs
+from spine.table import Table
+
+from charger import Charger
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+SN = st.one_of(st.fixed_dictionaries({"number": st.integers(-10 ** 12, 10 ** 12), "scale": st.integers(-12, 12)}),
+               st.fixed_dictionaries({"number": st.integers(-100, 200)}))
+KEYS = ["billData", "billId", "billType", "total", "position", "positionId", "positionType", "value", "cost",
+        "valuePercentage", "costPercentage", "costType", "currency", "unit", "costId", "valueId", "timePeriod",
+        "number", "scale"]
+LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 10 ** 10), st.floats(allow_nan=True), TEXT, SN,
+                 st.sampled_from(["chargingSummary", "gridElectricEnergy", "selfProducedElectricEnergy", "absolutePrice", "EUR"]))
+TREE = st.recursive(LEAF, lambda ch: st.one_of(st.lists(ch, max_size=4),
+                                               st.dictionaries(st.sampled_from(KEYS), ch, max_size=5)), max_leaves=25)
+
+
+def fresh():
+    ch = Charger()
+    clock = evcs_cases.Clock()
+    e = Evcs(ch, clock, max_bills=3)
+    evcs_cases.session(e, ch, clock, 12000, "2026-03-01T18:00:00Z", "2026-03-01T21:00:00Z")
+    evcs_cases.session(e, ch, clock, 3000, None, None)
+    return e
+
+
+def snapshot(e):
+    w = Writer(256)
+    emit = Table("billListData", e.bill_rows()).emitter()
+    n = w.measure(emit)
+    buf = bytearray()
+    w.stream(emit, lambda mv: buf.extend(mv))
+    assert len(buf) == n
+    return bytes(buf)
+
+
+def check(e, tree, partial):
+    before = snapshot(e)
+    err, desc = e.write_bills(tree, partial)
+    assert err in (0, 7)
+    if err:
+        assert isinstance(desc, str) and desc
+        assert snapshot(e) == before
+    else:
+        snapshot(e)
+
+
+def mutate(tree, data):
+    tree = copy.deepcopy(tree)
+    for _ in range(data.draw(st.integers(1, 3))):
+        node = tree
+        while True:
+            if isinstance(node, dict) and node:
+                k = data.draw(st.sampled_from(sorted(node)))
+            elif isinstance(node, list) and node:
+                k = data.draw(st.integers(0, len(node) - 1))
+            else:
+                break
+            if data.draw(st.booleans()) or not isinstance(node[k], (dict, list)):
+                node[k] = data.draw(TREE)
+                break
+            node = node[k]
+    return tree
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=TREE, partial=st.booleans())
+def test_arbitrary_trees_rejected_cleanly(tree, partial):
+    check(fresh(), tree, partial)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), partial=st.booleans(), g=st.integers(0, 100))
+def test_mutated_valid_writes(data, partial, g):
+    tree = {"billData": [{"billId": 2, "billType": "chargingSummary",
+                          "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2}, "currency": "EUR"}]},
+                          "position": evcs_cases.grid_self({"number": g}, {"number": 100 - g})}]}
+    e = fresh()
+    assert e.write_bills(copy.deepcopy(tree), partial) == (0, None)
+    check(e, mutate(tree, data), partial)
+
+
+# ---- mutation run under MicroPython: mutated wire bytes of a broker write, parsed and applied
+
+import os
+import re
+
+import mpyrun
+
+CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+
+MUTATION_CODE = """
+import random, sys
+from charger import Charger
+from eejson.dialect import build
+from eejson.writer import Writer
+from spine.evcs import Evcs
+from spine.table import Table
+import evcs_cases
+
+W = Writer(512)
+
+def dialect(v):
+    if isinstance(v, dict):
+        return "[" + ",".join('{"%s":%s}' % (k, dialect(v[k])) for k in v) + "]"
+    if isinstance(v, list):
+        return "[" + ",".join(dialect(x) for x in v) + "]"
+    if isinstance(v, str):
+        return '"' + v + '"'
+    if v is True or v is False:
+        return "true" if v else "false"
+    return str(v)
+
+seed = dialect({"billData": [{"billId": 1, "billType": "chargingSummary",
+                              "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2}, "currency": "EUR"}]},
+                              "position": evcs_cases.grid_self({"number": 30}, {"number": 70})}]}).encode()
+random.seed(11)
+rnd = random
+count = int(sys.argv[1])
+ok = bad = unparsable = 0
+for i in range(count):
+    b = bytearray(seed)
+    for _ in range(rnd.randint(1, 4)):
+        j = rnd.randint(0, len(b) - 1)
+        op = rnd.randint(0, 3)
+        if op == 0:
+            b[j] = rnd.choice(b'0123456789-[]{}",:abcEUR')
+        elif op == 1:
+            b = b[:j] + b[j + rnd.randint(1, 8):]
+        elif op == 2:
+            b = b[:j] + b[j:j + rnd.randint(1, 12)] + b[j:]
+        else:
+            b[j] = rnd.randint(32, 126)
+    try:
+        t = build(bytes(b))
+    except (ValueError, MemoryError):
+        unparsable += 1
+        continue
+    ch = Charger()
+    clock = evcs_cases.Clock()
+    e = Evcs(ch, clock)
+    evcs_cases.session(e, ch, clock, 5000, None, None)
+    before = W.measure(Table("billListData", e.bill_rows()).emitter())
+    err, desc = e.write_bills(t, (i & 1) == 1)
+    after = W.measure(Table("billListData", e.bill_rows()).emitter())
+    if err:
+        assert err == 7 and desc, (err, desc)
+        assert after == before
+        bad += 1
+    else:
+        ok += 1
+print("MUTATIONS", count, "ok", ok, "rejected", bad, "unparsable", unparsable)
+"""
+
+
+def test_mutation_run_under_micropython(tmp_path):
+    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=(CASES,), timeout=300).check()
+    m = re.search(r"MUTATIONS 10000 ok (\d+) rejected (\d+) unparsable (\d+)", r.stdout)
+    assert m, r.stdout[-2000:]
+    print(m.group(0))
+    assert int(m.group(2)) > 100 and int(m.group(1)) > 10
