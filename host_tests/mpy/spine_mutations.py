@@ -7,8 +7,11 @@ import os
 import random
 import sys
 
+from charger import Charger
 from eejson.writer import Writer
 from spine.app import SpineApp
+from spine.datagram import Addr
+from spine.device import SERVER
 from spine.session import Session
 
 GW = "d:_n:Test_GW-0001"
@@ -84,19 +87,45 @@ def main():
         rnd = random
     app = SpineApp(GW, {"brand": "T", "model": "GW", "serial": "1"})
     s = Session(app)
+    # the same with every use case and the EV plugged in, every server feature bound to the
+    # client features the captures write from, so that mutated writes reach the handlers
+    ch = Charger(6, 16, 3, 230)
+    ch.update(link=True, plugged=True, state="B")
+    uapp = SpineApp(GW, {"brand": "T", "model": "GW", "serial": "1"}, ch,
+                    {"phases": 3, "voltage": 230, "discharges": True, "cevc": True, "lpc": {"nominal_max_w": 11040}})
+    us = Session(uapp)
+    uapp.sessions.append(us)
+
+    def bind_all():
+        us.binds = []
+        for e in uapp.device.entities:
+            for f in e.features:
+                if f.role == SERVER:
+                    for cf in (1, 2, 7):
+                        us.binds.append([len(us.binds) + 1, Addr(None, (1,), cf), Addr(GW, e.address, f.fid)])
+
+    bind_all()
     w = Writer(128)
     answers = 0
     for k in range(count):
         data = mutate(base[k % len(base)], rnd)
-        feed(s, data, (1, 7, 64, 4096)[k % 4])
-        answers += drain(s, w)
+        for sess in (s, us):
+            feed(sess, data, (1, 7, 64, 4096)[k % 4])
+            answers += drain(sess, w)
         if len(s.subs) > 20 or len(s.binds) > 20:
             s.subs = []
             s.binds = []
+        if len(us.subs) > 20 or len(us.binds) > 200:
+            us.subs = []
+            bind_all()
+        if k % 97 == 0:
+            uapp.tick(k * 1000)
+            ch.update(plugged=k % 2 == 0, state="B" if k % 2 == 0 else "A")
+            answers += drain(us, w)
     good = bytearray(b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"addressSource":[{"device":"d:_n:X"},{"entity":[0]},{"feature":0}]},{"addressDestination":[{"entity":[0]},{"feature":0}]},{"msgCounter":5},{"cmdClassifier":"read"}]},{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}')
     feed(s, good, 13)
     assert drain(s, w) == 1
-    print("MUTATIONS", count, "answers", answers, "errors", s.stats["errors"])
+    print("MUTATIONS", count, "answers", answers, "errors", s.stats["errors"] + us.stats["errors"])
 
 
 main()

@@ -10,7 +10,9 @@ from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr
 from spine.device import CLIENT, OP_READ, SERVER, Device, Entity, Feature, Function
+from spine.lpc import CH_KEYS, CH_LIMIT, CH_STATE
 from spine.session import Session
+from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
 
 _TAG = "spine"
 
@@ -69,50 +71,111 @@ def _diagnosis_state(app):
     return freeze
 
 
-class SpineApp:
-    """ident: dict with brand, model, serial (the SHIP identity); address: SPINE device address."""
+# use cases we announce (spine.md 9, 12): (name, version, scenarios, sub-revision)
+_EVSECC = ("evseCommissioningAndConfiguration", "1.0.1", (1, 2), "release")
+_EVCS = ("evChargingSummary", "1.0.1", (1,), "release")
+_LPC = ("limitationOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
+_LPP = ("limitationOfPowerProduction", "1.0.0", (1, 2, 3, 4), "release")
+_MPC = ("monitoringOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
+_EV_UCS = (
+    ("evCommissioningAndConfiguration", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release"),
+    ("measurementOfElectricityDuringEvCharging", "1.0.1", (1, 2, 3), "release"),
+    ("overloadProtectionByEvChargingCurrentCurtailment", "1.0.1", (1, 2, 3), "release"),
+    ("optimizationOfSelfConsumptionDuringEvCharging", "1.0.1", (1, 2, 3), "release"),
+)
+_CEVC = ("coordinatedEvCharging", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
 
-    def __init__(self, address, ident):
+_M_MEASURE = (M_MEASURE | M_ENERGY)
+_M_RANGE = (1 << F_HW_MIN) | (1 << F_HW_MAX) | (1 << F_EV_MAX)
+_M_EVSTATE = (1 << F_STATE) | (1 << F_CHARGING) | (1 << F_ERROR)
+_NOTIFY_MIN_MS = 1000  # measurement notifies at most once a second (spine.md 12.3)
+_HB_FN = "deviceDiagnosisHeartbeatData"
+
+
+class SpineApp:
+    """ident: dict with brand, model, serial (the SHIP identity); address: SPINE device address.
+    charger: the charger model (None: the EVSE entity without power features, SHIP tests);
+    options: phases, voltage, discharges, lpc (dict for spine.lpc.PowerLimit), evcs, cevc,
+    clock (ms ticks, default compat.ticks_ms: tests pass their own)."""
+
+    def __init__(self, address, ident, charger=None, options=None):
         self.address = address
         self.operating_state = "normalOperation"
         self.last_error = None
+        self.charger = charger
+        opts = options or {}
+        self.now = opts.get("clock", ticks_ms)
         dev = Device(address)
         manu = Function("deviceClassificationManufacturerData", OP_READ, _manufacturer(ident))
         dev.add(Entity((0,), "DeviceInformation", [NM.node_management(), Feature(1, "DeviceClassification", SERVER, (manu,))]))
-        dev.add(
-            Entity(
-                (1,),
-                "EVSE",
-                [
-                    Feature(1, "DeviceClassification", SERVER, (manu,), "DeviceClassification Server"),
-                    Feature(
-                        2, "DeviceDiagnosis", SERVER,
-                        (
-                            Function("deviceDiagnosisStateData", OP_READ, freeze=_diagnosis_state(self)),
-                            Function("deviceDiagnosisHeartbeatData", OP_READ, freeze=self._heartbeat_now),
-                        ),
-                        "DeviceDiagnosis Server",
-                    ),
-                    Feature(3, "DeviceDiagnosis", CLIENT, (), "DeviceDiagnosis Client"),
-                ],
-            )
-        )
+        evse = [
+            Feature(1, "DeviceClassification", SERVER, (manu,), "DeviceClassification Server"),
+            Feature(
+                2, "DeviceDiagnosis", SERVER,
+                (
+                    Function("deviceDiagnosisStateData", OP_READ, freeze=_diagnosis_state(self)),
+                    Function(_HB_FN, OP_READ, freeze=self._heartbeat_now),
+                ),
+                "DeviceDiagnosis Server",
+            ),
+            Feature(3, "DeviceDiagnosis", CLIENT, (), "DeviceDiagnosis Client"),
+        ]
+        self.ev = self.evse = self.lpc = self.lpp = self.evcs = self.cevc = None
+        if charger is not None:
+            self._power(charger, opts, evse)
+        dev.add(Entity((1,), "EVSE", evse))
         self.device = dev
         self.sessions = []
+        self.endpoints = []
         self.heartbeat_counter = 0
-        self._hb_at = ticks_ms()
+        self._hb_at = self.now()
+        self._meas_at = self._hb_at
+        self._dirty = 0  # bit per pending notify (_D_*)
         self.clock_synced = clock_synced  # the device layer may replace it (NTP state)
+        if charger is not None:
+            charger.subscribe(self._charger_event)
+            if charger.get(F_PLUGGED):
+                dev.add(self.ev.entity)
+
+    def _power(self, charger, opts, evse):
+        from spine.ev import EvSide
+        from spine.evse import EvseSide
+        from spine.lpc import PowerLimit
+
+        phases = opts.get("phases", 3)
+        volts = opts.get("voltage", 230)
+        clock = self.now
+        now = clock()
+        lpc_opts = opts.get("lpc") or {}
+        self.lpc = PowerLimit(charger, now, **lpc_opts)
+        if opts.get("discharges"):
+            self.lpp = PowerLimit(charger, now, produce=True, duration_from=self.lpc, **lpc_opts)
+        if opts.get("evcs", True):
+            from spine.evcs import Evcs
+
+            self.evcs = Evcs(charger, lambda: utc_timestamp() if self.clock_synced() else None)
+        if opts.get("cevc"):
+            from spine.cevc import Cevc
+            from spine.cevcfeat import CevcFeatures
+
+            c = opts["cevc"] if isinstance(opts["cevc"], dict) else {}
+            self.cevc = CevcFeatures(Cevc(charger, now, **c), clock)
+        self.evse = EvseSide(charger, phases, volts, clock, self.lpc, self.lpp, self.evcs)
+        evse.extend(self.evse.features())
+        self.ev = EvSide(charger, phases, volts, clock, cevc=self.cevc)
 
     def _heartbeat_now(self):
-        return self._heartbeat_emitter((utc_timestamp(), self.heartbeat_counter))
+        # a read before the clock is set gets no timestamp rather than a 1970/2000 one
+        return self._heartbeat_emitter((utc_timestamp() if self.clock_synced() else None, self.heartbeat_counter))
 
     def _heartbeat_emitter(self, snapshot):
         # snapshot: (timestamp, counter), frozen when the datagram is queued
         def emit(w):
             ts, n = snapshot
             w.obj_begin()
-            w.member("timestamp")
-            w.string(ts)
+            if ts is not None:
+                w.member("timestamp")
+                w.string(ts)
             w.member("heartbeatCounter")
             w.integer(n)
             w.member("heartbeatTimeout")
@@ -128,16 +191,70 @@ class SpineApp:
             return
         self.operating_state = state
         self.last_error = error
-        feature = self.device.feature((1,), 2)
-        fn = feature.function("deviceDiagnosisStateData")
+        self.notify((1,), 2, "deviceDiagnosisStateData")
+
+    def notify(self, entity, fid, name):
+        """Notify one function's current data to every subscriber of its feature: one
+        snapshot, shared by all sessions."""
+        feature = self.device.feature(entity, fid)
+        if feature is None:
+            return
+        emit = None
         for s in self.sessions:
-            s.notify(feature, fn.name, fn.emitter())
+            if s.subscribed(feature):
+                if emit is None:
+                    emit = feature.function(name).emitter()
+                s.notify(feature, name, emit)
+        if emit is not None:
+            self._wake()
+
+    def _wake(self):
+        for ep in self.endpoints:
+            ep.wake()
+
+    # ---- the charger model's events -----------------------------------------------------------
+
+    def _charger_event(self, mask):
+        ch = self.charger
+        if mask & (1 << F_PLUGGED):
+            self._plug(bool(ch.get(F_PLUGGED)))
+        if mask & _M_MEASURE:
+            self._dirty |= _D_MEASURE
+        if mask & _M_RANGE:
+            self._dirty |= _D_RANGE
+        if mask & _M_EVSTATE:
+            self._dirty |= _D_EVSTATE
+
+    def _plug(self, plugged):
+        ev = self.ev
+        present = self.device.entity(ev.entity.address) is not None
+        if plugged == present:
+            return
+        now = self.now()
+        if plugged:
+            self.device.add(ev.entity)
+            if self.evcs is not None:
+                self.evcs.session_started(now)
+        else:
+            self.device.remove(ev.entity.address)
+            ev.unplugged()
+            if self.cevc is not None:
+                self.cevc.reset(now)
+            if self.evcs is not None and self.evcs.session_ended(now):
+                self.notify((1,), 8, "billListData")
+        log.info(_TAG, "EV %s", "plugged in" if plugged else "unplugged")
+        for s in self.sessions:
+            s.entity_changed(ev.entity, plugged)
+        self._wake()
 
     def tick(self, now):
-        """Periodic work: write approvals that timed out, the heartbeat notify to every
+        """Periodic work: write approvals that timed out, LPC/LPP and CEVC timers, notifies
+        of changed data (measurements at most once a second), the heartbeat to every
         subscriber while the clock is synced."""
         for s in self.sessions:
             s.expire(now)
+        if self.charger is not None:
+            self._tick_power(now)
         if ticks_diff(now, self._hb_at) < _HB_PERIOD_MS:
             return
         self._hb_at = now
@@ -147,11 +264,58 @@ class SpineApp:
         feature = self.device.feature((1,), 2)
         emit = self._heartbeat_emitter((utc_timestamp(), self.heartbeat_counter))
         for s in self.sessions:
-            s.notify(feature, "deviceDiagnosisHeartbeatData", emit)
+            s.notify(feature, _HB_FN, emit)
+        self._wake()
+
+    def _tick_power(self, now):
+        ch = self.lpc.tick(now)
+        if self.lpp is not None:
+            ch |= self.lpp.tick(now)
+        if ch & CH_LIMIT:
+            self.notify((1,), 4, "loadControlLimitListData")
+        if ch & CH_KEYS:
+            self.notify((1,), 5, "deviceConfigurationKeyValueListData")
+        if ch & CH_STATE:
+            log.info(_TAG, "LPC %s", self.lpc.state)
+        plugged = self.device.entity(self.ev.entity.address) is not None
+        if self.cevc is not None and plugged and self.cevc.tick(now):
+            self.cevc.notify_changes(self)
+        d = self._dirty
+        if not d:
+            return
+        if d & _D_EVSTATE and plugged:
+            self.notify(self.ev.entity.address, 4, "deviceDiagnosisStateData")
+        if d & _D_RANGE and plugged:
+            self.notify(self.ev.entity.address, 5, "electricalConnectionPermittedValueSetListData")
+            self.notify(self.ev.entity.address, 7, "loadControlLimitListData")
+        d &= _D_MEASURE
+        if d and ticks_diff(now, self._meas_at) >= _NOTIFY_MIN_MS:
+            self._meas_at = now
+            self.notify((1,), 7, "measurementListData")
+            if plugged:
+                self.notify(self.ev.entity.address, 6, "measurementListData")
+            d = 0
+        self._dirty = d
 
     def usecases(self):
         """(entity, actor, [(name, version, scenarios, subrevision)]) of what is offered now."""
-        return []
+        evse = [_EVSECC]
+        if self.evcs is not None:
+            evse.append(_EVCS)
+        ucs = [((1,), "EVSE", evse)]
+        if self.charger is None:
+            return ucs
+        cs = [_LPC]
+        if self.lpp is not None:
+            cs.append(_LPP)
+        ucs.append(((1,), "ControllableSystem", cs))
+        ucs.append(((1,), "MonitoredUnit", [_MPC]))
+        if self.device.entity(self.ev.entity.address) is not None:
+            ev = list(_EV_UCS)
+            if self.cevc is not None:
+                ev.append(_CEVC)
+            ucs.append((self.ev.entity.address, "EV", ev))
+        return ucs
 
     # hooks the sessions call
 
@@ -162,19 +326,54 @@ class SpineApp:
                 log.info(_TAG, "peer answered %s with error %s %s", inc.ref, n, inc.data.result.get("description", ""))
 
     def on_data(self, session, inc, feature):
+        # the guard's / CEM's heartbeat, to our DeviceDiagnosis client (spine.md 10): its
+        # arrival counts, by our monotonic clock, not its timestamp
+        if inc.data_name == _HB_FN and feature.type == "DeviceDiagnosis" and self.lpc is not None:
+            now = self.now()
+            self.lpc.heartbeat(now)
+            if self.lpp is not None:
+                self.lpp.heartbeat(now)
+            session.stats["heartbeats"] = session.stats.get("heartbeats", 0) + 1
         return D.E_OK
 
     def on_remote_discovery(self, session):
-        # the peer is known: follow its entity and use case changes (spine.md 5.3 step 2-3)
+        # the peer is known: follow its entity and use case changes (spine.md 5.3 step 2-3),
+        # and its heartbeat (LPC scenario 3, OPEV/OSCEV scenario 2)
         r = session.remote
         if r.device and not session.remote_known:
             session.remote_known = True
             nm = Addr(r.device, (0,), 0)
             session.subscribe_remote(Addr(self.address, (0,), 0), nm, "NodeManagement")
             session.read_remote(nm, NM.UCD)
+            hb = _guard_heartbeat(r)
+            if hb is not None and self.charger is not None:
+                client = Addr(self.address, (1,), 3)
+                server = Addr(r.device, hb[0], hb[1])
+                session.subscribe_remote(client, server, "DeviceDiagnosis")
+                session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
 
     def endpoint(self, peer):
         return Endpoint(self, Session(self))
+
+
+_D_MEASURE = 1
+_D_RANGE = 2
+_D_EVSTATE = 4
+_GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
+
+
+def _guard_heartbeat(remote):
+    """(entity, feature) of the peer's DeviceDiagnosis server that carries the heartbeat we
+    supervise: on a grid guard or CEM entity first, else the first one."""
+    best = None
+    for k in remote.features:
+        t = remote.features[k]
+        if t[0] == "DeviceDiagnosis" and t[1] == "server":
+            if remote.entities.get(k[0]) in _GUARDS:
+                return k
+            if best is None:
+                best = k
+    return best
 
 
 class Endpoint:
@@ -186,14 +385,21 @@ class Endpoint:
         # a send runs emit once to measure and again per window, with awaits in between:
         # the writer is this connection's own
         self.writer = Writer(1024)
+        self.peer = None
         s = session
         self.spine_begin = s.spine_begin
         self.spine_data = s.spine_data
         self.spine_end = s.spine_end
         self.spine_abort = s.spine_abort
 
+    def wake(self):
+        if self.peer is not None and self.session.out:
+            self.peer.event.set()
+
     async def ready(self, peer):
+        self.peer = peer
         self.app.sessions.append(self.session)
+        self.app.endpoints.append(self)
         # every SPINE node opens with a detailed-discovery read of the new partner; its
         # device address is not known yet, so the destination has none (spine.md 2)
         self.session.read_remote(Addr(None, (0,), 0), NM.DD)
@@ -222,3 +428,5 @@ class Endpoint:
         self.session.closed()
         if self.session in self.app.sessions:
             self.app.sessions.remove(self.session)
+        if self in self.app.endpoints:
+            self.app.endpoints.remove(self)

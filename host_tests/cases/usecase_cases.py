@@ -1,0 +1,367 @@
+# The use-case layer (lib/spine/app.py with ev.py, evse.py, lpc.py over lib/charger.py): a
+# session fed datagrams as SHIP delivers them, the charger model driven as the bridge would.
+# Runs under CPython and MicroPython.
+from charger import F_CHARGING, F_I1, F_PLUGGED, F_STATE, F_U1, SRC_LPC, SRC_OPEV, SRC_OSCEV, Charger
+from eejson.dialect import build
+from eejson.writer import Writer
+from spine import datagram as D
+from spine.app import SpineApp
+from spine.session import Session
+
+GW = "d:_n:Test_GW-0001"
+CEM = "d:_n:Demo_CEMPeer-cem-0001"
+EV = [1, 1]
+
+
+def dialect(v):
+    # plain value -> dialect text: dicts become lists of one-key objects
+    if isinstance(v, dict):
+        return "[" + ",".join('{"%s":%s}' % (k, dialect(v[k])) for k in v) + "]"
+    if isinstance(v, list):
+        return "[" + ",".join(dialect(x) for x in v) + "]"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return '"%s"' % v
+    return str(v)
+
+
+def datagram(src, dst, counter, classifier, cmd, ack=False):
+    def addr(a):
+        return dialect({"device": a[0], "entity": a[1], "feature": a[2]})
+
+    h = '{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},{"msgCounter":%d},{"cmdClassifier":"%s"}' % (
+        addr(src), addr(dst), counter, classifier)
+    if ack:
+        h += ',{"ackRequest":true}'
+    return ('{"datagram":[{"header":[%s]},{"payload":[{"cmd":[[%s]]}]}]}' % (h, cmd)).encode()
+
+
+def feed(s, data, chunk=17):
+    s.spine_begin()
+    buf = bytearray(data)
+    for i in range(0, len(buf), chunk):
+        s.spine_data(buf, i, min(chunk, len(buf) - i))
+    s.spine_end()
+
+
+def take(s):
+    w = Writer(128)
+    out = []
+    for o in s.out:
+        parts = bytearray()
+        n = w.measure(o.emit)
+        w.stream(o.emit, lambda mv: parts.extend(mv))
+        assert n == len(parts)
+        out.append(build(bytes(parts))["datagram"])
+    s.out = []
+    return out
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000
+
+    def __call__(self):
+        return self.t
+
+
+def new(plugged=False, discharges=False, failsafe_w=11040):
+    # failsafe_w: the LPC failsafe limit in force in LPC's init state; by default no lower
+    # than the station's maximum, so that it does not mask the other use cases
+    clock = Clock()
+    ch = Charger(6, 16, 3, 230)
+    ch.tick(clock.t)
+    ch.update(link=True, state="B" if plugged else "A", plugged=plugged)
+    app = SpineApp(GW, {"brand": "Test", "model": "GW", "serial": "0001"}, ch,
+                   {"phases": 3, "voltage": 230, "discharges": discharges, "clock": clock,
+                    "lpc": {"nominal_max_w": 11040, "failsafe_w": failsafe_w}})
+    app.clock_synced = lambda: True
+    app.clock = clock
+    s = Session(app)
+    app.sessions.append(s)
+    return app, ch, s
+
+
+_counter = [100]
+
+
+def send(s, classifier, dst, cmd, src=([1], 7), ack=True):
+    _counter[0] += 1
+    feed(s, datagram((CEM, src[0], src[1]), (GW, dst[0], dst[1]), _counter[0], classifier, cmd, ack))
+    return _counter[0]
+
+
+def link(s, kind, server, client=([1], 7), ftype="LoadControl"):
+    fn = "nodeManagementSubscriptionRequestCall" if kind == "sub" else "nodeManagementBindingRequestCall"
+    inner = "subscriptionRequest" if kind == "sub" else "bindingRequest"
+    body = {fn: {inner: {"clientAddress": {"device": CEM, "entity": client[0], "feature": client[1]},
+                         "serverAddress": {"device": GW, "entity": server[0], "feature": server[1]},
+                         "serverFeatureType": ftype}}}
+    send(s, "call", ([0], 0), dialect([body])[1:-1], src=client)
+    r = take(s)
+    assert cmdof(r[-1])["resultData"]["errorNumber"] == 0, r
+
+
+def read(s, dst, fn, filt=None):
+    cmd = '{"%s":[]}' % fn
+    if filt:
+        cmd = '{"function":"%s"},{"filter":%s},%s' % (fn, filt, cmd)
+    send(s, "read", dst, cmd, ack=False)
+    r = take(s)
+    assert len(r) == 1 and r[0]["header"]["cmdClassifier"] == "reply", r
+    return cmdof(r[0])
+
+
+def limits_cmd(entries, partial=True):
+    data = dialect({"loadControlLimitData": entries})
+    if partial:
+        return '{"function":"loadControlLimitListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},{"loadControlLimitListData":%s}' % data
+    return '{"loadControlLimitListData":%s}' % data
+
+
+def lim(lid, active, number=None, scale=0):
+    e = {"limitId": lid, "isLimitActive": active}
+    if number is not None:
+        e["value"] = {"number": number, "scale": scale}
+    return e
+
+
+def cmdof(d):
+    # one cmd entry: a dict when it has one member, else a list holding it
+    c = d["payload"]["cmd"]
+    return c[0] if isinstance(c, list) else c
+
+
+def fname(d):
+    for k in cmdof(d):
+        if k != "function" and k != "filter":
+            return k
+
+
+def result(d):
+    return cmdof(d)["resultData"]["errorNumber"]
+
+
+def items(v, key):
+    e = v[key]
+    return [e] if isinstance(e, dict) else e
+
+
+def entity_types(app):
+    return [e.type for e in app.device.entities]
+
+
+def case_ev_entity_follows_plug_and_order_of_notifies():
+    app, ch, s = new()
+    assert entity_types(app) == ["DeviceInformation", "EVSE"]
+    link(s, "sub", ([0], 0), ([0], 0), "NodeManagement")
+    ch.update(plugged=True, state="B")
+    out = take(s)
+    fns = [fname(d) for d in out]
+    assert fns == ["nodeManagementDetailedDiscoveryData", "nodeManagementUseCaseData"], fns
+    dd = cmdof(out[0])["nodeManagementDetailedDiscoveryData"]
+    ent = items(dd, "entityInformation")[0]["description"]
+    assert ent["entityType"] == "EV" and ent["lastStateChange"] == "added"
+    types = [f["description"]["featureType"] for f in items(dd, "featureInformation")]
+    assert types == ["DeviceConfiguration", "Identification", "DeviceClassification", "DeviceDiagnosis",
+                     "ElectricalConnection", "Measurement", "LoadControl"], types
+    ucs = items(cmdof(out[1])["nodeManagementUseCaseData"], "useCaseInformation")
+    assert [u["actor"] for u in ucs] == ["EVSE", "ControllableSystem", "MonitoredUnit", "EV"]
+    assert "EV" in entity_types(app)
+    ch.update(plugged=False, state="A")
+    out = take(s)
+    fns = [fname(d) for d in out]
+    assert fns == ["nodeManagementUseCaseData", "nodeManagementDetailedDiscoveryData"], fns
+    assert "EV" not in entity_types(app)
+
+
+def case_usecases_announced_with_their_scenarios():
+    app, ch, s = new(plugged=True)
+    ucs = read(s, ([0], 0), "nodeManagementUseCaseData", None)["nodeManagementUseCaseData"]
+    got = {}
+    for u in items(ucs, "useCaseInformation"):
+        for x in items(u, "useCaseSupport"):
+            got[(u["actor"], x["useCaseName"])] = (x["useCaseVersion"], x["scenarioSupport"], x["useCaseAvailable"])
+    assert got[("EVSE", "evseCommissioningAndConfiguration")] == ("1.0.1", [1, 2], True)
+    assert got[("ControllableSystem", "limitationOfPowerConsumption")] == ("1.0.0", [1, 2, 3, 4], True)
+    assert got[("EV", "overloadProtectionByEvChargingCurrentCurtailment")] == ("1.0.1", [1, 2, 3], True)
+    assert got[("EV", "evCommissioningAndConfiguration")][1] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert ("ControllableSystem", "limitationOfPowerProduction") not in got
+    app, ch, s = new(plugged=True, discharges=True)
+    ucs = read(s, ([0], 0), "nodeManagementUseCaseData", None)["nodeManagementUseCaseData"]
+    names = [x["useCaseName"] for u in items(ucs, "useCaseInformation") for x in items(u, "useCaseSupport")]
+    assert "limitationOfPowerProduction" in names
+
+
+def case_opev_write_needs_binding_and_reaches_the_model():
+    app, ch, s = new(plugged=True)
+    c = send(s, "write", (EV, 7), limits_cmd([lim(p, True, 10) for p in range(3)]))
+    r = take(s)
+    assert result(r[0]) == D.E_BINDING_NEEDED and ch.effective()[1] is None
+    link(s, "sub", (EV, 7))
+    link(s, "bind", (EV, 7))
+    c = send(s, "write", (EV, 7), limits_cmd([lim(p, True, 10) for p in range(3)]))
+    r = take(s)
+    assert [d["header"]["cmdClassifier"] for d in r] == ["notify", "result"]
+    assert r[1]["header"]["msgCounterReference"] == c and result(r[1]) == 0
+    got = {e["limitId"]: e for e in items(cmdof(r[0])["loadControlLimitListData"], "loadControlLimitData")}
+    assert got[0]["value"] == {"number": 10, "scale": 0} and got[0]["isLimitActive"] is True
+    assert got[0]["isLimitChangeable"] is True and got[3]["isLimitActive"] is False
+    eff, src, paused = ch.effective()
+    assert eff == (10, 10, 10) and src == SRC_OPEV and not paused
+
+
+def case_opev_out_of_range_and_all_or_nothing():
+    app, ch, s = new(plugged=True)
+    link(s, "bind", (EV, 7))
+    # above the permitted maximum: clamped to 16 A; 10.5 A kept as written
+    send(s, "write", (EV, 7), limits_cmd([lim(0, True, 40), lim(1, True, 105, -1), lim(2, True, 10)]))
+    assert result(take(s)[-1]) == 0
+    assert ch.request_of(SRC_OPEV)[1] == (16, 10.5, 10)
+    # one bad entry refuses the whole write, nothing changes
+    for bad in ([lim(0, True, 8), lim(1, True, -1)], [lim(0, True, 8), lim(9, True, 8)],
+                [lim(0, True, 8), {"limitId": 1, "isLimitActive": "yes"}], [lim(0, True, 8), {"limitId": 2, "value": "x"}]):
+        send(s, "write", (EV, 7), limits_cmd(bad))
+        assert result(take(s)[-1]) == D.E_REJECTED
+        assert ch.request_of(SRC_OPEV)[1] == (16, 10.5, 10)
+    # below the minimum: accepted, the model pauses
+    send(s, "write", (EV, 7), limits_cmd([lim(p, True, 0) for p in range(3)]))
+    assert result(take(s)[-1]) == 0
+    assert ch.effective()[2] is True
+    # deactivated: withdrawn
+    send(s, "write", (EV, 7), limits_cmd([lim(p, False) for p in range(3)]))
+    assert result(take(s)[-1]) == 0
+    assert ch.request_of(SRC_OPEV) is None
+    # a full write (no partial filter) from a CEM that saw no partial in the discovery
+    send(s, "write", (EV, 7), limits_cmd([lim(p, True, 12) for p in range(6)], partial=False))
+    assert result(take(s)[-1]) == 0
+    assert ch.request_of(SRC_OPEV)[1] == (12, 12, 12) and ch.request_of(SRC_OSCEV)[1] == (12, 12, 12)
+
+
+def case_oscev_acts_inside_opev_and_unplug_withdraws():
+    app, ch, s = new(plugged=True)
+    link(s, "bind", (EV, 7))
+    send(s, "write", (EV, 7), limits_cmd([lim(p, True, 12) for p in range(3)] + [lim(3 + p, True, 8) for p in range(3)]))
+    assert result(take(s)[-1]) == 0
+    eff, src, _ = ch.effective()
+    assert eff == (8, 8, 8) and src == SRC_OSCEV
+    ch.update(plugged=False, state="A")
+    assert ch.request_of(SRC_OPEV) is None and ch.request_of(SRC_OSCEV) is None
+
+
+def case_evcc_and_evcem_data():
+    app, ch, s = new(plugged=True)
+    v = read(s, (EV, 1), "deviceConfigurationKeyValueListData")["deviceConfigurationKeyValueListData"]
+    vals = {e["keyId"]: e["value"] for e in items(v, "deviceConfigurationKeyValueData")}
+    assert vals == {1: {"string": "iec61851"}, 2: {"boolean": False}}
+    assert read(s, (EV, 2), "identificationListData")["identificationListData"] in ({"identificationData": []}, [])
+    st = read(s, (EV, 4), "deviceDiagnosisStateData")["deviceDiagnosisStateData"]
+    assert st == {"operatingState": "standby"}
+    ch.update(state="C", charging=True)
+    st = read(s, (EV, 4), "deviceDiagnosisStateData")["deviceDiagnosisStateData"]
+    assert st == {"operatingState": "normalOperation"}
+    pd = read(s, (EV, 5), "electricalConnectionParameterDescriptionListData")["electricalConnectionParameterDescriptionListData"]
+    params = items(pd, "electricalConnectionParameterDescriptionData")
+    # the first parameter of each phase is its current parameter (spine.md 12.10)
+    first = {}
+    for p in params:
+        if p.get("acMeasuredPhases") in ("a", "b", "c") and "measurementId" in p:
+            first.setdefault(p["acMeasuredPhases"], p["measurementId"])
+    assert first == {"a": 0, "b": 1, "c": 2}
+    for p in params:
+        assert "acMeasuredPhases" in p
+    pv = read(s, (EV, 5), "electricalConnectionPermittedValueSetListData")["electricalConnectionPermittedValueSetListData"]
+    sets = {e["parameterId"]: e["permittedValueSet"] for e in items(pv, "electricalConnectionPermittedValueSetData")}
+    assert sets[0] == [{"value": [{"number": 0, "scale": 0}], "range": [{"min": {"number": 6, "scale": 0}, "max": {"number": 16, "scale": 0}}]}]
+    assert sets[3][0]["range"][0]["max"] == {"number": 11040, "scale": 0}
+    for p in range(3):
+        ch.set(F_I1 + p, 10.5)
+        ch.set(F_U1 + p, 230)
+    ch.flush()
+    m = read(s, (EV, 6), "measurementListData")["measurementListData"]
+    vals = {e["measurementId"]: e["value"] for e in items(m, "measurementData")}
+    assert vals[0] == {"number": 105, "scale": -1} and vals[3] == {"number": 2415, "scale": 0}
+
+
+def case_read_with_selectors_and_elements():
+    app, ch, s = new(plugged=True)
+    filt = '[[{"cmdControl":[{"partial":[]}]},{"measurementDescriptionListDataSelectors":[{"measurementId":4}]},{"measurementDescriptionDataElements":[{"scopeType":[]}]}]]'
+    cmd = read(s, (EV, 6), "measurementDescriptionListData", filt)
+    assert "filter" in cmd
+    e = items(cmd["measurementDescriptionListData"], "measurementDescriptionData")
+    assert e == [{"measurementId": 4, "scopeType": "acPower"}], e
+    # a function without partial read support answers in full
+    cmd = read(s, (EV, 4), "deviceDiagnosisStateData", '[[{"cmdControl":[{"partial":[]}]}]]')
+    assert cmd["deviceDiagnosisStateData"]["operatingState"] == "standby"
+
+
+def case_measurement_notifies_rate_limited():
+    app, ch, s = new(plugged=True)
+    link(s, "sub", (EV, 6), ftype="Measurement")
+    link(s, "sub", ([1], 7), ftype="Measurement")
+    t = app.clock.t + 5000
+    app.clock.t = t
+    app.tick(t)
+    take(s)
+    for k in range(5):
+        ch.set(F_I1, 6 + k)
+        ch.flush()
+        app.clock.t = t + 100 * k
+        app.tick(app.clock.t)
+    n = [d for d in take(s) if "measurementListData" in cmdof(d)]
+    assert len(n) == 2  # one per subscribed feature within the second
+    ch.set(F_I1, 9.5)
+    ch.flush()
+    app.clock.t = t + 1500
+    app.tick(t + 1500)
+    n = [d for d in take(s) if "measurementListData" in cmdof(d)]
+    assert len(n) == 2
+
+
+def case_lpc_write_after_heartbeat_reaches_the_model():
+    app, ch, s = new(failsafe_w=4140)
+    # init: the failsafe limit is in force until the guard speaks (LPC-TS-017)
+    eff, src, _ = ch.effective()
+    assert eff == (6, 6, 6) and src == 6
+    link(s, "sub", ([1], 4))
+    link(s, "bind", ([1], 4))
+    desc = read(s, ([1], 4), "loadControlLimitDescriptionListData")["loadControlLimitDescriptionListData"]
+    d0 = items(desc, "loadControlLimitDescriptionData")[0]
+    assert (d0["limitType"], d0["limitCategory"], d0["limitDirection"], d0["unit"], d0["scopeType"]) == (
+        "signDependentAbsValueLimit", "obligation", "consume", "W", "activePowerLimit")
+    # the guard's heartbeat to our DeviceDiagnosis client
+    hb = '{"deviceDiagnosisHeartbeatData":[{"timestamp":"2026-11-21T19:55:33Z"},{"heartbeatCounter":1},{"heartbeatTimeout":"PT4S"}]}'
+    send(s, "notify", ([1], 3), hb, src=([1], 2), ack=False)
+    take(s)
+    send(s, "write", ([1], 4), limits_cmd([{"limitId": 0, "isLimitActive": True, "timePeriod": {"endTime": "PT1H"},
+                                            "value": {"number": 4140, "scale": 0}}]))
+    r = take(s)
+    assert result(r[-1]) == 0, r
+    req = ch.request_of(SRC_LPC)
+    assert req is not None and req[1] == 4140
+    eff, src, _ = ch.effective()
+    assert eff == (6, 6, 6) and src == SRC_LPC
+    # negative: rejected, unchanged
+    send(s, "write", ([1], 4), limits_cmd([lim(0, True, -5)]))
+    assert result(take(s)[-1]) == D.E_REJECTED
+    assert ch.request_of(SRC_LPC)[1] == 4140
+
+
+def case_delete_filter_parsed():
+    inc = D.Incoming(lambda i, n: D.BoundedTree())
+    from eejson.reader import Reader
+
+    filt = ('[[{"cmdControl":[{"delete":[]}]},{"loadControlLimitListDataSelectors":[{"limitId":0}]},'
+            '{"loadControlLimitDataElements":[{"timePeriod":[]}]}],[{"cmdControl":[{"partial":[]}]}]]')
+    cmd = '{"function":"loadControlLimitListData"},{"filter":%s},{"loadControlLimitListData":[{"loadControlLimitData":[[{"limitId":0},{"isLimitActive":true}]]}]}' % filt
+    data = datagram((CEM, [1], 7), (GW, [1], 4), 5, "write", cmd)
+    r = Reader(inc)
+    r.feed(bytearray(data), 0, len(data))
+    r.finish()
+    inc.check()
+    assert inc.delete and inc.partial
+    assert inc.del_selectors == {"limitId": 0} and inc.del_elements == ["timePeriod"]
+    assert inc.selectors is None
