@@ -17,6 +17,16 @@ FEATURE is ``1:4`` (entity [1], feature 4), ``1.1:4`` (entity [1,1]), ``1.1:Load
 ``LoadControl`` (the server feature of that type). Every datagram is printed as one line; notifies also
 with their data, for ``--wait`` seconds. With SPINE, exit code 1 also when a SPINE request timed out or
 was answered with an error.
+
+Use cases (``testcem.usecases``, the CEM side as eebus-go implements it): ``--usecases`` runs the start-up,
+announces our use cases (CEM, EnergyGuard, EnergyBroker, MonitoringAppliance), starts our heartbeat, shows
+which of the gateway's use cases are available (and why not), starts each available one (subscribe, bind,
+read as eebus-go does) and prints one readable line per change ("EVCEM: I = 10.5/10.5/10.5 A", "EV
+connected (1.1)", "LPC: limit 4200 W active for 2h") for ``--seconds``. ``--opev A,B,C`` / ``--oscev
+A,B,C`` write per-phase current limits (``off`` deactivates them), ``--lpc W[:SECONDS]`` the LPC limit
+(``off`` deactivates it), ``--lpc-failsafe W:SECONDS`` the failsafe values; each implies ``--usecases``.
+``--no-heartbeat`` leaves our heartbeat off (the gateway should fall back to its LPC failsafe),
+``--cem-state`` sets our operating state (OPEV/OSCEV scenario 3). Exit code 1 when a write failed.
 """
 
 import asyncio
@@ -29,6 +39,8 @@ from . import dialect
 from .identity import Identity, normalize_ski
 from .ship import ShipError, ShipMessage, ShipPeer, ShipServer
 from .spine import SpineCem, SpineError, SpineResultError, parse_feature_spec
+from .ucrun import CemUseCases, format_result, parse_phase_values, parse_power_duration
+from .usecases import WriteError
 
 DEFAULT_CERT_DIR = os.path.join(".run", "testcem")
 
@@ -77,6 +89,29 @@ def configure(parser):
                     help="send our DeviceDiagnosis heartbeat to subscribers at this interval")
     sp.add_argument("--spine-timeout", type=float, default=10.0, metavar="SECONDS",
                     help="bound for each SPINE request (10 s)")
+    uc = parser.add_argument_group("use cases (the CEM side of EVSECC, EVCC, EVCEM, OPEV, OSCEV, EVSOC, CEVC, "
+                                   "LPC, MPC, EVCS)")
+    uc.add_argument("--usecases", action="store_true",
+                    help="discover, start every available use case as eebus-go's CEM does, and print a line "
+                         "per change for --seconds")
+    uc.add_argument("--seconds", type=float, default=None, metavar="N",
+                    help="how long to print use-case events (default: --wait)")
+    uc.add_argument("--opev", metavar="A,B,C",
+                    help="write OPEV (obligation) current limits per phase, e.g. 10,10,10; 'off' deactivates")
+    uc.add_argument("--oscev", metavar="A,B,C",
+                    help="write OSCEV (recommendation) current limits per phase; 'off' deactivates")
+    uc.add_argument("--lpc", metavar="W[:SECONDS]",
+                    help="write the LPC consumption limit, active, optionally for SECONDS (e.g. 4200:3600); "
+                         "'off' deactivates it")
+    uc.add_argument("--lpc-failsafe", metavar="W:SECONDS",
+                    help="write the LPC failsafe limit and failsafe duration minimum (2 h-24 h), "
+                         "e.g. 3000:7200; either part may be empty")
+    uc.add_argument("--no-heartbeat", action="store_true",
+                    help="do not send our DeviceDiagnosis heartbeat (provokes the gateway's LPC failsafe)")
+    uc.add_argument("--cem-state", choices=("normalOperation", "failure"), default=None,
+                    help="our DeviceDiagnosis operating state (OPEV/OSCEV scenario 3)")
+    uc.add_argument("--datagrams", action="store_true",
+                    help="with use cases: also print every datagram (default: only the use-case events)")
 
 
 def _printer(plain, out, spine=False):
@@ -110,9 +145,15 @@ def _spine_printer(plain, out, t0):
     return log
 
 
+def usecases_wanted(args):
+    return bool(getattr(args, "usecases", False) or getattr(args, "opev", None) or getattr(args, "oscev", None)
+                or getattr(args, "lpc", None) or getattr(args, "lpc_failsafe", None)
+                or getattr(args, "cem_state", None))
+
+
 def spine_wanted(args):
     return bool(args.spine or args.read or args.write or args.subscribe or args.bind_feature
-                or args.heartbeat)
+                or args.heartbeat or usecases_wanted(args))
 
 
 def check_spine_args(args):
@@ -126,6 +167,16 @@ def check_spine_args(args):
         except ValueError as e:
             raise ValueError("--write %s %s: invalid JSON: %s" % (feature, function, e)) from None
     args.write_parsed = parsed
+    try:
+        args.opev_values = parse_phase_values(args.opev) if getattr(args, "opev", None) else None
+        args.oscev_values = parse_phase_values(args.oscev) if getattr(args, "oscev", None) else None
+        args.lpc_values = parse_power_duration(args.lpc) if getattr(args, "lpc", None) else None
+        args.failsafe_values = (parse_power_duration(args.lpc_failsafe, need_power=False)
+                                if getattr(args, "lpc_failsafe", None) else None)
+    except ValueError as e:
+        raise ValueError("use-case option: %s" % e) from None
+    if args.failsafe_values is not None and args.failsafe_values[0] == "off":
+        raise ValueError("--lpc-failsafe takes W:SECONDS")
 
 
 async def _spine_ops(cem, args, out):
@@ -141,7 +192,10 @@ async def _spine_ops(cem, args, out):
         say("error: SPINE start-up failed: %s" % e)
         return False
     say(remote.format())
-    if args.heartbeat:
+    ucs = getattr(cem, "_cli_usecases", None)
+    if ucs is not None:
+        ok = await _usecase_ops(ucs, args, say) and ok
+    elif args.heartbeat:
         cem.start_heartbeat(args.heartbeat)
     jobs = [("subscribe", f, None, None) for f in args.subscribe]
     jobs += [("bind", f, None, None) for f in args.bind_feature]
@@ -176,6 +230,63 @@ async def _spine_ops(cem, args, out):
             ok = False
         except (SpineError, LookupError) as e:
             say("error: %s %s %s: %s" % (op, feature, function or "", e))
+            ok = False
+    return ok
+
+
+async def _usecase_ops(ucs, args, say):
+    """--usecases and the use-case writes; returns True when every write succeeded."""
+    ok = True
+    try:
+        await ucs.start(timeout=args.spine_timeout)
+    except SpineError as e:
+        say("error: use-case start-up failed: %s" % e)
+        return False
+    say("use cases of the gateway:")
+    for line in ucs.check():
+        say("  " + line)
+    if args.cem_state:
+        n = await ucs.cem.set_operating_state(args.cem_state)
+        say("our operating state %s (%d subscriber%s notified)" % (args.cem_state, n, "" if n == 1 else "s"))
+    jobs = []
+    if args.opev_values is not None:
+        jobs.append(("OPEV", ucs.opev, args.opev_values))
+    if args.oscev_values is not None:
+        jobs.append(("OSCEV", ucs.oscev, args.oscev_values))
+    for label, uc, values in jobs:
+        try:
+            if values == "off":
+                r, notes = await ucs.opev_off(uc)
+            else:
+                r, notes = await uc.write_limits(values)
+            for n in notes:
+                say("%s: %s" % (label, n))
+            say("%s write: %s" % (label, format_result(r)))
+            ok = ok and r.ok
+        except (WriteError, SpineError) as e:
+            say("%s write: error: %s" % (label, e))
+            ok = False
+    if args.lpc_values is not None:
+        watts, secs = args.lpc_values
+        try:
+            if watts == "off":
+                cur = ucs.lpc.consumption_limit()
+                r = await ucs.lpc.write_limit(cur["value"] if cur else 0, active=False)
+            else:
+                r = await ucs.lpc.write_limit(watts, True, secs)
+            say("LPC write: %s" % format_result(r))
+            ok = ok and r.ok
+        except (WriteError, SpineError) as e:
+            say("LPC write: error: %s" % e)
+            ok = False
+    if args.failsafe_values is not None:
+        watts, secs = args.failsafe_values
+        try:
+            for r in await ucs.lpc.write_failsafe(watts, secs):
+                say("LPC failsafe write: %s" % format_result(r))
+                ok = ok and r.ok
+        except (WriteError, SpineError) as e:
+            say("LPC failsafe write: error: %s" % e)
             ok = False
     return ok
 
@@ -255,8 +366,17 @@ async def _send_files(peer, args):
 
 
 async def _spine_session(peer, args, log, out):
-    cem = SpineCem(peer, timeout=args.spine_timeout,
-                   log=_spine_printer(args.plain, out, getattr(log, "t0", time.monotonic())))
+    t0 = getattr(log, "t0", time.monotonic())
+    quiet = usecases_wanted(args) and not args.datagrams and not args.plain
+    cem = SpineCem(peer, timeout=args.spine_timeout, log=None if quiet else _spine_printer(args.plain, out, t0))
+    if usecases_wanted(args):
+        # before the gateway reads our discovery: our client features and use cases must be in it
+        def show(ev):
+            print("%8.3f %s" % (time.monotonic() - t0, ev.text), file=out, flush=True)
+        hb = None if args.no_heartbeat else (args.heartbeat or 2.0)
+        cem._cli_usecases = CemUseCases(cem, on_event=show, heartbeat=hb, timeout=args.spine_timeout)
+        if args.seconds is not None:
+            args.wait = args.seconds
     print("test CEM SPINE device: %s" % cem.device, file=out, flush=True)
     ok = await _spine_ops(cem, args, out)
     await _send_files(peer, args)
@@ -265,6 +385,11 @@ async def _spine_session(peer, args, log, out):
         log("info", "connection ended (close %s)" % (peer.close_code,))
     except ShipError:
         pass
+    ucs = getattr(cem, "_cli_usecases", None)
+    if ucs is not None:
+        for p in ucs.problems:
+            print("use-case problem: %s" % p, file=out, flush=True)
+        await ucs.close()
     for p in cem.problems:
         print("SPINE problem: %s" % p, file=out, flush=True)
     for e in cem.errors:

@@ -854,6 +854,9 @@ class SpineCem:
         self._t0 = time.monotonic()
         self._reader = None
         self._hb_task = None
+        # callables(Datagram) run for every notify received, after discovery/use-case data is applied
+        # (testcem.ucrun keeps its copy of the peer's data with it)
+        self.notify_listeners = []
         if start:
             self.start()
 
@@ -879,6 +882,21 @@ class SpineCem:
         dd = self.local_feature("DeviceDiagnosis", "server")
         dd.data["deviceDiagnosisStateData"] = lambda: {"operatingState": self.operating_state}
         dd.data["deviceDiagnosisHeartbeatData"] = self._heartbeat_data
+
+    def add_local_feature(self, ftype, role="client", functions=(), entity=(1,), description=None):
+        """Add a feature to our device (next free feature number on the entity) and return it; an existing
+        one of that type and role is returned instead. Add features before the peer reads our discovery
+        (e.g. right after creating the SpineCem): eebus-go drops messages from unknown features."""
+        try:
+            return self.local_feature(ftype, role, entity)
+        except LookupError:
+            pass
+        ent = _entity(entity)
+        n = max([f.feature for f in self.local_features.values() if f.entity == ent] + [0]) + 1
+        lf = LocalFeature(ent, n, ftype, role, functions,
+                          description=description or "%s %s" % (ftype, role.capitalize()))
+        self.local_features[lf.key] = lf
+        return lf
 
     def local_feature(self, ftype, role="client", entity=(1,)):
         """Our feature of that type and role (entity [1] unless given; NodeManagement: [0]/0)."""
@@ -933,14 +951,16 @@ class SpineCem:
         """Our nodeManagementUseCaseData (plain): one entry per actor on entity [1]."""
         infos = []
         by_actor = {}
-        for actor, name, version, scenarios in self.use_case_table:
+        for entry in self.use_case_table:
+            actor, name, version, scenarios = entry[:4]
+            sub_revision = entry[4] if len(entry) > 4 else "release"   # EVSOC: "RC1"
             if actor not in by_actor:
                 by_actor[actor] = {"address": {"device": self.device, "entity": [1]}, "actor": actor,
                                    "useCaseSupport": []}
                 infos.append(by_actor[actor])
             by_actor[actor]["useCaseSupport"].append({
                 "useCaseName": name, "useCaseVersion": version, "useCaseAvailable": True,
-                "scenarioSupport": list(scenarios), "useCaseDocumentSubRevision": "release"})
+                "scenarioSupport": list(scenarios), "useCaseDocumentSubRevision": sub_revision})
         return {"useCaseInformation": infos}
 
     def _heartbeat_data(self):
@@ -1296,6 +1316,31 @@ class SpineCem:
                             source=feature_address(self.device, dd.entity, dd.feature))
         return len(subs)
 
+    async def notify_subscribers(self, local_feature, function):
+        """Notify the current data of one of our server functions to every peer subscriber of that
+        feature (``local_feature``: LocalFeature or (entity, feature)); returns the number sent."""
+        lf = local_feature if isinstance(local_feature, LocalFeature) else self.local_features[
+            (_entity(local_feature[0]), local_feature[1])]
+        data = lf.data[function]
+        data = data() if callable(data) else data
+        subs = [s for s in self.peer_subscriptions
+                if (_entity(s["serverAddress"].get("entity")), s["serverAddress"].get("feature")) == lf.key]
+        for s in subs:
+            await self.send(s["clientAddress"], "notify", {function: data},
+                            source=feature_address(self.device, lf.entity, lf.feature))
+        return len(subs)
+
+    async def set_operating_state(self, state):
+        """Our deviceDiagnosisStateData operatingState (OPEV/OSCEV scenario 3: ``normalOperation`` or
+        ``failure``); subscribers get a notify. Returns the number of notifies sent."""
+        self.operating_state = state
+        return await self.notify_subscribers(self.local_feature("DeviceDiagnosis", "server"),
+                                             "deviceDiagnosisStateData")
+
+    @property
+    def heartbeat_running(self):
+        return self._hb_task is not None and not self._hb_task.done()
+
     def start_heartbeat(self, period=2.0):
         """Send heartbeats every ``period`` seconds to whoever subscribed (spine.md 10: about timeout/2)."""
         self.stop_heartbeat()
@@ -1430,6 +1475,11 @@ class SpineCem:
                                              dg.source.get("device"))
             if self.remote is not None:
                 self.remote.use_cases = self.use_cases
+        for listener in list(self.notify_listeners):
+            try:
+                listener(dg)
+            except Exception as e:  # noqa: BLE001 - a broken listener must not break the CEM
+                self.errors.append("notify listener %r: %r" % (listener, e))
         self._notify_queue.append(dg)
         self._notify_event.set()
 
