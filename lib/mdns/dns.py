@@ -1,0 +1,365 @@
+# DNS message codec for mDNS (RFC 1035 wire format, RFC 6762 bits), sans-IO.
+# Reader walks a received message in place (no copies, no objects per record); Writer builds
+# a message into one preallocated buffer with the same name compression as dnspython, so the
+# host tests can compare our packets with dnspython's byte for byte.
+# Names we own are kept as uncompressed wire bytes ("refs"): b"\x05_ship\x04_tcp\x05local\x00".
+from compat import const
+
+TYPE_A = const(1)
+TYPE_PTR = const(12)
+TYPE_TXT = const(16)
+TYPE_AAAA = const(28)
+TYPE_SRV = const(33)
+TYPE_ANY = const(255)
+CLASS_IN = const(1)
+CLASS_ANY = const(255)
+# top bit of the class: cache-flush in records, unicast-response (QU) in questions
+CLASS_TOP = const(0x8000)
+FLAG_QR = const(0x8000)
+FLAG_AA = const(0x0400)
+FLAG_TC = const(0x0200)
+RESPONSE = const(0x8400)  # QR + AA, opcode 0: every mDNS response
+
+_MAX_JUMPS = const(16)  # compression pointers followed per name
+_MAX_NAME = const(255)  # wire length of a name (RFC 1035 3.1)
+
+
+class DnsError(ValueError):
+    pass
+
+
+def ref(text):
+    """Uncompressed wire form of a dotted name ('_ship._tcp.local'); labels may hold any
+    UTF-8 except a dot. Made once per name at set-up."""
+    out = bytearray()
+    for label in text.split("."):
+        b = label.encode()
+        if not b:
+            continue
+        if len(b) > 63:
+            raise DnsError("label over 63 bytes")
+        out.append(len(b))
+        out.extend(b)
+    out.append(0)
+    if len(out) > _MAX_NAME:
+        raise DnsError("name over 255 bytes")
+    return bytes(out)
+
+
+def label_ref(label, suffix):
+    """One label (instance names may contain dots and spaces) in front of a ref."""
+    b = label.encode()
+    if not 0 < len(b) <= 63 or len(b) + len(suffix) + 1 > _MAX_NAME:
+        raise DnsError("bad label length")
+    return bytes([len(b)]) + b + suffix
+
+
+def name_end(buf, n, off):
+    """Offset just past the name at off (past its first pointer, or its root label), after
+    checking the whole name: label types and lengths, total length, and pointers: each must
+    land before the start of the labels that led to it (so targets strictly decrease and no
+    loop can exist), at most _MAX_JUMPS of them."""
+    end = -1
+    total = 0
+    jumps = 0
+    p = off
+    lo = off  # start of the current run of labels
+    while True:
+        if p >= n:
+            raise DnsError("name runs past the end")
+        c = buf[p]
+        if c >= 0xC0:
+            if p + 1 >= n:
+                raise DnsError("cut pointer")
+            t = ((c & 0x3F) << 8) | buf[p + 1]
+            if t >= lo:
+                raise DnsError("pointer not backwards")
+            jumps += 1
+            if jumps > _MAX_JUMPS:
+                raise DnsError("too many pointers")
+            if end < 0:
+                end = p + 2
+            p = lo = t
+        elif c >= 0x40:
+            raise DnsError("bad label type")
+        else:
+            total += c + 1
+            if total > _MAX_NAME:
+                raise DnsError("name too long")
+            if c == 0:
+                return end if end >= 0 else p + 1
+            p += c + 1
+            if p > n:
+                raise DnsError("label runs past the end")
+
+
+def _lc(c):
+    return c + 32 if 65 <= c <= 90 else c
+
+
+def name_eq(buf, n, off, r, ri=0):
+    """Does the name at buf[off] equal ref r from offset ri (a suffix), ignoring ASCII case?
+    Safe on unchecked input: a malformed name compares unequal."""
+    p = lo = off
+    jumps = 0
+    rn = len(r)
+    while p < n:
+        c = buf[p]
+        if c >= 0xC0:
+            if p + 1 >= n:
+                return False
+            t = ((c & 0x3F) << 8) | buf[p + 1]
+            jumps += 1
+            if t >= lo or jumps > _MAX_JUMPS:
+                return False
+            p = lo = t
+            continue
+        if c >= 0x40 or ri >= rn or r[ri] != c or p + c >= n:
+            return False
+        if c == 0:
+            return True
+        p += 1
+        ri += 1
+        end = p + c
+        while p < end:
+            if _lc(buf[p]) != _lc(r[ri]):
+                return False
+            p += 1
+            ri += 1
+    return False
+
+
+def read_name(buf, n, off, out, lower=True):
+    """Copy the name at off into bytearray out as an uncompressed ref (lower-case unless
+    told otherwise); returns its length. For the browser, which keeps the names it learns."""
+    p = lo = off
+    k = 0
+    jumps = 0
+    while True:
+        if p >= n:
+            raise DnsError("name runs past the end")
+        c = buf[p]
+        if c >= 0xC0:
+            if p + 1 >= n:
+                raise DnsError("cut pointer")
+            t = ((c & 0x3F) << 8) | buf[p + 1]
+            jumps += 1
+            if t >= lo or jumps > _MAX_JUMPS:
+                raise DnsError("bad pointer")
+            p = lo = t
+            continue
+        if c >= 0x40 or p + c >= n or k + c + 1 > len(out):
+            raise DnsError("bad label")
+        out[k] = c
+        k += 1
+        p += 1
+        if c == 0:
+            return k
+        for _ in range(c):
+            out[k] = _lc(buf[p]) if lower else buf[p]
+            k += 1
+            p += 1
+
+
+class Reader:
+    """Walks one message. After start(): id, flags, qd, an, ns, ar. question() and record()
+    step through the sections and leave the fields of the current entry in attributes
+    (name = offset of its owner name), so reading allocates nothing."""
+
+    def __init__(self):
+        self.buf = None
+        self.n = 0
+        self.pos = 0
+
+    def start(self, buf, n):
+        if n < 12:
+            raise DnsError("short header")
+        self.buf = buf
+        self.n = n
+        self.id = (buf[0] << 8) | buf[1]
+        self.flags = (buf[2] << 8) | buf[3]
+        self.qd = (buf[4] << 8) | buf[5]
+        self.an = (buf[6] << 8) | buf[7]
+        self.ns = (buf[8] << 8) | buf[9]
+        self.ar = (buf[10] << 8) | buf[11]
+        self.pos = 12
+        self._q = 0
+        self._r = 0
+        self.section = 0  # of the current record: 1 answer, 2 authority, 3 additional
+
+    def question(self):
+        if self._q >= self.qd:
+            return False
+        buf = self.buf
+        off = self.pos
+        p = name_end(buf, self.n, off)
+        if p + 4 > self.n:
+            raise DnsError("cut question")
+        self.name = off
+        self.type = (buf[p] << 8) | buf[p + 1]
+        self.cls = (buf[p + 2] << 8) | buf[p + 3]
+        self.pos = p + 4
+        self._q += 1
+        return True
+
+    def skip_questions(self):
+        while self.question():
+            pass
+
+    def record(self):
+        """Next resource record of the answer, authority or additional section."""
+        if self._q < self.qd:
+            self.skip_questions()
+        r = self._r
+        if r >= self.an + self.ns + self.ar:
+            return False
+        buf = self.buf
+        off = self.pos
+        p = name_end(buf, self.n, off)
+        if p + 10 > self.n:
+            raise DnsError("cut record")
+        self.name = off
+        self.type = (buf[p] << 8) | buf[p + 1]
+        self.cls = (buf[p + 2] << 8) | buf[p + 3]
+        self.ttl = (buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]
+        ln = (buf[p + 8] << 8) | buf[p + 9]
+        p += 10
+        if p + ln > self.n:
+            raise DnsError("cut rdata")
+        self.rdata = p
+        self.rdlen = ln
+        self.pos = p + ln
+        self._r = r + 1
+        self.section = 1 if r < self.an else (2 if r < self.an + self.ns else 3)
+        return True
+
+    def rdata_name(self, skip=0):
+        """Offset of the name in the current record's rdata (PTR: 0, SRV: 6), checked to
+        end inside the rdata."""
+        off = self.rdata + skip
+        if name_end(self.buf, self.n, off) > self.rdata + self.rdlen:
+            raise DnsError("rdata name runs past the rdata")
+        return off
+
+
+class Writer:
+    """Builds one message into buf. Names are compressed as dnspython does: every suffix
+    first written in full is remembered at its offset, and a later name that ends in a
+    remembered suffix (ASCII case ignored) points to it."""
+
+    def __init__(self, size=1460, slots=32):
+        self.buf = bytearray(size)
+        self.size = size
+        self._tab = [0] * slots  # offsets of remembered suffixes
+        self._nt = 0
+        self.pos = 12
+        self._rd = 0
+
+    def begin(self, mid, flags):
+        b = self.buf
+        b[0] = mid >> 8
+        b[1] = mid & 0xFF
+        b[2] = flags >> 8
+        b[3] = flags & 0xFF
+        for i in range(4, 12):
+            b[i] = 0
+        self.pos = 12
+        self._nt = 0
+
+    def _room(self, k):
+        if self.pos + k > self.size:
+            raise DnsError("message does not fit")
+
+    def u8(self, v):
+        self._room(1)
+        self.buf[self.pos] = v
+        self.pos += 1
+
+    def u16(self, v):
+        self._room(2)
+        b = self.buf
+        p = self.pos
+        b[p] = (v >> 8) & 0xFF
+        b[p + 1] = v & 0xFF
+        self.pos = p + 2
+
+    def u32(self, v):
+        self.u16((v >> 16) & 0xFFFF)
+        self.u16(v & 0xFFFF)
+
+    def raw(self, data):
+        k = len(data)
+        self._room(k)
+        p = self.pos
+        self.buf[p : p + k] = data
+        self.pos = p + k
+
+    def _find(self, r, ri):
+        # offset of a remembered name equal to r[ri:], or -1
+        b = self.buf
+        n = self.pos
+        tab = self._tab
+        for i in range(self._nt):
+            if name_eq(b, n, tab[i], r, ri):
+                return tab[i]
+        return -1
+
+    def name(self, r, compress=True):
+        """Write ref r; compress=False writes it in full and remembers nothing (SRV targets,
+        as dnspython does)."""
+        ri = 0
+        b = self.buf
+        while True:
+            c = r[ri]
+            if c == 0:
+                self.u8(0)
+                return
+            if compress:
+                t = self._find(r, ri)
+                if t >= 0:
+                    self.u16(0xC000 | t)
+                    return
+                if self._nt < len(self._tab) and self.pos <= 0x3FFF:
+                    self._tab[self._nt] = self.pos
+                    self._nt += 1
+            self._room(c + 1)
+            p = self.pos
+            for i in range(ri, ri + c + 1):  # labels are short: a loop beats a slice object
+                b[p] = r[i]
+                p += 1
+            self.pos = p
+            ri += c + 1
+
+    def name_from(self, src, n, off, scratch):
+        """Write a name found in a received message as it came (legacy unicast echoes the
+        question)."""
+        read_name(src, n, off, scratch, False)
+        self.name(scratch)
+
+    def question(self, r, qtype, qclass):
+        self.name(r)
+        self.u16(qtype)
+        self.u16(qclass)
+        self._count(4)
+
+    def record(self, r, rtype, rclass, ttl, section):
+        """Owner name and fixed fields of a record; the caller writes the rdata next and
+        closes it with end()."""
+        self.name(r)
+        self.u16(rtype)
+        self.u16(rclass)
+        self.u32(ttl)
+        self.u16(0)
+        self._rd = self.pos
+        self._count(4 + 2 * section)
+
+    def end(self):
+        ln = self.pos - self._rd
+        self.buf[self._rd - 2] = ln >> 8
+        self.buf[self._rd - 1] = ln & 0xFF
+
+    def _count(self, at):
+        b = self.buf
+        v = ((b[at] << 8) | b[at + 1]) + 1
+        b[at] = v >> 8
+        b[at + 1] = v & 0xFF

@@ -1,0 +1,154 @@
+# asyncio adapter: one UDP socket on 0.0.0.0:5353 in the mDNS group, non-blocking and polled
+# (MicroPython's asyncio has no datagram endpoints), shared by the responder and the browser.
+# On the ESP32 this needs a firmware whose own mDNS responder is off (README, "mDNS"): the
+# stock one holds port 5353.
+import asyncio
+import random
+import socket
+import time
+
+import log
+from compat import const
+from mdns.responder import ip4
+
+GROUP = "224.0.0.251"
+PORT = const(5353)
+_TAG = "mdns"
+_RX = const(1500)  # one Ethernet frame; a larger query is cut and parses as malformed
+_POLL_MS = const(100)
+
+
+def open_socket(ifip="0.0.0.0"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(socket.getaddrinfo("0.0.0.0", PORT)[0][-1])
+    # IPPROTO_IP is 0 everywhere; the unix port and lwIP only export IP_ADD_MEMBERSHIP
+    s.setsockopt(getattr(socket, "IPPROTO_IP", 0), socket.IP_ADD_MEMBERSHIP, ip4(GROUP) + ip4(ifip or "0.0.0.0"))
+    s.setblocking(False)
+    return s
+
+
+def _port(addr):
+    # lwIP and CPython give (ip, port); the unix port a raw sockaddr_in (port at bytes 2-3)
+    if isinstance(addr, tuple):
+        return addr[1]
+    return (addr[2] << 8) | addr[3]
+
+
+class Mdns:
+    """Runs a Responder and/or a Browser on one socket. on_change(browser) is called when
+    the browser learned or lost an instance."""
+
+    def __init__(self, responder=None, browser=None, ifip="0.0.0.0", on_change=None, poll_ms=_POLL_MS):
+        self.responder = responder
+        self.browser = browser
+        self.ifip = ifip
+        self.on_change = on_change
+        self.poll_ms = poll_ms
+        self.sock = None
+        self.running = False
+        self._pending = 0  # length of a delayed answer in the responder's buffer
+        self.stats = {"rx": 0, "tx": 0, "errors": 0}
+        self._group = socket.getaddrinfo(GROUP, PORT)[0][-1]
+
+    def open(self):
+        if self.sock is None:
+            self.sock = open_socket(self.ifip)
+
+    def _send(self, buf, n, dest):
+        try:
+            self.sock.sendto(memoryview(buf)[:n], dest)
+            self.stats["tx"] += 1
+        except OSError as e:  # network down: the schedule goes on, the next packet may pass
+            self.stats["errors"] += 1
+            log.debug(_TAG, "send failed: %r", e)
+
+    async def run(self):
+        self.open()
+        self.running = True
+        now = time.ticks_ms()
+        rsp = self.responder
+        br = self.browser
+        if rsp is not None and rsp.state == 0:
+            rsp.start(now)
+        if br is not None and not br.running:
+            br.start(now)
+        s = self.sock
+        while self.running:
+            while True:
+                try:
+                    data, addr = s.recvfrom(_RX)
+                except OSError:  # EAGAIN: nothing queued
+                    break
+                self.stats["rx"] += 1
+                delay = self._received(data, addr)
+                if delay:
+                    await asyncio.sleep_ms(delay)
+                    self._flush()
+            now = time.ticks_ms()
+            wait = self.poll_ms
+            if rsp is not None:
+                n = rsp.poll(now)
+                if n:
+                    self._send(rsp.w.buf, n, self._group)
+                d = rsp.due_in(now)
+                if 0 <= d < wait:
+                    wait = d
+            if br is not None:
+                n = br.poll(now)
+                if n:
+                    self._send(br.w.buf, n, self._group)
+                d = br.due_in(now)
+                if 0 <= d < wait:
+                    wait = d
+            await asyncio.sleep_ms(wait)
+
+    def _received(self, data, addr):
+        # plain function (no coroutine per packet); returns how long a multicast answer of a
+        # shared record (PTR) must wait, RFC 6762 6: 20-120 ms so that the answers of
+        # several responders do not collide. The run loop sleeps, then calls _flush().
+        now = time.ticks_ms()
+        n = len(data)
+        delay = 0
+        rsp = self.responder
+        if rsp is not None:
+            k = rsp.handle(data, n, _port(addr), now)
+            if k:
+                if rsp.unicast:
+                    self._send(rsp.w.buf, k, addr)
+                elif rsp.shared:
+                    self._pending = k
+                    delay = 20 + random.getrandbits(7) % 100
+                else:
+                    self._send(rsp.w.buf, k, self._group)
+        br = self.browser
+        if br is not None and br.feed(data, n, now) and self.on_change is not None:
+            self.on_change(br)
+        return delay
+
+    def _flush(self):
+        # the responder's buffer still holds the answer: nothing is read while it waits
+        if self._pending:
+            self._send(self.responder.w.buf, self._pending, self._group)
+            self._pending = 0
+
+    def changed(self):
+        """Published values changed (responder.configure): announce them again."""
+        if self.responder is not None:
+            self.responder.changed(time.ticks_ms())
+
+    def goodbye(self):
+        """Send the goodbye now (synchronously, also from outside the loop) and stop."""
+        self.running = False
+        self._pending = 0
+        if self.responder is not None and self.sock is not None:
+            n = self.responder.goodbye()
+            if n:
+                self._send(self.responder.w.buf, n, self._group)
+
+    def close(self):
+        self.running = False
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
