@@ -10,6 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from devport import ToolError  # noqa: E402  (clear errors of build, deploy, flash, qr, repl)
+
 # name -> (module, one-line help)
 COMMANDS = {
     "certs": ("certs", "create the device certificate and key (DER) and print the SKI"),
@@ -17,6 +19,12 @@ COMMANDS = {
     "cem": ("testcem.cli", "test CEM: SHIP handshake with the gateway, then raw SPINE"),
     "sim": ("sim", "charging-station simulator (pymodbus) driven by a register map"),
     "sim-ctl": ("simctl", "send a command (plug, unplug, set_ev_max, fault, state) to a running simulator"),
+    "build": ("build", "compile lib/ with mpy-cross into a tree for the device (size report)"),
+    "deploy": ("deploy", "copy a gw build to the board (mpremote, or ampy)"),
+    "flash": ("flash", "write a MicroPython firmware to the ESP32 (esptool)"),
+    "qr": ("qr", "the SHIP QR code text, in the terminal and as PNG"),
+    "run": ("runcli", "run the gateway on this host (MicroPython unix port) with the simulator"),
+    "repl": ("deploy", "open the board's REPL (mpremote)"),
 }
 
 
@@ -31,7 +39,8 @@ def main(argv=None):
         except ImportError as e:
             p.set_defaults(_missing=str(e))
             continue
-        mod.configure(p)
+        # a module serving two commands (deploy, repl) has configure_<name>
+        getattr(mod, "configure_" + name.replace("-", "_"), mod.configure)(p)
         modules[name] = mod
     args = parser.parse_args(argv)
     if not args.command:
@@ -40,7 +49,12 @@ def main(argv=None):
     if getattr(args, "_missing", None):
         print("gw %s: unavailable: %s" % (args.command, args._missing), file=sys.stderr)
         return 2
-    return modules[args.command].run(args) or 0
+    mod = modules[args.command]
+    try:
+        return getattr(mod, "run_" + args.command.replace("-", "_"), mod.run)(args) or 0
+    except ToolError as e:
+        print("gw %s: %s" % (args.command, e), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""gw qr: the SHIP QR text against the format of ship.md 11.3 (written out here, not taken from
+the tool), the SKI recomputed from a real certificate, and the PNG segno writes."""
+
+import hashlib
+import os
+import struct
+import zlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import gw
+import mpyrun
+import qr
+
+HOST_SIM = os.path.join(mpyrun.ROOT, "board_configs", "host-sim.json")
+
+
+@pytest.fixture
+def certs(tmp_path):
+    d = tmp_path / "certs"
+    assert gw.main(["certs", "--out", str(d)]) == 0
+    der = (d / "cert.der").read_bytes()
+    # the SKI as SHIP defines it: SHA-1 of the uncompressed public point
+    key = x509.load_der_x509_certificate(der).public_key()
+    point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return str(d), hashlib.sha1(point).hexdigest()
+
+
+def test_text_matches_the_reference_format(certs, capsys):
+    d, ski = certs
+    capsys.readouterr()
+    assert gw.main(["qr", "--certs", d, "--board", HOST_SIM, "--text-only"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # host-sim identity: OpenEVGW / HostSim / ChargingStation, serial null -> first 10 SKI digits
+    serial = ski[:10]
+    assert out == ["SHIP;SKI:%s;ID:OpenEVGW-HostSim-%s;BRAND:OpenEVGW;TYPE:ChargingStation;MODEL:HostSim;"
+                   "SERIAL:%s;CAT:3;ENDSHIP;" % (ski, serial, serial)]
+
+
+def test_text_rules():
+    # optional fields only when non-empty, in the fixed order; ';' removed from values
+    assert qr.qr_text("ab" * 20, "X-Y-1", cat=None) == "SHIP;SKI:%s;ID:X-Y-1;ENDSHIP;" % ("ab" * 20)
+    assert qr.qr_text("ab" * 20, "I;D", brand="B;r", model="", serial="7", type_="T") == (
+        "SHIP;SKI:%s;ID:ID;BRAND:Br;TYPE:T;SERIAL:7;CAT:3;ENDSHIP;" % ("ab" * 20))
+    with pytest.raises(ValueError):
+        qr.qr_text("", "id")
+
+
+def test_board_serial_and_given_ski(tmp_path, capsys):
+    board = tmp_path / "b.json"
+    board.write_text('{"identity": {"brand": "Acme", "model": "Box", "type": "EVSE", "serial": "SN42"}}')
+    ski = "0123456789abcdef0123456789abcdef01234567"
+    assert gw.main(["qr", "--ski", ski.upper(), "--board", str(board), "--text-only"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "SHIP;SKI:%s;ID:Acme-Box-SN42;BRAND:Acme;TYPE:EVSE;MODEL:Box;SERIAL:SN42;CAT:3;ENDSHIP;" % ski]
+    dev = tmp_path / "device.json"
+    dev.write_text('{"identity": {"serial": "X9"}}')
+    assert gw.main(["qr", "--ski", ski, "--board", str(board), "--device", str(dev), "--text-only"]) == 0
+    assert capsys.readouterr().out.startswith("SHIP;SKI:%s;ID:Acme-Box-X9;" % ski)
+    assert gw.main(["qr", "--ski", "12", "--board", str(board)]) == 2
+    assert "40 hex digits" in capsys.readouterr().err
+
+
+def test_missing_certificate(tmp_path, capsys):
+    assert gw.main(["qr", "--certs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no certificate" in err and "gw certs --out" in err
+
+
+def _png_size(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    w, h, depth, color = struct.unpack(">IIBB", data[16:26])
+    assert zlib.crc32(data[12:29]) == struct.unpack(">I", data[29:33])[0]
+    return w, h
+
+
+def test_terminal_and_png(certs, tmp_path, capsys):
+    d, ski = certs
+    png = tmp_path / "ship.png"
+    capsys.readouterr()
+    assert gw.main(["qr", "--certs", d, "--board", HOST_SIM, "--png", str(png), "--scale", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    text = out[0]
+    # the terminal rendering: half-height block rows of equal width
+    art = [l for l in out[1:] if l and set(l) <= set("█▀▄ ")]
+    assert len(art) > 10 and len({len(l) for l in art}) == 1
+    w, h = _png_size(png.read_bytes())
+    q = qr.make(text)
+    assert w == h == (q.symbol_size(scale=1, border=4)[0]) * 4
+    # a version that holds the text (ISO 18004: 4 * version + 17 modules)
+    assert (w // 4 - 8 - 17) % 4 == 0 and q.version >= 1
+    assert "wrote %s" % png in out[-1]

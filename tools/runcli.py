@@ -1,0 +1,96 @@
+"""gw run: the gateway on this host under the MicroPython unix port, as 'make run' does, with
+the board config and data directory as arguments.
+
+1. the identity: DATA/cert.der and key.der are created when missing (gw certs)
+2. the charging-station simulator, when the board config's charger link is Modbus over TCP to
+   a loopback address: gw sim on that port, its control port one above, output in DATA/sim.log
+   (--no-sim when another controller listens there)
+3. MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD DATA, until Ctrl-C; the
+   simulator is stopped with it
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from devport import ROOT, ToolError, tool_path
+
+DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "host-sim.json")
+
+
+def sim_command(board):
+    """The gw sim argv for the board's charger, or None when there is nothing to simulate."""
+    with open(board) as f:
+        doc = json.load(f)
+    c = doc.get("charger")
+    if not c:
+        return None
+    link = c.get("link", {})
+    kind = link.get("kind")
+    if kind not in ("rtu-over-tcp", "tcp") or not str(link.get("host", "")).startswith("127."):
+        return None
+    port = link.get("port", 502)
+    m = c["map"]
+    if not m.startswith("/"):
+        m = os.path.join(os.path.dirname(os.path.abspath(board)), m)
+    return [sys.executable, os.path.join(ROOT, "tools", "gw.py"), "sim", "--map", m, "--port", str(port),
+            "--rtu-over-tcp" if kind == "rtu-over-tcp" else "--tcp", "--control-port", str(port + 1)]
+
+
+def gateway_command(board, data, heapsize=None):
+    cmd = [tool_path("micropython")]
+    if heapsize:
+        cmd += ["-X", "heapsize=" + heapsize]
+    return cmd + [os.path.join(ROOT, "tools", "host_run.py"), board, data]
+
+
+def configure(p):
+    p.add_argument("board", nargs="?", default=DEFAULT_BOARD, metavar="BOARD_JSON",
+                   help="board config (default: board_configs/host-sim.json)")
+    p.add_argument("data", nargs="?", default=os.path.join(ROOT, ".run"), metavar="DATA_DIR",
+                   help="identity, trust store and logs (default: .run)")
+    p.add_argument("--no-sim", action="store_true", help="do not start the charging-station simulator")
+    p.add_argument("--heapsize", metavar="N", help="MicroPython heap, e.g. 256K (as -X heapsize=N)")
+
+
+def run(args):
+    if not os.path.isfile(args.board):
+        raise ToolError("%s: no such board config" % args.board)
+    os.makedirs(args.data, exist_ok=True)
+    if not os.path.exists(os.path.join(args.data, "cert.der")):
+        import certs
+
+        r = certs.run(certs_args(args.data))
+        if r:
+            return r
+    sim = None
+    argv = None if args.no_sim else sim_command(args.board)
+    if argv:
+        log = open(os.path.join(args.data, "sim.log"), "w")
+        sim = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        print("charger simulator: %s (log %s)" % (" ".join(argv[2:]), log.name))
+    env = dict(os.environ, MICROPYPATH="%s:.frozen" % os.path.join(ROOT, "lib"))
+    try:
+        return subprocess.call(gateway_command(args.board, args.data, args.heapsize), env=env)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if sim:
+            sim.send_signal(signal.SIGTERM)
+            try:
+                sim.wait(5)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+                sim.wait()
+
+
+def certs_args(out):
+    import argparse
+
+    import certs
+
+    p = argparse.ArgumentParser()
+    certs.configure(p)
+    return p.parse_args(["--out", out])
