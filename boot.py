@@ -1,2 +1,11 @@
-# Runs at every reset before main.py; must return quickly. Network bring-up comes with the
-# device issue; for now nothing here may block.
+# Runs at every reset before main.py and must return quickly: the safe-mode check (pin held
+# low, or the /safe flag file) and the network bring-up the board config asks for, bounded by
+# network.timeout_s (gateway/netup.py). It never raises, so the REPL always comes up.
+try:
+    from gateway import netup
+
+    netup.boot()
+except Exception as e:  # a broken lib/ must not take the REPL with it
+    import sys
+
+    sys.print_exception(e)

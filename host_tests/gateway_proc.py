@@ -17,7 +17,7 @@ FAST_TIMERS = {"cmi": 2000, "hello": 3000, "prolong_threshold": 1000, "close": 3
 class Gateway:
     """A running gateway process; output lines are collected in the background."""
 
-    def __init__(self, data_dir, ship=None, heapsize=None, env_probe=False, identity=None, charger=None):
+    def __init__(self, data_dir, ship=None, heapsize=None, env_probe=False, identity=None, charger=None, extra=None):
         self.data_dir = str(data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         if not os.path.exists(os.path.join(self.data_dir, "cert.der")):
@@ -37,6 +37,8 @@ class Gateway:
             cfg["ship"][k] = v
         if charger is not None:
             cfg["charger"] = charger
+        for k, v in (extra or {}).items():
+            cfg[k] = v
         self.config_path = os.path.join(self.data_dir, "board.json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f)

@@ -240,9 +240,11 @@ def test_gateway_runs_the_bridge(tmp_path):
 
     sim = Simulator(MAP, port=0, framing="rtu", seed=5).start()
     log = WriteLog(sim)
+    # LPC's init state holds the failsafe limit until an energy guard speaks (LPC-TS-017):
+    # set it to the station's maximum so that the first write is the full 16 A
     gw = Gateway(tmp_path, charger={
         "map": MAP, "link": {"kind": "rtu-over-tcp", "host": "127.0.0.1", "port": sim.port},
-        "timeout_ms": 200, "retries": 1, "fail_limit": 2})
+        "timeout_ms": 200, "retries": 1, "fail_limit": 2}, extra={"usecases": {"failsafe_w": 100000}})
     try:
         gw.start()
         assert gw.lines[0].startswith("SHIP 127.0.0.1:"), gw.output()

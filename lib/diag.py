@@ -91,12 +91,45 @@ def peers():
 
 
 def status():
+    """Network, time, memory, tasks and crashes, then SHIP: one screen."""
+    from gateway import netup
+    from gateway.housekeeping import idf_heap
+
+    n = netup.status
+    if n["kind"] == "none":
+        print("net: not brought up by boot.py (network.kind none)")
+    else:
+        print("net: %s %s%s%s" % (n["kind"], "up" if n["up"] else "down", " " + n["ip"] if n["ip"] else "",
+                                  "  (" + n["error"] + ")" if n["error"] else ""))
+    if netup.safe:
+        print("SAFE MODE: %s  (diag.resume() leaves it)" % netup.safe)
     gc.collect()
-    print("heap: %d used, %d free" % (gc.mem_alloc(), gc.mem_free()))
     gw = _gw()
+    hk = gw and gw.house
+    print("heap: %d used, %d free%s" % (gc.mem_alloc(), gc.mem_free(), "  (least free %s, most used %d, threshold %d)" % (
+        hk.low_free, hk.high_alloc, hk.threshold) if hk else ""))
+    idf = idf_heap()
+    if idf:
+        print("IDF heap: %d free, largest block %d, least free %d" % idf)
     if gw is None:
         print("gateway not running")
         return
+    c = gw.clock
+    s = c.sched
+    print("time: %s  %s" % (log.stamp(), "host clock" if c.host_clock() else "synced from %s, %d syncs" % (
+        c.last_server, s.syncs) if s.synced else "NOT SYNCED (no heartbeats): %d tries, %s" % (s.attempts, c.last_error)))
+    sup = gw.sup
+    from compat import ticks_ms
+
+    now = ticks_ms()
+    ages = {}
+    for name, age, most in sup.live.ages(now):
+        ages[name] = "%d/%d s" % (age // 1000, most // 1000)
+    print("tasks: %s" % "  ".join("%s %s%s" % (k, sup.tasks[k], " " + ages[k] if k in ages else "") for k in sup.tasks))
+    print("watchdog: %s  feeds %d%s  crashes %d in a row, %d in all%s" % (
+        "%d ms" % sup.wd_ms if sup.wdt else ("software %d ms" % sup.wd_ms if sup.wd_ms else "off"), sup.feeds,
+        "  STARVED by " + sup.starving[0] if sup.starving else "", sup.state.count, sup.state.total,
+        "  last: " + sup.state.last if sup.state.last else ""))
     print("SHIP %s:%d  SKI %s  ID %s" % (gw.ship["host"], gw.node.port or 0, gw.ski, gw.ship["ship_id"]))
     print("SHIP stats: %s" % gw.node.stats)
     peers()
@@ -135,3 +168,69 @@ def charger():
 def logs():
     for line in log.recent():
         print(line)
+
+
+def modbus():
+    """The charger link's Modbus figures: polls, errors, timeouts, the last exception."""
+    gw = _gw()
+    br = gw and gw.bridge
+    if br is None:
+        print("no charger bridge")
+        return
+    s = br.stats()
+    m = s["modbus"]
+    print("link %s via %s  polls %d  errors %d (%d in a row)  ups %d downs %d" % (
+        s["link"], gw.charger_where, s["polls"], s["errors"], s["fails_in_row"], s["ups"], s["downs"]))
+    print("requests %d  retried %d  timeouts %d  crc %d  bad frames %d  discarded %d" % (
+        m["requests"], m["retried"], m["timeouts"], m["crc_errors"], m["bad_frames"], m["discarded"]))
+    print("exceptions %d (last code %d)  link errors %d (last errno %d)" % (
+        m["exceptions"], m["last_exception"], m["link_errors"], m["last_link_error"]))
+    print("limit writes %d  watchdog feeds %d  controller reboots %d  last error %s" % (
+        s["writes"], s["feeds"], s["reboots"], s["last_error"] or "-"))
+
+
+def echonet():
+    """ECHONET Lite: sockets, frames in/out, dropped, errors, announcements, the last peer."""
+    gw = _gw()
+    u = gw and getattr(gw, "echonet", None)
+    if u is None:
+        print("ECHONET off (echonet.enabled in the board config) or gateway not running")
+        return
+    from compat import sockaddr_host
+
+    s = u.stats()
+    peer = "-" if u.last_peer is None else "%s:%d" % sockaddr_host(u.last_peer)
+    print("ECHONET %s:%d EOJ %06X  multicast %s  last peer %s" % (
+        u.host, u.port, u.e.eoj, "joined" if s["multicast"] else "off", peer))
+    print("frames in %d  out %d  dropped %d  ignored %d  SNA %d  sets %d  INF %d  errors %d  send failures %d" % (
+        s["rx"], s["tx"], s["dropped"], s["ignored"], s["sna"], s["sets"], s["inf"], s["errors"], s["send_fail"]))
+
+
+def crashes(data=None):
+    """The crash log on flash (both files, oldest first) and the crash count."""
+    import log as _log
+
+    d = data or _DATA
+    gw = _gw()
+    text = _log.Rotating(d + "/crash.log", 1).read()
+    print(text or "no crashes logged")
+    from gateway.supervisor import CrashState, _read_json
+
+    st = gw.sup.state if gw is not None else CrashState(_read_json(d + "/crash.json"))
+    print("%d in a row, %d in all%s" % (st.count, st.total, ", last: " + st.last if st.last else ""))
+
+
+def resume(data=None):
+    """Leave safe mode: the flag file goes and the crash series starts afresh; then reset."""
+    from gateway import netup
+    from gateway.supervisor import CrashState, _read_json, _write_json
+
+    d = data or _DATA
+    netup.leave_safe()
+    st = CrashState(_read_json(d + "/crash.json"))
+    st.count = 0
+    try:
+        _write_json(d + "/crash.json", st.doc())
+    except OSError:
+        pass
+    print("safe mode off: machine.reset() (or Ctrl-D) starts the application")

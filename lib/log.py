@@ -11,6 +11,7 @@ level = 2
 _ring = bytearray(_LINES * _WIDTH)
 _lens = bytearray(_LINES)
 _pos = 0
+_file = None  # the optional flash file (to_file)
 
 
 def log(lvl, tag, msg, *args):
@@ -21,6 +22,8 @@ def log(lvl, tag, msg, *args):
         msg = msg % args
     line = "[%s] %s: %s" % (tag, _LEVELS[lvl], msg)
     print(line)
+    if _file is not None:
+        _file.line(line)
     b = line.encode()
     n = len(b)
     if n > _WIDTH:
@@ -58,3 +61,91 @@ def recent():
         if n:
             out.append(bytes(_ring[j * _WIDTH : j * _WIDTH + n]).decode())
     return out
+
+
+class Rotating:
+    """A text file on flash that never grows past two files of max_bytes: when path is full it
+    becomes path + ".1" (the older one is dropped). Each line is flushed, so what a crash or a
+    watchdog reset leaves behind is readable after the restart."""
+
+    def __init__(self, path, max_bytes, stamp=None):
+        import os
+
+        self.path = path
+        self.max = max_bytes
+        self.stamp = stamp  # callable giving a prefix (time) per line, or None
+        self._os = os
+        try:
+            self.size = os.stat(path)[6]
+        except OSError:
+            self.size = 0
+        self._f = None
+
+    def write(self, text):
+        if self.size + len(text) > self.max and self.size:
+            self._rotate()
+        f = self._f
+        if f is None:
+            f = self._f = open(self.path, "a")
+        f.write(text)
+        f.flush()
+        self.size += len(text)
+
+    def line(self, line):
+        try:
+            self.write((self.stamp() + " " + line + "\n") if self.stamp else line + "\n")
+        except OSError:
+            pass  # a full or failing flash must not take the logger down
+
+    def _rotate(self):
+        os = self._os
+        self.close()
+        try:
+            os.remove(self.path + ".1")
+        except OSError:
+            pass
+        try:
+            os.rename(self.path, self.path + ".1")
+        except OSError:
+            os.remove(self.path)
+        self.size = 0
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def read(self):
+        """Both files' text, oldest first."""
+        out = []
+        for p in (self.path + ".1", self.path):
+            try:
+                with open(p) as f:
+                    out.append(f.read())
+            except OSError:
+                pass
+        return "".join(out)
+
+
+def stamp():
+    """UTC time once the clock is set, else seconds since boot with a + (flash lines outlive
+    the boot they were written in)."""
+    import time
+
+    t = time.gmtime()
+    if t[0] >= 2024:
+        return "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]
+    from compat import ticks_ms
+
+    return "+%d.%03d" % divmod(ticks_ms(), 1000)
+
+
+def to_file(path, kb):
+    """Also write records to a rotating flash file (two files of kb KB); kb 0 stops it."""
+    global _file
+    if _file is not None:
+        _file.close()
+        _file = None
+    if kb:
+        _file = Rotating(path, kb * 1024, stamp)
+    return _file

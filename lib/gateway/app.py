@@ -5,8 +5,11 @@ import time
 
 import log
 from charger import F_CHARGING, F_ERROR, F_LINK, F_PLUGGED, F_STATE
-from gateway import config
+from gateway import config, devconfig
 from gateway.datatap import DataTap
+from gateway.housekeeping import Housekeeping
+from gateway.supervisor import Supervisor
+from gateway.timesync import TimeSync
 from ship.cert import peer_ski
 from ship.node import ShipNode
 from ship.trust import TrustStore
@@ -25,9 +28,17 @@ def _read(path):
 
 
 class Gateway:
-    def __init__(self, board_path, data_dir, host_files=False):
+    def __init__(self, board_path, data_dir, host_files=False, sup=None):
         self.cfg = config.load(board_path)
+        devconfig.load(data_dir + "/device.json", self.cfg)  # the device's own settings win
         self.data_dir = data_dir
+        # device runtime: crash handling and watchdog, the clock, memory housekeeping
+        self.sup = sup or Supervisor(data_dir, _machine())
+        self.sup.configure(self.cfg["watchdog_ms"])
+        self.clock = TimeSync(self.cfg["ntp"]["servers"], self.cfg["ntp"]["retries"])
+        self.house = Housekeeping()
+        if self.cfg["log"]["file_kb"]:
+            log.to_file(data_dir + "/log.txt", self.cfg["log"]["file_kb"])
         self.cert = _read(data_dir + "/cert.der")
         key = _read(data_dir + "/key.der")
         # our own certificate must carry SKI = SHA-1(public key), or modern peers refuse it
@@ -42,12 +53,19 @@ class Gateway:
         if self.trust.error:
             log.error(_TAG, self.trust.error)
         log.level = self.cfg["log"]["level"]
-        self.spine = SpineApp(self.device_address, {"brand": ident["brand"], "model": ident["model"], "serial": self.ship["serial"]})
-        self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine)
         self.charger = None  # the charger model (charger.py), for the front ends and diag
         self.bridge = None
-        if self.cfg["charger"] is not None:
-            self._charger(self.cfg["charger"])
+        self.mdns = None  # the mDNS responder/browser (mdns.udp.Mdns) once started
+        self.echonet = None  # the ECHONET Lite adapter (echonet.udp.EchonetUdp) once started
+        c = self.cfg["charger"]
+        if c is not None:
+            self._charger(c)
+        self.spine = SpineApp(
+            self.device_address, {"brand": ident["brand"], "model": ident["model"], "serial": self.ship["serial"]},
+            self.charger, _spine_options(self.cfg, data_dir),
+        )
+        self.spine.clock_synced = self.clock.synced  # no heartbeat before NTP
+        self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine)
 
     def _charger(self, c):
         from bridge import Bridge
@@ -112,10 +130,47 @@ class Gateway:
         print("      2. trust the manager's SKI here: 'tools/gw trust add <SKI>' on the host,")
         print("         diag.approve() at the REPL; until then it is held pending, then refused")
         print("try:  tools/gw cem --host %s --port %d --ski %s" % (host, port, self.ski))
+        # after the SHIP line, which tools and tests read first
+        sup = self.sup
+        sup.spawn("supervisor", sup.run())
+        sup.spawn("housekeeping", self.house.run(sup.live), 60000)
+        sup.spawn("time", self.clock.run())
         if self.bridge is not None:
             print("charger: %s via %s" % (self.bridge.map.name, self.charger_where))
-            asyncio.create_task(self.bridge.run())
+            # every Modbus transaction it starts shows the bridge at work, link up or down
+            m = self.bridge.master
+            self.sup.spawn("bridge", self.bridge.run(), 60000, lambda: m.requests)
+        if self.charger is not None:
+            self.sup.spawn("spine", self._spine_timers(), 60000)
+        if self.cfg["mdns"]["enabled"]:
+            from mdns import service
+
+            self.mdns = service.start(self, port)  # announce _ship._tcp; browse for a CEM
+        if self.cfg["echonet"]["enabled"]:
+            self._echonet()
         return port
+
+    def _echonet(self):
+        from echonet import service
+
+        u = service.build(self.cfg, self.charger, self.data_dir, self.ski, self.ship["serial"])
+        try:
+            u.open()
+        except OSError as e:  # port 3610 taken: the rest of the gateway keeps serving
+            log.error(_TAG, "ECHONET off: cannot bind %s:%d (%s)", u.host, u.port, e)
+            return
+        self.echonet = u
+        print("ECHONET %s:%d EOJ %06X" % (u.host, u.port, u.e.eoj))
+        self.sup.spawn("echonet", u.run())
+
+    async def _spine_timers(self):
+        # LPC/LPP supervision, CEVC slots and rate-limited notifies run without a connection too
+        live = self.sup.live
+        while True:
+            now = time.ticks_ms()
+            self.spine.tick(now)
+            live.beat("spine", now)
+            await asyncio.sleep_ms(250)
 
     async def serve_forever(self, probe=None):
         global current
@@ -124,8 +179,25 @@ class Gateway:
         await self.start()
         if probe:
             probe("base")
-        while True:
-            await asyncio.sleep(3600)
+        await self.sup.wait_fatal()  # a task that died ends the run (main() restarts)
+
+
+def _spine_options(cfg, data_dir):
+    # what the SPINE use cases need from the board config (spine.app.SpineApp options)
+    c = cfg["charger"]
+    if c is None:
+        return None
+    from spine.lpcstore import JsonStore
+
+    uc = cfg.get("usecases") or {}
+    phases = c["phases"]
+    volts = c["nominal_v"]
+    lpc = {"nominal_max_w": int(c["hw_max"] * phases * volts), "store": JsonStore(data_dir + "/lpc.json")}
+    for k in ("failsafe_w", "failsafe_s", "hb_timeout_s", "lpc_timeout_s"):
+        if uc.get(k) is not None:
+            lpc[k] = uc[k]
+    return {"phases": phases, "voltage": volts, "discharges": c.get("discharges", False), "lpc": lpc,
+            "evcs": uc.get("evcs", True), "cevc": uc.get("cevc", False)}
 
 
 def _link(l, rm):
@@ -164,8 +236,54 @@ def run(board_path, data_dir, host_files=True, probe=None):
     try:
         asyncio.run(gw.serve_forever(probe))
     except KeyboardInterrupt:
+        if gw.mdns is not None:
+            gw.mdns.goodbye()  # peers drop our service now instead of after its TTL
         print("stopped")
 
 
-def main():
-    run("/board.json", "/data", host_files=False)
+def _machine():
+    try:
+        import machine
+
+        return machine
+    except ImportError:
+        return None
+
+
+def main(board_path="/board.json", data_dir="/data", flag=None):
+    """The device: safe mode, the back-off after crashes, then the gateway; an exception out
+    of it (or out of one of its tasks) is logged to flash and restarts the board."""
+    from gateway import netup
+
+    flag = flag or netup.SAFE_FLAG
+    sup = Supervisor(data_dir, _machine(), flag)  # counts a watchdog reset, may enter safe mode
+    safe = netup.safe or netup.safe_reason(flag=flag)
+    if safe:
+        print("safe mode (%s): the application is not started; diag.resume() leaves it" % safe)
+        return
+    d = sup.delay_s()
+    try:
+        if d:
+            print("crash %d in a row (%s): starting in %d s, Ctrl-C for the REPL" % (sup.state.count, sup.state.last, d))
+            sup.sleep(d)
+        gw = Gateway(board_path, data_dir, False, sup)
+    except KeyboardInterrupt:
+        print("stopped")
+        return
+    except config.ConfigError as e:
+        # restarting cannot fix a configuration: say it and leave the REPL to the user
+        print("config error:", e)
+        return
+    except OSError as e:
+        print("cannot read the device identity in %s (%s); create it with 'tools/gw certs'" % (data_dir, e))
+        return
+    except Exception as e:  # a bug met while setting up counts as a crash too
+        sup.crash(e)
+        return
+    try:
+        asyncio.run(gw.serve_forever())
+    except KeyboardInterrupt:
+        print("stopped")
+        sup.release()
+    except Exception as e:
+        sup.crash(e)

@@ -12,15 +12,42 @@ _DEFAULTS = {
         "max_message": 16384,
         "pairing_window_s": 0,
         "cem": None,
+        "cem_browse": False,  # with cem null: dial the first trusted CEM found by mDNS
         "timers_ms": {},
     },
     "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
-    "log": {"level": 2},
+    # DNS-SD for SHIP (lib/mdns). enabled null: on on the ESP32, off on the host (a host run
+    # multicasts only where a test turns it on, in a network namespace); instance default
+    # <brand>-<model>-<serial>, hostname default <brand>-<serial>, ip default the interface's
+    "mdns": {"enabled": None, "instance": None, "hostname": None, "ip": None},
+    # file_kb: a rotating log file in the data directory (two files of this size), 0: none
+    "log": {"level": 2, "file_kb": 0},
     # the charging controller behind Modbus; None: no charger bridge (SHIP only)
     "charger": None,
+    # SPINE use cases on top of the charger (spine.md 12); null values: the defaults of
+    # spine.lpc (failsafe limit 4.2 kW or the nominal max, 2 h, a guard heartbeat within 60 s,
+    # failsafe after 120 s without one)
+    "usecases": {"evcs": True, "cevc": False, "failsafe_w": None, "failsafe_s": None,
+                 "hb_timeout_s": None, "lpc_timeout_s": None},
+    # device runtime (boot.py, gateway/netup, supervisor, timesync); kind none: the host, or a
+    # network brought up by other means
+    "network": {"kind": "none", "ssid": None, "password": None, "hostname": None, "timeout_s": 20,
+                "phy": None, "mdc": None, "mdio": None, "power": None, "addr": 0, "clock": None},
+    "safe_mode_pin": None,  # held low at reset: the application is not started
+    "ntp": {"servers": ["pool.ntp.org"], "retries": 5},
+    "watchdog_ms": 30000,  # hardware watchdog (machine.WDT), 0: none
+    # ECHONET Lite (lib/echonet) on UDP port 3610: host 0.0.0.0 is the device's one socket; a
+    # unicast host (127.0.0.2 on the host rig) adds a socket on the group 224.0.23.0.
+    # manufacturer: 6 hex digits (FFFFFF: unregistered); discharges null: charger.discharges
+    # (class 0x027E instead of 0x02A1); announce_interval_ms: least gap between INFs
+    "echonet": {"enabled": False, "host": "0.0.0.0", "port": 3610, "multicast": True,
+                "manufacturer": "FFFFFF", "discharges": None, "announce_interval_ms": 1000},
 }
 
-_CHARGER_KEYS = ("map", "link", "hw_min", "hw_max", "phases", "nominal_v", "timeout_ms", "retries", "fail_limit")
+_CHARGER_KEYS = ("map", "link", "hw_min", "hw_max", "phases", "nominal_v", "timeout_ms", "retries", "fail_limit", "discharges")
+# ESP32 Ethernet PHYs (network.PHY_*) and RMII clock modes (ESP-IDF emac_rmii_clock_gpio_t)
+PHYS = ("LAN8720", "IP101", "RTL8201", "DP83848", "KSZ8041", "KSZ8081")
+CLOCKS = ("GPIO0_IN", "GPIO0_OUT", "GPIO16_OUT", "GPIO17_OUT")
 _LINK_KEYS = ("kind", "host", "port", "path", "baudrate", "unit", "uart", "tx", "rx", "de")
 LINK_KINDS = ("rtu-over-tcp", "tcp", "serial", "uart")
 
@@ -93,6 +120,8 @@ def _charger(c):
     out["timeout_ms"] = _num(c, "timeout_ms", "charger", 20, 10000, 500, True)
     out["retries"] = _num(c, "retries", "charger", 0, 5, 2, True)
     out["fail_limit"] = _num(c, "fail_limit", "charger", 1, 100, 3, True)
+    out["discharges"] = c.get("discharges", False)
+    _need(isinstance(out["discharges"], bool), "charger.discharges", "must be true or false")
     l = c.get("link", {})
     _need(isinstance(l, dict), "charger.link", "must be an object")
     for k in l:
@@ -165,7 +194,98 @@ def parse(doc):
     _need(v is None or (isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v), "identity.serial", "null or 1..32 characters, no ; or quote")
     if cfg["charger"] is not None:
         cfg["charger"] = _charger(cfg["charger"])
+    _runtime(cfg)
+    _usecases(cfg["usecases"])
+    _mdns(cfg)
+    _echonet(cfg)
     return cfg
+
+
+def _echonet(cfg):
+    e = cfg["echonet"] = dict(cfg["echonet"])  # a copy: the defaults are shared
+    _need(e["enabled"] in (True, False), "echonet.enabled", "true or false")
+    _need(e["multicast"] in (True, False), "echonet.multicast", "true or false")
+    p = e["host"].split(".") if isinstance(e["host"], str) else ()
+    _need(len(p) == 4 and all(x.isdigit() and int(x) < 256 for x in p), "echonet.host", "an IPv4 address")
+    _num(e, "port", "echonet", 1, 65535, 3610, True)
+    m = e["manufacturer"]
+    _need(isinstance(m, str) and len(m) == 6 and not m.lower().strip("0123456789abcdef"), "echonet.manufacturer",
+          "6 hex digits (FFFFFF: unregistered)")
+    if e["discharges"] is None:
+        e["discharges"] = bool(cfg["charger"] and cfg["charger"]["discharges"])
+    _need(e["discharges"] in (True, False), "echonet.discharges", "null, true or false")
+    _num(e, "announce_interval_ms", "echonet", 100, 600000, 1000, True)
+
+
+def _mdns(cfg):
+    import sys
+
+    m = cfg["mdns"]
+    if m["enabled"] is None:
+        m["enabled"] = sys.platform == "esp32"
+    _need(m["enabled"] in (True, False), "mdns.enabled", "true, false or null (on on the device)")
+    _need(cfg["ship"]["cem_browse"] in (True, False), "ship.cem_browse", "true or false")
+    _need(m["enabled"] or not cfg["ship"]["cem_browse"], "ship.cem_browse", "needs mdns.enabled (or set ship.cem)")
+    v = m["instance"]
+    _need(v is None or (isinstance(v, str) and 0 < len(v.encode()) <= 63), "mdns.instance", "null or 1..63 bytes")
+    v = m["hostname"]
+    _need(v is None or (isinstance(v, str) and 0 < len(v) <= 63 and not v.strip("-").lower().strip(
+        "abcdefghijklmnopqrstuvwxyz0123456789-")), "mdns.hostname", "null or 1..63 letters, digits and -")
+    v = m["ip"]
+    p = v.split(".") if isinstance(v, str) else ()
+    _need(v is None or (len(p) == 4 and all(x.isdigit() and int(x) < 256 for x in p)), "mdns.ip", "null or an IPv4 address")
+
+
+def _usecases(u):
+    for k in ("evcs", "cevc"):
+        _need(u[k] in (True, False), "usecases." + k, "must be true or false")
+    for k, lo, hi, whole in (("failsafe_w", 0, 1000000, True), ("failsafe_s", 7200, 86400, True),
+                             ("hb_timeout_s", 0.1, 600, False), ("lpc_timeout_s", 0.1, 600, False)):
+        if u[k] is not None:
+            _num(u, k, "usecases", lo, hi, None, whole)
+
+
+def _pin(v, key, null=True):
+    _need((v is None and null) or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 48), key,
+          "null or a pin number 0..48" if null else "a pin number 0..48")
+
+
+def _runtime(cfg):
+    """The device runtime's sections: network, safe_mode_pin, ntp, watchdog_ms, log.file_kb."""
+    n = cfg["network"]
+    kind = n["kind"]
+    _need(kind in ("wifi", "ethernet", "none"), "network.kind", "one of wifi, ethernet, none")
+    _num(n, "timeout_s", "network", 1, 300, 20, True)
+    h = n["hostname"]
+    _need(h is None or (isinstance(h, str) and 0 < len(h) <= 32), "network.hostname", "null or 1..32 characters")
+    if kind == "wifi":
+        _need(isinstance(n["ssid"], str) and 0 < len(n["ssid"]) <= 32, "network.ssid", "1..32 characters")
+        p = n["password"]
+        _need(p is None or (isinstance(p, str) and len(p) <= 64), "network.password", "null or up to 64 characters")
+    else:
+        for k in ("ssid", "password"):
+            _need(n[k] is None, "network." + k, "only for kind wifi")
+    if kind == "ethernet":
+        _need(n["phy"] in PHYS, "network.phy", "one of " + ", ".join(PHYS))
+        _pin(n["mdc"], "network.mdc", False)
+        _pin(n["mdio"], "network.mdio", False)
+        _pin(n["power"], "network.power")
+        _num(n, "addr", "network", 0, 31, 0, True)
+        _need(n["clock"] is None or n["clock"] in CLOCKS, "network.clock", "null or one of " + ", ".join(CLOCKS))
+    else:
+        for k in ("phy", "mdc", "mdio", "power", "clock"):
+            _need(n[k] is None, "network." + k, "only for kind ethernet")
+    _pin(cfg["safe_mode_pin"], "safe_mode_pin")
+    t = cfg["ntp"]
+    sv = t["servers"]
+    _need(isinstance(sv, list) and 0 < len(sv) <= 4, "ntp.servers", "a list of 1..4 host names")
+    for s in sv:
+        _need(isinstance(s, str) and 0 < len(s) <= 64, "ntp.servers", "a list of 1..4 host names")
+    _num(t, "retries", "ntp", 0, 20, 5, True)
+    wd = cfg["watchdog_ms"]
+    _need(isinstance(wd, int) and not isinstance(wd, bool) and (wd == 0 or 1000 <= wd <= 600000), "watchdog_ms",
+          "0 (none) or 1000..600000")
+    _num(cfg["log"], "file_kb", "log", 0, 256, 0, True)
 
 
 def ship_settings(cfg, ski):
