@@ -272,3 +272,53 @@ def test_lpc_limit_and_failsafe(station, cem_ident):
         await cem.close()
 
     run(go(), 90)
+
+
+def test_every_use_case_through_the_cems_runner(station, cem_ident):
+    """The installer's check (`gw cem --usecases`): the test CEM's use-case runner finds every
+    use case the station announces available by eebus-go's rules, and reads EVSECC, MPC,
+    EVCEM and, after the session, the EVCS bill."""
+    from testcem.ucrun import CemUseCases
+
+    gw, sim = station
+
+    async def go():
+        peer = ShipPeer(cem_ident, ship_id="UseCaseCEM-1", timeout=8)
+        await peer.dial(HOST, gw.port, expected_ski=gw.ski)
+        cem = SpineCem(peer, timeout=8)
+        ucs = CemUseCases(cem, heartbeat=0.5)
+        await ucs.start()
+        await ucs.settle()
+        assert ucs.evsecc.available() and ucs.lpc.available() and ucs.mpc.available() and ucs.evcs.available()
+        assert ucs.evsecc.operating_state()[0] == "normalOperation"
+        assert ucs.evsecc.manufacturer()["brandName"] == "Test"
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sim.plug)
+        for _ in range(40):  # the bridge polls once a second, then the EV entity is notified
+            await asyncio.sleep(0.2)
+            await ucs.settle()
+            if ucs.evcc.available():
+                break
+        for uc in (ucs.evcc, ucs.evcem, ucs.opev, ucs.oscev, ucs.cevc):
+            assert uc.available(), (uc, ucs.check())
+        assert not ucs.evsoc.available()  # no state of charge from an IEC 61851 controller
+        # the simulated EV draws current: MPC and EVCEM see it
+        for _ in range(60):
+            p = ucs.mpc.power()
+            i = ucs.evcem.current_per_phase()
+            if p and p > 1000 and i and min(i) > 5:
+                break
+            await asyncio.sleep(0.2)
+        assert p > 1000 and len(i) == 3 and min(i) > 5, (p, i)
+        await loop.run_in_executor(None, sim.unplug)
+        for _ in range(50):
+            bills = ucs.evcs.bills()
+            if bills:
+                break
+            await asyncio.sleep(0.2)
+        assert bills and bills[-1]["energy"] is not None and bills[-1]["energy"] > 0, bills
+        assert not ucs.problems, ucs.problems
+        await ucs.close()
+        await cem.close()
+
+    run(go(), 90)
