@@ -224,9 +224,20 @@ class Charger:
         v = self._v
         lo = v[F_HW_MIN]
         hi = v[F_HW_MAX]
-        self._hwmin = _ma(self._cfg_min if lo is None else lo)
-        hi = _ma(self._cfg_max if hi is None else hi)
+        # a negative or absurd reading (a signed register, a bad poll) counts as not reported:
+        # the configured value stands rather than the model raising in the poller's path
+        if lo is None or not 0 <= lo <= _CAP_A:
+            lo = self._cfg_min
+        if hi is None or not 0 <= hi <= _CAP_A:
+            hi = self._cfg_max
+        self._hwmin = _ma(lo)
+        hi = _ma(hi)
         self._hwmax = hi - hi % self._res
+
+    def hw_range(self):
+        """(min, max) A the controller can be given: its reported values when plausible, else
+        the configured ones; the max rounded down to the controller resolution."""
+        return _amps(self._hwmin), _amps(self._hwmax)
 
     # ---- limit requests
 

@@ -11,7 +11,7 @@
 #                 phase -> 4+p, energy -> 7
 #   limits:       OPEV phase p -> p, OSCEV phase p -> 3+p (the captured layout, 12.6)
 from charger import (
-    F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_I1, F_PLUGGED, F_SESSION_WH, F_STATE, F_U1,
+    F_CHARGING, F_ERROR, F_EV_MAX, F_I1, F_PLUGGED, F_SESSION_WH, F_STATE, F_U1,
     OBLIGATION, RECOMMENDATION, SRC_OPEV, SRC_OSCEV, UNIT_A,
 )
 from spine import datagram as D
@@ -166,11 +166,9 @@ class EvSide:
     def current_range(self):
         """(min, max) A per phase the EV can be given: the controller's range, capped by the
         EV's own maximum when known."""
-        ch = self.ch
-        lo = ch.get(F_HW_MIN) or 6
-        hi = ch.get(F_HW_MAX) or lo
-        ev = ch.get(F_EV_MAX)
-        if ev and ev < hi:
+        lo, hi = self.ch.hw_range()
+        ev = self.ch.get(F_EV_MAX)
+        if ev and 0 < ev < hi:
             hi = ev
         if hi < lo:
             hi = lo
