@@ -43,7 +43,7 @@ SIM_ARGS = --map board_configs/chargers/sim.json --port 5020 --rtu-over-tcp --co
 run: certs
 	@tools/gw sim $(SIM_ARGS) >$(RUN_DIR)/sim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT INT TERM; \
-	MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR)
+	GW_CONSOLE=tty MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR)
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .hypothesis build

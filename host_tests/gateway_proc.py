@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import re
 import threading
 
@@ -17,7 +18,8 @@ FAST_TIMERS = {"cmi": 2000, "hello": 3000, "prolong_threshold": 1000, "close": 3
 class Gateway:
     """A running gateway process; output lines are collected in the background."""
 
-    def __init__(self, data_dir, ship=None, heapsize=None, env_probe=False, identity=None, charger=None, extra=None):
+    def __init__(self, data_dir, ship=None, heapsize=None, env_probe=False, identity=None, charger=None, extra=None,
+                 console=False):
         self.data_dir = str(data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         if not os.path.exists(os.path.join(self.data_dir, "cert.der")):
@@ -44,6 +46,7 @@ class Gateway:
             json.dump(cfg, f)
         self.heapsize = heapsize
         self.env_probe = env_probe
+        self.console = console  # the gateway's console on a pipe: write lines with type()
         self.lines = []
         self.proc = None
         self._cv = threading.Condition()
@@ -51,10 +54,13 @@ class Gateway:
     def start(self, timeout=20.0):
         script = os.path.join(mpyrun.ROOT, "tools", "host_run.py")
         env_extra = {"GW_HEAP_PROBE": "1"} if self.env_probe else {}
+        if self.console:
+            env_extra["GW_CONSOLE"] = "pipe"
         old = {k: os.environ.get(k) for k in env_extra}
         os.environ.update(env_extra)
         try:
-            self.proc = mpyrun.start(script, heapsize=self.heapsize, args=(self.config_path, self.data_dir))
+            self.proc = mpyrun.start(script, heapsize=self.heapsize, args=(self.config_path, self.data_dir),
+                                     stdin=subprocess.PIPE if self.console else None)
         finally:
             for k, v in old.items():
                 if v is None:
@@ -115,6 +121,11 @@ class Gateway:
         with open(tmp, "w") as f:
             json.dump(doc, f)
         os.replace(tmp, path)
+
+    def type(self, line):
+        """A line to the gateway's console (console=True)."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -89,12 +89,13 @@ def run_code(code, tmp_path, heapsize=None, timeout=120, name="snippet.py", args
     return run(path, heapsize=heapsize, timeout=timeout, args=args, extra_path=extra_path)
 
 
-def start(script, heapsize=None, args=(), extra_path=()):
+def start(script, heapsize=None, args=(), extra_path=(), stdin=None):
     """Start a long-running MicroPython process (the gateway); the caller stops it."""
     return subprocess.Popen(
         argv(script, heapsize, args),
         env=mpy_env(extra_path),
         cwd=ROOT,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -148,6 +148,12 @@ class Gateway:
             self.mdns = service.start(self, port)  # announce _ship._tcp; browse for a CEM
         if self.cfg["echonet"]["enabled"]:
             self._echonet()
+        from gateway import console
+
+        kind = console.mode()
+        if kind:
+            print("console: diag.status(), diag.pending(), diag.approve(), diag.charger(), ... while running")
+            sup.spawn("console", console.run(kind))
         return port
 
     def _echonet(self):

@@ -1,0 +1,39 @@
+# The console's line editor and executor (lib/gateway/console.py). Runs under CPython and
+# MicroPython.
+from gateway.console import LineEditor, execute
+
+
+def feed(ed, text):
+    out = []
+    for ch in text:
+        line = ed.feed(ch)
+        if line is not None:
+            out.append(line)
+    return out
+
+
+def case_lines_backspace_and_echo():
+    echoed = []
+    ed = LineEditor(echoed.append)
+    assert feed(ed, "diag.statux\x7fs()\r") == ["diag.status()"]
+    assert "".join(echoed) == "diag.statux\x08 \x08s()\r\n"
+    assert feed(ed, "\n\r\n") == ["", "", ""]
+    assert feed(ed, "\x08\x08ab\x08c\n") == ["ac"]
+
+
+def case_control_characters_and_long_lines_bounded():
+    ed = LineEditor()
+    assert feed(ed, "\x01\x1b[Aa\tb\n") == ["[Aab"]
+    assert feed(ed, "z" * 1000 + "\n") == ["z" * 200]
+
+
+def case_execute_prints_values_and_survives_errors():
+    ns = {}
+    execute("x = 2", ns)
+    assert ns["x"] == 2
+    execute("1/0", ns)
+    execute("import nosuchmodule_here", ns)
+    execute("def (", ns)
+    execute("   ", ns)
+    execute("y = x * 21", ns)
+    assert ns["y"] == 42

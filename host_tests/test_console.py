@@ -1,0 +1,11 @@
+"""Console cases under CPython (MicroPython: test_cases_mpy)."""
+
+import pytest
+
+from cases import caserun
+from cases import console_cases as cases
+
+
+@pytest.mark.parametrize("name", caserun.names(cases))
+def test_console(name):
+    getattr(cases, name)()
