@@ -27,7 +27,7 @@
 # long as tick() runs more often than every few days.
 from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W
 from compat import const, ticks_diff
-from spine.table import duration_s, duration_text, emit_object, emit_value, entries, number, scaled
+from spine.table import Items, as_obj, as_objects, duration_s, duration_text, emit_object, entries, number, scaled, uint32
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
@@ -47,19 +47,6 @@ _MAX_INCENTIVES = const(3)
 _TEXT = const(64)
 
 
-class _L:
-    """A list member value: items as table values (a flat list is an object)."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __call__(self, w):
-        w.list_begin()
-        for it in self.items:
-            emit_value(w, it)
-        w.list_end()
-
-
 def _function(w, item, rows):
     # a non-list function's value: {item: [row, ...]}
     w.obj_begin()
@@ -74,38 +61,13 @@ def _function(w, item, rows):
 # ---- validation helpers: each returns the value, or None when it is not shaped right
 
 
-def _uint(v):
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF
-
-
-def _obj(v):
-    # an object member: dict; the tree builder turns an empty object into []
-    if isinstance(v, dict):
-        return v
-    if v == []:
-        return {}
-    return None
-
-
-def _items(v):
-    # a list of objects; one entry may arrive as a bare object
-    if isinstance(v, dict):
-        return [v]
-    if not isinstance(v, list):
-        return None
-    for x in v:
-        if not isinstance(x, dict):
-            return None
-    return v
-
-
 def _text(v):
     return v if isinstance(v, str) and 0 < len(v) <= _TEXT else None
 
 
 def _sn(v, lo=None, hi=None):
     """(number, scale) of a written scaledNumber within lo..hi, kept as written."""
-    x = number(_obj(v))
+    x = number(as_obj(v))
     if x is None or (lo is not None and x < lo) or (hi is not None and x > hi):
         return None
     return (v["number"], v.get("scale", 0))
@@ -198,8 +160,8 @@ class Cevc:
         # eebus-go's default description (public_scen3.go), so that its data validates even
         # before it wrote a description
         tier = ["tierDescription", ["tierId", 0, "tierType", "dynamicCost"],
-                "boundaryDescription", _L([["boundaryId", 0, "boundaryType", "powerBoundary", "boundaryUnit", "W"]]),
-                "incentiveDescription", _L([["incentiveId", 0, "incentiveType", "absoluteCost", "currency", "EUR"]])]
+                "boundaryDescription", Items([["boundaryId", 0, "boundaryType", "powerBoundary", "boundaryUnit", "W"]]),
+                "incentiveDescription", Items([["incentiveId", 0, "incentiveType", "absoluteCost", "currency", "EUR"]])]
         return (tier,), {0: ((0,), (0,))}
 
     # ---- user input and time
@@ -320,7 +282,7 @@ class Cevc:
                 tp = ["startTime", "PT0S", "endTime", d]
             # minValue 0: no minimum SoC known (eebus-go: minValue > 0 means minSoC strategy)
             slot += ["minValue", (0, 0), "value", (left, 0), "maxValue", (left, 0)]
-        return ("timeSeriesId", TS_DEMAND, "timePeriod", tp, "timeSeriesSlot", _L([slot]))
+        return ("timeSeriesId", TS_DEMAND, "timePeriod", tp, "timeSeriesSlot", Items([slot]))
 
     def _series_row(self, tsid, plan):
         out = []
@@ -343,7 +305,7 @@ class Cevc:
                 row += ["maxValue", v]
             out.append(row)
         tp = None if first is None else ["startTime", "PT0S", "endTime", duration_text(last)]
-        return ("timeSeriesId", tsid, "timePeriod", tp, "timeSeriesSlot", _L(out))
+        return ("timeSeriesId", tsid, "timePeriod", tp, "timeSeriesSlot", Items(out))
 
     def series_rows(self, now):
         """timeSeriesListData rows as of now: the demand, the constraints as written, our plan."""
@@ -352,7 +314,7 @@ class Cevc:
 
     def _parse_series(self, e):
         tp = e.get("timePeriod")
-        tp = {} if tp is None else _obj(tp)
+        tp = {} if tp is None else as_obj(tp)
         if tp is None:
             return "timePeriod malformed"
         base = 0
@@ -365,7 +327,7 @@ class Cevc:
             end = _rel(tp["endTime"])
             if end is None:
                 return "timePeriod.endTime must be a relative duration"
-        slots = _items(e.get("timeSeriesSlot"))
+        slots = as_objects(e.get("timeSeriesSlot"))
         if slots is None:
             return "timeSeriesSlot missing"
         n = len(slots)
@@ -378,11 +340,11 @@ class Cevc:
         for k in range(n):
             s = slots[k]
             sid = s.get("timeSeriesSlotId")
-            if not _uint(sid) or sid in ids:
+            if not uint32(sid) or sid in ids:
                 return "slot %d: timeSeriesSlotId missing or repeated" % k
             ids.append(sid)
             stp = s.get("timePeriod")
-            stp = {} if stp is None else _obj(stp)
+            stp = {} if stp is None else as_obj(stp)
             if stp is None:
                 return "slot %d: timePeriod malformed" % k
             for i, key in ((0, "startTime"), (1, "endTime")):
@@ -442,13 +404,13 @@ class Cevc:
         new = None
         for e in es:
             i = e.get("timeSeriesId")
-            if i == TS_CONSTRAINTS and _uint(i):
+            if i == TS_CONSTRAINTS and uint32(i):
                 if new is not None:
                     return _rej("time series 2 twice")
                 new = self._parse_series(e)
                 if isinstance(new, str):
                     return _rej(new)
-            elif (i == TS_DEMAND or i == TS_PLAN) and _uint(i):
+            elif (i == TS_DEMAND or i == TS_PLAN) and uint32(i):
                 if partial:
                     return _rej("time series %d is not writeable" % i)
             else:
@@ -481,7 +443,7 @@ class Cevc:
         row = ("tariffDescription",
                ["tariffId", TARIFF, "tariffWriteable", True, "updateRequired", True,
                 "scopeType", "simpleIncentiveTable"],
-               "tier", _L(self._tiers))
+               "tier", Items(self._tiers))
 
         def emit(w):
             _function(w, "incentiveTableDescription", (row,))
@@ -499,13 +461,13 @@ class Cevc:
             trows = []
             for tid, bounds, incs in tiers:
                 trows.append(["tier", ["tierId", tid],
-                              "boundary", _L([["boundaryId", b[0], "lowerBoundaryValue", b[1], "upperBoundaryValue", b[2]]
+                              "boundary", Items([["boundaryId", b[0], "lowerBoundaryValue", b[1], "upperBoundaryValue", b[2]]
                                               for b in bounds]),
-                              "incentive", _L([["incentiveId", i[0], "value", i[1]] for i in incs])])
+                              "incentive", Items([["incentiveId", i[0], "value", i[1]] for i in incs])])
             out.append(["timeInterval", ["startTime", ["relative", duration_text(r[0])],
                                          "endTime", ["relative", duration_text(r[1])]],
-                        "tier", _L(trows)])
-        row = ("tariff", self._tariff(), "incentiveSlot", _L(out) if out else None)
+                        "tier", Items(trows)])
+        row = ("tariff", self._tariff(), "incentiveSlot", Items(out) if out else None)
 
         def emit(w):
             _function(w, "incentiveTable", (row,))
@@ -526,19 +488,19 @@ class Cevc:
             return _rej(err)
         td = d.get("tariffDescription")
         if td is not None:
-            td = _obj(td)
+            td = as_obj(td)
             if td is None:
                 return _rej("tariffDescription malformed")
             if td.get("tariffId") is not None and td.get("tariffId") != TARIFF:
                 return _rej("unknown tariffId")
-        tiers = _items(d.get("tier"))
+        tiers = as_objects(d.get("tier"))
         if not tiers or len(tiers) > _MAX_TIERS:
             return _rej("1..%d tiers expected" % _MAX_TIERS)
         rows = []
         known = {}
         for t in tiers:
-            tdsc = _obj(t.get("tierDescription"))
-            if tdsc is None or not _uint(tdsc.get("tierId")) or tdsc["tierId"] in known:
+            tdsc = as_obj(t.get("tierDescription"))
+            if tdsc is None or not uint32(tdsc.get("tierId")) or tdsc["tierId"] in known:
                 return _rej("tierDescription.tierId missing or repeated")
             tid = tdsc["tierId"]
             ttype = tdsc.get("tierType")
@@ -550,14 +512,14 @@ class Cevc:
                 ("boundaryDescription", "boundaryId", _MAX_BOUNDARIES, ("boundaryType", "boundaryUnit")),
                 ("incentiveDescription", "incentiveId", _MAX_INCENTIVES, ("incentiveType", "currency", "unit")),
             ):
-                lst = _items(t.get(member, []))
+                lst = as_objects(t.get(member, []))
                 if lst is None or len(lst) > n:
                     return _rej("tier %d: at most %d %s" % (tid, n, member))
                 got = []
                 out = []
                 for b in lst:
                     bid = b.get(key)
-                    if not _uint(bid) or bid in got:
+                    if not uint32(bid) or bid in got:
                         return _rej("tier %d: %s missing or repeated" % (tid, key))
                     got.append(bid)
                     r = [key, bid]
@@ -568,7 +530,7 @@ class Cevc:
                         r += [f, v]
                     out.append(r)
                 ids.append(tuple(got))
-                tier += [member, _L(out)]
+                tier += [member, Items(out)]
             known[tid] = tuple(ids)
             rows.append(tier)
         self._tiers = tuple(rows)
@@ -579,22 +541,22 @@ class Cevc:
         return E_OK, None
 
     def _parse_tier(self, t, seen):
-        td = _obj(t.get("tier"))
-        if td is None or not _uint(td.get("tierId")):
+        td = as_obj(t.get("tier"))
+        if td is None or not uint32(td.get("tierId")):
             return "tier.tierId missing"
         tid = td["tierId"]
         if tid not in self._known or tid in seen:
             return "tierId %s unknown or repeated" % (tid,)
         seen.append(tid)
         bids, iids = self._known[tid]
-        blist = _items(t.get("boundary", []))
+        blist = as_objects(t.get("boundary", []))
         if blist is None or len(blist) > _MAX_BOUNDARIES:
             return "tier %d: boundary malformed" % tid
         rows = []
         got = []
         for b in blist:
             bid = b.get("boundaryId")
-            if not _uint(bid) or bid not in bids or bid in got:
+            if not uint32(bid) or bid not in bids or bid in got:
                 return "tier %d: boundaryId unknown or repeated" % tid
             got.append(bid)
             r = [bid]
@@ -606,14 +568,14 @@ class Cevc:
                         return "tier %d: %s must be a scaled number" % (tid, f)
                 r.append(v)
             rows.append(tuple(r))
-        ilist = _items(t.get("incentive", []))
+        ilist = as_objects(t.get("incentive", []))
         if not ilist or len(ilist) > _MAX_INCENTIVES:
             return "tier %d: 1..%d incentives expected" % (tid, _MAX_INCENTIVES)
         irows = []
         got = []
         for x in ilist:
             iid = x.get("incentiveId")
-            if not _uint(iid) or iid not in iids or iid in got:
+            if not uint32(iid) or iid not in iids or iid in got:
                 return "tier %d: incentiveId unknown or repeated" % tid
             got.append(iid)
             v = _sn(x.get("value"))
@@ -631,10 +593,10 @@ class Cevc:
             return _rej(err)
         ta = d.get("tariff")
         if ta is not None:
-            ta = _obj(ta)
+            ta = as_obj(ta)
             if ta is None or (ta.get("tariffId") is not None and ta.get("tariffId") != TARIFF):
                 return _rej("unknown tariff")
-        slots = _items(d.get("incentiveSlot"))
+        slots = as_objects(d.get("incentiveSlot"))
         if slots is None:
             return _rej("incentiveSlot missing")
         n = len(slots)
@@ -645,21 +607,21 @@ class Cevc:
         tiers = []
         for k in range(n):
             s = slots[k]
-            ti = _obj(s.get("timeInterval"))
+            ti = as_obj(s.get("timeInterval"))
             if ti is None:
                 return _rej("slot %d: timeInterval missing" % k)
             for i, key in ((0, "startTime"), (1, "endTime")):
                 v = ti.get(key)
                 if v is None:
                     continue
-                v = _obj(v)
+                v = as_obj(v)
                 if v is None or v.get("relative") is None:
                     return _rej("slot %d: %s must be relative" % (k, key))
                 t = _rel(v["relative"])
                 if t is None:
                     return _rej("slot %d: %s.relative malformed" % (k, key))
                 (starts, ends)[i][k] = t
-            tl = _items(s.get("tier"))
+            tl = as_objects(s.get("tier"))
             if not tl or len(tl) > _MAX_TIERS:
                 return _rej("slot %d: 1..%d tiers expected" % (k, _MAX_TIERS))
             seen = []

@@ -16,7 +16,7 @@ from charger import (
 )
 from spine import datagram as D
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, Entity, Feature, Function
-from spine.table import Table, entries, number, scaled
+from spine.table import Table, emit_value, entries, number, scaled
 
 ADDRESS = (1, 1)
 PHASES = ("a", "b", "c")
@@ -321,9 +321,9 @@ def _value_set(discrete, lo, hi):
         w.list_begin()
         w.obj_begin()
         w.member("min")
-        _scaled(w, lo)
+        emit_value(w, lo)
         w.member("max")
-        _scaled(w, hi)
+        emit_value(w, hi)
         w.obj_end()
         w.list_end()
         w.obj_end()
@@ -331,11 +331,3 @@ def _value_set(discrete, lo, hi):
 
     return emit
 
-
-def _scaled(w, v):
-    w.obj_begin()
-    w.member("number")
-    w.integer(v[0])
-    w.member("scale")
-    w.integer(v[1])
-    w.obj_end()

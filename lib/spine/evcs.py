@@ -12,7 +12,7 @@
 # the station's billing record.
 from charger import F_SESSION_WH, F_TOTAL_WH
 from compat import const, ticks_diff
-from spine.table import emit_value, entries, number, scaled
+from spine.table import Items, as_obj, as_objects, entries, number, scaled, uint32
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
@@ -23,44 +23,8 @@ _MAX_COSTS = const(4)
 _COST_TYPES = ("absolutePrice", "relativePrice", "co2Emission", "renewableEnergy", "radioactiveWaste")
 
 
-class _L:
-    """A list member value: flat lists as objects (see spine.table)."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __call__(self, w):
-        w.list_begin()
-        for it in self.items:
-            emit_value(w, it)
-        w.list_end()
-
-
-def _uint(v):
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF
-
-
-def _obj(v):
-    if isinstance(v, dict):
-        return v
-    if v == []:
-        return {}
-    return None
-
-
-def _items(v):
-    if isinstance(v, dict):
-        return [v]
-    if not isinstance(v, list):
-        return None
-    for x in v:
-        if not isinstance(x, dict):
-            return None
-    return v
-
-
 def _sn(v, lo=None, hi=None):
-    x = number(_obj(v))
+    x = number(as_obj(v))
     if x is None or (lo is not None and x < lo) or (hi is not None and x > hi):
         return None, None
     return (v["number"], v.get("scale", 0)), x
@@ -123,19 +87,19 @@ class _Bill:
         if self.start is not None or self.end is not None:
             tp = ["startTime", self.start, "endTime", self.end]
         total = ["timePeriod", tp,
-                 "value", None if self.wh is None else _L([["value", scaled(self.wh), "unit", "Wh"]]),
-                 "cost", _L(self.costs) if self.costs else None]
+                 "value", None if self.wh is None else Items([["value", scaled(self.wh), "unit", "Wh"]]),
+                 "cost", Items(self.costs) if self.costs else None]
         pos = []
         for i, ptype in ((0, "gridElectricEnergy"), (1, "selfProducedElectricEnergy")):
             costs = self.pos_costs[i]
-            pos.append(["positionId", i + 1, "positionType", ptype, "value", _L([["valuePercentage", self.pct[i][0]]]),
-                        "cost", _L(costs) if costs else None])
-        return ("billId", self.id, "billType", "chargingSummary", "total", total, "position", _L(pos))
+            pos.append(["positionId", i + 1, "positionType", ptype, "value", Items([["valuePercentage", self.pct[i][0]]]),
+                        "cost", Items(costs) if costs else None])
+        return ("billId", self.id, "billType", "chargingSummary", "total", total, "position", Items(pos))
 
 
 def _cost_rows(lst, what):
     """Validated cost objects -> rows, or an error text."""
-    lst = _items(lst)
+    lst = as_objects(lst)
     if lst is None or len(lst) > _MAX_COSTS:
         return "%s: at most %d cost entries" % (what, _MAX_COSTS)
     out = []
@@ -143,7 +107,7 @@ def _cost_rows(lst, what):
         r = []
         for f in ("costId", "valueId"):
             v = c.get(f)
-            if v is not None and not _uint(v):
+            if v is not None and not uint32(v):
                 return "%s: %s malformed" % (what, f)
             r += [f, v]
         ct = c.get("costType")
@@ -179,7 +143,7 @@ class Evcs:
         self._rows = ()  # rendered rows in id order, replaced (never changed) on each change
         self._next = 1
         self._start = None  # (now, clock text, total Wh) of the running session
-        self._desc = tuple(("billId", i, "billWriteable", True, "supportedBillType", _L(["chargingSummary"]))
+        self._desc = tuple(("billId", i, "billWriteable", True, "supportedBillType", Items(["chargingSummary"]))
                            for i in range(1, max_bills + 1))
         self._cons = tuple(("billId", i, "positionCountMin", 0, "positionCountMax", 2)
                            for i in range(1, max_bills + 1))
@@ -236,7 +200,7 @@ class Evcs:
         changes = []
         for e in es:
             bid = e.get("billId")
-            if not _uint(bid) or bid not in self._bills:
+            if not uint32(bid) or bid not in self._bills:
                 return E_REJECTED, "unknown billId %s" % (bid,)
             bt = e.get("billType")
             if bt is not None and bt != "chargingSummary":
@@ -249,7 +213,7 @@ class Evcs:
             pcost = list(b.pos_costs)
             total = e.get("total")
             if total is not None:
-                total = _obj(total)
+                total = as_obj(total)
                 if total is None:
                     return E_REJECTED, "total malformed"
                 if total.get("cost") is not None:
@@ -258,13 +222,13 @@ class Evcs:
                         return E_REJECTED, costs
             pos = e.get("position")
             if pos is not None:
-                pos = _items(pos)
+                pos = as_objects(pos)
                 if pos is None or len(pos) > 2:
                     return E_REJECTED, "at most 2 positions"
                 seen = []
                 for p in pos:
                     pid = p.get("positionId")
-                    if pid not in (_POS_GRID, _POS_SELF) or not _uint(pid) or pid in seen:
+                    if pid not in (_POS_GRID, _POS_SELF) or not uint32(pid) or pid in seen:
                         return E_REJECTED, "positionId must be 1 or 2, once"
                     seen.append(pid)
                     i = pid - 1
@@ -273,7 +237,7 @@ class Evcs:
                         return E_REJECTED, "position %d: wrong positionType" % pid
                     v = p.get("value")
                     if v is not None:
-                        v = _items(v)
+                        v = as_objects(v)
                         if v is None or len(v) != 1 or v[0].get("valuePercentage") is None:
                             return E_REJECTED, "position %d: one valuePercentage expected" % pid
                         sn, x = _sn(v[0]["valuePercentage"], 0, 100)

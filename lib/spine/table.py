@@ -200,19 +200,52 @@ class Table:
         return emit
 
 
+class Items:
+    """A list value whose elements are table values (a flat list is an object): for list
+    members inside a row, e.g. a bill's positions."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __call__(self, w):
+        w.list_begin()
+        for it in self.items:
+            emit_value(w, it)
+        w.list_end()
+
+
+# ---- written data as the tree builder hands it over: each returns the value, or None when it
+# is not shaped right
+
+
+def uint32(v):
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF
+
+
+def as_obj(v):
+    # an object member: a dict; the tree builder turns an empty object into []
+    if isinstance(v, dict):
+        return v
+    if v == []:
+        return {}
+    return None
+
+
+def as_objects(v):
+    # a list of objects; one entry may arrive as a bare object
+    if isinstance(v, dict):
+        return [v]
+    if not isinstance(v, list):
+        return None
+    for x in v:
+        if not isinstance(x, dict):
+            return None
+    return v
+
+
 def entries(tree, item):
     """The entries of a written list {item: [..]} as a list of dicts, or None when the data
     is not shaped so (a single entry arrives as a dict from the tree builder)."""
     if not isinstance(tree, dict):
         return None
-    e = tree.get(item)
-    if isinstance(e, dict):
-        return [e]
-    if e == []:
-        return []
-    if not isinstance(e, list):
-        return None
-    for x in e:
-        if not isinstance(x, dict):
-            return None
-    return e
+    return as_objects(tree.get(item))
