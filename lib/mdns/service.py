@@ -100,14 +100,12 @@ def pick(browser, trust, chosen):
 async def dial_browsed(gw, browser):
     """Hand the first trusted CEM found to the SHIP node's dial loop (which dials only
     trusted peers it is not connected to, with back-off); keep its address current.
-    Uses ShipNode's own dial loop, as start() does for a configured ship.cem."""
+    Uses ShipNode's dial loop, as start() does for a configured ship.cem."""
     chosen = None
     while True:
         c = pick(browser, gw.trust, chosen)
         if c is not None and chosen is None:
             chosen = c
             log.info(_TAG, "CEM found: %s:%d SKI %s", c["host"], c["port"], c["ski"])
-            node = gw.node
-            node.cfg["cem"] = c
-            node._dial_task = asyncio.create_task(node._dial_loop(c))
+            gw.node.dial_cem(c)
         await asyncio.sleep_ms(_PICK_MS)

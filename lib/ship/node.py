@@ -118,8 +118,15 @@ class ShipNode:
         )
         self.port = port
         if self.cfg.get("cem"):
-            self._dial_task = asyncio.create_task(self._dial_loop(self.cfg["cem"]))
+            self.dial_cem(self.cfg["cem"])
         return self.port
+
+    def dial_cem(self, cem):
+        """Keep a connection to a CEM (configured, or found by mDNS): dials while it is
+        trusted and not connected, with back-off. cem: dict host, port, ski, path."""
+        self.cfg["cem"] = cem
+        if self._dial_task is None:
+            self._dial_task = asyncio.create_task(self._dial_loop(cem))
 
     async def stop(self):
         for lst in list(self.peers.values()):
