@@ -313,3 +313,49 @@ def test_bug_while_setting_up_is_a_crash(tmp_path, identity):
     out, d = main_run(tmp_path, identity, "start = orig_start\napp.Housekeeping = None", "boot(1)")
     assert "RESET 0" in out and "[sup] E: crash: TypeError" in out
     assert json.load(open(os.path.join(d, "crash.json")))["count"] == 1
+
+
+def test_link_drop_and_rejoin_seen(tmp_path, identity):
+    """The gateway's link watch: a Wi-Fi drop and rejoin with a new address are logged, ECHONET
+    re-joins its group and announces, mDNS re-announces the new address (stand-ins record the
+    calls; the adapters' own rejoin/changed are theirs)."""
+    start = """
+import network
+from gateway import netup
+async def start(self):
+    w = network.WLAN(network.STA_IF)
+    w.active(True)
+    network.connect_after = 0
+    netup.iface = w
+    netup.status.update({"kind": "wifi", "up": True, "ip": w.ifconfig()[0]})
+    print("IP0", w.ifconfig()[0])
+    self.net_poll_ms = 50
+    port = await orig_start(self)
+    class Rec:
+        def __init__(self, name):
+            self.name = name
+            self.responder = self
+        def rejoin(self):
+            print("CALL", self.name, "rejoin")
+        def changed(self):
+            print("CALL", self.name, "changed")
+        def configure(self, ip=None):
+            print("CALL", self.name, "configure", ip)
+    self.echonet = Rec("echonet")
+    self.mdns = Rec("mdns")
+    await asyncio.sleep_ms(300)
+    network.connect_after = None  # the access point is gone
+    await asyncio.sleep_ms(300)
+    network.made.append(None)  # the stub's next address differs: a new DHCP lease
+    network.connect_after = 0
+    await asyncio.sleep_ms(300)
+    raise RuntimeError("end of test")
+"""
+    out, _ = main_run(tmp_path, identity, start, "boot(1)")
+    lines = [l for l in out.splitlines() if "[app] I: network" in l]
+    assert len(lines) == 2 and lines[0].endswith("network down"), out
+    ip0 = [l.split()[1] for l in out.splitlines() if l.startswith("IP0 ")][0]
+    assert lines[1].startswith("[app] I: network up 192.168.4.") and not lines[1].endswith(" " + ip0), (ip0, lines)
+    ip1 = lines[1].split()[-1]
+    calls = [l for l in out.splitlines() if l.startswith("CALL ")]
+    assert calls == ["CALL mdns configure " + ip1, "CALL mdns changed", "CALL echonet rejoin"], calls

@@ -148,6 +148,10 @@ class Gateway:
             self.mdns = service.start(self, port)  # announce _ship._tcp; browse for a CEM
         if self.cfg["echonet"]["enabled"]:
             self._echonet()
+        from gateway import netup
+
+        if netup.iface is not None:
+            sup.spawn("net", self._net_watch(netup))
         from gateway import console
 
         kind = console.mode()
@@ -168,6 +172,25 @@ class Gateway:
         self.echonet = u
         print("ECHONET %s:%d EOJ %06X" % (u.host, u.port, u.e.eoj))
         self.sup.spawn("echonet", u.run())
+
+    net_poll_ms = 2000
+
+    async def _net_watch(self, netup):
+        # after a Wi-Fi rejoin or a new DHCP address the multicast memberships and the
+        # announced address are stale: join and announce again
+        lw = netup.LinkWatch(netup.status["up"], netup.status["ip"])
+        while True:
+            await asyncio.sleep_ms(self.net_poll_ms)
+            ev = lw.step(*netup.sample(netup.iface))
+            if ev is None:
+                continue
+            log.info(_TAG, "network %s%s", ev, " " + lw.ip if ev == "up" else "")
+            if ev == "up":
+                if self.mdns is not None and self.mdns.responder is not None:
+                    self.mdns.responder.configure(ip=lw.ip)
+                    self.mdns.changed()
+                if self.echonet is not None:
+                    self.echonet.rejoin()
 
     async def _spine_timers(self):
         # LPC/LPP supervision, CEVC slots and rate-limited notifies run without a connection too

@@ -120,6 +120,40 @@ def _ip(w):
         return None
 
 
+class LinkWatch:
+    """Link transitions from periodic samples (Wi-Fi drops and rejoins, DHCP hands out a new
+    address): step(up, ip) returns "up" when the link has an address again or a new one,
+    "down" when it is lost, else None."""
+
+    def __init__(self, up, ip):
+        self.up = bool(up and ip)
+        self.ip = ip
+
+    def step(self, up, ip):
+        if up and ip:
+            if not self.up or ip != self.ip:
+                self.up = True
+                self.ip = ip
+                return "up"
+            return None
+        if self.up:
+            self.up = False
+            return "down"
+        return None
+
+
+def sample(w):
+    """(connected, address) of an interface, kept in status; never raises."""
+    try:
+        up = bool(w.isconnected())
+    except (AttributeError, OSError):
+        up = False
+    ip = _ip(w) if up else None
+    status["up"] = up
+    status["ip"] = ip
+    return up, ip
+
+
 def bring_up(n, network, machine):
     """Start the interface and wait for it (at most network.timeout_s); returns status."""
     global iface
