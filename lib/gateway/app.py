@@ -128,7 +128,7 @@ class Gateway:
             print("pairing window open for %d s: unknown peers are trusted on first contact" % window)
         print("pair: 1. enter SKI %s at the energy manager (evcc: ski of the eebus charger)" % self.ski)
         print("      2. trust the manager's SKI here: 'tools/gw trust add <SKI>' on the host,")
-        print("         diag.approve() at the REPL; until then it is held pending, then refused")
+        print("         diag.approve() at the console; until then it is held pending, then refused")
         print("try:  tools/gw cem --host %s --port %d --ski %s" % (host, port, self.ski))
         # after the SHIP line, which tools and tests read first
         sup = self.sup
