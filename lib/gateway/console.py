@@ -88,7 +88,7 @@ async def run(kind, period_ms=50):
     ed = LineEditor(sys.stdout.write if kind == "serial" else None)
     prompt = PROMPT if kind != "pipe" else ""
     ns = namespace()
-    sys.stdout.write(prompt)
+    # the first prompt waits for the first line: the start-up log is still coming
     while True:
         if not poll.poll(0):
             await asyncio.sleep_ms(period_ms)
