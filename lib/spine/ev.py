@@ -271,7 +271,7 @@ class EvSide:
         return D.E_OK, None
 
     def apply(self):
-        """Hand the CEM's limits to the charger model (after a write, and on plug-in again)."""
+        """Hand the CEM's limits to the charger model (after an accepted write)."""
         now = self.now()
         for k in range(2):
             vals = []
