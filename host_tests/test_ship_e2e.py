@@ -14,6 +14,7 @@ from gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipPeer, ShipServer, data_message
 from testcem.tls import client_context
+from test_ws_codec import frame as ws_frame
 
 HOST = "127.0.0.1"
 CEM_ID = "TestCEM-000000001"
@@ -302,22 +303,13 @@ def test_tls11_refused(gw, cem):
 
 def frame(opcode, data=b"", fin=True, rsv=0, mask=True):
     """One client frame built by hand (the websockets library refuses to build broken ones)."""
-    b0 = (0x80 if fin else 0) | rsv << 4 | opcode
-    n = len(data)
-    if n < 126:
-        head = struct.pack("!BB", b0, (0x80 if mask else 0) | n)
-    else:
-        head = struct.pack("!BBH", b0, (0x80 if mask else 0) | 126, n)
-    if not mask:
-        return head + data
-    key = os.urandom(4)
-    return head + key + bytes(c ^ key[i & 3] for i, c in enumerate(data))
+    return ws_frame(opcode, data, fin, os.urandom(4) if mask else None, rsv)
 
 
 BAD_FRAMES = [
     ("text frame", frame(1, b'{"x":1}'), 1003),
     ("unmasked client frame", frame(2, b"\x02xx", mask=False), 1002),
-    ("reserved bit", frame(2, b"\x02xx", rsv=4), 1002),
+    ("reserved bit", frame(2, b"\x02xx", rsv=0x40), 1002),
     ("reserved opcode", frame(3, b"ab"), 1002),
     ("continuation without start", frame(0, b"ab"), 1002),
     ("fragmented ping", frame(9, b"ab", fin=False), 1002),

@@ -6,14 +6,12 @@ import asyncio
 import os
 import random
 import re
-import socket
-import ssl
-import struct
 
 import certs
 import mpyrun
 import pytest
 from gateway_proc import Gateway
+from test_ws_codec import frame as ws_frame
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.tls import client_context
@@ -30,16 +28,7 @@ MESSAGES = [b"\x00\x00", HELLO, ANNOUNCE, SELECT, PIN, AMR, AM, DATA, DATA * 1]
 
 
 def frame(opcode, data, fin=True, rng=None):
-    b0 = (0x80 if fin else 0) | opcode
-    n = len(data)
-    if n < 126:
-        head = struct.pack("!BB", b0, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", b0, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, 0x80 | 127, n)
-    key = bytes(rng.getrandbits(8) for _ in range(4))
-    return head + key + bytes(c ^ key[i & 3] for i, c in enumerate(data))
+    return ws_frame(opcode, data, fin, bytes(rng.getrandbits(8) for _ in range(4)))
 
 
 def transcript(rng):

@@ -319,6 +319,21 @@ def test_still_serving_and_no_leak(server):
 # --- MicroPython as client against a websockets server
 
 
+async def run_client(port, *args):
+    """host_tests/mpy/ws_echo_client.py against a server on port: (exit status, output)."""
+    proc = await asyncio.create_subprocess_exec(
+        mpyrun.MICROPYTHON,
+        os.path.join(HERE, "mpy", "ws_echo_client.py"),
+        str(port),
+        *args,
+        env=mpyrun.mpy_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 2 * T)
+    return proc.returncode, out.decode()
+
+
 def test_micropython_client_against_websockets_server():
     closes = []
 
@@ -337,17 +352,7 @@ def test_micropython_client_against_websockets_server():
 
     async def go():
         async with serve(handler, "127.0.0.1", 0, subprotocols=["ship"], ping_interval=None) as srv:
-            port = srv.sockets[0].getsockname()[1]
-            proc = await asyncio.create_subprocess_exec(
-                mpyrun.MICROPYTHON,
-                os.path.join(HERE, "mpy", "ws_echo_client.py"),
-                str(port),
-                env=mpyrun.mpy_env(),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            out, _ = await asyncio.wait_for(proc.communicate(), 2 * T)
-            return proc.returncode, out.decode()
+            return await run_client(srv.sockets[0].getsockname()[1])
 
     rc, out = arun(go())
     assert rc == 0 and "Traceback" not in out, out
@@ -394,18 +399,7 @@ def test_micropython_client_handshake_edge_cases(reply, expect):
     async def go():
         srv = await asyncio.start_server(handler, "127.0.0.1", 0)
         async with srv:
-            port = srv.sockets[0].getsockname()[1]
-            proc = await asyncio.create_subprocess_exec(
-                mpyrun.MICROPYTHON,
-                os.path.join(HERE, "mpy", "ws_echo_client.py"),
-                str(port),
-                "handshake",
-                env=mpyrun.mpy_env(),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            out, _ = await asyncio.wait_for(proc.communicate(), 2 * T)
-            return proc.returncode, out.decode()
+            return await run_client(srv.sockets[0].getsockname()[1], "handshake")
 
     rc, out = arun(go())
     assert rc == 0 and "Traceback" not in out, out

@@ -4,6 +4,15 @@ import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
+
+# Unmask (or mask) n bytes of buf in place, starting at off, with the 4-byte key whose phase
+# is given by pos (the payload offset of buf[off] within its frame). This plain version serves
+# CPython and a firmware built without the native emitter.
+def xor_mask(buf, off, n, key, pos):
+    for i in range(off, off + n):
+        buf[i] ^= key[(pos + i - off) & 3]
+
+
 if MICROPYTHON:
     from micropython import const
     import micropython
@@ -13,11 +22,8 @@ if MICROPYTHON:
     ticks_diff = time.ticks_diff
     ticks_add = time.ticks_add
 
-    # Unmask (or mask) n bytes of buf in place, starting at off, with the 4-byte key whose
-    # phase is given by pos (the payload offset of buf[off] within its frame). Viper makes it
-    # ~30x faster than plain Python and allocation-free; it is compiled at import from source
-    # so that a plain mpy-cross (no -march) accepts this file, and falls back to Python on a
-    # firmware built without the native emitter.
+    # Viper makes xor_mask ~30x faster than plain Python and allocation-free; it is compiled
+    # at import from source so that a plain mpy-cross (no -march) accepts this file.
     _XOR_SRC = """
 @micropython.viper
 def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
@@ -35,10 +41,7 @@ def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
         xor_mask = _g["xor_mask"]
         del _g
     except Exception:
-
-        def xor_mask(buf, off, n, key, pos):
-            for i in range(off, off + n):
-                buf[i] ^= key[(pos + i - off) & 3]
+        pass  # no native emitter: the plain version stays
 
 else:  # CPython: property tests of the sans-IO cores
 
@@ -56,10 +59,6 @@ else:  # CPython: property tests of the sans-IO cores
 
     def ticks_add(a, d):
         return (a + d) & 0x3FFFFFFF
-
-    def xor_mask(buf, off, n, key, pos):
-        for i in range(off, off + n):
-            buf[i] ^= key[(pos + i - off) & 3]
 
 
 def sockaddr_host(addr):

@@ -1,7 +1,10 @@
 # Tagged one-line log records to the console plus a RAM ring of the recent ones for
 # diagnostics. The ring is one buffer allocated at import: logging never grows the heap.
 # Levels: 0 error, 1 warning, 2 info, 3 debug.
-from compat import const
+import os
+import time
+
+from compat import const, ticks_ms
 
 _LINES = const(32)
 _WIDTH = const(120)
@@ -69,12 +72,9 @@ class Rotating:
     watchdog reset leaves behind is readable after the restart."""
 
     def __init__(self, path, max_bytes, stamp=None):
-        import os
-
         self.path = path
         self.max = max_bytes
         self.stamp = stamp  # callable giving a prefix (time) per line, or None
-        self._os = os
         try:
             self.size = os.stat(path)[6]
         except OSError:
@@ -98,7 +98,6 @@ class Rotating:
             pass  # a full or failing flash must not take the logger down
 
     def _rotate(self):
-        os = self._os
         self.close()
         try:
             os.remove(self.path + ".1")
@@ -130,13 +129,9 @@ class Rotating:
 def stamp():
     """UTC time once the clock is set, else seconds since boot with a + (flash lines outlive
     the boot they were written in)."""
-    import time
-
     t = time.gmtime()
     if t[0] >= 2024:
         return "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]
-    from compat import ticks_ms
-
     return "+%d.%03d" % divmod(ticks_ms(), 1000)
 
 

@@ -128,10 +128,10 @@ async def replay(node, data, chunk, codes, ski):
                     p.close()
     try:
         await asyncio.wait_for_ms(run, 2000)
-    except asyncio.CancelledError:
+    except asyncio.TimeoutError:
         for lst in node.peers.values():
             for p in lst:
-                print("STUCK", p.conn.state, p.reading, p.woken, p.conn.ms_to_deadline(time.ticks_ms()), p.conn.close_reason)
+                print("STUCK", p.conn.state, p.rx_error, p.conn.ms_to_deadline(time.ticks_ms()), p.conn.close_reason)
         raise
     code = gateway_close_code(w.out)
     if code is None or not close_code_valid(code):

@@ -25,7 +25,6 @@ class DataScanner:
     def __init__(self, sink):
         self._sink = sink
         self._key = bytearray(_KEY_CAP)
-        self._val = bytearray(_KEY_CAP)
         self.reset()
 
     def reset(self):
@@ -33,11 +32,10 @@ class DataScanner:
         self._state = _S_VALUE
         self._klen = 0  # length of the string being read (capped), -1 once over the cap
         self._last_key = 0  # 1 = "payload", 2 = "protocolId", 3 = other key
-        self._pending_key = 0
+        self._pending_key = 0  # the key whose value comes next (after its colon), else 0
         self._fwd_depth = -1  # depth at which the payload value started; -1 = not forwarding
         self._payload_done = False
         self._proto_ok = False
-        self._in_proto_value = False
         self._ended = False  # the top-level object has closed
 
     @property
@@ -86,7 +84,6 @@ class DataScanner:
                     start = i
                     sink.spine_begin()
                 self._pending_key = 0
-                self._in_proto_value = False
             elif c == 0x7D or c == 0x5D:  # } ]
                 d = self._depth
                 if d == 0:
@@ -103,10 +100,8 @@ class DataScanner:
                 self._pending_key = 0
             elif c == _COLON:
                 self._pending_key = self._last_key
-                self._in_proto_value = self._last_key == 2
             elif c == 0x2C:  # ,
                 self._pending_key = 0
-                self._in_proto_value = False
             elif c == 0 or c == 0x20 or c == 0x0A or c == 0x0D or c == 0x09:
                 pass
             elif self._pending_key == 1 and self._fwd_depth < 0:
@@ -119,8 +114,9 @@ class DataScanner:
 
     def _end_string(self):
         k = self._klen
-        if self._in_proto_value:
-            self._in_proto_value = False
+        pk = self._pending_key
+        self._pending_key = 0
+        if pk == 2:
             self._proto_ok = k == 5 and self._key[:5] == b"ee1.0"
             self._last_key = 0
             return
@@ -133,8 +129,6 @@ class DataScanner:
             self._last_key = 2
         else:
             self._last_key = 3
-        if self._pending_key:
-            self._pending_key = 0
 
     def finish(self):
         """Called at the end of the message; raises DataError unless one payload was seen."""

@@ -11,7 +11,6 @@ _REASONS = {
     400: "Bad Request",
     403: "Forbidden",
     405: "Method Not Allowed",
-    408: "Request Timeout",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
 }
