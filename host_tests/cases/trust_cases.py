@@ -2,6 +2,8 @@
 import json
 import os
 
+import jsonfile
+
 from ship import trust as T
 
 SKI_A = "10798eec" + "0" * 32
@@ -86,15 +88,15 @@ def case_interrupted_write_keeps_previous_store():
     p = _path("crash")
     s = T.TrustStore(p)
     s.add(SKI_A, "CEM-1")
-    real = T.json
-    T.json = _HalfJson
+    real = jsonfile.json
+    jsonfile.json = _HalfJson
     try:
         s.add(SKI_B)
         raise AssertionError("no crash")
     except _Crash:
         pass
     finally:
-        T.json = real
+        jsonfile.json = real
     again = T.TrustStore(p)
     assert again.error is None
     assert again.is_trusted(SKI_A) and not again.is_trusted(SKI_B)

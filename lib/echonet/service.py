@@ -3,6 +3,7 @@
 import binascii
 import json
 
+import jsonfile
 import log
 from echonet.engine import Engine
 from echonet.udp import EchonetUdp
@@ -48,10 +49,6 @@ def _save(data_dir, loc):
     # temp file + rename: a crash mid-write leaves the previous value
     path = data_dir + _FILE
     try:
-        with open(path + ".tmp", "w") as f:
-            json.dump({"location": binascii.hexlify(loc).decode()}, f)
-        import os
-
-        os.rename(path + ".tmp", path)
+        jsonfile.write(path, {"location": binascii.hexlify(loc).decode()})
     except OSError as x:
         log.warn(_TAG, "cannot store the installation location (%s)", x)

@@ -12,9 +12,9 @@
 # without machine.WDT gets the same rule in software, as a crash of the task that went silent.
 import asyncio
 import json
-import os
 import sys
 
+import jsonfile
 import log
 from compat import ticks_diff, ticks_ms
 
@@ -114,18 +114,6 @@ def _read_json(path):
         return None
 
 
-def _write_json(path, doc):
-    # temp file + rename: a reset mid-write leaves the previous state
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    try:
-        os.remove(path)  # some VFS refuse to rename over an existing file
-    except OSError:
-        pass
-    os.rename(tmp, path)
-
-
 def _trace(e):
     try:
         import io
@@ -185,7 +173,7 @@ class Supervisor:
 
     def save(self):
         try:
-            _write_json(self.state_path, self.state.doc())
+            jsonfile.write(self.state_path, self.state.doc())
         except OSError as e:
             log.error(_TAG, "cannot write %s (%s)", self.state_path, e)
 

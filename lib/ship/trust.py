@@ -4,7 +4,10 @@
 import json
 import os
 
+import jsonfile
+
 from compat import const, ticks_diff, ticks_add
+from ship.cert import normalize_ski
 
 _MAX_PENDING = const(8)
 _MAX_PEERS = const(32)
@@ -12,16 +15,6 @@ _MAX_PEERS = const(32)
 TRUSTED = const(0)
 PENDING = const(1)
 DENIED = const(2)
-
-
-def normalize_ski(text):
-    s = text.replace(" ", "").replace("-", "").replace(":", "").lower()
-    if len(s) != 40:
-        raise ValueError("SKI must have 40 hex digits")
-    for ch in s:
-        if ch not in "0123456789abcdef":
-            raise ValueError("SKI must have 40 hex digits")
-    return s
 
 
 class TrustStore:
@@ -79,20 +72,12 @@ class TrustStore:
         return False
 
     def save(self):
-        tmp = self.path + ".tmp"
-        doc = {"trusted": self.trusted, "denied": sorted(self.denied)}
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.rename(tmp, self.path)
+        jsonfile.write(self.path, {"trusted": self.trusted, "denied": sorted(self.denied)})
         self._stamp = self._file_stamp()
 
     def _save_pending(self):
-        if not self.pending_path:
-            return
-        tmp = self.pending_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.pending, f)
-        os.rename(tmp, self.pending_path)
+        if self.pending_path:
+            jsonfile.write(self.pending_path, self.pending)
 
     # ---- decisions ------------------------------------------------------------------------
 

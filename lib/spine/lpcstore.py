@@ -1,9 +1,9 @@
 # Persistent failsafe values of LPC/LPP (LPC-TS-044): one small JSON object on the flash file
-# system, written to a temp file and renamed over the old one, so that a power loss mid-write
-# leaves the previous values intact (rename is atomic on LittleFS and POSIX; as ship/trust.py).
-# save() merges, so that LPC and LPP can share one file.
+# system (jsonfile: a power loss mid-write leaves the previous values). save() merges, so that
+# LPC and LPP can share one file.
 import json
-import os
+
+import jsonfile
 
 
 class JsonStore:
@@ -23,7 +23,4 @@ class JsonStore:
     def save(self, values):
         d = self.load() or {}
         d.update(values)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(d, f)
-        os.rename(tmp, self.path)
+        jsonfile.write(self.path, d)
