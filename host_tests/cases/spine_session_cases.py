@@ -235,7 +235,7 @@ def case_remote_discovery_summary_and_follow_up():
     assert r.device == "d:_n:Demo_EVSE-234567890"
     assert r.entities == {(0,): "DeviceInformation", (1,): "EVSE"}
     assert r.features[((1,), 2)] == ("LoadControl", "server")
-    assert r.feature_of_type("DeviceDiagnosis") == ((1,), 4)
+    assert [k for k in r.features if r.features[k] == ("DeviceDiagnosis", "server")][0] == ((1,), 4)
     # on learning the peer: subscribe to its NodeManagement, read its use cases
     calls = take(s)
     assert [c["header"]["cmdClassifier"] for c in calls] == ["call", "read"]

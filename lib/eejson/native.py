@@ -1,8 +1,9 @@
 # Viper sources of the EEBUS JSON hot loops, compiled at import by reader.py and writer.py
 # (exec from source, as compat.xor_mask does, so that plain mpy-cross accepts every file).
 # The same source runs as bytecode where the native emitter is missing and under CPython.
-# reader/writer drop this module from sys.modules once compiled: a module loaded from .py or
-# .mpy keeps its constants, these ~14 KB of source, in RAM for as long as it is loaded.
+# reader/writer compile their source through take(), which then drops this module: a module
+# loaded from .py or .mpy keeps its constants, these ~14 KB of source, in RAM for as long as
+# it is loaded.
 # The sources are indented with tabs: they are stored as strings in the .mpy and in flash, and
 # tabs keep them ~5.6 KB smaller than spaces would.
 # Native code lives outside the GC heap (IRAM on the ESP32; compiling needs a transient
@@ -29,6 +30,18 @@ def build(src, viper=True):
     g = {"const": lambda x: x, "ptr8": None, "ptr32": None}
     exec(src, g)
     g["VIPER"] = False
+    return g
+
+
+def take(name):
+    # build() of the source called name ("READER" or "WRITER"), then forget this module
+    import sys
+
+    import eejson
+
+    g = build(globals()[name])
+    del sys.modules["eejson.native"]
+    del eejson.native
     return g
 
 

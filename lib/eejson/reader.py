@@ -28,10 +28,9 @@
 # the runtime has interned already, is handed out without any allocation at all.
 # The lexer is viper (machine code) compiled at import from source (native.py);
 # the same source runs as bytecode where viper is missing and under CPython.
-import sys
-
 from array import array
 
+import eejson.native
 from compat import const
 
 _MAX_DEPTH = const(32)
@@ -41,7 +40,6 @@ _MV_CACHE = const(64)  # strings up to this length decode through a cached memor
 _POS = const(0)
 _LX = const(1)
 _EX = const(2)
-_D = const(3)
 _N = const(4)
 _CAP = const(5)
 _TRUNC = const(7)
@@ -84,20 +82,7 @@ _REASONS = (
     "data after the top-level value",
 )
 
-
-def _native():
-    import eejson.native
-
-    g = eejson.native.build(eejson.native.READER)
-    # let the source go (see native.py)
-    del sys.modules["eejson.native"]
-    import eejson
-
-    del eejson.native
-    return g
-
-
-_g = _native()
+_g = eejson.native.take("READER")
 NATIVE = _g["VIPER"]  # the hot loops run as machine code
 _lex = _g["lex"]
 _shash = _g["shash"]
@@ -204,10 +189,6 @@ class Reader:
     def truncated(self):
         # True inside key()/value() for a string that was cut to max_str bytes.
         return self._st[_TRUNC] != 0
-
-    @property
-    def depth(self):
-        return self._st[_D]
 
     @property
     def pos(self):

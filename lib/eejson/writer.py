@@ -41,10 +41,9 @@
 # Strings are str (under CPython without lone surrogates: they have no UTF-8 form).
 # Escaping, copying and integers up to 9 digits run in viper compiled at import; a message
 # allocates nothing but the sink's tail view, integers beyond 9 digits (str()) and floats.
-import sys
-
 from array import array
 
+import eejson.native
 from compat import const
 
 _MAX_DEPTH = const(32)
@@ -52,20 +51,7 @@ _DOBJ = const(1)
 _POBJ = const(2)
 _LIST = const(3)
 
-
-def _native():
-    import eejson.native
-
-    g = eejson.native.build(eejson.native.WRITER)
-    # let the source go (see native.py)
-    del sys.modules["eejson.native"]
-    import eejson
-
-    del eejson.native
-    return g
-
-
-_g = _native()
+_g = eejson.native.take("WRITER")
 NATIVE = _g["VIPER"]  # the hot loops run as machine code
 # viper reads a str through its buffer (UTF-8 bytes); bytecode and CPython index characters
 _ENC = not NATIVE

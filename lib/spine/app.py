@@ -12,6 +12,7 @@ from spine.datagram import Addr
 from spine.device import CLIENT, OP_READ, SERVER, Device, Entity, Feature, Function
 from spine.lpc import CH_KEYS, CH_LIMIT, CH_STATE
 from spine.session import Session
+from spine.table import duration_text
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
 
 _TAG = "spine"
@@ -39,6 +40,7 @@ def _manufacturer(ident):
 # timeout as the receive deadline, and one sent exactly at the timeout made a peer disconnect)
 HEARTBEAT_TIMEOUT_S = 4
 _HB_PERIOD_MS = (HEARTBEAT_TIMEOUT_S - 2) * 1000
+_HB_TIMEOUT = duration_text(HEARTBEAT_TIMEOUT_S)
 
 
 def clock_synced():
@@ -179,7 +181,7 @@ class SpineApp:
             w.member("heartbeatCounter")
             w.integer(n)
             w.member("heartbeatTimeout")
-            w.string("PT%dS" % HEARTBEAT_TIMEOUT_S)
+            w.string(_HB_TIMEOUT)
             w.obj_end()
 
         return emit
@@ -406,7 +408,7 @@ class Endpoint:
         await self.poll(peer)
 
     async def poll(self, peer):
-        self.app.tick(ticks_ms())
+        self.app.tick(self.app.now())
         out = self.session.out
         w = self.writer
         while out:

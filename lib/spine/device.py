@@ -96,11 +96,3 @@ class Device:
             if f.fid == fid:
                 return f
         return None
-
-    def server_feature(self, entity, ftype):
-        e = self.entity(entity)
-        if e is not None:
-            for f in e.features:
-                if f.type == ftype and f.role == SERVER:
-                    return f
-        return None

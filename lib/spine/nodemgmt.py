@@ -1,8 +1,9 @@
 # NodeManagement (entity [0], feature 0, role special; spine.md section 5): its discovery
 # entry, the detailed discovery data streamed from the device model, use case data,
 # subscription and binding data, destination list.
-from spine.datagram import Addr, emit_addr, emit_address
+from spine.datagram import SPEC_VERSION, Addr, emit_addr, emit_address
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, Feature, Function, SPECIAL
+from spine.table import uint32
 
 DD = "nodeManagementDetailedDiscoveryData"
 UCD = "nodeManagementUseCaseData"
@@ -105,7 +106,7 @@ def emit_discovery(w, device, entities=None, change=None):
     w.obj_begin()
     w.member("specificationVersion")
     w.list_begin()
-    w.string("1.3.0")
+    w.string(SPEC_VERSION)
     w.list_end()
     w.obj_end()
     w.member("deviceInformation")
@@ -253,8 +254,8 @@ def _addr(d):
     if not isinstance(ent, list) or not ent or len(ent) > 8:
         return None
     for x in ent:
-        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+        if not uint32(x):
             return None
-    if not isinstance(feat, int) or isinstance(feat, bool) or feat < 0:
+    if not uint32(feat):
         return None
     return Addr(dev, tuple(ent), feat)

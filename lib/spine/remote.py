@@ -14,13 +14,6 @@ class RemoteDevice:
         self.entities = {}  # entity tuple -> type
         self.features = {}  # (entity tuple, feature) -> (type, role)
 
-    def feature_of_type(self, ftype, role="server"):
-        for k in self.features:
-            t = self.features[k]
-            if t[0] == ftype and t[1] == role:
-                return k
-        return None
-
 
 class DiscoveryReader(Path):
     """Consumer of a nodeManagementDetailedDiscoveryData value, applied to a RemoteDevice.

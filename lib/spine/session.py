@@ -3,7 +3,7 @@
 # async poll() at the end sends them through SHIP, one frame each, measured then streamed.
 import log
 from compat import ticks_add, ticks_diff
-from eejson.reader import Consumer, JsonError, Reader
+from eejson.reader import Consumer, JsonError, Names, Reader
 from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr, Out
@@ -15,6 +15,23 @@ _NM = (0,)
 
 
 _SKIP = Consumer()  # keeps nothing: reads carry an empty element
+
+# Strings every datagram (and a peer's discovery) is made of: the reader hands these out as
+# they are instead of allocating one per occurrence (MicroPython interns only short literals).
+_NAMES = Names(
+    D.CLASSIFIERS
+    + (
+        D.SPEC_VERSION, "datagram", "header", "specificationVersion", "addressSource", "addressDestination",
+        "device", "entity", "feature", "msgCounter", "msgCounterReference", "cmdClassifier", "ackRequest",
+        "payload", "cmd", "function", "filter", "cmdControl", "partial", "delete", "resultData", "errorNumber",
+        "description", NM.DD, NM.UCD, NM.SUB_REQ, NM.BIND_REQ, "subscriptionRequest", "bindingRequest",
+        "clientAddress", "serverAddress", "serverFeatureType", "specificationVersionList", "deviceInformation",
+        "deviceAddress", "deviceType", "networkFeatureSet", "entityInformation", "entityAddress", "entityType",
+        "lastStateChange", "featureInformation", "featureAddress", "featureType", "role", "supportedFunction",
+        "possibleOperations", "server", "client", "special", "deviceDiagnosisHeartbeatData", "timestamp",
+        "heartbeatCounter", "heartbeatTimeout",
+    )
+)
 
 
 def _body_data(w, arg):
@@ -74,8 +91,9 @@ class Session:
         self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
         self._handle = 0
         self._wctx = None
+        self._tree = D.BoundedTree()  # one datagram's data at a time: reused
         self._inc = D.Incoming(self._route)
-        self._reader = Reader(self._inc)
+        self._reader = Reader(self._inc, names=_NAMES)
         self._failed = None
 
     # ---- the SHIP data sink ----------------------------------------------------------------
@@ -122,7 +140,9 @@ class Session:
             return _SKIP
         if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
             return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial))
-        return D.BoundedTree()
+        t = self._tree
+        t.reset()
+        return t
 
     def _malformed(self, why):
         self.stats["errors"] += 1
@@ -154,9 +174,9 @@ class Session:
             Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc), ref=inc.counter)
         )
 
-    def _reply(self, inc, name, emit):
+    def _reply(self, inc, name, emit, body=_body_data):
         self.out.append(
-            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, _body_data, (name, emit), ref=inc.counter)
+            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, body, (name, emit), ref=inc.counter)
         )
 
     def _process(self, inc):
@@ -184,10 +204,7 @@ class Session:
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
             elif inc.partial and fn.ops & OP_READ_PARTIAL and fn.table is not None:
                 # a restricted read: the matching entries, the asked elements (spine.md 3.1)
-                emit = fn.emitter(inc.selectors, inc.elements)
-                self.out.append(
-                    Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, _body_partial_data, (name, emit), ref=inc.counter)
-                )
+                self._reply(inc, name, fn.emitter(inc.selectors, inc.elements), _body_partial_data)
             else:
                 self._reply(inc, name, fn.emitter())
         elif c == D.WRITE:
@@ -252,6 +269,8 @@ class Session:
         return False  # timed out already, or never deferred
 
     def expire(self, now):
+        if not self.deferred:
+            return  # runs every tick: copy the list only when there is something to expire
         for d in list(self.deferred):
             if ticks_diff(now, d[1]) >= 0:
                 # the answer spine-go gives in this case
