@@ -182,24 +182,13 @@ MUTATION_CODE = """
 import random, sys
 from charger import Charger
 from eejson.dialect import build
+from usecase_cases import dialect
 from spine.cevc import Cevc
 from spine.table import Table
 from eejson.writer import Writer
 import cevc_cases
 
 W = Writer(512)
-
-def dialect(v):
-    # plain tree -> EEBUS dialect JSON text
-    if isinstance(v, dict):
-        return "[" + ",".join('{"%s":%s}' % (k, dialect(v[k])) for k in v) + "]"
-    if isinstance(v, list):
-        return "[" + ",".join(dialect(x) for x in v) + "]"
-    if isinstance(v, str):
-        return '"' + v + '"'
-    if v is True or v is False:
-        return "true" if v else "false"
-    return str(v)
 
 def snap(c):
     return [W.measure(e) for e in (Table("timeSeriesListData", c.series_rows(0)).emitter(),

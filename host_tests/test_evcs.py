@@ -112,23 +112,13 @@ MUTATION_CODE = """
 import random, sys
 from charger import Charger
 from eejson.dialect import build
+from usecase_cases import dialect
 from eejson.writer import Writer
 from spine.evcs import Evcs
 from spine.table import Table
 import evcs_cases
 
 W = Writer(512)
-
-def dialect(v):
-    if isinstance(v, dict):
-        return "[" + ",".join('{"%s":%s}' % (k, dialect(v[k])) for k in v) + "]"
-    if isinstance(v, list):
-        return "[" + ",".join(dialect(x) for x in v) + "]"
-    if isinstance(v, str):
-        return '"' + v + '"'
-    if v is True or v is False:
-        return "true" if v else "false"
-    return str(v)
 
 seed = dialect({"billData": [{"billId": 1, "billType": "chargingSummary",
                               "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2}, "currency": "EUR"}]},

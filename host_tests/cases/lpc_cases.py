@@ -13,7 +13,7 @@ from spine.lpc import (
     AUTONOMOUS, CH_KEYS, CH_LIMIT, CH_STATE, CONTROLLED, FAILSAFE, INIT, LIMITED, PowerLimit,
 )
 from spine.lpcstore import JsonStore
-from spine.table import emit_list, entries
+from spine.table import emit_list, entries, item_name
 
 T0 = ticks_add(0, -150000)  # 150 s before the wrap
 S = 1000
@@ -98,7 +98,7 @@ def wire(function, rows):
     def emit(w):
         w.plain_begin()
         w.member(function)
-        emit_list(w, function[:-8] + "Data", rows)
+        emit_list(w, item_name(function), rows)
         w.plain_end()
 
     n = w.render(emit)

@@ -27,7 +27,7 @@
 # long as tick() runs more often than every few days.
 from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W
 from compat import const, ticks_diff
-from spine.table import Items, as_obj, as_objects, duration_s, duration_text, emit_object, entries, number, scaled, uint32
+from spine.table import Items, as_obj, as_objects, duration_s, duration_text, emit_list, entries, number, scaled, uint32
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
@@ -47,17 +47,6 @@ _MAX_INCENTIVES = const(3)
 _TEXT = const(64)
 
 
-def _function(w, item, rows):
-    # a non-list function's value: {item: [row, ...]}
-    w.obj_begin()
-    w.member(item)
-    w.list_begin()
-    for r in rows:
-        emit_object(w, r)
-    w.list_end()
-    w.obj_end()
-
-
 # ---- validation helpers: each returns the value, or None when it is not shaped right
 
 
@@ -65,10 +54,9 @@ def _text(v):
     return v if isinstance(v, str) and 0 < len(v) <= _TEXT else None
 
 
-def _sn(v, lo=None, hi=None):
-    """(number, scale) of a written scaledNumber within lo..hi, kept as written."""
-    x = number(as_obj(v))
-    if x is None or (lo is not None and x < lo) or (hi is not None and x > hi):
+def _sn(v):
+    """(number, scale) of a written scaledNumber, kept as written."""
+    if number(as_obj(v)) is None:
         return None
     return (v["number"], v.get("scale", 0))
 
@@ -435,7 +423,7 @@ class Cevc:
                "incentiveSlotConstraints", ["slotCountMin", 1, "slotCountMax", self.slots_max])
 
         def emit(w):
-            _function(w, "incentiveTableConstraints", (row,))
+            emit_list(w, "incentiveTableConstraints", (row,))
 
         return emit
 
@@ -446,7 +434,7 @@ class Cevc:
                "tier", Items(self._tiers))
 
         def emit(w):
-            _function(w, "incentiveTableDescription", (row,))
+            emit_list(w, "incentiveTableDescription", (row,))
 
         return emit
 
@@ -470,7 +458,7 @@ class Cevc:
         row = ("tariff", self._tariff(), "incentiveSlot", Items(out) if out else None)
 
         def emit(w):
-            _function(w, "incentiveTable", (row,))
+            emit_list(w, "incentiveTable", (row,))
 
         return emit
 

@@ -11,12 +11,12 @@
 #                 phase -> 4+p, energy -> 7
 #   limits:       OPEV phase p -> p, OSCEV phase p -> 3+p (the captured layout, 12.6)
 from charger import (
-    F_CHARGING, F_ERROR, F_EV_MAX, F_I1, F_PLUGGED, F_SESSION_WH, F_STATE, F_U1,
+    F_CHARGING, F_ERROR, F_EV_MAX, F_I1, F_SESSION_WH, F_STATE, F_U1,
     OBLIGATION, RECOMMENDATION, SRC_OPEV, SRC_OSCEV, UNIT_A,
 )
 from spine import datagram as D
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, Entity, Feature, Function
-from spine.table import Table, emit_value, entries, number, scaled
+from spine.table import Items, Table, entries, number, scaled
 
 ADDRESS = (1, 1)
 PHASES = ("a", "b", "c")
@@ -67,7 +67,7 @@ class EvSide:
                  "acMeasurementVariant", "rms", "scopeType", "acCurrent")
                 for p in range(n)
             ]
-            + [("electricalConnectionId", 0, "parameterId", 3, "voltageType", "ac", "acMeasuredPhases", "abc"[:n] if n > 1 else "a",
+            + [("electricalConnectionId", 0, "parameterId", 3, "voltageType", "ac", "acMeasuredPhases", "abc"[:n],
                 "acMeasurementType", "real", "scopeType", "acPowerTotal")]
             + [
                 ("electricalConnectionId", 0, "parameterId", 4 + p, "measurementId", 3 + p, "voltageType", "ac",
@@ -76,7 +76,7 @@ class EvSide:
                 for p in range(n)
             ]
             + [("electricalConnectionId", 0, "parameterId", 7, "measurementId", 6, "voltageType", "ac",
-                "acMeasuredPhases", "abc"[:n] if n > 1 else "a", "scopeType", "charge")]
+                "acMeasuredPhases", "abc"[:n], "scopeType", "charge")]
         )
         lim = []
         for k in range(2):
@@ -179,16 +179,16 @@ class EvSide:
         n = self.np
         v = self.voltage
         rows = []
+        # the discrete value 0: a request below the minimum pauses (eebus-go replaces a
+        # value under range.min with it, spine.md 12.10); one value set serves every phase
+        vs = _value_set(0, scaled(lo), scaled(hi))
         for p in range(n):
-            # the discrete value 0: a request below the minimum pauses (eebus-go replaces a
-            # value under range.min with it, spine.md 12.10)
-            rows.append(("electricalConnectionId", 0, "parameterId", p, "permittedValueSet",
-                         _value_set(0, scaled(lo), scaled(hi))))
+            rows.append(("electricalConnectionId", 0, "parameterId", p, "permittedValueSet", vs))
         rows.append(("electricalConnectionId", 0, "parameterId", 3, "permittedValueSet",
                      _value_set(0, scaled(int(lo * v * n)), scaled(int(hi * v * n)))))
+        vs = _value_set(None, (0, 0), scaled(int(hi * v)))
         for p in range(n):
-            rows.append(("electricalConnectionId", 0, "parameterId", 4 + p, "permittedValueSet",
-                         _value_set(None, (0, 0), scaled(int(hi * v)))))
+            rows.append(("electricalConnectionId", 0, "parameterId", 4 + p, "permittedValueSet", vs))
         return tuple(rows)
 
     def _constraint_rows(self):
@@ -304,30 +304,5 @@ def _empty(w):
 
 def _value_set(discrete, lo, hi):
     # permittedValueSet: [{value: [discrete]?, range: [{min, max}]}]
-    def emit(w):
-        w.list_begin()
-        w.obj_begin()
-        if discrete is not None:
-            w.member("value")
-            w.list_begin()
-            w.obj_begin()
-            w.member("number")
-            w.integer(discrete)
-            w.member("scale")
-            w.integer(0)
-            w.obj_end()
-            w.list_end()
-        w.member("range")
-        w.list_begin()
-        w.obj_begin()
-        w.member("min")
-        emit_value(w, lo)
-        w.member("max")
-        emit_value(w, hi)
-        w.obj_end()
-        w.list_end()
-        w.obj_end()
-        w.list_end()
-
-    return emit
-
+    return Items([["value", None if discrete is None else Items([(discrete, 0)]),
+                   "range", Items([["min", lo, "max", hi]])]])

@@ -49,7 +49,7 @@ class EvseSide:
         self.lpp = lpp
         self.evcs = evcs
         n = phases
-        allp = "abc"[:n] if n > 1 else "a"
+        allp = "abc"[:n]
         neutral = ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real")
         self._meas_desc = tuple(
             [_m(0, "power", "W", "acPowerTotal")]

@@ -24,7 +24,7 @@
 from compat import const, ticks_diff
 
 from charger import OBLIGATION, SRC_LPC, UNIT_W
-from spine.table import duration_s, duration_text, number, scaled
+from spine.table import as_obj, duration_s, duration_text, number, scaled
 
 INIT = "init"
 LIMITED = "limited"
@@ -52,16 +52,11 @@ _R_FIRST = "write not evaluated before heartbeat and limit write (LPC-TS-037)"
 _R_NEGATIVE = "a negative power limit cannot be applied (LPC-TS-035/1)"
 
 
-def _empty(x):
-    # the tree builder turns an empty dialect object `[]` into an empty list
-    return {} if isinstance(x, list) and not x else x
-
-
 def _scaled_in(v, cur):
     """The value of a written scaledNumber, or a reason string. A partial write may carry only
     number or only scale: the missing part keeps ours (SPINE-TS-RT-03)."""
-    v = _empty(v)
-    if not isinstance(v, dict):
+    v = as_obj(v)
+    if v is None:
         return "value must be a scaledNumber"
     cn, cs = scaled(cur)
     x = number({"number": v.get("number", cn), "scale": v.get("scale", cs)})
@@ -241,8 +236,8 @@ class PowerLimit:
 
     def _parse_limit(self, e, delete_period):
         """(active, value, duration ms or None) after this write, or a reason string."""
-        e = _empty(e)
-        if not isinstance(e, dict):
+        e = as_obj(e)
+        if e is None:
             return "limit entry must be an object"
         active = self.active
         value = self.value
@@ -262,8 +257,8 @@ class PowerLimit:
             value = v if v <= _MAX_W else _MAX_W
         tp = e.get("timePeriod")
         if tp is not None:
-            tp = _empty(tp)
-            if not isinstance(tp, dict):
+            tp = as_obj(tp)
+            if tp is None:
                 return "timePeriod must be an object"
             s = tp.get("startTime")
             if s is not None and duration_s(s) != 0:
@@ -329,12 +324,13 @@ class PowerLimit:
         w = self.failsafe_w
         s = self.failsafe_s
         if le is not None:
-            le = _empty(le)
-            if not isinstance(le, dict):
+            le = as_obj(le)
+            if le is None:
                 return "key entry must be an object", None
-            v = _empty(le.get("value"))
+            v = le.get("value")
             if v is not None:
-                if not isinstance(v, dict) or "scaledNumber" not in v:
+                v = as_obj(v)
+                if v is None or "scaledNumber" not in v:
                     return "failsafe limit must be a scaledNumber", None
                 x = _scaled_in(v["scaledNumber"], w)
                 if isinstance(x, str):
@@ -343,12 +339,13 @@ class PowerLimit:
                     return "failsafe limit must be >= 0 (LPC-TS-038)", None
                 w = x if x <= _MAX_W else _MAX_W
         if de is not None:
-            de = _empty(de)
-            if not isinstance(de, dict):
+            de = as_obj(de)
+            if de is None:
                 return "key entry must be an object", None
-            v = _empty(de.get("value"))
+            v = de.get("value")
             if v is not None:
-                if not isinstance(v, dict) or "duration" not in v:
+                v = as_obj(v)
+                if v is None or "duration" not in v:
                     return "failsafe duration minimum must be a duration", None
                 x = duration_s(v["duration"])
                 if x is None:
