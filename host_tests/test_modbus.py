@@ -23,14 +23,7 @@ def test_case(name):
 
 # -- independent reference: the spec's bitwise CRC and struct-built frames -------------------------
 
-
-def crc_ref(data):
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
+crc_ref = modbus_cases.crc_bitwise
 
 
 def seal_ref(body):

@@ -145,7 +145,6 @@ class Bridge:
         self._reinit = False  # a reboot was seen: init writes, then the limit, while up
         self._force = False  # write the setpoint even though the model thinks it is applied
         self._last_raw = None  # the limit register value last written
-        self._last_en = None
         self._last_ok = ticks_ms()  # last answered transaction ("any" feeds the watchdog)
         self._last_write = self._last_ok
         self._last_verify = self._last_ok
@@ -225,6 +224,15 @@ class Bridge:
     def _start_read(self, b):
         self.master.start(self.unit, b.fc, b.address, b.count, None, b.regs)
 
+    def _start_init(self):
+        # the next of the map's init writes; False when they are all done
+        if self._init_j >= len(self._init):
+            return False
+        w = self._init[self._init_j]
+        self._op = _OP_INIT
+        self._start_write(w, w.value)
+        return True
+
     def _next(self, now):
         """Start the next transaction (returns -1) or return ms to sleep."""
         s = self.sched
@@ -235,19 +243,12 @@ class Bridge:
             w = s.retry_in(now)
             if w > 0:
                 return w if w < self.slice_ms else self.slice_ms
-            if self._init_j < len(self._init):
-                w = self._init[self._init_j]
-                self._op = _OP_INIT
-                self._start_write(w, w.value)
-            else:
+            if not self._start_init():
                 self._op = _OP_PROBE
                 self._start_read(mp.blocks[0])
             return -1
         if self._reinit:
-            if self._init_j < len(self._init):
-                w = self._init[self._init_j]
-                self._op = _OP_INIT
-                self._start_write(w, w.value)
+            if self._start_init():
                 return -1
             self._reinit = False
             self._force = True
@@ -306,9 +307,10 @@ class Bridge:
         op = self._op
         self._op = _OP_NONE
         model = self.model
-        if err is not None and not isinstance(err, ModbusException):
+        if err is not None:
             self.errors += 1
             self.last_error = err
+        if err is not None and not isinstance(err, ModbusException):
             if op == _OP_POLL:
                 s.polled(self._arg, now)
             if op == _OP_INIT or op == _OP_PROBE:
@@ -326,15 +328,10 @@ class Bridge:
         if op == _OP_INIT and not s.up:
             # connecting: the link counts as up once the whole set-up and a read went through
             self._init_j += 1
-            if err is not None:
-                self.errors += 1
-                self.last_error = err
             return
         up = s.success()
         if err is not None:
-            # refused: count it and go on; asking again at once would get the same answer
-            self.errors += 1
-            self.last_error = err
+            # refused: go on; asking again at once would get the same answer
             if op == _OP_POLL:
                 s.polled(self._arg, now)
             elif op == _OP_INIT:
@@ -358,13 +355,14 @@ class Bridge:
             self._last_raw = self._arg
             self._last_write = now
             self._last_verify = now
-            if self._enable is not None and self.map.enable is not None:
-                self._op = _OP_ENABLE  # the enable goes out next, before anything else
-                self._next_enable()
+            if self._enable is not None:
+                # the enable goes out next, started here so that no other transaction slips
+                # between limit and enable; run() sees the master busy and steps it
+                self._op = _OP_ENABLE
+                self._start_write(self.map.enable, self._enable)
                 return
             self._confirm(now)
         elif op == _OP_ENABLE:
-            self._last_en = self._enable
             self._last_write = now
             self._confirm(now)
         elif op == _OP_FEED:
@@ -378,11 +376,6 @@ class Bridge:
                 self._init_j = 0
         if up:
             self._up(now)
-
-    def _next_enable(self):
-        # started from _done so that no other transaction slips between limit and enable;
-        # run() sees the master busy and steps it like any other
-        self._start_write(self.map.enable, self._enable)
 
     def _confirm(self, now):
         self._force = False

@@ -53,8 +53,6 @@ F_APPLIED = const(20)  # the bridge confirmed a new value written to the control
 F_REQUESTS = const(21)  # a limit request was set, withdrawn, expired or dropped by failsafe
 F_FAILSAFE = const(22)  # a source entered or left failsafe
 
-M_CURRENT = const(7 << 5)
-M_VOLTAGE = const(7 << 8)
 M_MEASURE = const(0xFE0)  # currents, voltages, power
 M_ENERGY = const(3 << 12)
 
@@ -383,8 +381,7 @@ class Charger:
         self._infs[s] = 1
         self._heard[s] = 0
         self._fsleft[s] = self._fsdur[s]
-        if self._supleft[s] is not None:
-            self._supleft[s] = None  # leaving needs a fresh heartbeat
+        self._supleft[s] = None  # leaving needs a fresh heartbeat
         if self._kind[s]:
             self._clear(s)  # the peer's last word is stale once it has gone silent
         self._mask |= 1 << F_FAILSAFE

@@ -40,6 +40,7 @@ LIB = os.path.join(ROOT, "lib")
 if LIB not in sys.path:
     sys.path.insert(0, LIB)
 
+from charger import FIELD_NAMES  # noqa: E402
 from modbus import regmap  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -244,7 +245,7 @@ class Station:
                 if raw is None:
                     continue
             else:
-                v = vals[_field_name(p)]
+                v = vals[FIELD_NAMES[p.field]]
                 if isinstance(v, float) and not p.div and p.mul == 1:
                     v = int(round(v))  # integer registers report whole units
                 try:
@@ -285,12 +286,6 @@ class Station:
             "writes": [list(w) for w in self.writes[-10:]],
             "registers": {"%s %d" % k: v for k, v in sorted(self.registers().items())},
         }
-
-
-def _field_name(p):
-    from charger import FIELD_NAMES
-
-    return FIELD_NAMES[p.field]
 
 
 class Simulator:
@@ -397,9 +392,8 @@ class Simulator:
             if f and f[0] == "exception":
                 self._sub = (fc, f[2])
                 return self._harmless(pdu)
-            values = getattr(pdu, "registers", None) if fc in (6, 16) else getattr(pdu, "bits", None)
             if fc in _WRITE_FCS:
-                values = list(values or [])
+                values = list((pdu.registers if fc in (6, 16) else pdu.bits) or [])
                 code = self.station.check_write(fc, pdu.address, values)
                 if code:
                     self._sub = (fc, code)
@@ -581,7 +575,7 @@ class Simulator:
         for p in m.points:
             extra = " enum" if p.enum is not None else (" scale %g" % p.scale if p.scale != 1 else "")
             lines.append("  %-8s %5d %-4s -> %s%s every %d ms" % (
-                regmap.KINDS[p.kind], p.address, regmap.TYPES[p.type], _field_name(p), extra, p.interval))
+                regmap.KINDS[p.kind], p.address, regmap.TYPES[p.type], FIELD_NAMES[p.field], extra, p.interval))
         lines.append("  limit    holding %d (scale %g, %g..%g A, pause %s)" % (
             m.limit.address, m.limit_scale, m.limit_min, m.limit_max, m.pause))
         for name in ("enable", "failsafe", "watchdog", "standby"):

@@ -218,7 +218,6 @@ class Block:
     # the points it feeds and the buffer the master reads into (allocated once).
     def __init__(self, kind, address, count, interval, points):
         self.kind = kind
-        self.name = KINDS[kind]
         self.fc = _READ_FC[kind]
         self.address = address
         self.count = count
@@ -421,11 +420,9 @@ class Map:
         self.limit_max = _num(d, "max", path, None, True)
         if self.limit_min > self.limit_max:
             _fail(path + ".min", "above max")
-        inv = 1 / self.limit_scale
-        n = int(inv + 0.5)
-        # an exact integer factor, so that 6.1 A at 0.1 A is 61 and never 60
-        self._lim_mul = n if n >= 1 and abs(inv - n) < 1e-9 * n else 0
-        if self._raw_max() > 0xFFFF:
+        # 1/scale when that is an integer, so that 6.1 A at 0.1 A is 61 and never 60
+        self._lim_mul = _scaling(self.limit_scale)[1]
+        if self._raw(self.limit_max) > 0xFFFF:
             _fail(path + ".max", "does not fit a register at this scale")
         self.pause = _str(d, "pause", path, ("zero", "enable"), "zero")
         self.enable = None
@@ -489,9 +486,6 @@ class Map:
             kind = _holding_or_coil(d, path, True)
             self.standby = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path),
                                  _int(d, "value", path, 0, 1 if kind == _K_COIL else 0xFFFF))
-
-    def _raw_max(self):
-        return self._raw(self.limit_max)
 
     def _raw(self, amps):
         if self._lim_mul:

@@ -60,6 +60,12 @@ class _Link:
             self._n = n
         return self._view
 
+    def _serial(self, baudrate):
+        # a serial line: t3.5 of silence before each request, receive polls every two characters
+        self.char_us = char_us(baudrate)
+        self.gap_us = t35_us(baudrate)
+        self.poll_ms = max(1, 2 * self.char_us // 1000)
+
     def ready(self):
         return True
 
@@ -85,9 +91,7 @@ class Uart(_Link):
         self._de = de
         if de is not None:
             de.value(0)
-        self.char_us = char_us(baudrate)
-        self.gap_us = t35_us(baudrate)
-        self.poll_ms = max(1, 2 * self.char_us // 1000)
+        self._serial(baudrate)
 
     def write(self, buf, off, n):
         u = self._u
@@ -131,9 +135,7 @@ class Serial(_Link):
             a[5] = speed
         termios.tcsetattr(fd, termios.TCSANOW, a)
         self._f = f
-        self.char_us = char_us(baudrate)
-        self.gap_us = t35_us(baudrate)
-        self.poll_ms = max(1, 2 * self.char_us // 1000)
+        self._serial(baudrate)
 
     def write(self, buf, off, n):
         return self._f.write(self._slice(buf, off, n)) or 0
