@@ -10,7 +10,6 @@ import pytest
 from charger import Charger
 from echonet import objects as ob
 from echonet.engine import Engine
-from echonet.props import decode_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +36,7 @@ def get(e, deoj, epcs):
 
 def maps(e, deoj):
     r = get(e, deoj, [0x9D, 0x9E, 0x9F])
-    return {p.epc: decode_map(p.edt) for p in r.props}
+    return {p.epc: peer.decode_map(p.edt) for p in r.props}
 
 
 @pytest.mark.parametrize("discharges", [False, True])

@@ -26,7 +26,7 @@ from cases import caserun
 from cases import mdns_cases as cases
 from mdns import dns as D
 from mdns.browse import Browser
-from mdns.responder import UP, Responder, ship_txt
+from mdns.responder import UP, Responder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IN = dns.rdataclass.IN

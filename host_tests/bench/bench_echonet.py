@@ -16,6 +16,7 @@ an ESP32. Only the engine's zero allocation is asserted.
 
 import re
 import statistics
+import subprocess
 import time
 
 import echonet_peer as peer
@@ -105,7 +106,7 @@ u.close()
 """
 
 ECHO = r"""
-import socket, select, sys
+import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(socket.getaddrinfo("127.0.0.2", 3610)[0][-1])
@@ -122,7 +123,7 @@ def _results(text):
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"^R (\S+) (\S+)$", text, re.M)}
 
 
-def _rtt(send, n):
+def _rtt(n):
     c = peer.Controller("127.0.0.3")
     req = bytes.fromhex(GET7)
     out = []
@@ -145,17 +146,15 @@ def test_bench_echonet(tmp_path):
     res = _results(r.stdout)
     node = Node(host="127.0.0.2", multicast=False)
     try:
-        med, p90 = _rtt(None, 500)
+        med, p90 = _rtt(500)
     finally:
         node.close()
-    import subprocess
-
     path = tmp_path / "echo.py"
     path.write_text(ECHO)
     p = subprocess.Popen(mpyrun.argv(str(path)), env=mpyrun.mpy_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "READY"
-        emed, ep90 = _rtt(None, 500)
+        emed, ep90 = _rtt(500)
     finally:
         c = peer.Controller("127.0.0.3")
         c.send(b"quit", "127.0.0.2")

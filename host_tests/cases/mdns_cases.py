@@ -57,7 +57,7 @@ def _responder(up=True):
 
 
 def _records(buf, n):
-    """[(section, name offset, type, class, ttl)] of a message, by our Reader."""
+    """[(section, type, class, ttl)] of a message, by our Reader."""
     rd = D.Reader()
     rd.start(buf, n)
     out = []
@@ -458,6 +458,28 @@ def case_browser_resolves_and_sends_known_answers():
     a = _msg(flags=0x8400, an=[("cem2.local", 1, 0x8001, 120, b"\x0a\x00\x00\x07")])
     assert b.feed(a, len(a), 1200)
     assert b.pick().ip == "10.0.0.7"
+
+
+def case_browser_keeps_no_address_of_an_unknown_host():
+    # an A record that no SRV named yet is not kept (every host on the network sends them):
+    # the address is asked for once the SRV names its host
+    b = Browser()
+    b.start(0)
+    a = _msg(flags=0x8400, an=[("cem3.local", 1, 0x8001, 120, b"\x0a\x00\x00\x08")])
+    assert not b.feed(a, len(a), 0)
+    inst = "CEM-3._ship._tcp.local"
+    m = _msg(flags=0x8400, an=[("_ship._tcp.local", 12, 1, 120, _name(inst))],
+             ar=[(inst, 33, 0x8001, 120, b"\x00\x00\x00\x00" + _u16(4711) + _name("cem3.local")),
+                 (inst, 16, 0x8001, 120, _txt([("txtvers", "1"), ("ski", CEM_SKI)]))])
+    assert b.feed(m, len(m), 10) and b.found[0].ip is None and b.pick() is None
+    n = b.poll(10)
+    rd = D.Reader()
+    rd.start(b.w.buf, n)
+    qs = []
+    while rd.question():
+        qs.append((rd.type, D.name_eq(b.w.buf, n, rd.name, D.ref("cem3.local"))))
+    assert (1, True) in qs, qs
+    assert b.feed(a, len(a), 20) and b.pick().ip == "10.0.0.8"
 
 
 def case_browser_interval_doubles_to_the_cap():

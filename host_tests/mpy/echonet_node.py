@@ -1,15 +1,12 @@
 # An ECHONET Lite node under the MicroPython unix port for the end-to-end tests: lib/echonet's
 # engine and UDP adapter on a charger model that stdin drives (a stand-in for the bridge).
 #   micropython echonet_node.py HOST MULTICAST(0|1) DISCHARGES(0|1) [ANNOUNCE_MS]
-# Commands, one per line: plug, unplug, charge (state C), power W, energy WH, error N, link 0|1,
-# stats, heap, limit, quit. Answers are lines.
+# Commands, one per line: plug, stats, limit, quit. Answers are lines.
 import asyncio
-import gc
 import json
 import sys
-import time
 
-from charger import Charger, F_LINK, SOURCE_NAMES
+from charger import Charger, SOURCE_NAMES, SRC_ECHONET
 from echonet.engine import Engine
 from echonet.udp import EchonetUdp
 
@@ -40,29 +37,12 @@ def main():
                 return
             if c == "plug":
                 ch.update(state="B", plugged=True)
-            elif c == "charge":
-                ch.update(state="C", plugged=True, charging=True)
-            elif c == "unplug":
-                ch.update(state="A", plugged=False, charging=False, power=0)
-            elif c == "power":
-                ch.update(power=int(w[1]))
-            elif c == "energy":
-                ch.update(total_wh=int(w[1]))
-            elif c == "error":
-                ch.update(error=int(w[1]))
-            elif c == "link":
-                ch.link(w[1] == "1")
             elif c == "stats":
                 print("STATS", json.dumps(u.stats()))
                 continue
-            elif c == "heap":
-                gc.collect()
-                gc.collect()
-                print("HEAP", gc.mem_alloc())
-                continue
             elif c == "limit":
                 amps, src, paused = ch.effective()
-                req = ch.request_of(4)
+                req = ch.request_of(SRC_ECHONET)
                 print("LIMIT", json.dumps({"amps": amps, "source": None if src is None else SOURCE_NAMES[src],
                                            "paused": paused, "request": req}))
                 continue

@@ -34,6 +34,12 @@ _UNIT_A = const(1)
 _UNIT_W = const(2)
 
 
+def _loc_ok(b, o, n):
+    # 0x81 EDT b[o:o+n]: one byte (0x01 alone would announce missing position data), or 0x01
+    # and 16 bytes of position
+    return n == 1 and b[o] != 1 or n == 17 and b[o] == 1
+
+
 def _fixed(text, n):
     # ASCII, NUL-padded to n bytes (pychonet strips the NULs)
     b = bytearray(n)
@@ -55,7 +61,6 @@ class Engine:
         self.rated_min = hw_min
         self.rated_max = hw_max
         self.announce_ms = announce_ms
-        self.rx = bytearray(fr.RX_SIZE)  # for adapters that can receive into a buffer
         self.tx = bytearray(fr.TX_MAX)
         # 0x83: 0xFE, manufacturer code, 13 bytes unique per node and object (10 bytes of the
         # node's identity + the EOJ), stable across reboots and address changes
@@ -78,7 +83,7 @@ class Engine:
         # settings made over ECHONET (0x81 is persisted by the owner through on_location)
         self._loc = bytearray(17)
         self._loclen = 1
-        if location and (len(location) == 1 and location[0] != 1 or len(location) == 17 and location[0] == 1):
+        if location and _loc_ok(location, 0, len(location)):
             self._loc[:len(location)] = location
             self._loclen = len(location)
         self._mode = _CHARGE
@@ -370,7 +375,7 @@ class Engine:
     def _write(self, epc, b, q, pdc, now):
         """Validate and apply a Set of epc (EDT b[q:q+pdc]); False rejects it."""
         if epc == 0x81:
-            if not (pdc == 1 and b[q] != 1 or pdc == 17 and b[q] == 1):
+            if not _loc_ok(b, q, pdc):
                 return False
             for i in range(pdc):
                 self._loc[i] = b[q + i]

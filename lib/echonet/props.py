@@ -53,17 +53,3 @@ def encode_map(epcs):
     if n < 16:
         return bytes([n] + sorted(epcs))
     return bytes([n]) + bytes(bitmap(epcs))
-
-
-def decode_map(edt):
-    """The EPCs of an encoded map, ascending (for tests and diagnostics)."""
-    if len(edt) == 0:
-        return []
-    if edt[0] < 16:
-        return sorted(edt[1:1 + edt[0]])
-    out = []
-    for i in range(16):
-        for bit in range(8):
-            if (edt[1 + i] >> bit) & 1:
-                out.append(((bit + 8) << 4) | i)
-    return sorted(out)

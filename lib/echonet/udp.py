@@ -49,7 +49,6 @@ class EchonetUdp:
         self._vn = -1
         self._v = None
         self._group = None
-        self._ev = None
         self._warned = False
 
     def open(self):
@@ -58,12 +57,9 @@ class EchonetUdp:
         self._group = _addr(GROUP, self.port)
         if self.multicast:
             try:
-                if self.host == "0.0.0.0":
-                    self._join(s, "0.0.0.0")
-                else:
-                    m = self._socket(GROUP)
-                    self.socks.append(m)
-                    self._join(m, self.host)
+                if self.host != "0.0.0.0":
+                    self.socks.append(self._socket(GROUP))
+                self._join(self.socks[-1], self.host)
                 self.joined = True
             except OSError as x:
                 log.warn(_TAG, "multicast %s not joined (%s): unicast only", GROUP, x)
@@ -83,7 +79,7 @@ class EchonetUdp:
         """After a network reconnect: join the group again and announce the instance list."""
         if self.multicast and self.socks:
             try:
-                self._join(self.socks[-1], "0.0.0.0" if self.host == "0.0.0.0" else self.host)
+                self._join(self.socks[-1], self.host)
                 self.joined = True
             except OSError:
                 pass  # still a member (EADDRINUSE) or no network yet
@@ -141,7 +137,7 @@ class EchonetUdp:
 
     async def _announce(self):
         e = self.e
-        ev = self._ev = asyncio.Event()
+        ev = asyncio.Event()
         e.on_dirty = ev.set
         while True:
             w = e.announce_wait(time.ticks_ms())

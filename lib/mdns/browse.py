@@ -5,6 +5,7 @@
 from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
 from mdns.responder import SERVICE
+from ship.cert import normalize_ski
 
 _FIRST_MS = const(1000)  # RFC 6762 5.2: the interval starts at 1 s and doubles
 _RESOLVE_MS = const(1000)
@@ -44,7 +45,6 @@ class Browser:
         self._scratch = bytearray(256)
         self.own_ski = own_ski
         self.found = []  # Found, in the order first seen
-        self._addrs = {}  # host ref -> dotted IPv4
         self._max = max_interval_ms
         self._interval = _FIRST_MS
         self._due = 0
@@ -110,10 +110,14 @@ class Browser:
             if not r.flags & D.FLAG_QR or r.flags & 0x7800:
                 return False
             changed = False
-            # PTRs first: SRV/TXT/A of a new instance may come before its PTR in a packet
+            # PTRs, then SRV/TXT, then A: a packet may hold them in any order. An address is
+            # kept only for a known SRV target (poll asks for one still missing), so the A
+            # records of every other host on the network cost nothing
             while r.record():
                 if r.type == D.TYPE_PTR and D.name_eq(buf, n, r.name, self._service):
                     changed |= self._ptr(r.rdata_name(), r.ttl, now)
+            if not self.found:
+                return changed
             r.start(buf, n)
             while r.record():
                 t = r.type
@@ -125,7 +129,9 @@ class Browser:
                     f = self._lookup(buf, n, r.name)
                     if f is not None:
                         changed |= self._txt(f, buf, r.rdata, r.rdlen)
-                elif t == D.TYPE_A and r.rdlen == 4:
+            r.start(buf, n)
+            while r.record():
+                if r.type == D.TYPE_A and r.rdlen == 4 and r.ttl:
                     changed |= self._a(r)
             return changed
         except D.DnsError:
@@ -173,9 +179,10 @@ class Browser:
         target = self._ref(r.rdata_name(6))
         if f.port == port and f.target == target:
             return False
+        if f.target != target:
+            f.ip = None
+            f.target = target
         f.port = port
-        f.target = target
-        f.ip = self._addrs.get(target)
         return True
 
     def _txt(self, f, buf, p, ln):
@@ -206,18 +213,16 @@ class Browser:
 
     def _a(self, r):
         buf = r.buf
-        p = r.rdata
-        host = self._ref(r.name)
-        ip = "%d.%d.%d.%d" % (buf[p], buf[p + 1], buf[p + 2], buf[p + 3])
-        if r.ttl == 0:
-            self._addrs.pop(host, None)
-            return False
+        ip = None
         changed = False
-        self._addrs[host] = ip
         for f in self.found:
-            if f.target == host and f.ip != ip:
-                f.ip = ip
-                changed = True
+            if f.target is not None and D.name_eq(buf, r.n, r.name, f.target):
+                if ip is None:
+                    p = r.rdata
+                    ip = "%d.%d.%d.%d" % (buf[p], buf[p + 1], buf[p + 2], buf[p + 3])
+                if f.ip != ip:
+                    f.ip = ip
+                    changed = True
         return changed
 
     def _expire(self, now):
@@ -243,6 +248,8 @@ class Browser:
 
 
 def _ski(s):
-    # ship-go's NormalizeSKI: no spaces or dashes, lower case
-    s = s.replace(" ", "").replace("-", "").lower()
-    return s if len(s) == 40 else None
+    # None rather than an error: a peer's TXT is untrusted input
+    try:
+        return normalize_ski(s)
+    except ValueError:
+        return None

@@ -74,6 +74,7 @@ class Mdns:
         if br is not None and not br.running:
             br.start(now)
         s = self.sock
+        parts = [x for x in (rsp, br) if x is not None]  # both: poll(), due_in(), w.buf
         while self.running:
             while True:
                 try:
@@ -87,18 +88,11 @@ class Mdns:
                     self._flush()
             now = time.ticks_ms()
             wait = self.poll_ms
-            if rsp is not None:
-                n = rsp.poll(now)
+            for x in parts:
+                n = x.poll(now)
                 if n:
-                    self._send(rsp.w.buf, n, self._group)
-                d = rsp.due_in(now)
-                if 0 <= d < wait:
-                    wait = d
-            if br is not None:
-                n = br.poll(now)
-                if n:
-                    self._send(br.w.buf, n, self._group)
-                d = br.due_in(now)
+                    self._send(x.w.buf, n, self._group)
+                d = x.due_in(now)
                 if 0 <= d < wait:
                     wait = d
             await asyncio.sleep_ms(wait)
