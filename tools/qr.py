@@ -16,6 +16,7 @@ import segno
 
 from certs import CERT_FILE, ski_hex
 from devport import ROOT, ToolError
+from trustcli import _ski
 
 DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "host-sim.json")
 CAT_EMOBILITY = "3"
@@ -90,8 +91,9 @@ def configure(p):
 
 def run(args):
     if args.ski:
-        ski = args.ski.replace(":", "").replace(" ", "").replace("-", "").lower()
-        if len(ski) != 40 or any(c not in "0123456789abcdef" for c in ski):
+        try:
+            ski = _ski(args.ski)
+        except ValueError:
             raise ToolError("--ski: must have 40 hex digits")
     else:
         ski = read_ski(args.certs)

@@ -2,6 +2,7 @@
 # feeding, the NTP retry schedule and heartbeat gating, configuration errors that name their
 # key (board and device config), network bring-up against fake network/machine objects, the
 # rotating log file. Runs under CPython and MicroPython alike.
+import json
 import os
 
 import log
@@ -300,6 +301,14 @@ def case_board_configs_of_the_boards_parse():
     assert d["network"]["kind"] == "none" and d["ntp"]["servers"] == ["pool.ntp.org"] and d["watchdog_ms"] == 30000
 
 
+def case_config_sections_are_fresh_dicts():
+    # the device config and the checks fill sections in place: the defaults must not change
+    cfg = config.parse({})
+    devconfig.apply(cfg, devconfig.parse({"identity": {"model": "Other"}, "ship": {"port": 5000}}))
+    d = config.parse({})
+    assert d["ship"]["port"] == 4712 and d["identity"]["model"] == "Gateway"
+
+
 _BAD_DEVICE = (
     ([], "device.json"),
     ({"wifi": {}}, "device.wifi"),
@@ -342,7 +351,8 @@ def case_device_config_file_missing_or_broken():
     d = _fresh()
     cfg = devconfig.load(d + "/device.json", config.parse({}))
     assert cfg["device"] == {}
-    devconfig.save(d + "/device.json", {"ship": {"port": 5000}})
+    with open(d + "/device.json", "w") as f:
+        json.dump({"ship": {"port": 5000}}, f)
     assert devconfig.load(d + "/device.json", config.parse({}))["ship"]["port"] == 5000
     with open(d + "/device.json", "w") as f:
         f.write("{not json")

@@ -87,11 +87,11 @@ class Gateway:
             log.info(_TAG, "charger: map %s is RTU, reached over Modbus TCP", rm.name)
         unit = rm.unit if l["unit"] is None else l["unit"]
         try:
-            self.charger_link = _link(l, rm)
+            tr = _link(l, rm)
         except OSError as e:
             raise config.ConfigError("charger.link: cannot open %s (%s)" % (l.get("path") or l["kind"], e))
         self.charger = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
-        master = Master(self.charger_link, timeout_ms=c["timeout_ms"], retries=c["retries"])
+        master = Master(tr, timeout_ms=c["timeout_ms"], retries=c["retries"])
         self.bridge = Bridge(rm, master, self.charger, unit=unit, fail_limit=c["fail_limit"])
         self.charger.subscribe(self._charger_event)
         where = l.get("host") or l.get("path") or "UART%d" % l.get("uart", 0)
@@ -218,15 +218,15 @@ def _spine_options(cfg, data_dir):
         return None
     from spine.lpcstore import JsonStore
 
-    uc = cfg.get("usecases") or {}
+    uc = cfg["usecases"]
     phases = c["phases"]
     volts = c["nominal_v"]
     lpc = {"nominal_max_w": int(c["hw_max"] * phases * volts), "store": JsonStore(data_dir + "/lpc.json")}
     for k in ("failsafe_w", "failsafe_s", "hb_timeout_s", "lpc_timeout_s"):
-        if uc.get(k) is not None:
+        if uc[k] is not None:
             lpc[k] = uc[k]
-    return {"phases": phases, "voltage": volts, "discharges": c.get("discharges", False), "lpc": lpc,
-            "evcs": uc.get("evcs", True), "cevc": uc.get("cevc", False)}
+    return {"phases": phases, "voltage": volts, "discharges": c["discharges"], "lpc": lpc,
+            "evcs": uc["evcs"], "cevc": uc["cevc"]}
 
 
 def _link(l, rm):

@@ -61,7 +61,9 @@ def _merge(defaults, given, where):
         raise ConfigError("%s: must be an object" % where)
     out = {}
     for k in defaults:
-        out[k] = defaults[k]
+        d = defaults[k]
+        # a fresh dict per section: the checks below and devconfig.apply fill sections in place
+        out[k] = _merge(d, {}, where) if isinstance(d, dict) else d
     for k in given:
         if k not in defaults:
             raise ConfigError("%s.%s: unknown key" % (where, k))
@@ -78,6 +80,16 @@ def _need(cond, key, why):
         raise ConfigError("%s: %s" % (key, why))
 
 
+def text_ok(v):
+    """An identity value (brand, model, type, serial) of the board config or device.json."""
+    return isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v
+
+
+def _ipv4(v):
+    p = v.split(".") if isinstance(v, str) else ()
+    return len(p) == 4 and all(x.isdigit() and int(x) < 256 for x in p)
+
+
 def load(path):
     try:
         with open(path) as f:
@@ -91,8 +103,7 @@ def load(path):
     if c is not None and not c["map"].startswith("/"):
         # the map sits next to the board config (on the device both are copied to /)
         i = path.rfind("/")
-        c["map"] = (path[:i] if i > 0 else ("/" if i == 0 else ".")) + "/" + c["map"]
-        c["map"] = c["map"].replace("//", "/")
+        c["map"] = (path[:i] if i >= 0 else ".") + "/" + c["map"]
     return cfg
 
 
@@ -145,9 +156,8 @@ def _charger(c):
         link["uart"] = _num(l, "uart", w, 0, 2, 2, True)
         link["tx"] = _num(l, "tx", w, 0, 48, 17, True)
         link["rx"] = _num(l, "rx", w, 0, 48, 16, True)
-        de = l.get("de")
-        _need(de is None or (isinstance(de, int) and not isinstance(de, bool) and 0 <= de <= 48), w + ".de", "null or a pin number 0..48")
-        link["de"] = de
+        link["de"] = l.get("de")
+        _pin(link["de"], w + ".de")
     for k in ("host", "port", "path"):
         _need(k not in l or k in link, w + "." + k, "not for kind " + kind)
     for k in ("uart", "tx", "rx", "de"):
@@ -188,10 +198,9 @@ def parse(doc):
     _need(isinstance(lv, int) and 0 <= lv <= 3, "log.level", "0 error, 1 warning, 2 info, 3 debug")
     ident = cfg["identity"]
     for k in ("brand", "model", "type"):
-        v = ident[k]
-        _need(isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v, "identity." + k, "1..32 characters, no ; or quote")
+        _need(text_ok(ident[k]), "identity." + k, "1..32 characters, no ; or quote")
     v = ident["serial"]
-    _need(v is None or (isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v), "identity.serial", "null or 1..32 characters, no ; or quote")
+    _need(v is None or text_ok(v), "identity.serial", "null or 1..32 characters, no ; or quote")
     if cfg["charger"] is not None:
         cfg["charger"] = _charger(cfg["charger"])
     _runtime(cfg)
@@ -202,11 +211,10 @@ def parse(doc):
 
 
 def _echonet(cfg):
-    e = cfg["echonet"] = dict(cfg["echonet"])  # a copy: the defaults are shared
+    e = cfg["echonet"]
     _need(e["enabled"] in (True, False), "echonet.enabled", "true or false")
     _need(e["multicast"] in (True, False), "echonet.multicast", "true or false")
-    p = e["host"].split(".") if isinstance(e["host"], str) else ()
-    _need(len(p) == 4 and all(x.isdigit() and int(x) < 256 for x in p), "echonet.host", "an IPv4 address")
+    _need(_ipv4(e["host"]), "echonet.host", "an IPv4 address")
     _num(e, "port", "echonet", 1, 65535, 3610, True)
     m = e["manufacturer"]
     _need(isinstance(m, str) and len(m) == 6 and not m.lower().strip("0123456789abcdef"), "echonet.manufacturer",
@@ -231,9 +239,7 @@ def _mdns(cfg):
     v = m["hostname"]
     _need(v is None or (isinstance(v, str) and 0 < len(v) <= 63 and not v.strip("-").lower().strip(
         "abcdefghijklmnopqrstuvwxyz0123456789-")), "mdns.hostname", "null or 1..63 letters, digits and -")
-    v = m["ip"]
-    p = v.split(".") if isinstance(v, str) else ()
-    _need(v is None or (len(p) == 4 and all(x.isdigit() and int(x) < 256 for x in p)), "mdns.ip", "null or an IPv4 address")
+    _need(m["ip"] is None or _ipv4(m["ip"]), "mdns.ip", "null or an IPv4 address")
 
 
 def _usecases(u):

@@ -7,7 +7,7 @@
 # Errors name the key as device.<section>.<key>.
 import json
 
-from gateway.config import ConfigError
+from gateway.config import ConfigError, text_ok
 from ship.trust import normalize_ski
 
 _KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem"), "echonet": ("manufacturer",)}
@@ -19,7 +19,7 @@ def _need(cond, key, why):
 
 
 def _text(v, key):
-    _need(isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v, key, "1..32 characters, no ; or quote")
+    _need(text_ok(v), key, "1..32 characters, no ; or quote")
     return v
 
 
@@ -44,7 +44,7 @@ def parse(doc):
         _need(sec in _KEYS, sec, "unknown section (identity, ship, echonet)")
         d = doc[sec]
         _need(isinstance(d, dict), sec, "must be an object")
-        o = out[sec] = {}
+        out[sec] = {}
         for k in d:
             _need(k in _KEYS[sec], sec + "." + k, "unknown key")
     ident = out.get("identity")
@@ -110,17 +110,3 @@ def load(path, cfg):
         raise ConfigError("device.json: %s: not JSON (%s)" % (path, e))
     return apply(cfg, parse(doc))
 
-
-def save(path, dev):
-    """Write a device config after checking it (temp file + rename)."""
-    parse(dev)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(dev, f)
-    import os
-
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    os.rename(tmp, path)

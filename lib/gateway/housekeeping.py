@@ -55,10 +55,10 @@ class Housekeeping:
         self.idf = idf_heap()
         return a, f
 
-    async def run(self, live=None, name="housekeeping"):
+    async def run(self, live=None):
         self.setup()
         while True:
             self.sample()
             if live is not None:
-                live.beat(name, ticks_ms())
+                live.beat("housekeeping", ticks_ms())
             await asyncio.sleep_ms(self.period_ms)
