@@ -3,8 +3,6 @@
 import json
 import os
 import subprocess
-import re
-import threading
 
 import certs
 import mpyrun
@@ -15,8 +13,10 @@ SKI_LINE = r"^SHIP (\S+):(\d+) SKI ([0-9a-f]{40}) ID (\S+)"
 FAST_TIMERS = {"cmi": 2000, "hello": 3000, "prolong_threshold": 1000, "close": 300}
 
 
-class Gateway:
+class Gateway(mpyrun.LineProc):
     """A running gateway process; output lines are collected in the background."""
+
+    what = "gateway"
 
     def __init__(self, data_dir, ship=None, heapsize=None, env_probe=False, identity=None, charger=None, extra=None,
                  console=False):
@@ -49,64 +49,22 @@ class Gateway:
         self.console = console  # the gateway's console on a pipe: write lines with type()
         self.lines = []
         self.proc = None
-        self._cv = threading.Condition()
 
     def start(self, timeout=20.0):
         script = os.path.join(mpyrun.ROOT, "tools", "host_run.py")
-        env_extra = {"GW_HEAP_PROBE": "1"} if self.env_probe else {}
+        env = {"GW_HEAP_PROBE": "1"} if self.env_probe else {}
         if self.console:
-            env_extra["GW_CONSOLE"] = "pipe"
-        old = {k: os.environ.get(k) for k in env_extra}
-        os.environ.update(env_extra)
-        try:
-            self.proc = mpyrun.start(script, heapsize=self.heapsize, args=(self.config_path, self.data_dir),
-                                     stdin=subprocess.PIPE if self.console else None)
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        threading.Thread(target=self._pump, daemon=True).start()
+            env["GW_CONSOLE"] = "pipe"
+        self.proc = mpyrun.start(script, heapsize=self.heapsize, args=(self.config_path, self.data_dir),
+                                 stdin=subprocess.PIPE if self.console else None, env=env)
+        self.follow(self.proc.stdout)
         m = self.wait_for(SKI_LINE, timeout)
         self.host, self.port, self.ski, self.ship_id = m.group(1), int(m.group(2)), m.group(3), m.group(4)
         return self
 
-    def _pump(self):
-        for line in self.proc.stdout:
-            with self._cv:
-                self.lines.append(line.rstrip("\n"))
-                self._cv.notify_all()
-        with self._cv:
-            self.lines.append(None)  # EOF marker
-            self._cv.notify_all()
-
     def wait_for(self, pattern, timeout=10.0, start=0):
         """Wait for an output line (from index start on) matching pattern; returns the match."""
-        rx = re.compile(pattern)
-        with self._cv:
-            i = start
-            end = __import__("time").monotonic() + timeout
-            while True:
-                while i < len(self.lines):
-                    line = self.lines[i]
-                    if line is None:
-                        raise AssertionError("gateway exited; output:\n" + self.output())
-                    m = rx.search(line)
-                    if m:
-                        return m
-                    i += 1
-                left = end - __import__("time").monotonic()
-                if left <= 0:
-                    raise AssertionError("no line matching %r; output:\n%s" % (pattern, self.output()))
-                self._cv.wait(left)
-
-    def mark(self):
-        with self._cv:
-            return len(self.lines)
-
-    def output(self):
-        return "\n".join(l for l in self.lines if l is not None)
+        return self.wait(pattern, timeout, start)
 
     def trust(self, ski):
         """Trust a peer as `tools/gw trust add` does (the gateway polls the file)."""

@@ -1,7 +1,8 @@
 """Run code under the MicroPython unix port (the product's runtime on the host).
 
 Helpers every test module reuses: run a script with -X heapsize, start the gateway as a
-process, read live-heap checkpoints, and bisect the smallest heap a scenario passes in.
+process and follow its output lines, read live-heap checkpoints, and bisect the smallest heap
+a scenario passes in.
 The wheel prints uncaught tracebacks on stdout, so a run counts as failed when its exit code
 is non-zero or "Traceback" appears in stdout.
 """
@@ -9,7 +10,7 @@ is non-zero or "Traceback" appears in stdout.
 import os
 import re
 import subprocess
-import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,11 +31,12 @@ HEAP_SNIPPET = (
 )
 
 
-def mpy_env(extra_path=()):
-    env = dict(os.environ)
+def mpy_env(extra_path=(), env=None):
+    """os.environ plus ``env`` (a dict of extra variables) and MICROPYPATH."""
+    out = dict(os.environ, **(env or {}))
     # .frozen must stay on the path or asyncio disappears.
-    env["MICROPYPATH"] = ":".join([LIB, *extra_path, ".frozen"])
-    return env
+    out["MICROPYPATH"] = ":".join([LIB, *extra_path, ".frozen"])
+    return out
 
 
 def argv(script, heapsize=None, args=()):
@@ -67,11 +69,11 @@ class MpyResult:
         return self
 
 
-def run(script, heapsize=None, args=(), timeout=120, extra_path=(), input=None):
+def run(script, heapsize=None, args=(), timeout=120, extra_path=(), input=None, env=None):
     """Run a script file under MicroPython and wait for it."""
     proc = subprocess.run(
         argv(script, heapsize, args),
-        env=mpy_env(extra_path),
+        env=mpy_env(extra_path, env),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -81,19 +83,19 @@ def run(script, heapsize=None, args=(), timeout=120, extra_path=(), input=None):
     return MpyResult(proc)
 
 
-def run_code(code, tmp_path, heapsize=None, timeout=120, name="snippet.py", args=(), extra_path=()):
+def run_code(code, tmp_path, heapsize=None, timeout=120, name="snippet.py", args=(), extra_path=(), env=None):
     """Run a code string under MicroPython (written to tmp_path)."""
     path = os.path.join(str(tmp_path), name)
     with open(path, "w") as f:
         f.write(code)
-    return run(path, heapsize=heapsize, timeout=timeout, args=args, extra_path=extra_path)
+    return run(path, heapsize=heapsize, timeout=timeout, args=args, extra_path=extra_path, env=env)
 
 
-def start(script, heapsize=None, args=(), extra_path=(), stdin=None):
+def start(script, heapsize=None, args=(), extra_path=(), stdin=None, env=None):
     """Start a long-running MicroPython process (the gateway); the caller stops it."""
     return subprocess.Popen(
         argv(script, heapsize, args),
-        env=mpy_env(extra_path),
+        env=mpy_env(extra_path, env),
         cwd=ROOT,
         stdin=stdin,
         stdout=subprocess.PIPE,
@@ -101,6 +103,57 @@ def start(script, heapsize=None, args=(), extra_path=(), stdin=None):
         text=True,
         bufsize=1,
     )
+
+
+class LineProc:
+    """Base of the helpers around a started process: its output lines are collected by a
+    background thread (``lines``; None marks the end), so that a test waits for a line while
+    the process runs."""
+
+    what = "process"  # names the process in failure messages
+
+    def follow(self, stream):
+        """Collect the lines of ``stream`` (the process's stdout, text mode) from now on."""
+        self.lines = []
+        self._cv = threading.Condition()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream):
+        for line in stream:
+            with self._cv:
+                self.lines.append(line.rstrip("\n"))
+                self._cv.notify_all()
+        with self._cv:
+            self.lines.append(None)
+            self._cv.notify_all()
+
+    def mark(self):
+        """The index of the next line, for wait(start=...)."""
+        with self._cv:
+            return len(self.lines)
+
+    def output(self):
+        return "\n".join(l for l in self.lines if l is not None)
+
+    def wait(self, pattern, timeout, start=0):
+        """The match of the first line from index ``start`` on that matches ``pattern``; fails
+        when the process ends or prints a traceback first, or after ``timeout`` seconds."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        with self._cv:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    line = self.lines[i]
+                    assert line is not None, "%s exited:\n%s" % (self.what, self.output())
+                    assert "Traceback" not in line, self.output()
+                    m = rx.search(line)
+                    if m:
+                        return m
+                    i += 1
+                left = end - time.monotonic()
+                assert left > 0, "no line matching %r within %ss:\n%s" % (pattern, timeout, self.output())
+                self._cv.wait(left)
 
 
 def stop(proc, timeout=5.0):

@@ -6,7 +6,6 @@ controller reported and a recovered one given the limit again, and every injecte
 survived; RTU framing over TCP and Modbus TCP."""
 
 import os
-import re
 import subprocess
 import threading
 import time
@@ -20,53 +19,15 @@ CLIENT = os.path.join(mpyrun.ROOT, "host_tests", "mpy", "bridge_client.py")
 POLL_S = 1.0  # sim.json's poll_ms
 
 
-class BridgeProc:
+class BridgeProc(mpyrun.LineProc):
     """The MicroPython bridge client; its output lines are collected in the background."""
 
+    what = "client"
+
     def __init__(self, kind, where, port, fail_limit=2):
-        self.p = subprocess.Popen(
-            mpyrun.argv(CLIENT, "256K", (MAP, kind, where, str(port), str(fail_limit))),
-            env=mpyrun.mpy_env(), cwd=mpyrun.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
-        )
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.p = mpyrun.start(CLIENT, "256K", (MAP, kind, where, str(port), str(fail_limit)), stdin=subprocess.PIPE)
+        self.follow(self.p.stdout)
         self.wait(r"^READY", 5)
-
-    def _pump(self):
-        for line in self.p.stdout:
-            with self.cv:
-                self.lines.append(line.rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.lines.append(None)
-            self.cv.notify_all()
-
-    def mark(self):
-        with self.cv:
-            return len(self.lines)
-
-    def output(self):
-        return "\n".join(l for l in self.lines if l is not None)
-
-    def wait(self, pattern, timeout, start=0):
-        rx = re.compile(pattern)
-        end = time.monotonic() + timeout
-        with self.cv:
-            i = start
-            while True:
-                while i < len(self.lines):
-                    line = self.lines[i]
-                    assert line is not None, "client exited:\n" + self.output()
-                    assert "Traceback" not in line, self.output()
-                    m = rx.search(line)
-                    if m:
-                        return m
-                    i += 1
-                left = end - time.monotonic()
-                assert left > 0, "no line matching %r within %ss:\n%s" % (pattern, timeout, self.output())
-                self.cv.wait(left)
 
     def cmd(self, text):
         self.p.stdin.write(text + "\n")

@@ -15,19 +15,7 @@ STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "machine_stub")
 
 
 def run(code, tmp_path, env=None, timeout=60):
-    old = {}
-    for k, v in (env or {}).items():
-        old[k] = os.environ.get(k)
-        os.environ[k] = v
-    try:
-        r = mpyrun.run_code(code, tmp_path, extra_path=(STUB,), timeout=timeout)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return r
+    return mpyrun.run_code(code, tmp_path, extra_path=(STUB,), timeout=timeout, env=env)
 
 
 def board(tmp_path, **extra):

@@ -219,18 +219,7 @@ async def connected(ids, cem_kw=None, **fake_kw):
 
 
 # ------------------------------------------------------------------------------------------------
-# independence, building and parsing (no network)
-
-def test_spine_does_not_import_firmware_lib():
-    code = ("import sys; sys.path[:0] = [%r, %r]\n"
-            "import testcem.spine, testcem.cli\n"
-            "lib = %r\n"
-            "bad = [n for n, m in list(sys.modules.items()) if (getattr(m, '__file__', None) or '').startswith(lib)]\n"
-            "print(bad); sys.exit(1 if bad else 0)\n") % (
-        os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), os.path.join(ROOT, "lib") + os.sep)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stdout + r.stderr
-
+# building and parsing (no network; independence: test_testcem.py)
 
 def test_build_matches_captures_byte_for_byte():
     # the first discovery read: destination without device (spine-go expected output)

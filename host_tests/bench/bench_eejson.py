@@ -123,6 +123,7 @@ from eejson.dialect import Tree, Path
 from eejson.writer import Writer
 gc.collect()
 print("FIG import retained", gc.mem_alloc() - _a)
+from eejson_cases import Recorder, replay
 
 def best(fn, n):
     b = 1 << 30
@@ -190,22 +191,6 @@ def peak(fn):
             lo = mid
     return need
 
-class Rec(Consumer):
-    def __init__(self):
-        self.ev = []
-    def start_object(self):
-        self.ev.append((0, None))
-    def end_object(self):
-        self.ev.append((1, None))
-    def start_array(self):
-        self.ev.append((2, None))
-    def end_array(self):
-        self.ev.append((3, None))
-    def key(self, k):
-        self.ev.append((4, k))
-    def value(self, v):
-        self.ev.append((5, v))
-
 r = Reader(None)
 null = Consumer()
 
@@ -216,14 +201,14 @@ for label, path in zip(("capture", "synthetic"), sys.argv[1:3]):
     n = len(buf)
     reps = 30 if n < 8000 else 10
 
-    def stream(c):
-        r.reset(c)
+    def stream(c, rd=r):
+        rd.reset(c)
         off = 0
         while off < n:
             k = 1024 if n - off > 1024 else n - off
-            r.feed(buf, off, k)
+            rd.feed(buf, off, k)
             off += k
-        r.finish()
+        rd.finish()
 
     def keep_nothing():
         stream(null)
@@ -241,7 +226,7 @@ for label, path in zip(("capture", "synthetic"), sys.argv[1:3]):
         json.loads(data)
 
     # the SPINE layer will know every key: hand them out from a Names table
-    rec = Rec()
+    rec = Recorder()
     stream(rec)
     keys = []
     for t, a in rec.ev:
@@ -251,13 +236,7 @@ for label, path in zip(("capture", "synthetic"), sys.argv[1:3]):
     rec = None
 
     def named():
-        rn.reset(null)
-        off = 0
-        while off < n:
-            k = 1024 if n - off > 1024 else n - off
-            rn.feed(buf, off, k)
-            off += k
-        rn.finish()
+        stream(null, rn)
 
     ops = (("loads", loads), ("null", keep_nothing), ("named", named), ("path", path), ("tree", tree))
     print("FIG", label, "bytes", n)
@@ -269,24 +248,9 @@ for label, path in zip(("capture", "synthetic"), sys.argv[1:3]):
         print("FIG", label, key + "_peak", peak(fn))
 
     if label == "capture":
-        rec = Rec()
+        rec = Recorder()
         stream(rec)
-        ev = rec.ev
-
-        def emit(w):
-            for t, a in ev:
-                if t == 5:
-                    w.value(a)
-                elif t == 4:
-                    w.member(a)
-                elif t == 0:
-                    w.plain_begin()
-                elif t == 1:
-                    w.plain_end()
-                elif t == 2:
-                    w.list_begin()
-                else:
-                    w.list_end()
+        emit = replay(rec.ev)
 
         w = Writer(1024)
 
@@ -324,7 +288,9 @@ def test_bench_eejson(tmp_path):
         with open(p, "wb") as f:
             f.write(data)
         paths.append(p)
-    r = mpyrun.run_code(BENCH, tmp_path, heapsize="512K", name="bench.py", args=paths, timeout=120).check()
+    cases = os.path.join(os.path.dirname(mpyrun.__file__), "cases")  # eejson_cases: Recorder, replay
+    r = mpyrun.run_code(BENCH, tmp_path, heapsize="512K", name="bench.py", args=paths, timeout=120,
+                        extra_path=(cases,)).check()
     assert "BENCH DONE" in r.stdout
     figs = _figures(r.stdout)
 

@@ -179,8 +179,9 @@ def check_spine_args(args):
         raise ValueError("--lpc-failsafe takes W:SECONDS")
 
 
-async def _spine_ops(cem, args, out):
-    """Start-up and the requested operations; returns True when everything succeeded."""
+async def _spine_ops(cem, ucs, args, out):
+    """Start-up, the use cases (``ucs``: CemUseCases or None) and the requested operations; returns
+    True when everything succeeded."""
     ok = True
 
     def say(text):
@@ -192,7 +193,6 @@ async def _spine_ops(cem, args, out):
         say("error: SPINE start-up failed: %s" % e)
         return False
     say(remote.format())
-    ucs = getattr(cem, "_cli_usecases", None)
     if ucs is not None:
         ok = await _usecase_ops(ucs, args, say) and ok
     elif args.heartbeat:
@@ -292,9 +292,7 @@ async def _usecase_ops(ucs, args, say):
 
 
 def _result_text(r):
-    if r.ok:
-        return "result 0 (ok)"
-    return "result %s%s" % (r.error_number, " (%s)" % r.description if r.description else "")
+    return "result 0 (ok)" if r.ok else format_result(r)
 
 
 def load_send_file(path):
@@ -369,23 +367,23 @@ async def _spine_session(peer, args, log, out):
     t0 = getattr(log, "t0", time.monotonic())
     quiet = usecases_wanted(args) and not args.datagrams and not args.plain
     cem = SpineCem(peer, timeout=args.spine_timeout, log=None if quiet else _spine_printer(args.plain, out, t0))
+    ucs = None
     if usecases_wanted(args):
         # before the gateway reads our discovery: our client features and use cases must be in it
         def show(ev):
             print("%8.3f %s" % (time.monotonic() - t0, ev.text), file=out, flush=True)
         hb = None if args.no_heartbeat else (args.heartbeat or 2.0)
-        cem._cli_usecases = CemUseCases(cem, on_event=show, heartbeat=hb, timeout=args.spine_timeout)
+        ucs = CemUseCases(cem, on_event=show, heartbeat=hb, timeout=args.spine_timeout)
         if args.seconds is not None:
             args.wait = args.seconds
     print("test CEM SPINE device: %s" % cem.device, file=out, flush=True)
-    ok = await _spine_ops(cem, args, out)
+    ok = await _spine_ops(cem, ucs, args, out)
     await _send_files(peer, args)
     try:
         await peer.wait_closed(args.wait)     # notifies are printed by the logger meanwhile
         log("info", "connection ended (close %s)" % (peer.close_code,))
     except ShipError:
         pass
-    ucs = getattr(cem, "_cli_usecases", None)
     if ucs is not None:
         for p in ucs.problems:
             print("use-case problem: %s" % p, file=out, flush=True)

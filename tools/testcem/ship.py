@@ -784,17 +784,6 @@ class ShipPeer:
             except asyncio.TimeoutError:
                 pass
 
-    def send_frame(self, opcode, data=b"", *, fin=True, mask=None, rsv1=False, rsv2=False, rsv3=False):
-        """Write one arbitrary WebSocket frame directly to the TLS stream (bypasses the protocol state:
-        wrong opcodes, unmasked client frames, reserved bits...). ``opcode`` int or websockets Opcode;
-        ``mask`` default = our role's rule (client masks)."""
-        from websockets.frames import Opcode
-        op = Opcode(opcode) if not isinstance(opcode, Opcode) else opcode
-        fr = Frame(op, bytes(data), fin, rsv1, rsv2, rsv3)
-        m = (self.role == "client") if mask is None else mask
-        self.ws_events.append(("send", op.name, fin, len(data)))
-        self.writer.write(fr.serialize(mask=m))
-
     def write_raw(self, data):
         """Write raw bytes to the TLS stream (no WebSocket framing at all)."""
         self.writer.write(bytes(data))
@@ -930,10 +919,7 @@ class ShipPeer:
         if phase is None:
             phase = self.default_hello_phase()
         if phase == "abort":
-            await self.send_message(hello_msg("aborted"))
-            await self.abort(CLOSE_REJECTED, "Node rejected by application")
-            raise self._error("peer not trusted (hello aborted)", close_code=CLOSE_REJECTED, close_reason=None,
-                              local=True)
+            await self._fail("peer not trusted (hello aborted)", CLOSE_REJECTED, hello_abort=True)
         if phase == "pending-abort":
             await self.send_message(hello_msg("pending", w))
             await self._fail("peer not trusted (pending, then aborted)", CLOSE_REJECTED, hello_abort=True)
@@ -1289,12 +1275,6 @@ class ShipServer:
         for p in self.connections:
             if p.peer_ski == ski:
                 p.grant_trust()
-
-    def distrust(self, ski):
-        ski = normalize_ski(ski)
-        if self.trusted is None:
-            self.trusted = set()
-        self.trusted.discard(ski)
 
     async def start(self, host="127.0.0.1", port=0):
         self._server = await asyncio.start_server(self._handle, host, port)

@@ -643,10 +643,6 @@ class RemoteDevice:
                                                       d.get("description"), funcs)
         return changes
 
-    def apply_use_cases(self, data, header_device=None):
-        self.use_cases = parse_use_cases(data, self.device or header_device)
-        return self.use_cases
-
     # -- queries
     def feature(self, key):
         """RemoteFeature by (entity, feature) / "1.1:4" / address dict; None if unknown."""
@@ -677,9 +673,6 @@ class RemoteDevice:
             raise LookupError("%d %s server features%s in the peer's discovery" % (
                 len(found), ftype, " on entity %s" % format_address(_entity(entity)) if entity else ""))
         return found[0]
-
-    def entities_of_type(self, etype):
-        return [e for e in self.entities.values() if e.type == etype]
 
     def as_dict(self):
         return {
@@ -1302,19 +1295,18 @@ class SpineCem:
 
     # ------------------------------------------------------------------ heartbeat (our DeviceDiagnosis server)
 
+    def _subscribers(self, lf):
+        return [s for s in self.peer_subscriptions
+                if (_entity(s["serverAddress"].get("entity")), s["serverAddress"].get("feature")) == lf.key]
+
     async def send_heartbeat(self):
         """One deviceDiagnosisHeartbeatData notify to every subscriber of our DeviceDiagnosis server;
         returns the number sent."""
         dd = self.local_feature("DeviceDiagnosis", "server")
-        subs = [s for s in self.peer_subscriptions
-                if (_entity(s["serverAddress"].get("entity")), s["serverAddress"].get("feature")) == dd.key]
-        if not subs:
+        if not self._subscribers(dd):
             return 0
         self.heartbeat_counter += 1
-        for s in subs:
-            await self.send(s["clientAddress"], "notify", {"deviceDiagnosisHeartbeatData": self._heartbeat_data()},
-                            source=feature_address(self.device, dd.entity, dd.feature))
-        return len(subs)
+        return await self.notify_subscribers(dd, "deviceDiagnosisHeartbeatData")
 
     async def notify_subscribers(self, local_feature, function):
         """Notify the current data of one of our server functions to every peer subscriber of that
@@ -1323,8 +1315,7 @@ class SpineCem:
             (_entity(local_feature[0]), local_feature[1])]
         data = lf.data[function]
         data = data() if callable(data) else data
-        subs = [s for s in self.peer_subscriptions
-                if (_entity(s["serverAddress"].get("entity")), s["serverAddress"].get("feature")) == lf.key]
+        subs = self._subscribers(lf)
         for s in subs:
             await self.send(s["clientAddress"], "notify", {function: data},
                             source=feature_address(self.device, lf.entity, lf.feature))

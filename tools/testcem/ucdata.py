@@ -23,10 +23,11 @@ import re
 import time
 
 from .spine import RemoteDevice, parse_use_cases
+from .spine import _entity as entity_tuple, _list as as_list  # noqa: F401  (re-exported for usecases)
 
 __all__ = [
     "RemoteData", "KEYS", "matches", "scaled", "scaled_number", "parse_duration", "format_duration",
-    "fmt_num", "fmt_duration", "obj", "as_list", "entity_tuple",
+    "fmt_num", "fmt_duration", "obj", "as_list", "entity_tuple", "merge_list",
 ]
 
 
@@ -35,21 +36,6 @@ def obj(v):
     if v is None or v == []:
         return {}
     return v if isinstance(v, dict) else {}
-
-
-def as_list(v):
-    """A list member: None -> [], a single object (dialect of a one-element list in some peers) -> [it]."""
-    if v is None:
-        return []
-    return v if isinstance(v, list) else [v]
-
-
-def entity_tuple(e):
-    if e is None:
-        return None
-    if isinstance(e, int):
-        return (e,)
-    return tuple(int(x) for x in e)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -188,7 +174,7 @@ KEYS = {
 _NM_FUNCTIONS = ("nodeManagementDetailedDiscoveryData", "nodeManagementUseCaseData")
 
 
-def _merge_list(old, new, keys):
+def merge_list(old, new, keys):
     """Partial update of a list of entries: entries with the same key fields get the new fields, others
     are appended (order kept)."""
     out = [dict(e) for e in old]
@@ -229,7 +215,7 @@ class RemoteData:
         if partial and key is not None and function in slot:
             member, fields = key
             merged = dict(slot[function])
-            merged[member] = _merge_list(as_list(obj(slot[function]).get(member)), as_list(data.get(member)),
+            merged[member] = merge_list(as_list(obj(slot[function]).get(member)), as_list(data.get(member)),
                                          fields)
             data = merged
         elif partial and function in slot and isinstance(data, dict) and isinstance(slot[function], dict):

@@ -351,8 +351,7 @@ class CemUseCases:
         r = await self.cem.write(f.address, fn, data, partial=partial, delete=delete, timeout=self.timeout)
         what = "write %s" % self._where(ent, ftype, fn)
         self.results.append((what, r))
-        self._emit("", "result", ent, "%s: %s" % (what, "ok" if r.ok else "result %s%s" % (
-            r.error_number, " (%s)" % r.description if r.description else "")))
+        self._emit("", "result", ent, "%s: %s" % (what, format_result(r)))
         return r
 
     # ------------------------------------------------------------------ conveniences for the CLI
@@ -364,15 +363,6 @@ class CemUseCases:
         if not lim:
             raise WriteError("%s: no limits known" % uc.label)
         return await uc.write_limits([v for _p, v, _a, _c in lim], active=False)
-
-    def describe_state(self):
-        """Every current summary line of the started use cases."""
-        lines = []
-        for uc in self.usecases:
-            for key, ent in sorted(self._started, key=lambda s: (s[0], s[1])):
-                if key == uc.key:
-                    lines.extend(t for _k, t in uc.summaries(ent))
-        return lines
 
 
 def parse_phase_values(text):

@@ -26,7 +26,7 @@ import datetime
 import functools
 import inspect
 
-from .ucdata import (as_list, entity_tuple, fmt_duration, fmt_num, format_duration, matches, obj,
+from .ucdata import (as_list, entity_tuple, fmt_duration, fmt_num, format_duration, matches, merge_list, obj,
                      parse_duration, scaled, scaled_number)
 
 __all__ = [
@@ -350,6 +350,14 @@ class UseCaseBase:
         d = self.data.get(ent, "DeviceDiagnosis", "deviceDiagnosisStateData")
         return None if d is None else obj(d)
 
+    def _write_form(self, ent, ftype, function, member, key, entries):
+        """(data, partial): partial when the station announces partial writes, else eebus-go merges the
+        change into its copy of the station's list and writes all of it."""
+        f = self._server(ent, ftype)
+        if f is None or (f.can_write(function) and f.write_partial(function)):
+            return {member: entries}, True
+        return {member: merge_list(self.data.entries(ent, ftype, function), entries, (key,))}, False
+
     async def _sub_read(self, ent, ftype, functions, bind=False):
         """Subscribe (and bind) the station's server feature of that type, then read the functions in
         order (the manager skips functions the feature does not announce)."""
@@ -474,11 +482,7 @@ class EVCC(UseCaseBase):
     def connected(self, entity=None):
         """eebus-go's EVConnected: the EV entity is in the discovery AND its deviceDiagnosisStateData
         with an operatingState arrived (spine.md 15.3)."""
-        ent = self.entity(entity)
-        remote = self.data.remote
-        if ent is None or remote is None or ent not in remote.entities:
-            return False
-        return self.charge_state(ent) not in (None, "unplugged")
+        return self.charge_state(entity) not in (None, "unplugged")
 
     def _kv_value(self, ent, names, value_type):
         for name in names:
@@ -785,9 +789,6 @@ class _PhaseLimits(UseCaseBase):
             if v is None:
                 continue
             phase = PHASES[i]
-            if not descs:
-                notes.append("phase %s: no %s limit description" % (phase, self.category))
-                continue
             param = self._phase_param(ent, phase)
             if param is None:
                 notes.append("phase %s: no parameter description with a measurementId" % phase)
@@ -813,22 +814,6 @@ class _PhaseLimits(UseCaseBase):
             raise WriteError("%s: nothing to write (%s)" % (self.label, "; ".join(notes) or "no phases"))
         return self._write_form(ent, "LoadControl", "loadControlLimitListData", "loadControlLimitData", "limitId",
                                 entries) + (notes,)
-
-    def _write_form(self, ent, ftype, function, member, key, entries):
-        """(data, partial): partial when the station announces partial writes, else eebus-go merges the
-        change into its copy of the station's list and writes all of it."""
-        f = self._server(ent, ftype)
-        if f is None or (f.can_write(function) and f.write_partial(function)):
-            return {member: entries}, True
-        merged = [dict(e) for e in self.data.entries(ent, ftype, function)]
-        for e in entries:
-            for m in merged:
-                if m.get(key) == e[key]:
-                    m.update(e)
-                    break
-            else:
-                merged.append(dict(e))
-        return {member: merged}, False
 
     async def write_limits(self, values, active=True, entity=None):
         """Write per-phase limits (A); returns (Result, notes). The result arrives after the station's
@@ -1331,19 +1316,8 @@ class LPC(UseCaseBase):
         return {"loadControlLimitData": merged}, False, None
 
     def _kv_write(self, ent, entries):
-        f = self._server(ent, "DeviceConfiguration")
-        fn = "deviceConfigurationKeyValueListData"
-        if f is None or (f.can_write(fn) and f.write_partial(fn)):
-            return {"deviceConfigurationKeyValueData": entries}, True
-        merged = [dict(e) for e in self.data.entries(ent, "DeviceConfiguration", fn)]
-        for e in entries:
-            for m in merged:
-                if m.get("keyId") == e["keyId"]:
-                    m.update(e)
-                    break
-            else:
-                merged.append(e)
-        return {"deviceConfigurationKeyValueData": merged}, False
+        return self._write_form(ent, "DeviceConfiguration", "deviceConfigurationKeyValueListData",
+                                "deviceConfigurationKeyValueData", "keyId", entries)
 
     def failsafe_limit_write(self, watts, entity=None):
         """(data, partial) for WriteFailsafeConsumptionActivePowerLimit."""
