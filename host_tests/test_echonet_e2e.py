@@ -263,9 +263,7 @@ def test_flood_starves_nothing_and_leaks_nothing(rig, tmp_path):
         return int(gw.wait_for(r"^HEAP closed (\d+)", 10, mark).group(1))
 
     heap_after(ship_session())  # first session: one-time set-up lands before the baseline
-    # the checkpoint now and then holds a 12 KB block that a stale stack word keeps alive
-    # (MicroPython's GC is conservative; seen without any flood too): the smallest of three
-    # sessions is the live heap
+    # the smallest of three sessions: the GC is conservative, a stale word may keep a block
     before = min(heap_after(ship_session()) for _ in range(3))
 
     bad = corpus(seed=11, count=3000)
