@@ -12,7 +12,7 @@ from modbus.regmap import MapError
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 ROOT = _HERE.rsplit("/", 2)[0] if _HERE.count("/") >= 2 else "."
 MAPS = ROOT + "/board_configs/chargers/"
-NAMES = ("sim", "heidelberg-energy-control", "phoenix-ev-charge-control")
+NAMES = ("sim", "heidelberg-energy-control", "phoenix-ev-charge-control", "phoenix-ev-charge-control-basic")
 
 
 def small():
