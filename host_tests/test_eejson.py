@@ -376,13 +376,27 @@ def test_viper_sources_compile_for_the_device(tmp_path, arch):
     # mpy-cross uses the 32-bit small-int range: a literal that viper cannot hold there would
     # make the device fall back to bytecode silently (native.build catches the error)
     import eejson.native as native
+    import utf8
 
-    for name in ("READER", "WRITER"):
+    for mod, name in ((native, "READER"), (native, "WRITER"), (utf8, "SRC")):
         src = tmp_path / (name.lower() + ".py")
-        src.write_text("import micropython\n" + getattr(native, name))
+        src.write_text("import micropython\n" + getattr(mod, name))
         p = subprocess.run([mpyrun.MPY_CROSS, "-march=" + arch, "-o", str(tmp_path / "out.mpy"), str(src)],
                            capture_output=True, text=True)
         assert p.returncode == 0, (name, p.stdout + p.stderr)
+
+
+def test_slot_and_event_names_agree_with_the_viper_sources():
+    # reader.py and writer.py name the state slots and events the viper sources name alike;
+    # under CPython the sources' const() names are plain globals, so they can be compared
+    import eejson.native as native
+    import eejson.reader as reader_mod
+    import eejson.writer as writer_mod
+
+    for mod, name in ((reader_mod, "READER"), (writer_mod, "WRITER")):
+        g = native.build(getattr(native, name), False)
+        shared = [k for k in vars(mod) if k.startswith("_") and k.isupper() and k in g]
+        assert shared and all(getattr(mod, k) == g[k] for k in shared), (name, shared)
 
 
 # --- the mutation corpus under MicroPython (and CPython: same outcomes) ---

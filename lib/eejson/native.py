@@ -1,36 +1,15 @@
 # Viper sources of the EEBUS JSON hot loops, compiled at import by reader.py and writer.py
-# (exec from source, as compat.xor_mask does, so that plain mpy-cross accepts every file).
-# The same source runs as bytecode where the native emitter is missing and under CPython.
+# (compat.viper: exec from source, so that plain mpy-cross accepts every file; the same
+# source runs as bytecode where the native emitter is missing and under CPython).
 # reader/writer compile their source through take(), which then drops this module: a module
 # loaded from .py or .mpy keeps its constants, these ~14 KB of source, in RAM for as long as
 # it is loaded.
 # The sources are indented with tabs: they are stored as strings in the .mpy and in flash, and
-# tabs keep them ~5.6 KB smaller than spaces would.
+# tabs keep them ~5.6 KB smaller than spaces would. Their state slots, states and codes are
+# named with const(): viper folds them to literals, the bytecode fallback reads globals.
 # Native code lives outside the GC heap (IRAM on the ESP32; compiling needs a transient
 # ~30 KB of GC heap on a 64-bit host, about half on the ESP32: import early, before TLS).
-
-
-def build(src, viper=True):
-    # The compiled functions in a dict; g["VIPER"] tells whether they are machine code.
-    # Viper fails on a firmware without the native emitter, and on a literal beyond the
-    # small-int range (2**30 on the ESP32): host_tests compile these sources with
-    # mpy-cross -march=xtensawin so that the second never reaches a device unnoticed.
-    if viper:
-        try:
-            import micropython
-
-            g = {"micropython": micropython, "const": micropython.const}
-            exec(src, g)
-            g["VIPER"] = True
-            return g
-        except Exception:
-            pass
-    # MicroPython's compiler reads the decorator by name, whatever object it names: remove it
-    src = src.replace("@micropython.viper\n", "")
-    g = {"const": lambda x: x, "ptr8": None, "ptr32": None}
-    exec(src, g)
-    g["VIPER"] = False
-    return g
+from compat import viper as build  # build(src, native=True): the compiled functions, a dict
 
 
 def take(name):
@@ -45,269 +24,339 @@ def take(name):
     return g
 
 
-# One call consumes buf[st[POS]:end] until a token completes (returns its event, with
-# st[POS] just past it) or the input runs out (returns 0). All state lives in st, so a
-# token may span calls. Grammar state ex: 0 value, 1 value or ']', 2 key or '}', 3 key,
-# 4 ':', 5 ',' or close, 6 done. Lexer state lx: 0 between tokens, 1 string, 2 after
-# backslash, 3 \u digits, 4/5 expecting the \u of a low surrogate, 6 literal, 7.. number.
+# lex(buf, end, st, sc): one call consumes buf[st[_POS]:end] until a token completes (returns
+# its event, st[_POS] just past it) or the input runs out (returns 0). All state lives in the
+# int array st, so a token may span calls (reader.py names the slots it reads alike):
+#   _POS    next byte of buf              _LIM    bytes of this string kept (<= _CAP)
+#   _LX     lexer state, _L_*             _TRUNC  the string was cut at _LIM
+#   _EX     what the grammar expects, _X_*  _UVAL, _UDIG  \u: value so far, digits read
+#   _DEPTH  open containers               _UHI    high surrogate awaiting its low half
+#   _N      bytes in the scratch sc       _MANT, _NEG  integer magnitude and sign
+#   _CAP    scratch size (max_str)        _SMALL  the number is still an int of <= 9 digits
+#   _KEY    the string is a key           _DIGS   its digits so far
+#   _ERR    error code, _E_* (after _EV_ERR)  _LIT  literal bytes still due, 7 bits each,
+#   _U8..+2 utf8.scan's state                   first lowest; _LITEV its event
+#   _KIND + d - 1  kind of the d-th open container (_K_OBJ, _K_ARR)
+# Lexer states _L_*: between tokens, in a string, after a backslash, in \u digits, expecting
+# the backslash and the u of a low surrogate, in a literal, then the number states from the
+# minus sign to the exponent digits.
 READER = """
+from utf8 import scan as utf8_scan
+
+_POS = const(0)
+_LX = const(1)
+_EX = const(2)
+_DEPTH = const(3)
+_N = const(4)
+_CAP = const(5)
+_KEY = const(6)
+_TRUNC = const(7)
+_UVAL = const(8)
+_UDIG = const(9)
+_UHI = const(10)
+_MANT = const(11)
+_NEG = const(12)
+_SMALL = const(13)
+_LIT = const(14)
+_LITEV = const(15)
+_ERR = const(16)
+_LIM = const(17)
+_U8 = const(18)
+_DIGS = const(21)
+_KIND = const(24)
+
+_L_TOK = const(0)
+_L_STR = const(1)
+_L_ESC = const(2)
+_L_HEX = const(3)
+_L_LOBS = const(4)
+_L_LOU = const(5)
+_L_LIT = const(6)
+_L_MINUS = const(7)
+_L_ZERO = const(8)
+_L_INT = const(9)
+_L_DOT = const(10)
+_L_FRAC = const(11)
+_L_E = const(12)
+_L_ESIGN = const(13)
+_L_EXP = const(14)
+
+_X_VAL = const(0)
+_X_VAL_END = const(1)
+_X_KEY_END = const(2)
+_X_KEY = const(3)
+_X_COLON = const(4)
+_X_NEXT = const(5)
+_X_DONE = const(6)
+
+_K_OBJ = const(1)
+_K_ARR = const(2)
+_MAX_DEPTH = const(32)
+
+_EV_OBJ = const(1)
+_EV_END_OBJ = const(2)
+_EV_ARR = const(3)
+_EV_END_ARR = const(4)
+_EV_KEY = const(5)
+_EV_STR = const(6)
+_EV_INT = const(7)
+_EV_NUM = const(8)
+_EV_TRUE = const(9)
+_EV_FALSE = const(10)
+_EV_NULL = const(11)
+_EV_ERR = const(12)
+
+_E_CHAR = const(1)
+_E_DEEP = const(2)
+_E_CTRL = const(3)
+_E_ESC = const(4)
+_E_HEX = const(5)
+_E_SURR = const(6)
+_E_UTF8 = const(7)
+_E_LIT = const(8)
+_E_NUM = const(9)
+_E_LONG = const(10)
+_E_AFTER = const(11)
+
 @micropython.viper
-def lex(buf: ptr8, end: int, st: ptr32, sc: ptr8) -> int:
-	i = st[0]
-	lx = st[1]
-	ex = st[2]
-	d = st[3]
-	n = st[4]
-	lim = st[17]
-	trunc = st[7]
-	u8n = st[18]
-	u8lo = st[19]
-	u8hi = st[20]
+def lex(b, end: int, s, sc: ptr8) -> int:
+	buf = ptr8(b)
+	st = ptr32(s)
+	i = st[_POS]
+	lx = st[_LX]
+	ex = st[_EX]
+	d = st[_DEPTH]
+	n = st[_N]
+	lim = st[_LIM]
+	trunc = st[_TRUNC]
 	ev = 0
 	err = 0
 	while i < end:
 		c = buf[i]
-		if lx == 1:
+		if lx == _L_STR:
+			# plain bytes up to a quote, backslash or control character; UTF-8 checked by
+			# utf8.scan when one is >= 0x80 or a character continues from the last call
+			j = i
+			a = 0
 			while i < end:
 				c = buf[i]
-				if u8n:
-					if c < u8lo or c > u8hi:
-						err = 7
-						break
-					u8n -= 1
-					u8lo = 0x80
-					u8hi = 0xBF
-				elif c >= 0x80:
-					u8lo = 0x80
-					u8hi = 0xBF
-					if 0xC2 <= c <= 0xDF:
-						u8n = 1
-					elif c == 0xE0:
-						u8n = 2
-						u8lo = 0xA0
-					elif 0xE1 <= c <= 0xEF:
-						u8n = 2
-						if c == 0xED:
-							u8hi = 0x9F
-					elif c == 0xF0:
-						u8n = 3
-						u8lo = 0x90
-					elif 0xF1 <= c <= 0xF3:
-						u8n = 3
-					elif c == 0xF4:
-						u8n = 3
-						u8hi = 0x8F
-					else:
-						err = 7
-						break
-				elif c == 0x22 or c == 0x5C or c < 0x20:
+				if c == 0x22 or c == 0x5C or c < 0x20:
 					break
+				a |= c
 				if n < lim:
 					sc[n] = c
 					n += 1
 				else:
 					trunc = 1
 				i += 1
-			if err or i >= end:
+			if a >= 0x80 or st[_U8] != 0:
+				k = int(utf8_scan(b, j, i, s, _U8))
+				if k < i or (st[_U8] != 0 and i < end):
+					i = k
+					err = _E_UTF8
+					break
+			if i >= end:
 				break
 			i += 1
 			if c == 0x22:
-				lx = 0
-				if st[6]:
-					ev = 5
+				lx = _L_TOK
+				if st[_KEY]:
+					ev = _EV_KEY
 				else:
-					ev = 6
+					ev = _EV_STR
 				break
 			if c == 0x5C:
-				lx = 2
+				lx = _L_ESC
 				continue
 			i -= 1
-			err = 3
+			err = _E_CTRL
 			break
-		if lx == 0:
+		if lx == _L_TOK:
 			if c == 0x20 or c == 0x0A or c == 0x0D or c == 0x09:
 				i += 1
 				continue
-			if ex == 6:
+			if ex == _X_DONE:
 				if c == 0:
 					i += 1
 					continue
-				err = 11
+				err = _E_AFTER
 				break
 			if c == 0x22:
-				if ex == 2 or ex == 3:
-					st[6] = 1
-					ex = 4
-				elif ex <= 1:
-					st[6] = 0
+				if ex == _X_KEY_END or ex == _X_KEY:
+					st[_KEY] = 1
+					ex = _X_COLON
+				elif ex <= _X_VAL_END:
+					st[_KEY] = 0
 					if d:
-						ex = 5
+						ex = _X_NEXT
 					else:
-						ex = 6
+						ex = _X_DONE
 				else:
-					err = 1
+					err = _E_CHAR
 					break
-				lx = 1
+				lx = _L_STR
 				n = 0
-				lim = st[5]
+				lim = st[_CAP]
 				trunc = 0
 				i += 1
 				continue
 			if c == 0x7B or c == 0x5B:
-				if ex > 1:
-					err = 1
+				if ex > _X_VAL_END:
+					err = _E_CHAR
 					break
-				if d >= 32:
-					err = 2
+				if d >= _MAX_DEPTH:
+					err = _E_DEEP
 					break
 				i += 1
 				if c == 0x7B:
-					st[24 + d] = 1
-					ex = 2
-					ev = 1
+					st[_KIND + d] = _K_OBJ
+					ex = _X_KEY_END
+					ev = _EV_OBJ
 				else:
-					st[24 + d] = 2
-					ex = 1
-					ev = 3
+					st[_KIND + d] = _K_ARR
+					ex = _X_VAL_END
+					ev = _EV_ARR
 				d += 1
 				break
 			if c == 0x7D or c == 0x5D:
 				if d == 0:
-					err = 1
+					err = _E_CHAR
 					break
-				k = st[23 + d]
+				k = st[_KIND + d - 1]
 				if c == 0x7D:
-					if k != 1 or (ex != 2 and ex != 5):
-						err = 1
+					if k != _K_OBJ or (ex != _X_KEY_END and ex != _X_NEXT):
+						err = _E_CHAR
 						break
-					ev = 2
+					ev = _EV_END_OBJ
 				else:
-					if k != 2 or (ex != 1 and ex != 5):
-						err = 1
+					if k != _K_ARR or (ex != _X_VAL_END and ex != _X_NEXT):
+						err = _E_CHAR
 						break
-					ev = 4
+					ev = _EV_END_ARR
 				d -= 1
 				if d:
-					ex = 5
+					ex = _X_NEXT
 				else:
-					ex = 6
+					ex = _X_DONE
 				i += 1
 				break
 			if c == 0x3A:
-				if ex != 4:
-					err = 1
+				if ex != _X_COLON:
+					err = _E_CHAR
 					break
-				ex = 0
+				ex = _X_VAL
 				i += 1
 				continue
 			if c == 0x2C:
-				if ex != 5:
-					err = 1
+				if ex != _X_NEXT:
+					err = _E_CHAR
 					break
-				if st[23 + d] == 1:
-					ex = 3
+				if st[_KIND + d - 1] == _K_OBJ:
+					ex = _X_KEY
 				else:
-					ex = 0
+					ex = _X_VAL
 				i += 1
 				continue
-			if ex > 1:
-				err = 1
+			if ex > _X_VAL_END:
+				err = _E_CHAR
 				break
 			if c == 0x2D or 0x30 <= c <= 0x39:
 				sc[0] = c
 				n = 1
-				st[13] = 1
+				st[_SMALL] = 1
 				if c == 0x2D:
-					lx = 7
-					st[11] = 0
-					st[12] = 1
-					st[21] = 0
+					lx = _L_MINUS
+					st[_MANT] = 0
+					st[_NEG] = 1
+					st[_DIGS] = 0
 				else:
 					if c == 0x30:
-						lx = 8
+						lx = _L_ZERO
 					else:
-						lx = 9
-					st[11] = c - 0x30
-					st[12] = 0
-					st[21] = 1
+						lx = _L_INT
+					st[_MANT] = c - 0x30
+					st[_NEG] = 0
+					st[_DIGS] = 1
 				if d:
-					ex = 5
+					ex = _X_NEXT
 				else:
-					ex = 6
+					ex = _X_DONE
 				i += 1
 				continue
+			# true, false, null: the bytes after the first, 7 bits each, first lowest (8 bits
+			# would pass 2**30, the ESP32's small-int limit that viper needs)
 			if c == 0x74:
-				st[14] = 0x197AF2
-				st[15] = 9
+				st[_LIT] = 0x197AF2
+				st[_LITEV] = _EV_TRUE
 			elif c == 0x66:
-				st[14] = 0xCBCF661
-				st[15] = 10
+				st[_LIT] = 0xCBCF661
+				st[_LITEV] = _EV_FALSE
 			elif c == 0x6E:
-				st[14] = 0x1B3675
-				st[15] = 11
+				st[_LIT] = 0x1B3675
+				st[_LITEV] = _EV_NULL
 			else:
-				err = 1
+				err = _E_CHAR
 				break
-			lx = 6
+			lx = _L_LIT
 			if d:
-				ex = 5
+				ex = _X_NEXT
 			else:
-				ex = 6
+				ex = _X_DONE
 			i += 1
 			continue
-		if lx >= 7:
+		if lx >= _L_MINUS:
 			if 0x30 <= c <= 0x39:
-				if lx == 7:
+				if lx == _L_MINUS:
 					if c == 0x30:
-						lx = 8
+						lx = _L_ZERO
 					else:
-						lx = 9
-				elif lx == 8:
-					err = 9
+						lx = _L_INT
+				elif lx == _L_ZERO:
+					err = _E_NUM
 					break
-				elif lx == 10:
-					lx = 11
-				elif lx == 12 or lx == 13:
-					lx = 14
-				if lx <= 9 and st[13]:
-					k = st[21] + 1
+				elif lx == _L_DOT:
+					lx = _L_FRAC
+				elif lx == _L_E or lx == _L_ESIGN:
+					lx = _L_EXP
+				if lx <= _L_INT and st[_SMALL]:
+					k = st[_DIGS] + 1
 					if k > 9:
-						st[13] = 0
+						st[_SMALL] = 0
 					else:
-						st[21] = k
-						st[11] = st[11] * 10 + c - 0x30
+						st[_DIGS] = k
+						st[_MANT] = st[_MANT] * 10 + c - 0x30
 			elif c == 0x2E:
-				if lx != 8 and lx != 9:
-					err = 9
+				if lx != _L_ZERO and lx != _L_INT:
+					err = _E_NUM
 					break
-				lx = 10
-				st[13] = 0
+				lx = _L_DOT
+				st[_SMALL] = 0
 			elif c == 0x65 or c == 0x45:
-				if lx != 8 and lx != 9 and lx != 11:
-					err = 9
+				if lx != _L_ZERO and lx != _L_INT and lx != _L_FRAC:
+					err = _E_NUM
 					break
-				lx = 12
-				st[13] = 0
-			elif (c == 0x2B or c == 0x2D) and lx == 12:
-				lx = 13
+				lx = _L_E
+				st[_SMALL] = 0
+			elif (c == 0x2B or c == 0x2D) and lx == _L_E:
+				lx = _L_ESIGN
 			else:
-				if lx == 7 or lx == 10 or lx == 12 or lx == 13:
-					err = 9
+				if lx == _L_MINUS or lx == _L_DOT or lx == _L_E or lx == _L_ESIGN:
+					err = _E_NUM
 					break
-				lx = 0
-				if st[13]:
-					ev = 7
+				lx = _L_TOK
+				if st[_SMALL]:
+					ev = _EV_INT
 				else:
-					ev = 8
+					ev = _EV_NUM
 				break
-			if n >= st[5]:
-				err = 10
+			if n >= st[_CAP]:
+				err = _E_LONG
 				break
 			sc[n] = c
 			n += 1
 			i += 1
 			continue
-		if lx == 2:
+		if lx == _L_ESC:
 			o = 0
 			if c == 0x22 or c == 0x5C or c == 0x2F:
 				o = c
@@ -322,23 +371,23 @@ def lex(buf: ptr8, end: int, st: ptr32, sc: ptr8) -> int:
 			elif c == 0x66:
 				o = 0x0C
 			elif c == 0x75:
-				lx = 3
-				st[8] = 0
-				st[9] = 0
+				lx = _L_HEX
+				st[_UVAL] = 0
+				st[_UDIG] = 0
 				i += 1
 				continue
 			else:
-				err = 4
+				err = _E_ESC
 				break
 			if n < lim:
 				sc[n] = o
 				n += 1
 			else:
 				trunc = 1
-			lx = 1
+			lx = _L_STR
 			i += 1
 			continue
-		if lx == 3:
+		if lx == _L_HEX:
 			h = 0
 			if 0x30 <= c <= 0x39:
 				h = c - 0x30
@@ -347,29 +396,29 @@ def lex(buf: ptr8, end: int, st: ptr32, sc: ptr8) -> int:
 			elif 0x41 <= c <= 0x46:
 				h = c - 0x37
 			else:
-				err = 5
+				err = _E_HEX
 				break
-			u = (st[8] << 4) | h
-			k = st[9] + 1
+			u = (st[_UVAL] << 4) | h
+			k = st[_UDIG] + 1
 			if k < 4:
-				st[8] = u
-				st[9] = k
+				st[_UVAL] = u
+				st[_UDIG] = k
 				i += 1
 				continue
-			hi = st[10]
+			hi = st[_UHI]
 			if hi:
 				if u < 0xDC00 or u > 0xDFFF:
-					err = 6
+					err = _E_SURR
 					break
 				u = 0x10000 + ((hi - 0xD800) << 10) + (u - 0xDC00)
-				st[10] = 0
+				st[_UHI] = 0
 			elif 0xD800 <= u <= 0xDBFF:
-				st[10] = u
-				lx = 4
+				st[_UHI] = u
+				lx = _L_LOBS
 				i += 1
 				continue
 			elif 0xDC00 <= u <= 0xDFFF:
-				err = 6
+				err = _E_SURR
 				break
 			k = 1
 			if u >= 0x10000:
@@ -398,49 +447,44 @@ def lex(buf: ptr8, end: int, st: ptr32, sc: ptr8) -> int:
 				# keep the delivered text a prefix: nothing more is stored once cut
 				lim = n
 				trunc = 1
-			lx = 1
+			lx = _L_STR
 			i += 1
 			continue
-		if lx == 4 or lx == 5:
-			if (lx == 4 and c != 0x5C) or (lx == 5 and c != 0x75):
-				err = 6
+		if lx == _L_LOBS or lx == _L_LOU:
+			if (lx == _L_LOBS and c != 0x5C) or (lx == _L_LOU and c != 0x75):
+				err = _E_SURR
 				break
-			if lx == 4:
-				lx = 5
+			if lx == _L_LOBS:
+				lx = _L_LOU
 			else:
-				lx = 3
-				st[8] = 0
-				st[9] = 0
+				lx = _L_HEX
+				st[_UVAL] = 0
+				st[_UDIG] = 0
 			i += 1
 			continue
-		# lx == 6: literal; st[14] holds the characters still expected, 7 bits each, first
-		# lowest (8 bits would pass 2**30, the ESP32's small-int limit that viper needs)
-		v = st[14]
+		# lx == _L_LIT
+		v = st[_LIT]
 		if c != (v & 0x7F):
-			err = 8
+			err = _E_LIT
 			break
 		v = v >> 7
 		i += 1
 		if v == 0:
-			lx = 0
-			ev = st[15]
+			lx = _L_TOK
+			ev = st[_LITEV]
 			break
-		st[14] = v
+		st[_LIT] = v
 	if err:
-		st[16] = err
-		ev = 12
-	st[0] = i
-	st[1] = lx
-	st[2] = ex
-	st[3] = d
-	st[4] = n
-	st[17] = lim
-	st[7] = trunc
-	st[18] = u8n
-	st[19] = u8lo
-	st[20] = u8hi
+		st[_ERR] = err
+		ev = _EV_ERR
+	st[_POS] = i
+	st[_LX] = lx
+	st[_EX] = ex
+	st[_DEPTH] = d
+	st[_N] = n
+	st[_LIM] = lim
+	st[_TRUNC] = trunc
 	return ev
-
 
 @micropython.viper
 def shash(s: ptr8, n: int) -> int:
@@ -462,11 +506,17 @@ def same(a: ptr8, b: ptr8, n: int) -> int:
 	return 1
 """
 
-# st: 0 source byte index, 1 characters left, 2 output position, 3 output end
+# esc_len/esc_copy state st (writer.py names the slots alike): _IN the next byte of the
+# string, _LEFT its characters still to escape, _OUT the output position, _OUT_END its end
 WRITER = """
+_IN = const(0)
+_LEFT = const(1)
+_OUT = const(2)
+_OUT_END = const(3)
+
 @micropython.viper
 def esc_len(s: ptr8, nch: int, st: ptr32) -> int:
-	# escaped length of the first nch characters of s; their byte length -> st[0]
+	# escaped length of the first nch characters of s; their byte length -> st[_IN]
 	i = 0
 	k = 0
 	while nch > 0:
@@ -494,18 +544,18 @@ def esc_len(s: ptr8, nch: int, st: ptr32) -> int:
 			k += 6
 		else:
 			k += 1
-	st[0] = i
+	st[_IN] = i
 	return k
 
 
 @micropython.viper
 def esc_copy(s: ptr8, dst: ptr8, st: ptr32) -> int:
-	# escape characters from s[st[0]] into dst[st[2]:st[3]] until done or full;
+	# escape characters from s[st[_IN]] into dst[st[_OUT]:st[_OUT_END]] until done or full;
 	# returns the characters left
-	i = st[0]
-	nch = st[1]
-	p = st[2]
-	e = st[3]
+	i = st[_IN]
+	nch = st[_LEFT]
+	p = st[_OUT]
+	e = st[_OUT_END]
 	while nch > 0:
 		c = s[i]
 		if c >= 0x80:
@@ -581,9 +631,9 @@ def esc_copy(s: ptr8, dst: ptr8, st: ptr32) -> int:
 			p += 1
 		i += 1
 		nch -= 1
-	st[0] = i
-	st[1] = nch
-	st[2] = p
+	st[_IN] = i
+	st[_LEFT] = nch
+	st[_OUT] = p
 	return nch
 
 

@@ -36,7 +36,7 @@ from compat import const
 _MAX_DEPTH = const(32)
 _MV_CACHE = const(64)  # strings up to this length decode through a cached memoryview
 
-# state array layout, shared with native.READER
+# the state slots read here, named as native.READER names them (its table lists them all)
 _POS = const(0)
 _LX = const(1)
 _EX = const(2)
@@ -46,11 +46,12 @@ _TRUNC = const(7)
 _MANT = const(11)
 _NEG = const(12)
 _ERR = const(16)
-_STATE_LEN = const(24 + _MAX_DEPTH)
+_KIND = const(24)  # one slot per open container from here
+_STATE_LEN = const(_KIND + _MAX_DEPTH)
 
 # lexer states (subset needed here)
 _L_TOK = const(0)
-_L_NUM = const(7)  # this and above: inside a number
+_L_NUM = const(7)  # this and above: inside a number (native's _L_MINUS.._L_EXP)
 _X_DONE = const(6)
 
 # events

@@ -50,6 +50,11 @@ _MAX_DEPTH = const(32)
 _DOBJ = const(1)
 _POBJ = const(2)
 _LIST = const(3)
+# esc_len/esc_copy state slots, as native.WRITER names them
+_IN = const(0)
+_LEFT = const(1)
+_OUT = const(2)
+_OUT_END = const(3)
 
 _g = eejson.native.take("WRITER")
 NATIVE = _g["VIPER"]  # the hot loops run as machine code
@@ -166,7 +171,7 @@ class Writer:
         if _ENC:
             s = s.encode()
         k = _esc_len(s, nch, st)
-        nb = st[0]
+        nb = st[_IN]
         if self._meas:
             self._p += k
             return
@@ -178,39 +183,39 @@ class Writer:
             # through the number scratch so that _put skips exactly
             self._esc_skip(s, nch)
             return
-        st[0] = 0
-        st[1] = nch
+        st[_IN] = 0
+        st[_LEFT] = nch
         buf = self.buf
         num = self._num
         size = self._size
         while True:
-            st[2] = self._p
-            st[3] = size
+            st[_OUT] = self._p
+            st[_OUT_END] = size
             left = _esc_copy(s, buf, st)
-            self._p = st[2]
+            self._p = st[_OUT]
             if not left:
                 return
             # the next character's escape does not fit in the room left: escape it alone
             # into the scratch and let _put split it across the flush
-            st[1] = 1
-            st[2] = 0
-            st[3] = 12
+            st[_LEFT] = 1
+            st[_OUT] = 0
+            st[_OUT_END] = 12
             _esc_copy(s, num, st)
-            st[1] = left - 1
-            self._put(num, 0, st[2])
+            st[_LEFT] = left - 1
+            self._put(num, 0, st[_OUT])
             if left == 1 or self._meas:
                 return  # done, or the window is full
 
     def _esc_skip(self, s, nch):
         st = self._st
         num = self._num
-        st[0] = 0
-        st[1] = nch
+        st[_IN] = 0
+        st[_LEFT] = nch
         while True:
-            st[2] = 0
-            st[3] = 12
+            st[_OUT] = 0
+            st[_OUT_END] = 12
             left = _esc_copy(s, num, st)
-            self._put(num, 0, st[2])
+            self._put(num, 0, st[_OUT])
             if not left:
                 return
 

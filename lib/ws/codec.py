@@ -2,6 +2,7 @@
 # caller's buffer and hands the sink views of it, so a message of any size passes through a
 # fixed receive buffer; control frames are gathered into a 125-byte buffer owned here.
 from compat import const, xor_mask
+from utf8 import valid as utf8_valid  # the close reason: strict, as CPython decodes
 
 OP_CONT = const(0)
 OP_TEXT = const(1)
@@ -27,51 +28,6 @@ def close_code_valid(code):
     # 1004-1006 and 1015 are reserved for reporting and must never appear on the wire;
     # 1016-2999 are unassigned; >= 5000 is undefined by RFC 6455.
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-def utf8_valid(b, i, end):
-    # Strict RFC 3629 (no overlongs, surrogates or code points above U+10FFFF), so that
-    # MicroPython, whose str decoding checks only the byte structure, agrees with CPython.
-    while i < end:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        lo = 0x80
-        hi = 0xBF
-        if 0xC2 <= c <= 0xDF:
-            n = 1
-        elif c == 0xE0:
-            n = 2
-            lo = 0xA0
-        elif 0xE1 <= c <= 0xEF:
-            n = 2
-            if c == 0xED:
-                hi = 0x9F
-        elif c == 0xF0:
-            n = 3
-            lo = 0x90
-        elif 0xF1 <= c <= 0xF3:
-            n = 3
-        elif c == 0xF4:
-            n = 3
-            hi = 0x8F
-        else:
-            return False
-        if i + n >= end:
-            return False
-        i += 1
-        c = b[i]
-        if c < lo or c > hi:
-            return False
-        while n > 1:
-            i += 1
-            n -= 1
-            c = b[i]
-            if c < 0x80 or c > 0xBF:
-                return False
-        i += 1
-    return True
 
 
 class Decoder:
