@@ -18,9 +18,11 @@ from hypothesis import given, settings, strategies as st
 
 from testcem import dialect
 from testcem.identity import Identity, normalize_ski, point_of_public_key, ski_of_cert
-from testcem.ship import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessage, ShipPeer, ShipServer,
-                          access_methods_msg, access_methods_request_msg, data_message, encode, hello_msg,
-                          pin_state_msg, protocol_handshake_msg)
+from testcem.ship import ShipPeer
+from testcem.shipmsg import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessage, access_methods_msg,
+                             access_methods_request_msg, data_message, encode, hello_msg, pin_state_msg,
+                             protocol_handshake_msg)
+from testcem.shipserver import ShipServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

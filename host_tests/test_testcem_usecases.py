@@ -21,7 +21,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from testcem import dialect
-from testcem.ship import data_message
+from testcem.shipmsg import data_message
 from testcem.spine import (SpineCem, build_cmd, build_datagram, feature_address, parse_datagram,
                            parse_detailed_discovery, parse_use_cases)
 from testcem.ucdata import (RemoteData, format_duration, matches, parse_duration, scaled, scaled_number)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import certs
 from certs import CERT_FILE, KEY_FILE  # noqa: F401  (the file names of gw certs)
-from certs import point_bytes as point_of_public_key  # noqa: F401  (65-byte point 04||X||Y)
+from certs import point_bytes as point_of_public_key  # noqa: F401  (re-exported: 65-byte point 04||X||Y)
 from certs import ski_extension_hex as ski_extension_of_cert  # noqa: F401  (the extension as hex, or None)
 
 

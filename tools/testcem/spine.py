@@ -34,7 +34,7 @@ import json
 import time
 
 from . import dialect
-from .ship import ShipError, ShipMessage
+from .shipmsg import ShipError, ShipMessage
 
 __all__ = [
     "SPEC_VERSION", "SpineError", "SpineResultError", "Result", "Datagram", "SpineCem",
