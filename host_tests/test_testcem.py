@@ -54,8 +54,10 @@ def ids():
 def test_testcem_does_not_import_firmware_lib():
     # import every test CEM module with lib/ on the path and check nothing was loaded from lib/
     code = ("import sys; sys.path[:0] = [%r, %r]\n"
-            "import testcem.cli, testcem.ship, testcem.dialect, testcem.identity, testcem.tls, testcem.spine\n"
-            "import testcem.ucdata, testcem.ucrun, testcem.usecases\n"
+            "import testcem.cli, testcem.ship, testcem.shipmsg, testcem.shipserver, testcem.ws, testcem.dialect\n"
+            "import testcem.identity, testcem.tls, testcem.spine, testcem.spinemsg, testcem.spinemodel\n"
+            "import testcem.ucbase, testcem.ucevmon, testcem.ucevctl, testcem.ucgrid, testcem.ucdata\n"
+            "import testcem.ucrun, testcem.usecases\n"
             "lib = %r\n"
             "bad = [n for n, m in list(sys.modules.items()) if (getattr(m, '__file__', None) or '').startswith(lib)]\n"
             "print(bad); sys.exit(1 if bad else 0)\n") % (
