@@ -29,7 +29,19 @@ class RemoteEntity:
         return "RemoteEntity(%s %s)" % (format_address(self.entity), self.type)
 
 
-class RemoteFeature:
+class _Feature:
+    """A feature's address: ``key`` (entity, feature) and ``spec`` ("1.1:4")."""
+
+    @property
+    def key(self):
+        return self.entity, self.feature
+
+    @property
+    def spec(self):
+        return format_address(self.entity, self.feature)
+
+
+class RemoteFeature(_Feature):
     """A feature of the peer: ``entity`` (tuple), ``feature`` (int), ``address`` (full plain address,
     device filled from the header when the discovery omitted it), ``type``, ``role``, ``description``,
     ``functions``: {function: possibleOperations (plain, e.g. {"read": {}, "write": {"partial": {}}})}."""
@@ -44,14 +56,6 @@ class RemoteFeature:
         self.role = role
         self.description = description
         self.functions = functions or {}
-
-    @property
-    def key(self):
-        return self.entity, self.feature
-
-    @property
-    def spec(self):
-        return format_address(self.entity, self.feature)
 
     def can_read(self, function):
         return "read" in self.functions.get(function, {})
@@ -277,7 +281,7 @@ def parse_use_cases(data, device=None):
 # ---------------------------------------------------------------------------------------------------
 # our own device
 
-class LocalFeature:
+class LocalFeature(_Feature):
     """A feature of the test CEM: ``functions`` {name: possibleOperations}, ``data`` {name: plain data or
     callable() -> data} answering reads."""
 
@@ -289,14 +293,6 @@ class LocalFeature:
         self.functions = dict(functions)
         self.description = description
         self.data = {}
-
-    @property
-    def key(self):
-        return self.entity, self.feature
-
-    @property
-    def spec(self):
-        return format_address(self.entity, self.feature)
 
     def __repr__(self):
         return "LocalFeature(%s %s %s)" % (self.spec, self.type, self.role)
@@ -319,6 +315,3 @@ def _default_features():
         LocalFeature(e1, 7, "DeviceClassification", "client", description="DeviceClassification Client"),
         LocalFeature(e1, 8, "Identification", "client", description="Identification Client"),
     ]
-
-
-# ---------------------------------------------------------------------------------------------------

@@ -433,7 +433,3 @@ def parse_datagram(x, direction=None, t=None):
             body = dialect.to_plain(body)
         return Datagram(_obj(body), direction, t)
     return Datagram(x, direction, t)
-
-
-# ---------------------------------------------------------------------------------------------------
-# remote device model (what discovery tells about the peer)
