@@ -227,7 +227,7 @@ def test_gateway_announces_itself(tmp_path):
 def test_gateway_dials_a_cem_it_found_by_browsing(tmp_path):
     from gateway_proc import Gateway
     from testcem.identity import Identity
-    from testcem.ship import ShipServer
+    from testcem.shipserver import ShipServer
     from zeroconf import ServiceInfo
 
     ident = Identity.generate(common_name="BrowsedCEM")

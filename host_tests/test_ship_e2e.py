@@ -12,7 +12,9 @@ import certs
 import pytest
 from gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
-from testcem.ship import CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipPeer, ShipServer, data_message
+from testcem.ship import ShipPeer
+from testcem.shipmsg import CLOSE_NORMAL, CLOSE_REJECTED, ShipError, data_message
+from testcem.shipserver import ShipServer
 from testcem.tls import client_context
 from test_ws_codec import frame as ws_frame
 

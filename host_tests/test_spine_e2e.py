@@ -7,7 +7,8 @@ import pytest
 from gateway_proc import Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
-from testcem.spine import SpineCem, SpineResultError, build_cmd, feature_address
+from testcem.spine import SpineCem
+from testcem.spinemsg import SpineResultError, build_cmd, feature_address
 
 HOST = "127.0.0.1"
 

@@ -18,9 +18,11 @@ from hypothesis import given, settings, strategies as st
 
 from testcem import dialect
 from testcem.identity import Identity, normalize_ski, point_of_public_key, ski_of_cert
-from testcem.ship import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessage, ShipPeer, ShipServer,
-                          access_methods_msg, access_methods_request_msg, data_message, encode, hello_msg,
-                          pin_state_msg, protocol_handshake_msg)
+from testcem.ship import ShipPeer
+from testcem.shipmsg import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessage, access_methods_msg,
+                             access_methods_request_msg, data_message, encode, hello_msg, pin_state_msg,
+                             protocol_handshake_msg)
+from testcem.shipserver import ShipServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -52,8 +54,10 @@ def ids():
 def test_testcem_does_not_import_firmware_lib():
     # import every test CEM module with lib/ on the path and check nothing was loaded from lib/
     code = ("import sys; sys.path[:0] = [%r, %r]\n"
-            "import testcem.cli, testcem.ship, testcem.dialect, testcem.identity, testcem.tls, testcem.spine\n"
-            "import testcem.ucdata, testcem.ucrun, testcem.usecases\n"
+            "import testcem.cli, testcem.ship, testcem.shipmsg, testcem.shipserver, testcem.ws, testcem.dialect\n"
+            "import testcem.identity, testcem.tls, testcem.spine, testcem.spinemsg, testcem.spinemodel\n"
+            "import testcem.ucbase, testcem.ucevmon, testcem.ucevctl, testcem.ucgrid, testcem.ucdata\n"
+            "import testcem.ucrun, testcem.usecases\n"
             "lib = %r\n"
             "bad = [n for n, m in list(sys.modules.items()) if (getattr(m, '__file__', None) or '').startswith(lib)]\n"
             "print(bad); sys.exit(1 if bad else 0)\n") % (

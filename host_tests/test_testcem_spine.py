@@ -17,11 +17,14 @@ import pytest
 
 from testcem import dialect
 from testcem.identity import Identity
-from testcem.ship import ShipError, ShipPeer, ShipServer, data_message
-from testcem.spine import (CEM_USE_CASES, SpineCem, SpineError, SpineResultError,
-                           build_cmd, build_datagram, elements_name, feature_address, format_address,
-                           parse_datagram, parse_detailed_discovery, parse_feature_spec, parse_use_cases,
-                           result_cmd, selectors_name)
+from testcem.ship import ShipPeer
+from testcem.shipmsg import ShipError, data_message
+from testcem.shipserver import ShipServer
+from testcem.spine import SpineCem
+from testcem.spinemodel import parse_detailed_discovery, parse_use_cases
+from testcem.spinemsg import (CEM_USE_CASES, SpineError, SpineResultError, build_cmd, build_datagram,
+                              elements_name, feature_address, format_address, parse_datagram, parse_feature_spec,
+                              result_cmd, selectors_name)
 
 from conftest import CAPTURES
 

@@ -10,22 +10,26 @@ from the synthetic tables; the real end to end against the gateway lives in the 
 import asyncio
 import copy
 import datetime
+import decimal
 import glob
 import json
+import math
 import os
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from testcem import dialect
-from testcem.ship import data_message
-from testcem.spine import (SpineCem, build_cmd, build_datagram, feature_address, parse_datagram,
-                           parse_detailed_discovery, parse_use_cases)
+from testcem.shipmsg import data_message
+from testcem.spine import SpineCem
+from testcem.spinemodel import parse_detailed_discovery, parse_use_cases
+from testcem.spinemsg import build_cmd, build_datagram, feature_address, parse_datagram
 from testcem.ucdata import (RemoteData, format_duration, matches, parse_duration, scaled, scaled_number)
 from testcem.ucrun import CemUseCases, parse_phase_values, parse_power_duration
+from testcem.ucbase import WriteError
 from testcem.usecases import (ALL_USE_CASES, CEVC, EVCC, EVCEM, EVCS, EVSECC, EVSOC, LPC, MPC, OPEV, OSCEV,
-                              WriteError, our_use_case_table)
+                              our_use_case_table)
 
 from conftest import CAPTURES
 
@@ -821,11 +825,23 @@ def test_evcs_bills():
 
 @settings(max_examples=400, deadline=None)
 @given(st.integers(min_value=-10 ** 9, max_value=10 ** 9), st.integers(min_value=0, max_value=4))
+# 128.004 * 1000 = 128003.99999999999 -> 128003 (eebus-go truncates); 128.003 and 128.004 in binary are
+# 0.0010000000000047748 apart, one unit of the last decimal plus their float rounding
+@example(n=128004, decimals=3)
+# 0.290 is 0.29: two decimals, 0.29 * 100 = 28.999999999999996 -> 28, one unit of the second decimal
+@example(n=290, decimals=3)
 def test_scaled_number_round_trip(n, decimals):
     x = n / 10 ** decimals
     s = scaled_number(x)
     assert s["scale"] <= 0 and s["scale"] >= -4
-    assert abs(scaled(s) - x) <= 10 ** -decimals
+    # exact decimal arithmetic: number * 10^scale is the value truncated toward zero at the chosen scale,
+    # at most one unit of its last decimal below the value (the float product value * 10^n may land just
+    # under the integer, as eebus-go's int64(value * math.Pow(10, n)) does)
+    value, got = decimal.Decimal(n).scaleb(-decimals), decimal.Decimal(s["number"]).scaleb(s["scale"])
+    assert 0 <= abs(value) - abs(got) <= decimal.Decimal(10) ** s["scale"] and value * got >= 0
+    # in floats that unit is 10^scale (not 10^-decimals: 0.290 has two decimals), plus the binary
+    # rounding of the two values (half an ulp each)
+    assert abs(scaled(s) - x) <= 10 ** s["scale"] + math.ulp(x)
 
 
 def test_scaled_number_is_eebus_go_s():
@@ -1196,7 +1212,7 @@ def test_cli_options_and_value_parsing():
 
 
 def test_usecase_modules_do_not_import_firmware_lib():
-    for name in ("usecases.py", "ucdata.py", "ucrun.py"):
+    for name in ("usecases.py", "ucbase.py", "ucevmon.py", "ucevctl.py", "ucgrid.py", "ucdata.py", "ucrun.py"):
         with open(os.path.join(ROOT, "tools", "testcem", name), encoding="utf-8") as f:
             src = f.read()
         for bad in ("import spine\n", "from spine", "import eejson", "from ship import", "import gateway",

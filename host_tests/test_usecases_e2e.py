@@ -15,7 +15,8 @@ from gateway_proc import Gateway
 from sim import Simulator
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
-from testcem.spine import SpineCem, SpineResultError
+from testcem.spine import SpineCem
+from testcem.spinemsg import SpineResultError
 
 HOST = "127.0.0.1"
 MAP = os.path.join(mpyrun.ROOT, "board_configs", "chargers", "sim.json")

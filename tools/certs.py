@@ -9,6 +9,8 @@ from that hash, so the value is computed here and checked against cryptography's
 This module deliberately does not import lib/: its SKI computation is the independent reference that
 the firmware's DER walker (lib/ship/cert.py) is tested against.
 
+The test CEM's identities (tools/testcem/identity.py) are made and read with the same functions.
+
 The test helpers (forged_cert, rsa_cert, cert_without_ski, p384_cert) build certificates that a SHIP
 node must refuse.
 """
@@ -52,13 +54,20 @@ def ski_of_key(public_key):
     return ski
 
 
+def ski_of_public_key(public_key):
+    """SKI (hex) = SHA-1 over the uncompressed point (ship.md 2.3). Non-EC keys (negative tests only):
+    SHA-1 over the subjectPublicKey BIT STRING contents (RFC 5280 4.2.1.2 method 1)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return hashlib.sha1(point_bytes(public_key)).hexdigest()
+    return x509.SubjectKeyIdentifier.from_public_key(public_key).digest.hex()
+
+
 def ski_hex(cert_der):
     """The SHIP SKI of a DER certificate as 40 lower-case hex digits, recomputed from its EC key."""
-    cert = x509.load_der_x509_certificate(bytes(cert_der))
-    key = cert.public_key()
+    key = x509.load_der_x509_certificate(bytes(cert_der)).public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError("not an EC certificate")
-    return hashlib.sha1(point_bytes(key)).hexdigest()
+    return ski_of_public_key(key)
 
 
 def ski_extension_hex(cert_der):
@@ -90,7 +99,7 @@ def _random_serial():
     return (int.from_bytes(os.urandom(16), "big") >> 1) | 1
 
 
-def _key_der(key):
+def key_der(key):
     # PKCS#8 DER: the unix wheel parses it (and SEC1) but not PEM.
     return key.private_bytes(
         serialization.Encoding.DER,
@@ -99,8 +108,9 @@ def _key_der(key):
     )
 
 
-def _self_signed(key, ski, cn, o, ou, c, now=None):
-    """Self-signed certificate in the SHIP profile for key; ski = extension bytes or None (omit)."""
+def self_signed(key, ski, cn, o, ou, c, now=None, *, days=_VALID_DAYS, ca=True, critical=False):
+    """Self-signed certificate in the SHIP profile for key: (cert_der, key_der). ski = extension bytes
+    or None (omit); now = NotBefore; critical marks KeyUsage and BasicConstraints critical."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     name = _name(cn, o, ou, c)
     b = (
@@ -110,7 +120,7 @@ def _self_signed(key, ski, cn, o, ou, c, now=None):
         .public_key(key.public_key())
         .serial_number(_random_serial())
         .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=_VALID_DAYS))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -123,20 +133,20 @@ def _self_signed(key, ski, cn, o, ou, c, now=None):
                 encipher_only=False,
                 decipher_only=False,
             ),
-            critical=False,
+            critical=critical,
         )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=critical)
     )
     if ski is not None:
         b = b.add_extension(x509.SubjectKeyIdentifier(bytes(ski)), critical=False)
     cert = b.sign(key, hashes.SHA256())
-    return cert.public_bytes(serialization.Encoding.DER), _key_der(key)
+    return cert.public_bytes(serialization.Encoding.DER), key_der(key)
 
 
 def create(cn=DEFAULT_CN, o=DEFAULT_O, ou=DEFAULT_OU, c=DEFAULT_C):
     """New P-256 key and SHIP certificate: returns (cert_der, key_der), key in PKCS#8 DER."""
     key = ec.generate_private_key(ec.SECP256R1())
-    return _self_signed(key, ski_of_key(key.public_key()), cn, o, ou, c)
+    return self_signed(key, ski_of_key(key.public_key()), cn, o, ou, c)
 
 
 # --- certificates a SHIP node must refuse (test helpers) -------------------------------------
@@ -148,27 +158,36 @@ def forged_cert(ski_ext_bytes, cn="Forged"):
     Passes an extension-only SKI check; fails the recomputed one (SHIP-TS-SEC-01).
     """
     key = ec.generate_private_key(ec.SECP256R1())
-    return _self_signed(key, bytes(ski_ext_bytes), cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
+    return self_signed(key, bytes(ski_ext_bytes), cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
 
 
 def rsa_cert(cn="RSA"):
     """RSA-2048 self-signed certificate with a standard SKI extension: (cert_der, key_der)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest
-    return _self_signed(key, ski, cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
+    return self_signed(key, ski, cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
 
 
 def cert_without_ski(cn="NoSKI"):
     """P-256 certificate in the SHIP profile but without the SubjectKeyIdentifier extension."""
     key = ec.generate_private_key(ec.SECP256R1())
-    return _self_signed(key, None, cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
+    return self_signed(key, None, cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
 
 
 def p384_cert(cn="P384"):
     """ECDSA P-384 certificate with a matching SHA-1 SKI: right shape, wrong curve for SHIP."""
     key = ec.generate_private_key(ec.SECP384R1())
     ski = hashlib.sha1(point_bytes(key.public_key())).digest()
-    return _self_signed(key, ski, cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
+    return self_signed(key, ski, cn, DEFAULT_O, DEFAULT_OU, DEFAULT_C)
+
+
+def write_file(path, data, mode):
+    """Write beside the target and rename, so an interrupted run never leaves half a key."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def to_pem(cert_der, key_der):
@@ -199,13 +218,6 @@ def configure(parser):
                         help="overwrite an existing certificate/key (the SKI changes: peers must re-pair)")
 
 
-def _write(path, data, mode):
-    # Write beside the target and rename, so an interrupted run never leaves half a key.
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def run(args):
@@ -221,8 +233,8 @@ def run(args):
         return 1
     os.makedirs(args.out, exist_ok=True)
     cert_der, key_der = create(cn=args.cn, o=args.o, ou=args.ou, c=args.c)
-    _write(key_path, key_der, 0o600)
-    _write(cert_path, cert_der, 0o644)
+    write_file(key_path, key_der, 0o600)
+    write_file(cert_path, cert_der, 0o644)
     print("wrote %s and %s" % (cert_path, key_path))
     print("SKI %s" % ski_hex(cert_der))
     return 0

@@ -16,7 +16,8 @@ import re
 from gateway_proc import Gateway
 from mpyrun import min_heapsize
 from testcem.identity import Identity
-from testcem.ship import ShipPeer, data_message
+from testcem.ship import ShipPeer
+from testcem.shipmsg import data_message
 
 TARGET_HIGH_WATER = 12 * 1024
 SESSIONS = 6

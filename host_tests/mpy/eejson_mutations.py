@@ -6,6 +6,7 @@
 import os
 import sys
 
+import fuzz
 from eejson.dialect import Tree
 from eejson.reader import Consumer, JsonError, Reader
 
@@ -14,43 +15,24 @@ MPY = sys.implementation.name == "micropython"
 SPICE = b'{}[]",:\\/0123456789-+.eEtrufalsn \t\r\n\x00\x7f\x80\xbf\xc3\xe2\xed\xf0\xf4\xffu'
 
 
-class Rng:
-    def __init__(self, seed):
-        self.x = seed
-
-    def below(self, n):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.x >> 8) % n
+def _more(rng, b, op, i, n):
+    if op == 4:
+        # a copy of up to 15 bytes in place
+        j = rng.below(n + 1)
+        k = min(i, j)
+        b = b[:k] + b[k : k + rng.below(16)] + b[k:]
+    elif i < n:
+        # two bytes swapped
+        j = rng.below(n)
+        if i > j:
+            i, j = j, i
+        if i < j:
+            b = b[:i] + b[j : j + 1] + b[i + 1 : j] + b[i : i + 1] + b[j + 1 :]
+    return b
 
 
 def mutate(rng, b):
-    # bytes rebuilt by slicing: MicroPython's bytearray has no slice deletion or insertion
-    for _ in range(1 + rng.below(3)):
-        n = len(b)
-        op = rng.below(6)
-        i = rng.below(n + 1)
-        if op == 0 and n:
-            b = b[:i]
-        elif op == 1 and i < n:
-            b = b[:i] + bytes((b[i] ^ (1 + rng.below(255)),)) + b[i + 1 :]
-        elif op == 2:
-            ins = bytearray()
-            for _ in range(1 + rng.below(4)):
-                ins.append(SPICE[rng.below(len(SPICE))] if rng.below(2) else rng.below(256))
-            b = b[:i] + bytes(ins) + b[i:]
-        elif op == 3:
-            b = b[:i] + b[i + 1 + rng.below(4) :]
-        elif op == 4:
-            j = rng.below(n + 1)
-            k = min(i, j)
-            b = b[:k] + b[k : k + rng.below(16)] + b[k:]
-        elif i < n:
-            j = rng.below(n)
-            if i > j:
-                i, j = j, i
-            if i < j:
-                b = b[:i] + b[j : j + 1] + b[i + 1 : j] + b[i : i + 1] + b[j + 1 :]
-    return b
+    return fuzz.mutate(rng, b, SPICE, 4, _more)
 
 
 def run(data, chunk, consumer, reader):
@@ -73,7 +55,7 @@ def main():
     for name in names:
         with open(d + "/" + name, "rb") as f:
             docs.append(f.read())
-    rng = Rng(20240611)
+    rng = fuzz.Rng(20240611)
     reader = Reader(None)
     null = Consumer()
     ok = err = other = 0

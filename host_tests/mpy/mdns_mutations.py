@@ -5,6 +5,7 @@
 # Runs under MicroPython and CPython alike: the digest of the outcomes must match.
 import sys
 
+import fuzz
 from mdns.browse import Browser
 from mdns.responder import UP, Responder, ship_txt
 
@@ -13,38 +14,18 @@ SKI = "0123456789abcdef0123456789abcdef01234567"
 SPICE = b"\xc0\xc1\x3f\x40\x80\x00\x01\x05\x0c\x10\x21\xff\x80\x01"
 
 
-class Rng:
-    def __init__(self, seed):
-        self.x = seed
-
-    def below(self, n):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.x >> 8) % n
+def _more(rng, b, op, i, n):
+    if op == 4 and i < n:
+        # a pointer to anywhere: loops, forward jumps, jumps into the header
+        t = rng.below(n + 4)
+        b = b[:i] + bytes((0xC0 | (t >> 8), t & 0xFF)) + b[i + 2 :]
+    elif i + 1 < n:
+        b = b[:i] + bytes((rng.below(256),)) + b[i + 1 :]
+    return b
 
 
 def mutate(rng, b):
-    for _ in range(1 + rng.below(3)):
-        n = len(b)
-        op = rng.below(6)
-        i = rng.below(n + 1)
-        if op == 0 and n:
-            b = b[:i]
-        elif op == 1 and i < n:
-            b = b[:i] + bytes((b[i] ^ (1 + rng.below(255)),)) + b[i + 1 :]
-        elif op == 2:
-            ins = bytearray()
-            for _ in range(1 + rng.below(3)):
-                ins.append(SPICE[rng.below(len(SPICE))] if rng.below(2) else rng.below(256))
-            b = b[:i] + bytes(ins) + b[i:]
-        elif op == 3:
-            b = b[:i] + b[i + 1 + rng.below(4) :]
-        elif op == 4 and i < n:
-            # a pointer to anywhere: loops, forward jumps, jumps into the header
-            t = rng.below(n + 4)
-            b = b[:i] + bytes((0xC0 | (t >> 8), t & 0xFF)) + b[i + 2 :]
-        elif i + 1 < n:
-            b = b[:i] + bytes((rng.below(256),)) + b[i + 1 :]
-    return b
+    return fuzz.mutate(rng, b, SPICE, 3, _more)
 
 
 def responder():
@@ -66,7 +47,7 @@ def main():
             if line:
                 seeds.append(bytes.fromhex(line))
     count = int(sys.argv[2])
-    rng = Rng(20260611)
+    rng = fuzz.Rng(20260611)
     r = responder()
     answered = dropped = learned = other = malformed = 0
     digest = 0

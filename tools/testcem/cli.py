@@ -37,10 +37,13 @@ import time
 
 from . import dialect
 from .identity import Identity, normalize_ski
-from .ship import ShipError, ShipMessage, ShipPeer, ShipServer
-from .spine import SpineCem, SpineError, SpineResultError, parse_feature_spec
+from .ship import ShipPeer
+from .shipmsg import ShipError, ShipMessage
+from .shipserver import ShipServer
+from .spine import SpineCem
+from .spinemsg import SpineError, SpineResultError, parse_feature_spec
 from .ucrun import CemUseCases, format_result, parse_phase_values, parse_power_duration
-from .usecases import WriteError
+from .ucbase import WriteError
 
 DEFAULT_CERT_DIR = os.path.join(".run", "testcem")
 

@@ -1,26 +1,27 @@
 """SHIP identities for the test CEM: self-signed ECDSA P-256 certificate + key, stored as DER.
 
-Independent of the gateway firmware (nothing from lib/ is imported). The certificate profile follows
-ship.md section 3: P-256, ecdsa-with-SHA256, self-signed, KeyUsage digitalSignature, BasicConstraints CA,
-SubjectKeyIdentifier = SHA-1 of the 65-byte uncompressed public point (ship.md 2.3).
+Independent of the gateway firmware (nothing from lib/ is imported): the certificates are made and
+read by tools/certs.py (gw certs), the host side's one implementation of the SHIP certificate profile
+(ship.md section 3: P-256, ecdsa-with-SHA256, self-signed, KeyUsage digitalSignature, BasicConstraints
+CA, SubjectKeyIdentifier = SHA-1 of the 65-byte uncompressed public point, ship.md 2.3). The test CEM's
+own certificates mark KeyUsage and BasicConstraints critical and start 5 minutes in the past.
 
 Files in a directory: ``cert.der`` (X.509 DER) and ``key.der`` (private key, PKCS#8 DER when written by
 this module; SEC1 DER is accepted on load).
 """
 
 import datetime
-import hashlib
 import os
-import secrets
 import tempfile
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-CERT_FILE = "cert.der"
-KEY_FILE = "key.der"
+import certs
+from certs import CERT_FILE, KEY_FILE  # noqa: F401  (the file names of gw certs)
+from certs import point_bytes as point_of_public_key  # noqa: F401  (re-exported: 65-byte point 04||X||Y)
+from certs import ski_extension_hex as ski_extension_of_cert  # noqa: F401  (the extension as hex, or None)
 
 
 def normalize_ski(ski):
@@ -35,33 +36,10 @@ def normalize_ski(ski):
     return s
 
 
-def point_of_public_key(public_key):
-    """65-byte uncompressed point 04||X||Y of an EC public key."""
-    return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-
-
-def ski_of_public_key(public_key):
-    """SKI (hex) = SHA-1 over the uncompressed point (ship.md 2.3). Non-EC keys (negative tests only):
-    SHA-1 over the subjectPublicKey BIT STRING contents (RFC 5280 4.2.1.2 method 1)."""
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return hashlib.sha1(point_of_public_key(public_key)).hexdigest()
-    return x509.SubjectKeyIdentifier.from_public_key(public_key).digest.hex()
-
-
 def ski_of_cert(cert_der):
-    """SKI (hex) recomputed from the public key of a DER certificate (never from the extension)."""
-    cert = x509.load_der_x509_certificate(bytes(cert_der))
-    return ski_of_public_key(cert.public_key())
-
-
-def ski_extension_of_cert(cert_der):
-    """The certificate's SubjectKeyIdentifier extension as hex, or None when it has none."""
-    cert = x509.load_der_x509_certificate(bytes(cert_der))
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-    except x509.ExtensionNotFound:
-        return None
-    return ext.value.digest.hex()
+    """SKI (hex) recomputed from the public key of a DER certificate (never from the extension); any
+    key type (an RSA peer in the negative tests)."""
+    return certs.ski_of_public_key(x509.load_der_x509_certificate(bytes(cert_der)).public_key())
 
 
 class Identity:
@@ -76,7 +54,7 @@ class Identity:
         self.key_der = bytes(key_der)
         self.ski = ski_of_cert(self.cert_der)
         self.ski_extension = ski_extension_of_cert(self.cert_der)
-        self._key = serialization.load_der_private_key(self.key_der, password=None)
+        serialization.load_der_private_key(self.key_der, password=None)   # a bad key fails here
 
     def __repr__(self):
         return "Identity(ski=%s)" % self.ski
@@ -92,36 +70,15 @@ class Identity:
         """
         if key is None:
             key = ec.generate_private_key(ec.SECP256R1())
-        pub = key.public_key()
-        name = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, org_unit),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-            x509.NameAttribute(NameOID.COUNTRY_NAME, country),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ])
-        now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
-        builder = (x509.CertificateBuilder()
-                   .subject_name(name).issuer_name(name).public_key(pub)
-                   .serial_number(secrets.randbits(127) | 1)
-                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
-                   .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                                key_encipherment=False, data_encipherment=False,
-                                                key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                                encipher_only=False, decipher_only=False), critical=True)
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
         if ski_extension is True:
-            digest = hashlib.sha1(point_of_public_key(pub)).digest()
+            digest = certs.ski_of_key(key.public_key())
         elif ski_extension is False or ski_extension is None:
             digest = None
         else:
             digest = bytes.fromhex(normalize_ski(ski_extension))
-        if digest is not None:
-            builder = builder.add_extension(x509.SubjectKeyIdentifier(digest), critical=False)
-        cert = builder.sign(key, hashes.SHA256())
-        cert_der = cert.public_bytes(serialization.Encoding.DER)
-        key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        return cls(cert_der, key_der)
+        now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+        return cls(*certs.self_signed(key, digest, common_name, org, org_unit, country, now,
+                                      days=days, ca=ca, critical=True))
 
     @classmethod
     def load(cls, directory):
@@ -133,12 +90,8 @@ class Identity:
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, CERT_FILE), "wb") as f:
-            f.write(self.cert_der)
-        path = os.path.join(directory, KEY_FILE)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.key_der)
+        certs.write_file(os.path.join(directory, CERT_FILE), self.cert_der, 0o644)
+        certs.write_file(os.path.join(directory, KEY_FILE), self.key_der, 0o600)
 
     @classmethod
     def load_or_create(cls, directory, **generate_args):
@@ -150,20 +103,14 @@ class Identity:
         ident.save(directory)
         return ident, True
 
-    def cert_pem(self):
-        return x509.load_der_x509_certificate(self.cert_der).public_bytes(serialization.Encoding.PEM)
-
-    def key_pem(self):
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
-
     def load_into(self, ctx):
         """Load certificate and key into an ``ssl.SSLContext`` (Python's ssl only reads PEM files)."""
+        cert_pem, key_pem = certs.to_pem(self.cert_der, self.key_der)
         with tempfile.TemporaryDirectory(prefix="testcem-") as d:
             cp, kp = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
             with open(cp, "wb") as f:
-                f.write(self.cert_pem())
+                f.write(cert_pem)
             fd = os.open(kp, os.O_WRONLY | os.O_CREAT, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(self.key_pem())
+                f.write(key_pem)
             ctx.load_cert_chain(cp, kp)

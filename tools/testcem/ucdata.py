@@ -22,8 +22,8 @@ import math
 import re
 import time
 
-from .spine import RemoteDevice, parse_use_cases
-from .spine import _entity as entity_tuple, _list as as_list  # noqa: F401  (re-exported for usecases)
+from .spinemodel import RemoteDevice, parse_use_cases
+from .spinemsg import _entity as entity_tuple, _list as as_list  # noqa: F401  (re-exported for usecases)
 
 __all__ = [
     "RemoteData", "KEYS", "matches", "scaled", "scaled_number", "parse_duration", "format_duration",

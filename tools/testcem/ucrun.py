@@ -18,9 +18,10 @@ DeviceDiagnosis heartbeat.
 import asyncio
 import time
 
-from .spine import SpineError, SpineResultError, format_address
+from .spinemsg import SpineError, SpineResultError, format_address
 from .ucdata import RemoteData
-from .usecases import ALL_USE_CASES, WriteError, our_use_case_table
+from .ucbase import WriteError
+from .usecases import ALL_USE_CASES, our_use_case_table
 
 __all__ = ["CemUseCases", "Event"]
 
