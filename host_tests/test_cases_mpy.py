@@ -4,15 +4,11 @@ import importlib
 import os
 import re
 
-import mpyrun
 import pytest
 from cases import caserun
-from conftest import CAPTURES
+from support import mpyrun
+from support.paths import CASES
 
-# Case files find the wire captures through the environment (no conftest under MicroPython).
-os.environ.setdefault("GW_CAPTURES", CAPTURES)
-
-CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 FILES = sorted(f[:-3] for f in os.listdir(CASES) if f.endswith("_cases.py"))
 
 
@@ -20,5 +16,5 @@ FILES = sorted(f[:-3] for f in os.listdir(CASES) if f.endswith("_cases.py"))
 def test_cases_under_micropython(module, tmp_path):
     expected = len(caserun.names(importlib.import_module("cases." + module)))
     code = "import caserun, %s as m\nprint('CASES', caserun.run(m))\n" % module
-    r = mpyrun.run_code(code, tmp_path, heapsize="512K", extra_path=(CASES,)).check()
+    r = mpyrun.run_code(code, tmp_path, heapsize="512K", extra_path=mpyrun.CASE_PATH).check()
     assert int(re.search(r"CASES (\d+)", r.stdout).group(1)) == expected

@@ -22,9 +22,8 @@ from testcem.ship import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessage, 
                           access_methods_msg, access_methods_request_msg, data_message, encode, hello_msg,
                           pin_state_msg, protocol_handshake_msg)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-from conftest import CAPTURES
+from support.paths import CAPTURES, ROOT
+
 CAPTURE_FILES = sorted(glob.glob(os.path.join(CAPTURES, "*.json")))
 HOST = "127.0.0.1"
 

@@ -23,13 +23,9 @@ from testcem.spine import (CEM_USE_CASES, SpineCem, SpineError, SpineResultError
                            parse_datagram, parse_detailed_discovery, parse_feature_spec, parse_use_cases,
                            result_cmd, selectors_name)
 
-from conftest import CAPTURES
+from support.paths import CAPTURES, ROOT
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"
-HAVE_CAPTURES = os.path.isdir(CAPTURES) and bool(glob.glob(os.path.join(CAPTURES, "*.raw.json")))
-pytestmark = pytest.mark.skipif(not HAVE_CAPTURES, reason="captures not available")
 
 EVSE = "d:_n:Demo_EVSE-234567890"
 CONTROLBOX = "d:_n:Demo_ControlBox-123456789"
