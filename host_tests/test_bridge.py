@@ -62,7 +62,7 @@ def test_map_path_relative_to_the_board_config(tmp_path):
 def test_host_sim_board_config_points_at_the_sim_map():
     import os
 
-    import mpyrun
+    from support import mpyrun
 
     c = config.load(os.path.join(mpyrun.ROOT, "board_configs", "host-sim.json"))["charger"]
     assert os.path.samefile(c["map"], os.path.join(mpyrun.ROOT, "board_configs", "chargers", "sim.json"))

@@ -10,12 +10,13 @@ import subprocess
 import threading
 import time
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 import pytest
 from sim import Simulator
 
 MAP = os.path.join(mpyrun.ROOT, "board_configs", "chargers", "sim.json")
-CLIENT = os.path.join(mpyrun.ROOT, "host_tests", "mpy", "bridge_client.py")
+CLIENT = os.path.join(MPY_SCRIPTS, "bridge_client.py")
 POLL_S = 1.0  # sim.json's poll_ms
 
 
@@ -197,7 +198,7 @@ def _restart_after_down(sim, framing, c, mk):
 def test_gateway_runs_the_bridge(tmp_path):
     """The gateway with a charger section (as board_configs/host-sim.json has it) starts the
     bridge next to SHIP: the SHIP line still comes first, then link and state reach the log."""
-    from gateway_proc import Gateway
+    from support.gateway_proc import Gateway
 
     sim = Simulator(MAP, port=0, framing="rtu", seed=5).start()
     log = WriteLog(sim)

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import certs  # tools/certs.py: the independent reference
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS, TOOLS
 from ship import cert
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CERT_CHECK = os.path.join(HERE, "mpy", "cert_check.py")
+CERT_CHECK = os.path.join(MPY_SCRIPTS, "cert_check.py")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_tools_certificate_follows_ship_profile():
 
 
 def test_gw_certs_cli(tmp_path):
-    gw = os.path.join(os.path.dirname(HERE), "tools", "gw")
+    gw = os.path.join(TOOLS, "gw")
     out = tmp_path / "run" / "dev"
     run = lambda *a: subprocess.run([gw, "certs", *a], capture_output=True, text=True, timeout=30)
     h = run("--help")

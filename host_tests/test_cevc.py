@@ -14,10 +14,9 @@ def test_case(name):
 # commandRejected with a text, changes nothing when refused, and what it accepts renders
 
 import copy
-import os
 import re
 
-import mpyrun
+from support import mpyrun
 from eejson.writer import Writer
 from hypothesis import HealthCheck, given, settings, strategies as st
 from spine.cevc import Cevc
@@ -25,7 +24,6 @@ from spine.table import Table
 
 from charger import SRC_CEVC, Charger
 
-CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 DUR = st.one_of(st.sampled_from(["PT0S", "PT1M", "PT15M", "PT1H", "P7D", "PT168H", "PT90S", "-PT1H", "P", "PT", "2026-01-01T00:00:00Z"]),
                 st.integers(0, 10 ** 7).map(lambda s: "PT%dS" % s), TEXT)
@@ -174,7 +172,7 @@ print("TICKS", run(c))
 
 
 def test_tick_allocates_nothing_under_micropython(tmp_path):
-    r = mpyrun.run_code(HEAP_CODE, tmp_path, heapsize="256K", extra_path=(CASES,)).check()
+    r = mpyrun.run_code(HEAP_CODE, tmp_path, heapsize="256K", extra_path=mpyrun.CASE_PATH).check()
     assert "TICKS 0" in r.stdout
 
 
@@ -237,7 +235,7 @@ print("MUTATIONS", count, "ok", ok, "rejected", bad, "unparsable", unparsable)
 
 
 def test_mutation_run_under_micropython(tmp_path):
-    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=(CASES,), timeout=300).check()
+    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=mpyrun.CASE_PATH, timeout=300).check()
     m = re.search(r"MUTATIONS 10000 ok (\d+) rejected (\d+) unparsable (\d+)", r.stdout)
     assert m, r.stdout[-2000:]
     print(m.group(0))

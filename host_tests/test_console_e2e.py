@@ -5,7 +5,7 @@ console on a pipe (GW_CONSOLE=pipe) instead of the device's serial port."""
 import asyncio
 
 import pytest
-from gateway_proc import FAST_TIMERS, Gateway
+from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 

@@ -10,11 +10,11 @@ import os
 import threading
 import time
 
-import echonet_peer as peer
-import mpyrun
+from support import echonet_peer as peer
+from support import mpyrun
 import pytest
-from echonet_node_proc import Node
-from gateway_proc import Gateway
+from support.echonet_node_proc import Node
+from support.gateway_proc import Gateway
 from pychonet import ECHONETAPIClient, ElectricVehicleCharger
 from pychonet.lib.epc_functions import EPC_SUPER_FUNCTIONS
 from pychonet.lib.udpserver import UDPServer

@@ -1,6 +1,6 @@
 """ECHONET Lite multicast inside a private network namespace (`unshare -rn`): passive
 discovery from the start-up INF 0xD5, pychonet's multicast discovery through its discovery
-callback, and a status announcement when the EV plugs in (host_tests/echonet_netns.py)."""
+callback, and a status announcement when the EV plugs in (host_tests/support/echonet_netns.py)."""
 
 import json
 import os
@@ -9,10 +9,11 @@ import shutil
 import subprocess
 import sys
 
-import mpyrun
+from support import mpyrun
+from support.paths import SUPPORT
 import pytest
 
-DRIVER = os.path.join(mpyrun.ROOT, "host_tests", "echonet_netns.py")
+DRIVER = os.path.join(SUPPORT, "echonet_netns.py")
 SETUP = "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo"
 
 

@@ -4,8 +4,8 @@ MicroPython in test_echonet_e2e.py)."""
 
 import random
 
-import echonet_mra
-import echonet_peer as peer
+from support import echonet_mra
+from support import echonet_peer as peer
 import pytest
 from charger import Charger
 from echonet import objects as ob

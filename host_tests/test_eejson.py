@@ -9,18 +9,15 @@ import subprocess
 import sys
 from decimal import Decimal
 
-import mpyrun
 import pytest
-from conftest import CAPTURES, HERE, ROOT
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
-
-os.environ.setdefault("GW_CAPTURES", CAPTURES)
-
 from cases import caserun
-from cases import eejson_cases as cases  # noqa: E402
-from eejson.dialect import Tree  # noqa: E402
-from eejson.reader import Consumer, JsonError, Reader  # noqa: E402
-from eejson.writer import Writer  # noqa: E402
+from cases import eejson_cases as cases
+from eejson.dialect import Tree
+from eejson.reader import Consumer, JsonError, Reader
+from eejson.writer import Writer
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from support import mpyrun
+from support.paths import CAPTURES, LIB, MPY_SCRIPTS
 
 NAMES = caserun.names(cases)
 CAPTURE_DATA = [cases.load(n) for n in cases.capture_names()]
@@ -401,7 +398,7 @@ def test_slot_and_event_names_agree_with_the_viper_sources():
 
 # --- the mutation corpus under MicroPython (and CPython: same outcomes) ---
 
-MUTATIONS = os.path.join(HERE, "mpy", "eejson_mutations.py")
+MUTATIONS = os.path.join(MPY_SCRIPTS, "eejson_mutations.py")
 _RESULT = re.compile(r"RESULT total=(\d+) ok=(\d+) err=(\d+) other=(\d+) digest=(\d+)")
 
 
@@ -412,7 +409,7 @@ def test_mutation_corpus_under_micropython_matches_cpython():
     total, ok, err, other, digest = map(int, got.groups())
     assert total == ok + err == 2000 and other == 0
     assert ok > 100 and err > 1000  # the corpus reaches both outcomes
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "lib"))
+    env = dict(os.environ, PYTHONPATH=LIB)
     p = subprocess.run([sys.executable, MUTATIONS, CAPTURES, "2000"], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert _RESULT.search(p.stdout).groups() == got.groups()

@@ -101,12 +101,10 @@ def test_mutated_valid_writes(data, partial, g):
 
 # ---- mutation run under MicroPython: mutated wire bytes of a broker write, parsed and applied
 
-import os
 import re
 
-import mpyrun
+from support import mpyrun
 
-CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 MUTATION_CODE = """
 import random, sys
@@ -163,7 +161,7 @@ print("MUTATIONS", count, "ok", ok, "rejected", bad, "unparsable", unparsable)
 
 
 def test_mutation_run_under_micropython(tmp_path):
-    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=(CASES,), timeout=300).check()
+    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=mpyrun.CASE_PATH, timeout=300).check()
     m = re.search(r"MUTATIONS 10000 ok (\d+) rejected (\d+) unparsable (\d+)", r.stdout)
     assert m, r.stdout[-2000:]
     print(m.group(0))

@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-import mpyrun
+from support import mpyrun
 
 LIB = os.path.join(mpyrun.ROOT, "lib")
 

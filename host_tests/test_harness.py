@@ -1,6 +1,6 @@
 """The MicroPython harness itself: exit codes, tracebacks on stdout, heap checkpoints, bisection."""
 
-import mpyrun
+from support import mpyrun
 
 
 def test_traceback_counts_as_failure(tmp_path):

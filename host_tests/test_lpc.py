@@ -174,10 +174,7 @@ def _mutate(b, rnd):
     return bytes(b)
 
 
-def test_mutated_captured_writes(monkeypatch):
-    from conftest import CAPTURES
-
-    monkeypatch.setenv("GW_CAPTURES", CAPTURES)
+def test_mutated_captured_writes():
     bases = [("loadControlLimitListData", "loadControlLimitData", _limit_write()),
              ("deviceConfigurationKeyValueListData", "deviceConfigurationKeyValueData", KEY_WRITE)]
     rnd = random.Random(5)

@@ -14,7 +14,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype as RT
 import dns.rrset
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 import pytest
 from dns.rdtypes.ANY.PTR import PTR
 from dns.rdtypes.ANY.TXT import TXT
@@ -28,7 +29,6 @@ from mdns import dns as D
 from mdns.browse import Browser
 from mdns.responder import UP, Responder
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 IN = dns.rdataclass.IN
 FLUSH = 0x8001
 SKI = "0123456789abcdef0123456789abcdef01234567"
@@ -423,7 +423,7 @@ def test_garbage_is_dropped_or_answered_never_raises(data, port):
         pass
 
 
-MUTATIONS = os.path.join(HERE, "mpy", "mdns_mutations.py")
+MUTATIONS = os.path.join(MPY_SCRIPTS, "mdns_mutations.py")
 _RESULT = re.compile(r"RESULT total=(\d+) answered=(\d+) dropped=(\d+) malformed=(\d+) learned=(\d+) other=(\d+) digest=(\d+)")
 
 

@@ -18,11 +18,11 @@ import sys
 import threading
 import time
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-NODE = os.path.join(HERE, "mpy", "mdns_node.py")
+NODE = os.path.join(MPY_SCRIPTS, "mdns_node.py")
 INSIDE = os.environ.get("GW_IN_NETNS") == "1"
 SKI = "0123456789abcdef0123456789abcdef01234567"  # mdns_node.py's
 SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo src 127.0.0.1 && exec \"$@\""
@@ -197,7 +197,7 @@ def test_our_browser_finds_a_zeroconf_service_and_its_removal(tmp_path):
 
 @in_netns
 def test_gateway_announces_itself(tmp_path):
-    from gateway_proc import Gateway
+    from support.gateway_proc import Gateway
     from zeroconf import ServiceBrowser
 
     g = Gateway(tmp_path / "gw", extra={"mdns": {"enabled": True, "ip": "127.0.0.1"}})
@@ -225,7 +225,7 @@ def test_gateway_announces_itself(tmp_path):
 
 @in_netns
 def test_gateway_dials_a_cem_it_found_by_browsing(tmp_path):
-    from gateway_proc import Gateway
+    from support.gateway_proc import Gateway
     from testcem.identity import Identity
     from testcem.shipserver import ShipServer
     from zeroconf import ServiceInfo

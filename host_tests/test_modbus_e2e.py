@@ -24,10 +24,11 @@ import threading
 import time
 import tty
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 import pytest
 
-CLIENT = os.path.join(mpyrun.ROOT, "host_tests", "mpy", "modbus_client.py")
+CLIENT = os.path.join(MPY_SCRIPTS, "modbus_client.py")
 UNIT = 1
 BAUD = 19200
 

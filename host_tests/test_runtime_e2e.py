@@ -6,16 +6,17 @@ counter 1 (none was sent to anyone before) and a real date."""
 import asyncio
 import os
 
-import gateway_proc
-import mpyrun
+from support import gateway_proc
+from support import mpyrun
 import pytest
-from gateway_proc import Gateway
+from support.gateway_proc import Gateway
+from support.paths import MACHINE_STUB
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.spine import SpineCem
 
 HOST = "127.0.0.1"
-STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "machine_stub")
+STUB = MACHINE_STUB
 HB = "deviceDiagnosisHeartbeatData"
 
 

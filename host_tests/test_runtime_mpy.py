@@ -8,10 +8,11 @@ import json
 import os
 
 import certs
-import mpyrun
+from support import mpyrun
+from support.paths import MACHINE_STUB
 import pytest
 
-STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "machine_stub")
+STUB = MACHINE_STUB
 
 
 def run(code, tmp_path, env=None, timeout=60):

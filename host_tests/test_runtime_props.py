@@ -7,7 +7,7 @@ import json
 import os
 import random
 
-import mpyrun
+from support import mpyrun
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

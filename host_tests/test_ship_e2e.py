@@ -10,7 +10,7 @@ import struct
 
 import certs
 import pytest
-from gateway_proc import FAST_TIMERS, Gateway
+from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.shipmsg import CLOSE_NORMAL, CLOSE_REJECTED, ShipError, data_message
@@ -102,7 +102,7 @@ def test_server_handshake_to_data_exchange(gw, cem):
 
 def test_handshake_messages_match_capture(tmp_path, cem):
     """What the gateway sends in the handshake is byte for byte what the reference EVSE sent."""
-    from conftest import CAPTURES
+    from support.paths import CAPTURES
 
     lines = open(os.path.join(CAPTURES, "00_ship_handshake_evse_side.txt")).read().splitlines()
     expected = []
@@ -494,7 +494,7 @@ def test_gw_cem_tool_against_gateway(gw, tmp_path):
     """The installer's tool: dial, handshake, send a capture, print what comes back."""
     import subprocess
 
-    from conftest import CAPTURES
+    from support.paths import CAPTURES, TOOLS
 
     certdir = tmp_path / "cemtool"
     ident = Identity.generate(common_name="Tool")
@@ -503,7 +503,7 @@ def test_gw_cem_tool_against_gateway(gw, tmp_path):
     mark = gw.mark()
     capture = os.path.join(CAPTURES, "01_read_detaileddiscovery.raw.json")
     r = subprocess.run(
-        [os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools", "gw"), "cem",
+        [os.path.join(TOOLS, "gw"), "cem",
          "--host", HOST, "--port", str(gw.port), "--ski", gw.ski, "--cert", str(certdir),
          "--send", capture, "--wait", "1"],
         capture_output=True, text=True, timeout=60,

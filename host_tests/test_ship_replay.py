@@ -8,9 +8,10 @@ import random
 import re
 
 import certs
-import mpyrun
+from support import mpyrun
 import pytest
-from gateway_proc import Gateway
+from support.gateway_proc import Gateway
+from support.paths import MPY_SCRIPTS
 from test_ws_codec import frame as ws_frame
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
@@ -90,7 +91,7 @@ def test_1000_mutated_transcripts_end_in_clean_close(tmp_path):
     with open(path, "w") as f:
         for chunk, data in corpus(1000, seed=20261121):
             f.write("%d %s\n" % (chunk, data.hex()))
-    script = os.path.join(os.path.dirname(__file__), "mpy", "ship_replay.py")
+    script = os.path.join(MPY_SCRIPTS, "ship_replay.py")
     r = mpyrun.run(script, args=(str(path), str(tmp_path)), timeout=300).check()
     m = re.search(r"REPLAY (\d+) codes (.*)", r.stdout)
     assert m and int(m.group(1)) == 1000, r.stdout[-2000:]

@@ -11,12 +11,13 @@ import socket
 import subprocess
 import time
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 import pytest
 from sim import HOST, Simulator
 
 MAPS = os.path.join(mpyrun.ROOT, "board_configs", "chargers")
-CLIENT = os.path.join(mpyrun.ROOT, "host_tests", "mpy", "charger_client.py")
+CLIENT = os.path.join(MPY_SCRIPTS, "charger_client.py")
 GW = os.path.join(mpyrun.ROOT, "tools", "gw")
 
 

@@ -4,7 +4,7 @@ SPINE implementation (tools/testcem/spine.py), over real SHIP/TLS on 127.0.0.1."
 import asyncio
 
 import pytest
-from gateway_proc import Gateway
+from support.gateway_proc import Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.spine import SpineCem

@@ -7,13 +7,6 @@ from cases import caserun
 from cases import spine_session_cases as cases
 
 
-@pytest.fixture(autouse=True)
-def _captures(monkeypatch):
-    from conftest import CAPTURES
-
-    monkeypatch.setenv("GW_CAPTURES", CAPTURES)
-
-
 @pytest.mark.parametrize("name", caserun.names(cases))
 def test_spine_session(name):
     getattr(cases, name)()
@@ -39,10 +32,10 @@ def test_mutation_corpus_under_micropython():
     import os
     import re
 
-    import mpyrun
-    from conftest import CAPTURES
+    from support import mpyrun
+    from support.paths import CAPTURES, MPY_SCRIPTS
 
-    script = os.path.join(os.path.dirname(__file__), "mpy", "spine_mutations.py")
+    script = os.path.join(MPY_SCRIPTS, "spine_mutations.py")
     r = mpyrun.run(script, heapsize="1M", args=(CAPTURES, "2000"), timeout=120).check()
     m = re.search(r"MUTATIONS 2000 answers (\d+) errors (\d+)", r.stdout)
     assert m, r.stdout[-2000:]

@@ -24,9 +24,8 @@ from testcem.shipmsg import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessag
                              protocol_handshake_msg)
 from testcem.shipserver import ShipServer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-from conftest import CAPTURES
+from support.paths import CAPTURES, ROOT
+
 CAPTURE_FILES = sorted(glob.glob(os.path.join(CAPTURES, "*.json")))
 HOST = "127.0.0.1"
 

@@ -26,13 +26,9 @@ from testcem.spinemsg import (CEM_USE_CASES, SpineError, SpineResultError, build
                               elements_name, feature_address, format_address, parse_datagram, parse_feature_spec,
                               result_cmd, selectors_name)
 
-from conftest import CAPTURES
+from support.paths import CAPTURES, ROOT
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"
-HAVE_CAPTURES = os.path.isdir(CAPTURES) and bool(glob.glob(os.path.join(CAPTURES, "*.raw.json")))
-pytestmark = pytest.mark.skipif(not HAVE_CAPTURES, reason="captures not available")
 
 EVSE = "d:_n:Demo_EVSE-234567890"
 CONTROLBOX = "d:_n:Demo_ControlBox-123456789"

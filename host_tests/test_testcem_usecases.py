@@ -11,7 +11,6 @@ import asyncio
 import copy
 import datetime
 import decimal
-import glob
 import json
 import math
 import os
@@ -31,12 +30,7 @@ from testcem.ucbase import WriteError
 from testcem.usecases import (ALL_USE_CASES, CEVC, EVCC, EVCEM, EVCS, EVSECC, EVSOC, LPC, MPC, OPEV, OSCEV,
                               our_use_case_table)
 
-from conftest import CAPTURES
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-HAVE_CAPTURES = os.path.isdir(CAPTURES) and bool(glob.glob(os.path.join(CAPTURES, "*.raw.json")))
-needs_captures = pytest.mark.skipif(not HAVE_CAPTURES, reason="captures not available")
+from support.paths import CAPTURES, ROOT
 
 EVSESIM = "d:_n:Demo_EVSESim-sim-0001"
 CEMPEER = "d:_n:Demo_CEMPeer-cem-0001"
@@ -412,7 +406,6 @@ def test_availability_rules_of_eebus_go():
     assert "with actor EnergyGuard (expected ControllableSystem)" in LPC(synthetic(ucd=ucd)).check()[0]
 
 
-@needs_captures
 def test_captured_evse_simulator_availability_and_plug_out():
     d = RemoteData()
     for n in ("20_evsesim_reply_detaileddiscovery_evse_only.raw.json",
@@ -434,7 +427,6 @@ def test_captured_evse_simulator_availability_and_plug_out():
     assert EVCC(d).connected() is False and EVCC(d).charge_state() == "unplugged"
 
 
-@needs_captures
 def test_real_wallbox_fixtures_availability():
     # Elli: use cases with a device-level address, EV added by a partial notify
     d = RemoteData()
@@ -530,7 +522,6 @@ def test_evcem_phase_mapping():
     assert EVSOC(d).soc() == 57.0 and EVSOC(d).summaries() == [("soc", "EVSOC: SoC 57 %")]
 
 
-@needs_captures
 def test_evcem_with_real_wallbox_fixtures():
     """spine-go integration fixtures (1-phase wallbox): current, power, energy on phase a; the partial
     permitted-value notify merges into what is there."""
@@ -604,7 +595,6 @@ def test_opev_oscev_limits_read_path():
     assert o.limits() is None
 
 
-@needs_captures
 def test_opev_write_matches_capture_24_byte_for_byte():
     d = synthetic()
     d.put(EV, "LoadControl", "loadControlLimitListData", cap("23_evsesim_reply_loadcontrol_limitlist.raw.json").data)
@@ -669,7 +659,6 @@ def test_opev_write_rules():
 # ------------------------------------------------------------------------------------------------
 # LPC
 
-@needs_captures
 def test_lpc_from_captures_and_write_matches_capture_10():
     d = RemoteData()
     for n in ("02_evse_reply_detaileddiscovery.raw.json", "04_evse_reply_usecasedata.raw.json",

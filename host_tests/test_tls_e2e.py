@@ -34,11 +34,11 @@ import warnings
 import pytest
 
 import certs
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "mpy", "tls_server.py")
-CLIENT = os.path.join(HERE, "mpy", "tls_client.py")
+SERVER = os.path.join(MPY_SCRIPTS, "tls_server.py")
+CLIENT = os.path.join(MPY_SCRIPTS, "tls_client.py")
 TIMEOUT = 5.0
 SERVER_TIMEOUT_MS = 1500  # the server's first-read timeout: silent clients are dropped after it
 

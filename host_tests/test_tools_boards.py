@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-import mpyrun
+from support import mpyrun
 from gateway import config
 
 BOARDS = os.path.join(mpyrun.ROOT, "board_configs")

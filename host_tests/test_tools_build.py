@@ -11,7 +11,7 @@ import pytest
 
 import build
 import gw
-import mpyrun
+from support import mpyrun
 
 LIB = mpyrun.LIB
 

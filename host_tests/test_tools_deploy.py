@@ -12,7 +12,7 @@ import pytest
 
 import devport
 import gw
-import mpyrun
+from support import mpyrun
 
 PROBE = 'import sys; print(getattr(sys.implementation, "_mpy", 0))'
 

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import gw
-import mpyrun
+from support import mpyrun
 import qr
 
 HOST_SIM = os.path.join(mpyrun.ROOT, "board_configs", "host-sim.json")

@@ -10,7 +10,7 @@ import sys
 import time
 
 import gw
-import mpyrun
+from support import mpyrun
 import runcli
 
 HOST_SIM = os.path.join(mpyrun.ROOT, "board_configs", "host-sim.json")

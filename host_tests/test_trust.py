@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-import mpyrun
+from support import mpyrun
 import pytest
 
 from cases import caserun

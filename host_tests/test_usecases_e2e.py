@@ -9,9 +9,9 @@ import asyncio
 import os
 import time
 
-import mpyrun
+from support import mpyrun
 import pytest
-from gateway_proc import Gateway
+from support.gateway_proc import Gateway
 from sim import Simulator
 from testcem.identity import Identity
 from testcem.ship import ShipPeer

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 from ws.codec import (
     OP_BINARY,
     OP_CLOSE,
@@ -23,7 +24,6 @@ from ws.codec import (
     utf8_valid,
 )
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # A frame builder written from RFC 6455 section 5.2, independent of the codec's encoder.
@@ -386,7 +386,7 @@ def test_micropython_decoder_zero_alloc_and_same_result(tmp_path, chunk):
     path = tmp_path / "stream.bin"
     path.write_bytes(data)
     expected = _describe(run(Decoder(False, 16384), data, cuts=range(chunk, len(data), chunk)).events)
-    r = mpyrun.run(os.path.join(HERE, "mpy", "ws_codec_check.py"), args=[str(path), str(chunk)]).check()
+    r = mpyrun.run(os.path.join(MPY_SCRIPTS, "ws_codec_check.py"), args=[str(path), str(chunk)]).check()
     got = [line for line in r.stdout.splitlines() if line.startswith(("MSG", "CTL"))]
     assert got == expected
     assert "ZERO-ALLOC ok" in r.stdout

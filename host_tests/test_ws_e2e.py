@@ -17,10 +17,10 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 from test_ws_codec import frame
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = b"\x01\x02\x03\x04"
 T = 5  # seconds; bound for every wait
 ACCEPT_MS = 400  # the echo server's upgrade timeout
@@ -39,7 +39,7 @@ class Server:
     def __init__(self):
         self.port = free_port()
         self.proc = mpyrun.start(
-            os.path.join(HERE, "mpy", "ws_echo_server.py"), args=[str(self.port), str(ACCEPT_MS)]
+            os.path.join(MPY_SCRIPTS, "ws_echo_server.py"), args=[str(self.port), str(ACCEPT_MS)]
         )
         self.lines = []
         self.seen = 0
@@ -323,7 +323,7 @@ async def run_client(port, *args):
     """host_tests/mpy/ws_echo_client.py against a server on port: (exit status, output)."""
     proc = await asyncio.create_subprocess_exec(
         mpyrun.MICROPYTHON,
-        os.path.join(HERE, "mpy", "ws_echo_client.py"),
+        os.path.join(MPY_SCRIPTS, "ws_echo_client.py"),
         str(port),
         *args,
         env=mpyrun.mpy_env(),

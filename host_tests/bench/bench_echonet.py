@@ -19,9 +19,9 @@ import statistics
 import subprocess
 import time
 
-import echonet_peer as peer
-import mpyrun
-from echonet_node_proc import Node
+from support import echonet_peer as peer
+from support import mpyrun
+from support.echonet_node_proc import Node
 
 N = 1000
 GET7 = "1081000105ff0102a101620780008800c700da00d300d8009f00"

@@ -22,25 +22,12 @@ Figures, all under the MicroPython unix port (64-bit: objects are ~1.5-2x an ESP
 Nothing about speed is asserted (machines are noisy); the targets are printed with the figures.
 """
 
-import importlib.util
 import json
 import os
 import re
 
-
-def _host_conftest():
-    # host_tests/conftest.py by path: inside host_tests/bench the name "conftest" is this
-    # directory's own conftest, which does not reliably re-export CAPTURES
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conftest.py")
-    spec = importlib.util.spec_from_file_location("_host_tests_conftest", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CAPTURES = _host_conftest().CAPTURES  # also puts host_tests/ and lib/ on sys.path
-
-import mpyrun  # noqa: E402
+from support import mpyrun
+from support.paths import CAPTURES
 
 HEAP_TARGET = 0.10  # transient heap of the streaming reader <= 10% of json.loads's
 TIME_TARGET = 10.0  # reader time <= 10x json.loads's
@@ -288,9 +275,9 @@ def test_bench_eejson(tmp_path):
         with open(p, "wb") as f:
             f.write(data)
         paths.append(p)
-    cases = os.path.join(os.path.dirname(mpyrun.__file__), "cases")  # eejson_cases: Recorder, replay
+    # eejson_cases: Recorder, replay
     r = mpyrun.run_code(BENCH, tmp_path, heapsize="512K", name="bench.py", args=paths, timeout=120,
-                        extra_path=(cases,)).check()
+                        extra_path=mpyrun.CASE_PATH).check()
     assert "BENCH DONE" in r.stdout
     figs = _figures(r.stdout)
 

@@ -16,7 +16,7 @@ import re
 import subprocess
 
 import dns.message
-import mpyrun
+from support import mpyrun
 
 SCRIPT = r"""
 import asyncio, gc, socket, time, micropython

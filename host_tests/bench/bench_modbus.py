@@ -23,7 +23,7 @@ import re
 import subprocess
 import time
 
-import mpyrun  # host_tests/ is on sys.path via host_tests/conftest.py
+from support import mpyrun  # host_tests/ is on sys.path via host_tests/conftest.py
 import test_modbus_e2e as e2e
 
 N = 200

@@ -13,8 +13,8 @@ import asyncio
 import binascii
 import re
 
-from gateway_proc import Gateway
-from mpyrun import min_heapsize
+from support.gateway_proc import Gateway
+from support.mpyrun import min_heapsize
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.shipmsg import data_message

@@ -16,9 +16,10 @@ import json
 import os
 import re
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 
-SCRIPT = os.path.join(mpyrun.ROOT, "host_tests", "mpy", "usecase_session.py")
+SCRIPT = os.path.join(MPY_SCRIPTS, "usecase_session.py")
 
 
 def test_full_session_heap():

@@ -1,7 +1,6 @@
 # EEBUS JSON reader/writer scenarios. Plain functions with asserts, no pytest: the same file
 # runs under CPython (test_eejson.py) and under the MicroPython unix port (test_cases_mpy.py).
-# The capture directory comes from the environment variable GW_CAPTURES, which both runners
-# set from conftest.CAPTURES.
+# The captures are host_tests/vectors/eebus-captures (support.paths, which works under both).
 import json
 import os
 import sys
@@ -11,6 +10,7 @@ from eejson import writer as writer_mod
 from eejson.dialect import Path, Tree, build
 from eejson.reader import Consumer, JsonError, Names, Reader, parse, to_float
 from eejson.writer import Writer
+from support.paths import CAPTURES
 
 MPY = sys.implementation.name == "micropython"
 
@@ -32,9 +32,7 @@ REF_PLAIN = (
 
 
 def captures_dir():
-    d = os.getenv("GW_CAPTURES")
-    assert d, "set GW_CAPTURES to the eebus-captures directory"
-    return d
+    return CAPTURES
 
 
 def capture_names():

@@ -14,6 +14,7 @@ from spine.lpc import (
 )
 from spine.lpcstore import JsonStore
 from spine.table import emit_list, entries, item_name
+from support.paths import CAPTURES
 
 T0 = ticks_add(0, -150000)  # 150 s before the wrap
 S = 1000
@@ -82,8 +83,7 @@ def rowdict(row):
 
 
 def capture(name):
-    d = os.getenv("GW_CAPTURES") or "../shared/reference/eebus-captures"
-    with open(d + "/" + name, "rb") as f:
+    with open(CAPTURES + "/" + name, "rb") as f:
         return f.read().strip()
 
 

@@ -80,7 +80,7 @@ def server_to_data(chunk=0):
 
 
 def case_server_handshake_matches_capture():
-    # the order and bytes of ../shared/reference/eebus-captures/00_ship_handshake_evse_side.txt
+    # the order and bytes of host_tests/vectors/eebus-captures/00_ship_handshake_evse_side.txt
     c, sp = server_to_data()
     assert c.state == C.DATA
     assert sent(c) == [M.CMI, HELLO_READY, SELECT, PIN, AMR, AM_OURS], sent(c)

@@ -6,6 +6,7 @@ from spine import datagram as D
 from spine.app import SpineApp
 from spine.device import OP_READ, OP_WRITE_PARTIAL, SERVER, Entity, Feature, Function
 from spine.session import Session
+from support.paths import CAPTURES
 
 GW = "d:_n:Test_GW-0001"
 CEM = "d:_n:Demo_CEMPeer-cem-0001"
@@ -224,10 +225,7 @@ def case_notify_with_ack_gets_result_and_results_are_never_answered():
 
 def case_remote_discovery_summary_and_follow_up():
     app, s = new()
-    import os
-
-    cap = os.getenv("GW_CAPTURES") or "../shared/reference/eebus-captures"
-    with open(cap + "/02_evse_reply_detaileddiscovery.raw.json", "rb") as f:
+    with open(CAPTURES + "/02_evse_reply_detaileddiscovery.raw.json", "rb") as f:
         data = f.read().strip()
     data = data[data.index(b'"payload":') + 10 : -3].replace(b"d:_n:Demo_ControlBox-123456789", GW.encode())
     feed(s, data, chunk=37)

@@ -16,9 +16,9 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # host_tests/
 
-from echonet_node_proc import DEV, Node  # noqa: E402
+from support.echonet_node_proc import DEV, Node  # noqa: E402
 from pychonet import ECHONETAPIClient  # noqa: E402
 from pychonet.lib.udpserver import UDPServer  # noqa: E402
 

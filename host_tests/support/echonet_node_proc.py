@@ -4,9 +4,10 @@ MicroPython unix port on a charger model that stdin drives."""
 import json
 import subprocess
 
-import mpyrun
+from support import mpyrun
+from support.paths import MPY_SCRIPTS
 
-NODE = mpyrun.ROOT + "/host_tests/mpy/echonet_node.py"
+NODE = MPY_SCRIPTS + "/echonet_node.py"
 DEV = "127.0.0.2"
 
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import certs
-import mpyrun
+from support import mpyrun
 
 SKI_LINE = r"^SHIP (\S+):(\d+) SKI ([0-9a-f]{40}) ID (\S+)"
 

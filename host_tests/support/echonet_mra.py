@@ -1,13 +1,11 @@
-"""Release R property tables read from the reference (../shared/reference/echonet-mra-release-R.md,
-flattened from the consortium's MRA v1.3.1), and an EDT checker built from them. Independent of
+"""Release R property tables read from host_tests/vectors/echonet-release-r.md (transcribed from the
+ECHONET Consortium's Appendix Release R, MRA v1.3.1), and an EDT checker built from them. Independent of
 lib/: the tests use it to check every property the gateway encodes."""
 
-import os
 import re
 
-from conftest import SHARED
+from support.paths import ECHONET_TABLES as PATH
 
-PATH = os.path.join(SHARED, "reference", "echonet-mra-release-R.md")
 SECTIONS = {"0x0EF0": "node", "0x0000": "super", "0x02A1": "evc", "0x027E": "evcd"}
 
 

