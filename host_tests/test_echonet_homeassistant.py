@@ -20,8 +20,8 @@ import os
 import re
 import traceback
 
-import mpyrun
-from echonet_node_proc import Node
+from support import mpyrun
+from support.echonet_node_proc import Node
 from pychonet import ElectricVehicleCharger, ElectricVehicleChargerDischarger
 from pychonet.lib.epc import EPC_SUPER
 from test_echonet_e2e import DEV, Pychonet, rig  # noqa: F401 (rig is a fixture)
