@@ -37,14 +37,13 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-for _p in (os.path.dirname(HERE), os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if __name__ == "__main__":  # re-run as a script inside unshare -rn: no conftest set the path
+    _HT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:0] = [_HT, os.path.join(os.path.dirname(_HT), "lib"), os.path.join(os.path.dirname(_HT), "tools")]
 
-import mpyrun  # noqa: E402
-from gateway_proc import Gateway  # noqa: E402
+from support import mpyrun  # noqa: E402
+from support.gateway_proc import Gateway  # noqa: E402
+from support.paths import ROOT  # noqa: E402
 
 MPY32 = os.environ.get("GW_MPY32")
 INSIDE = os.environ.get("GW_IN_NETNS") == "1"
