@@ -8,7 +8,7 @@ Client role::
 
     ident = Identity.generate()
     peer = ShipPeer(ident, ship_id="TestCEM-1")
-    await peer.dial("127.0.0.1", 4711, expected_ski=gw_ski)      # connect + upgrade + handshake
+    await peer.dial("127.0.0.1", DEFAULT_PORT, expected_ski=gw_ski)      # connect + upgrade + handshake
     # or step by step, each optional:
     await peer.connect(host, port, expected_ski=...)              # TLS only, SKI checked before upgrade
     await peer.upgrade()                                          # WebSocket upgrade, subprotocol "ship"
@@ -48,10 +48,13 @@ __all__ = [
     "ShipError", "ShipMessage", "ShipPeer", "ShipServer", "Identity",
     "CMI", "hello_msg", "protocol_handshake_msg", "protocol_handshake_error_msg", "pin_state_msg",
     "access_methods_request_msg", "access_methods_msg", "connection_close_msg", "encode",
-    "data_message", "CLOSE_NORMAL", "CLOSE_REJECTED", "CLOSE_USER",
+    "data_message", "DEFAULT_PORT", "CLOSE_NORMAL", "CLOSE_REJECTED", "CLOSE_USER",
 ]
 
 CMI = b"\x00\x00"
+# the gateway's SHIP port (lib/gateway/config.py SHIP_PORT; this package must not import lib/,
+# so host_tests/test_newcomer.py checks that the two agree)
+DEFAULT_PORT = 4712
 TYPE_INIT, TYPE_CONTROL, TYPE_DATA, TYPE_END = 0, 1, 2, 3
 CLOSE_NORMAL = 4001     # "close"
 CLOSE_REJECTED = 4452   # "Node rejected by application"
