@@ -309,7 +309,10 @@ def main(board_path="/board.json", data_dir="/data", flag=None):
     of it (or out of one of its tasks) is logged to flash and restarts the board."""
     from gateway import netup
 
+    from gateway import supervisor
+
     flag = flag or netup.SAFE_FLAG
+    supervisor.early_feed(_machine())  # when boot.py did not (it does, with the config's value)
     sup = Supervisor(data_dir, _machine(), flag)  # counts a watchdog reset, may enter safe mode
     safe = netup.safe or netup.safe_reason(flag=flag)
     if safe:
