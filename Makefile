@@ -38,13 +38,19 @@ certs: venv
 
 # The gateway with the charging-station simulator as its controller (board_configs/host-sim.json:
 # RTU framing over TCP on 127.0.0.1:5020); the simulator's control port is 127.0.0.1:5021 and its
-# output goes to $(RUN_DIR)/sim.log. The simulator stops when the gateway does.
+# output goes to $(RUN_DIR)/sim.log. The simulator stops when the gateway does. In a terminal
+# the gateway's console runs (GW_CONSOLE=tty); Ctrl-D there ends the gateway with status 4
+# (lib/gateway/console.py RESTART_STATUS) and the loop starts it again, the device's soft reset.
 SIM_ARGS = --map board_configs/chargers/sim.json --port 5020 --rtu-over-tcp --control-port 5021
 
 run: certs
 	@tools/gw sim $(SIM_ARGS) >$(RUN_DIR)/sim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT INT TERM; \
-	GW_CONSOLE=tty MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR)
+	console=; [ -t 0 ] && console=tty; \
+	while :; do \
+	  GW_CONSOLE=$$console MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR); \
+	  rc=$$?; [ $$rc -eq 4 ] || exit $$rc; echo "gateway restarting (Ctrl-D at the console)"; \
+	done
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .hypothesis build

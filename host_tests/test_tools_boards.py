@@ -143,3 +143,21 @@ def test_readme_names_the_build():
     text = open(os.path.join(FW, "README.md")).read()
     for s in ("BOARD_DIR=", "OPENEVGW_ESP32", "OPENEVGW_ESP32_S3", "ESP-IDF", "tools/gw flash", "tools/gw build"):
         assert s in text, s
+
+
+# the ESP32 module's flash and PSRAM lines: GPIO6..11 (flash) everywhere, GPIO16 and 17 on a
+# WROVER, whose PSRAM takes them
+FLASH_PINS = {6, 7, 8, 9, 10, 11}
+PSRAM_PINS = {16, 17}
+
+
+def test_wrover_config_keeps_off_the_psram_lines():
+    cfg = config.load(os.path.join(BOARDS, "esp32-wrover.json"))
+    link = cfg["charger"]["link"]
+    pins = {link["tx"], link["rx"], link["de"]}
+    assert not pins & (PSRAM_PINS | FLASH_PINS), pins
+    # the WROOM config is for modules without PSRAM: it does use 16 and 17
+    wroom = config.load(os.path.join(BOARDS, "esp32-wroom.json"))["charger"]["link"]
+    assert {wroom["tx"], wroom["rx"]} == PSRAM_PINS
+    fw = open(os.path.join(FW, "README.md")).read()
+    assert "`esp32-wrover.json` | `OPENEVGW_ESP32` `SPIRAM`" in fw

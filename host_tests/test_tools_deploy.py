@@ -136,7 +136,7 @@ def fake_dev(tmp_path, monkeypatch):
 
 
 def test_no_board_attached(capsys, fake_dev, build_dir, firmware):
-    for argv in (["deploy", build_dir], ["repl"], ["flash", firmware], ["deploy", build_dir, "--dry-run"]):
+    for argv in (["deploy", build_dir], ["repl"], ["flash", firmware]):
         rc, cmds, err = gw_lines(capsys, *argv)
         assert rc == 2 and cmds == []
         assert "no board attached" in err and "ttyUSB*" in err and "--port" in err
@@ -245,3 +245,37 @@ def test_help_of_every_device_command():
         r = subprocess.run([sys.executable, os.path.join(mpyrun.ROOT, "tools", "gw.py"), c, "--help"],
                            capture_output=True, text=True)
         assert r.returncode == 0 and "usage: gw " + c in r.stdout, (c, r.stderr)
+
+
+def test_dry_run_without_a_board_prints_the_commands_with_a_placeholder(capsys, fake_dev, build_dir, firmware):
+    for argv, tool in ((["deploy", build_dir, "--dry-run"], "mpremote"), (["repl", "--dry-run"], "mpremote"),
+                       (["flash", firmware, "--dry-run"], "esptool")):
+        rc, cmds, err = gw_lines(capsys, *argv)
+        assert rc == 0 and cmds and all(c[0] == tool and devport.PLACEHOLDER in c for c in cmds), cmds
+        assert "no board attached: PORT stands for its serial port" in err
+
+
+def test_flash_falls_back_to_115200(capfd, tmp_path, firmware):
+    # the real esptool on a "port" that is a plain file: it fails at once at either rate
+    port = tmp_path / "ttyFAKE"
+    port.touch()
+    assert gw.main(["flash", firmware, "--port", str(port)]) == 2
+    out = capfd.readouterr()
+    runs = [shlex.split(l[2:]) for l in out.out.splitlines() if l.startswith("$ ")]
+    assert [c[c.index("--baud") + 1] for c in runs] == ["460800", "115200"]
+    assert "esptool failed at 460800 baud" in out.out and "esptool failed (exit" in out.err
+
+
+def test_flash_fallback_keeps_the_slow_rate_for_the_rest():
+    import flash
+
+    ran = []
+
+    def esptool(cmd):  # a board that only talks at 115200
+        ran.append(cmd)
+        return 0 if cmd[cmd.index("--baud") + 1] == "115200" else 2
+
+    cmds = flash.commands("esp32", "/dev/ttyUSB0", "fw.bin", 460800, erase=True)
+    assert flash.run_with_fallback(cmds, 460800, esptool) == 0
+    assert [(c[c.index("--baud") + 1], c[-1]) for c in ran] == [("460800", "erase-flash"), ("115200", "erase-flash"),
+                                                                 ("115200", "fw.bin")]

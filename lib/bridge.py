@@ -21,6 +21,7 @@
 import asyncio
 from array import array
 
+import log
 from compat import const, ticks_add, ticks_diff, ticks_ms
 from modbus.pdu import ModbusError, ModbusException
 
@@ -193,6 +194,10 @@ class Bridge:
     async def run(self):
         m = self.master
         sleep_ms = asyncio.sleep_ms
+        # the link state from the start: a controller that never answers is never "down" in
+        # the model (it never was up), so the first failed attempt says so here (_done);
+        # later changes are the model's F_LINK events, which gateway.app logs
+        log.info("bridge", "charger link: connecting (unit %d)", self.unit)
         self.sched.start(ticks_ms())
         try:
             while not self._stop:
@@ -315,7 +320,11 @@ class Bridge:
                 s.polled(self._arg, now)
             if op == _OP_INIT or op == _OP_PROBE:
                 self._init_j = 0
-            if s.failure(now):
+            went = s.failure(now)
+            if not went and s.tries == 1 and not self.ups:
+                log.warn("bridge", "charger link down: the controller does not answer (%r); retrying after %s ms",
+                         err, s.backoff)
+            if went:
                 self.downs += 1
                 self._init_j = 0
                 self._reinit = False

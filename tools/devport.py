@@ -34,9 +34,13 @@ def _patterns():
     return ", ".join(p for p in PORT_GLOBS if not p.startswith("/dev/cu."))
 
 
+PLACEHOLDER = "PORT"  # what --dry-run prints for the port when no board is attached
+
+
 def pick_port(port, dry_run=False):
     """The port to use: the one given (checked to exist unless dry_run), else the only board
-    attached. mpremote's own names (auto, a0, u0, rfc2217://...) pass through unchecked."""
+    attached; with dry_run and no board, PLACEHOLDER (the commands are still worth reading).
+    mpremote's own names (auto, a0, u0, rfc2217://...) pass through unchecked."""
     if port:
         if port.startswith("/dev/") and not dry_run and not os.path.exists(port):
             found = find_ports()
@@ -44,6 +48,10 @@ def pick_port(port, dry_run=False):
                             % (port, ", ".join(found) or "none"))
         return port
     found = find_ports()
+    if not found and dry_run:
+        print("no board attached: %s stands for its serial port (e.g. /dev/ttyUSB0; --port sets it)"
+              % PLACEHOLDER, file=sys.stderr)
+        return PLACEHOLDER
     if not found:
         raise ToolError("no board attached: nothing matches %s; plug the board in (a USB cable "
                         "with data lines), check 'dmesg | tail', or pass --port" % _patterns())
@@ -67,16 +75,22 @@ def show(cmd):
     return shlex.join(cmd)
 
 
+def run_one(cmd, out=None):
+    """Print and run one command; its exit status."""
+    print("$ " + show(cmd), file=out or sys.stdout, flush=True)
+    return subprocess.run([tool_path(cmd[0])] + list(cmd[1:])).returncode
+
+
 def execute(cmds, dry_run, out=None):
     """Print each command; unless dry_run, run it and stop at the first failure."""
     out = out or sys.stdout
     for cmd in cmds:
-        print(("" if dry_run else "$ ") + show(cmd), file=out, flush=True)
         if dry_run:
+            print(show(cmd), file=out, flush=True)
             continue
-        r = subprocess.run([tool_path(cmd[0])] + list(cmd[1:]))
-        if r.returncode != 0:
-            raise ToolError("%s failed (exit %d)" % (cmd[0], r.returncode))
+        rc = run_one(cmd, out)
+        if rc != 0:
+            raise ToolError("%s failed (exit %d)" % (cmd[0], rc))
     return 0
 
 

@@ -6,7 +6,9 @@ the board config and data directory as arguments.
    a loopback address: gw sim on that port, its control port one above, output in DATA/sim.log
    (--no-sim when another controller listens there)
 3. MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD DATA, until Ctrl-C; the
-   simulator is stopped with it
+   simulator is stopped with it. In a terminal the gateway's console runs (GW_CONSOLE=tty, as
+   make run sets it): `gw>` takes diag.status() and the rest, and Ctrl-D restarts the gateway
+   (it exits with RESTART_STATUS, the soft reset of the device)
 """
 
 import json
@@ -18,6 +20,7 @@ import sys
 from devport import ROOT, ToolError, tool_path
 
 DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "host-sim.json")
+RESTART_STATUS = 4  # lib/gateway/console.py: Ctrl-D at the console, start the gateway again
 
 
 def sim_command(board):
@@ -72,8 +75,14 @@ def run(args):
         sim = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         print("charger simulator: %s (log %s)" % (" ".join(argv[2:]), log.name))
     env = dict(os.environ, MICROPYPATH="%s:.frozen" % os.path.join(ROOT, "lib"))
+    if "GW_CONSOLE" not in env and sys.stdin.isatty():
+        env["GW_CONSOLE"] = "tty"  # the console in this terminal, as make run has it
     try:
-        return subprocess.call(gateway_command(args.board, args.data, args.heapsize), env=env)
+        while True:
+            r = subprocess.call(gateway_command(args.board, args.data, args.heapsize), env=env)
+            if r != RESTART_STATUS:
+                return r
+            print("gateway restarting (Ctrl-D at the console)", flush=True)
     except KeyboardInterrupt:
         return 130
     finally:

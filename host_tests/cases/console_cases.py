@@ -37,3 +37,11 @@ def case_execute_prints_values_and_survives_errors():
     execute("   ", ns)
     execute("y = x * 21", ns)
     assert ns["y"] == 42
+
+
+def case_ctrl_d_on_an_empty_line_is_eot():
+    from gateway.console import EOT
+
+    ed = LineEditor()
+    assert ed.feed("\x04") == EOT  # the serial console's Ctrl-D: soft reset
+    assert feed(ed, "ab\x04c\n") == ["abc"]  # inside a line it is ignored like other controls

@@ -126,10 +126,8 @@ class Gateway:
         if window:
             self.trust.open_window(time.ticks_ms(), window)
             print("pairing window open for %d s: unknown peers are trusted on first contact" % window)
-        print("pair: 1. enter SKI %s at the energy manager (evcc: ski of the eebus charger)" % self.ski)
-        print("      2. trust the manager's SKI here: 'tools/gw trust add <SKI>' on the host,")
-        print("         diag.approve() at the console; until then it is held pending, then refused")
-        print("try:  tools/gw cem --host %s --port %d --ski %s" % (host, port, self.ski))
+        for line in banner(self.ski, host, port, _on_device()):
+            print(line)
         # after the SHIP line, which tools and tests read first
         sup = self.sup
         sup.spawn("supervisor", sup.run())
@@ -211,6 +209,33 @@ class Gateway:
         await self.sup.wait_fatal()  # a task that died ends the run (main() restarts)
 
 
+def _on_device():
+    import sys
+
+    return sys.platform != "linux"
+
+
+def banner(ski, host, port, device):
+    """The pairing hints after the SHIP line: what works where the user reads them. On the
+    device there is no tools/gw: approve at its console, and dial its own address."""
+    if device:
+        from gateway import netup
+
+        host = netup.status["ip"] or "<the gateway's IP>"
+    elif host == "0.0.0.0":
+        host = "127.0.0.1"
+    out = ["pair: 1. enter SKI %s at the energy manager (evcc: ski of the eebus charger)" % ski]
+    if device:
+        out.append("      2. trust the manager's SKI: diag.approve() at this console (tools/gw repl);")
+        out.append("         until then it is held pending, then refused")
+        out.append("try:  tools/gw cem --host %s --port %d --ski %s (on a PC in this network)" % (host, port, ski))
+    else:
+        out.append("      2. trust the manager's SKI here: 'tools/gw trust add <SKI>' on the host,")
+        out.append("         diag.approve() at the console; until then it is held pending, then refused")
+        out.append("try:  tools/gw cem --host %s --port %d --ski %s" % (host, port, ski))
+    return out
+
+
 def _spine_options(cfg, data_dir):
     # what the SPINE use cases need from the board config (spine.app.SpineApp options)
     c = cfg["charger"]
@@ -284,7 +309,10 @@ def main(board_path="/board.json", data_dir="/data", flag=None):
     of it (or out of one of its tasks) is logged to flash and restarts the board."""
     from gateway import netup
 
+    from gateway import supervisor
+
     flag = flag or netup.SAFE_FLAG
+    supervisor.early_feed(_machine())  # when boot.py did not (it does, with the config's value)
     sup = Supervisor(data_dir, _machine(), flag)  # counts a watchdog reset, may enter safe mode
     safe = netup.safe or netup.safe_reason(flag=flag)
     if safe:

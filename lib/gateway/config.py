@@ -4,10 +4,14 @@ import json
 from ship.connection import Timers
 from ship.trust import normalize_ski
 
+# the SHIP port: the gateway's default, and that of a CEM it dials (ship.cem.port); the test
+# CEM (tools/testcem, which must not import lib/) keeps the same number, checked by a test
+SHIP_PORT = 4712
+
 _DEFAULTS = {
     "ship": {
         "host": "0.0.0.0",
-        "port": 4712,
+        "port": SHIP_PORT,
         "path": "/ship/",
         "max_message": 16384,
         "pairing_window_s": 0,
@@ -83,6 +87,14 @@ def _need(cond, key, why):
 def text_ok(v):
     """An identity value (brand, model, type, serial) of the board config or device.json."""
     return isinstance(v, str) and 0 < len(v) <= 32 and ";" not in v and '"' not in v
+
+
+def cem_host(h, key):
+    """A CEM's host name or address: getaddrinfo on the device (lwIP) and the unix port do not
+    resolve mDNS names, so a .local name could never be dialled."""
+    _need(not h.rstrip(".").lower().endswith(".local"), key,
+          "%s is an mDNS name, which the gateway cannot resolve: give the CEM's IP address "
+          "(or ship.cem null with ship.cem_browse true to find it by mDNS)" % h)
 
 
 def _ipv4(v):
@@ -190,6 +202,7 @@ def parse(doc):
     if cem is not None:
         _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")
         _need(isinstance(cem["host"], str) and isinstance(cem["port"], int), "ship.cem", "host is a string, port a number")
+        cem_host(cem["host"], "ship.cem.host")
         try:
             normalize_ski(cem["ski"])
         except (ValueError, AttributeError):

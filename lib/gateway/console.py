@@ -9,6 +9,10 @@ import asyncio
 
 PROMPT = "gw> "
 _MAX = 200  # a console line; longer input is cut, never grows a buffer without bound
+EOT = "\x04"  # Ctrl-D: what LineEditor.feed returns for it on an empty line
+# the host runners (make run, tools/gw run) start the gateway again when it exits with this
+# status: Ctrl-D there is the soft reset that Ctrl-D is on the device
+RESTART_STATUS = 4
 
 
 class LineEditor:
@@ -20,8 +24,11 @@ class LineEditor:
         self.write = write
 
     def feed(self, ch):
-        """The line when ch ends it (CR or LF; an empty line is ""), else None."""
+        """The line when ch ends it (CR or LF; an empty line is ""), EOT for Ctrl-D on an
+        empty line, else None."""
         w = self.write
+        if ch == EOT:
+            return None if self.buf else EOT
         if ch == "\r" or ch == "\n":
             line = "".join(self.buf)
             self.buf = []
@@ -78,8 +85,23 @@ def mode():
     return m if m in ("tty", "pipe") else None
 
 
+def soft_reset(kind):
+    """Ctrl-D at the console: restart the gateway as Ctrl-D at the device's REPL does. On the
+    device machine.soft_reset() (boot.py and main.py run again; supervisor.early_feed keeps a
+    running watchdog fed meanwhile); on the host the process ends with RESTART_STATUS and
+    make run / tools/gw run start it again. Raises SystemExit either way: nothing in the
+    gateway catches that, so asyncio.run ends and the sockets close with the process."""
+    print("Ctrl-D: soft reset, the gateway restarts")
+    if kind == "serial":
+        import machine
+
+        machine.soft_reset()
+    raise SystemExit(RESTART_STATUS)
+
+
 async def run(kind, period_ms=50):
-    """Serve the console until its input ends (EOF: nobody is there to type)."""
+    """Serve the console until its input ends (EOF: nobody is there to type; in a terminal
+    Ctrl-D, which restarts the gateway)."""
     import select
 
     stdin = sys.stdin
@@ -88,16 +110,21 @@ async def run(kind, period_ms=50):
     ed = LineEditor(sys.stdout.write if kind == "serial" else None)
     prompt = PROMPT if kind != "pipe" else ""
     ns = namespace()
-    # the first prompt waits for the first line: the start-up log is still coming
+    # the first prompt at once, as the README shows it: the console is there from the start
+    sys.stdout.write(prompt)
     while True:
         if not poll.poll(0):
             await asyncio.sleep_ms(period_ms)
             continue
         ch = stdin.read(1)
         if not ch:
-            poll.unregister(stdin)
-            return  # end of input: nobody is there to type
+            if kind == "pipe":
+                poll.unregister(stdin)
+                return  # end of input: nobody is there to type
+            soft_reset(kind)  # a terminal's Ctrl-D on an empty line (cooked mode: EOF)
         line = ed.feed(ch)
+        if line is EOT:
+            soft_reset(kind)  # the serial console's 0x04 on an empty line
         if line is not None:
             execute(line, ns)
             sys.stdout.write(prompt)

@@ -7,7 +7,7 @@
 # Errors name the key as device.<section>.<key>.
 import json
 
-from gateway.config import ConfigError, text_ok
+from gateway.config import SHIP_PORT, ConfigError, cem_host, text_ok
 from ship.trust import normalize_ski
 
 _KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem"), "echonet": ("manufacturer",)}
@@ -69,7 +69,8 @@ def parse(doc):
                 for k in c:
                     _need(k in ("host", "port", "ski"), "ship.cem." + k, "unknown key")
                 _need(isinstance(c.get("host"), str) and c["host"], "ship.cem.host", "must be a host name or address")
-                p = c.get("port", 4712)
+                cem_host(c["host"], "device.ship.cem.host")
+                p = c.get("port", SHIP_PORT)
                 _need(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536, "ship.cem.port", "must be 1..65535")
                 try:
                     ski = normalize_ski(c.get("ski"))

@@ -198,6 +198,10 @@ def boot(board="/board.json", flag=SAFE_FLAG, machine=None, network=None):
     except config.ConfigError as e:
         print("boot: config error: %s (network not started)" % e)
         cfg = None
+    # first: after a soft reset the watchdog may still run (supervisor.py explains)
+    from gateway import supervisor
+
+    supervisor.early_feed(machine, cfg["watchdog_ms"] if cfg else None)
     safe = safe_reason(cfg and cfg["safe_mode_pin"], machine, flag)
     if safe:
         print("safe mode (%s): the application does not start; diag.resume() leaves it" % safe)

@@ -10,6 +10,16 @@
 # The watchdog (machine.WDT) is fed by the supervisor task only while the asyncio loop runs (the
 # task itself gets scheduled) and every watched task shows progress within its deadline; a port
 # without machine.WDT gets the same rule in software, as a crash of the task that went silent.
+#
+# A soft reset (Ctrl-D at the REPL or at the gateway's console, machine.soft_reset()) does not
+# stop the ESP32's watchdog: it is the IDF task watchdog, and MicroPython's machine.WDT keeps its
+# user subscribed across the soft reset (a static handle in ports/esp32/machine_wdt.c) while
+# the Timer that release() started to feed it is torn down with the VM. boot.py's network wait
+# and the crash back-off would then run unfed and the board would reset under the user.
+# early_feed() runs first thing in boot (netup.boot) after a soft reset: WDT(timeout=...) again
+# reconfigures the running watchdog (esp_task_wdt_reconfigure on current ports; it cannot
+# stop it) and Timer(0) feeds it until Supervisor.run takes over, or for as long as the board
+# stays at the REPL (safe mode, a config error, Ctrl-C during the back-off).
 import asyncio
 import json
 import sys
@@ -25,6 +35,45 @@ STABLE_MS = 600000
 BACKOFF_S = (0, 5, 15, 30, 60, 120, 300)  # start delay after the nth crash in a row
 CRASH_LOG_BYTES = 4096  # two files of this size
 _cause_seen = False
+_early = None  # the Timer feeding a watchdog that survived a soft reset (early_feed)
+DEFAULT_WD_MS = 30000  # config.py's default, for a boot whose board config cannot be read
+
+
+def early_feed(machine, wd_ms=None):
+    """After a soft reset: re-arm the watchdog at wd_ms and feed it from Timer(0) until the
+    supervisor runs (see the top of this file). True when the timer feeds it."""
+    global _early
+    if _early is not None:
+        return True
+    if machine is None or not hasattr(machine, "WDT") or not hasattr(machine, "reset_cause"):
+        return False
+    if machine.reset_cause() != getattr(machine, "SOFT_RESET", -1):
+        return False  # a hard reset stops the watchdog: nothing runs yet
+    if wd_ms is None:
+        wd_ms = DEFAULT_WD_MS
+    if not wd_ms:
+        # this config runs no watchdog; one a previous config started would still run, and
+        # re-arming it here would start one where there was none: a hard reset clears it
+        return False
+    try:
+        w = machine.WDT(timeout=wd_ms)
+        w.feed()
+        t = machine.Timer(0)
+        t.init(period=max(wd_ms // 4, 100), mode=machine.Timer.PERIODIC, callback=lambda t: w.feed())
+    except (OSError, ValueError, TypeError) as e:
+        print("soft reset: cannot feed the watchdog (%s): the board may reset" % e)
+        return False
+    _early = t
+    print("soft reset: watchdog fed from Timer(0) until the gateway runs")
+    return True
+
+
+def _early_stop():
+    global _early
+    t = _early
+    if t is not None:
+        _early = None
+        t.deinit()
 
 
 class CrashState:
@@ -189,7 +238,8 @@ class Supervisor:
         return self.state.delay_s()
 
     def sleep(self, s):
-        # the back-off before a start (no watchdog runs yet); Ctrl-C ends it
+        # the back-off before a start: no watchdog runs yet, or after a soft reset early_feed
+        # feeds it; Ctrl-C ends it
         import time
 
         time.sleep(s)
@@ -274,8 +324,10 @@ class Supervisor:
         m = self.machine
         self.started = ticks_ms()  # stability counts from the start, after any back-off
         if self.wd_ms and m is not None and hasattr(m, "WDT"):
-            # ESP32: a started WDT cannot be stopped again (see release())
+            # ESP32: a started WDT cannot be stopped again (see release()); this one takes over
+            # from early_feed's timer after a soft reset
             self.wdt = m.WDT(timeout=self.wd_ms)
+            _early_stop()
             log.info(_TAG, "watchdog %d ms", self.wd_ms)
         elif self.wd_ms:
             log.info(_TAG, "no machine.WDT: software watchdog %d ms (a silent task ends the run)", self.wd_ms)
@@ -293,6 +345,7 @@ class Supervisor:
         m = self.machine
         if w is None or m is None or not hasattr(m, "Timer"):
             return
+        _early_stop()
         try:
             self._timer = m.Timer(0)
             self._timer.init(period=max(self.wd_ms // 4, 100), mode=m.Timer.PERIODIC, callback=lambda t: w.feed())

@@ -1,4 +1,7 @@
-# Wall-clock time from NTP (ntptime), with retries and back-off. Nothing that needs a valid
+# Wall-clock time from NTP, with retries and back-off. On the device the exchange is
+# gateway/sntp.py on the asyncio loop (the wait for the answer never blocks the loop; the name
+# lookup does, once per server). ntptime, blocking, serves where there is no machine.RTC to set
+# (the host tests' stand-in). Nothing that needs a valid
 # date runs before synced() is True: SpineApp.clock_synced is this, so no heartbeat with a
 # 2000 timestamp goes out (CEMs then ignore every limit, spine.md 10). TLS does not need it:
 # SHIP pins SKIs under CERT_OPTIONAL, where mbedTLS ignores certificate dates.
@@ -44,14 +47,23 @@ def _year():
 
 
 class TimeSync:
-    """servers: NTP host names; ntptime: the module (None: import it; False: there is none)."""
+    """servers: NTP host names; ntptime: the module (None: import it; False: there is none);
+    sntp and rtc: a gateway.sntp.Sntp and the RTC it sets (the default where machine.RTC is)."""
 
-    def __init__(self, servers, retries, ntptime=None):
-        if ntptime is None:
-            try:
-                import ntptime
-            except ImportError:
-                ntptime = False
+    def __init__(self, servers, retries, ntptime=None, sntp=None, rtc=None):
+        if ntptime is None and sntp is None:
+            rtc = rtc or _rtc()
+            if rtc is not None:
+                from gateway.sntp import Sntp
+
+                sntp = Sntp()
+            else:
+                try:
+                    import ntptime
+                except ImportError:
+                    ntptime = False
+        self.sntp = sntp
+        self.rtc = rtc
         self.ntp = ntptime or None
         self.servers = servers
         self.sched = Schedule(retries)
@@ -60,10 +72,10 @@ class TimeSync:
         self.synced_ms = None  # ticks of the last sync
 
     def host_clock(self):
-        return self.ntp is None
+        return self.ntp is None and self.sntp is None
 
     def synced(self):
-        if self.ntp is None:
+        if self.host_clock():
             return _year() >= 2024
         return self.sched.synced
 
@@ -83,10 +95,32 @@ class TimeSync:
             return True
         return False
 
+    async def attempt_async(self):
+        """One round over the servers with SNTP on the loop; True at the first that answers."""
+        from gateway.sntp import set_rtc
+
+        for s in self.servers:
+            try:
+                t = await self.sntp.query(s)
+            except Exception as e:  # OSError (timeout, DNS), SntpError, IndexError (no address)
+                self.last_error = "%s: %r" % (s, e)
+                continue
+            set_rtc(self.rtc, t)
+            self.last_server = s
+            self.synced_ms = ticks_ms()
+            return True
+        return False
+
+    async def astep(self):
+        """attempt_async() and its bookkeeping; the seconds until the next one."""
+        return self._book(await self.attempt_async())
+
     def step(self):
         """attempt() and its bookkeeping; returns the seconds until the next one."""
+        return self._book(self.attempt())
+
+    def _book(self, ok):
         was = self.sched.synced
-        ok = self.attempt()
         delay = self.sched.result(ok)
         if ok and not was:
             log.info(_TAG, "synced from %s: %s", self.last_server, log.stamp())
@@ -95,8 +129,20 @@ class TimeSync:
         return delay
 
     async def run(self):
-        if self.ntp is None:
+        if self.host_clock():
             log.info(_TAG, "no ntptime: the host clock counts (%s)", "set" if self.synced() else "not set")
             return
         while True:
-            await asyncio.sleep(self.step())
+            if self.sntp is not None:
+                await asyncio.sleep(await self.astep())
+            else:
+                await asyncio.sleep(self.step())
+
+
+def _rtc():
+    try:
+        import machine
+
+        return machine.RTC()
+    except (ImportError, AttributeError):
+        return None

@@ -38,7 +38,7 @@ import time
 from . import dialect
 from .identity import Identity, normalize_ski
 from .ship import ShipPeer
-from .shipmsg import ShipError, ShipMessage
+from .shipmsg import DEFAULT_PORT, ShipError, ShipMessage
 from .shipserver import ShipServer
 from .spine import SpineCem
 from .spinemsg import SpineError, SpineResultError, parse_feature_spec
@@ -52,7 +52,8 @@ def configure(parser):
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--host", help="dial the gateway at this address")
     where.add_argument("--listen", type=int, metavar="PORT", help="wait to be dialed on this TCP port")
-    parser.add_argument("--port", type=int, default=4711, help="gateway SHIP port with --host (4711)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="gateway SHIP port with --host (%d, the gateway's default)" % DEFAULT_PORT)
     parser.add_argument("--bind", default="0.0.0.0", help="address to listen on with --listen (0.0.0.0)")
     parser.add_argument("--path", default="/ship/", help="WebSocket path when dialing (/ship/)")
     parser.add_argument("--cert", metavar="DIR", default=DEFAULT_CERT_DIR,

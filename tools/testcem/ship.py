@@ -8,7 +8,7 @@ Client role::
 
     ident = Identity.generate()
     peer = ShipPeer(ident, ship_id="TestCEM-1")
-    await peer.dial("127.0.0.1", 4711, expected_ski=gw_ski)      # connect + upgrade + handshake
+    await peer.dial("127.0.0.1", 4712, expected_ski=gw_ski)      # connect + upgrade + handshake
     # or step by step, each optional:
     await peer.connect(host, port, expected_ski=...)              # TLS only, SKI checked before upgrade
     await peer.upgrade()                                          # WebSocket upgrade, subprotocol "ship"

@@ -13,6 +13,9 @@ __all__ = [
 ]
 
 CMI = b"\x00\x00"
+# the gateway's SHIP port (lib/gateway/config.py SHIP_PORT; this package must not import lib/,
+# so host_tests/test_newcomer.py checks that the two agree)
+DEFAULT_PORT = 4712
 TYPE_INIT, TYPE_CONTROL, TYPE_DATA, TYPE_END = 0, 1, 2, 3
 CLOSE_NORMAL = 4001     # "close"
 CLOSE_REJECTED = 4452   # "Node rejected by application"
