@@ -17,7 +17,7 @@ from eejson.reader import Consumer, JsonError, Reader
 from eejson.writer import Writer
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from support import mpyrun
-from support.paths import CAPTURES, LIB, MPY_SCRIPTS
+from support.paths import CAPTURES, LIB, MPY_SCRIPTS, ROOT
 
 NAMES = caserun.names(cases)
 CAPTURE_DATA = [cases.load(n) for n in cases.capture_names()]
