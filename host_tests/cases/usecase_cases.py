@@ -1,11 +1,11 @@
-# The use-case layer (lib/spine/app.py with ev.py, evse.py, lpc.py over lib/charger.py): a
+# The use-case layer (lib/usecases/station.py with ev.py, evse.py, lpc.py over lib/charger.py): a
 # session fed datagrams as SHIP delivers them, the charger model driven as the bridge would.
 # Runs under CPython and MicroPython.
 from charger import F_CHARGING, F_I1, F_PLUGGED, F_STATE, F_U1, SRC_LPC, SRC_OPEV, SRC_OSCEV, Charger
 from eejson.dialect import build
 from eejson.writer import Writer
 from spine import datagram as D
-from spine.app import SpineApp
+from usecases.station import SpineApp
 from spine.session import Session
 
 GW = "d:_n:Test_GW-0001"

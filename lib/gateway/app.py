@@ -13,7 +13,7 @@ from gateway.timesync import TimeSync
 from ship.cert import peer_ski
 from ship.node import ShipNode
 from ship.trust import TrustStore
-from spine.app import SpineApp
+from usecases.station import SpineApp
 
 _TAG = "app"
 _M_STATE = (1 << F_STATE) | (1 << F_PLUGGED) | (1 << F_CHARGING) | (1 << F_ERROR)
@@ -212,11 +212,11 @@ class Gateway:
 
 
 def _spine_options(cfg, data_dir):
-    # what the SPINE use cases need from the board config (spine.app.SpineApp options)
+    # what the SPINE use cases need from the board config (usecases.station.SpineApp options)
     c = cfg["charger"]
     if c is None:
         return None
-    from spine.lpcstore import JsonStore
+    from usecases.lpcstore import JsonStore
 
     uc = cfg["usecases"]
     phases = c["phases"]

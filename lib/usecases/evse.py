@@ -1,6 +1,6 @@
 # The power features of the EVSE entity [1] (spine.md 11, 12.9, 12.11, 12.12): LPC (and LPP
 # on a charger that discharges) as the controllable system, MPC as the monitored unit, and
-# EVCS's Bill. The LPC/LPP policy lives in spine.lpc; here are the features, their rows and
+# EVCS's Bill. The LPC/LPP policy lives in usecases.lpc; here are the features, their rows and
 # the writes a guard sends, checked whole before anything is applied.
 #
 # Numbering: LoadControl limit 0 = LPC, 1 = LPP; DeviceConfiguration key 0 = failsafe

@@ -1,5 +1,5 @@
 # CEVC's two features on the EV entity (spine.md 12.8): TimeSeries and IncentiveTable over
-# the sans-IO spine.cevc.Cevc, which holds the demand, the energy broker's power limits and
+# the sans-IO usecases.cevc.Cevc, which holds the demand, the energy broker's power limits and
 # incentives, and hands the plan to the charger model.
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, Feature, Function
 from spine.table import Table
@@ -52,7 +52,7 @@ class CevcFeatures:
         self.cevc.reset(now)
 
     def notify_changes(self, app):
-        from spine.ev import ADDRESS
+        from usecases.ev import ADDRESS
 
         app.notify(ADDRESS, self.fids[0], "timeSeriesListData")
         app.notify(ADDRESS, self.fids[1], "incentiveTableData")

@@ -10,7 +10,7 @@ from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr
 from spine.device import CLIENT, OP_READ, SERVER, Device, Entity, Feature, Function
-from spine.lpc import CH_KEYS, CH_LIMIT, CH_STATE
+from usecases.lpc import CH_KEYS, CH_LIMIT, CH_STATE
 from spine.session import Session
 from spine.table import duration_text
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
@@ -97,7 +97,7 @@ _HB_FN = "deviceDiagnosisHeartbeatData"
 class SpineApp:
     """ident: dict with brand, model, serial (the SHIP identity); address: SPINE device address.
     charger: the charger model (None: the EVSE entity without power features, SHIP tests);
-    options: phases, voltage, discharges, lpc (dict for spine.lpc.PowerLimit), evcs, cevc,
+    options: phases, voltage, discharges, lpc (dict for usecases.lpc.PowerLimit), evcs, cevc,
     clock (ms ticks, default compat.ticks_ms: tests pass their own)."""
 
     def __init__(self, address, ident, charger=None, options=None):
@@ -140,9 +140,9 @@ class SpineApp:
                 dev.add(self.ev.entity)
 
     def _power(self, charger, opts, evse):
-        from spine.ev import EvSide
-        from spine.evse import EvseSide
-        from spine.lpc import PowerLimit
+        from usecases.ev import EvSide
+        from usecases.evse import EvseSide
+        from usecases.lpc import PowerLimit
 
         phases = opts.get("phases", 3)
         volts = opts.get("voltage", 230)
@@ -153,12 +153,12 @@ class SpineApp:
         if opts.get("discharges"):
             self.lpp = PowerLimit(charger, now, produce=True, duration_from=self.lpc, **lpc_opts)
         if opts.get("evcs", True):
-            from spine.evcs import Evcs
+            from usecases.evcs import Evcs
 
             self.evcs = Evcs(charger, lambda: utc_timestamp() if self.clock_synced() else None)
         if opts.get("cevc"):
-            from spine.cevc import Cevc
-            from spine.cevcfeat import CevcFeatures
+            from usecases.cevc import Cevc
+            from usecases.cevcfeat import CevcFeatures
 
             c = opts["cevc"] if isinstance(opts["cevc"], dict) else {}
             self.cevc = CevcFeatures(Cevc(charger, now, **c), clock)
