@@ -12,7 +12,7 @@ from usecases import lpc
 from usecases.lpc import (
     AUTONOMOUS, CH_KEYS, CH_LIMIT, CH_STATE, CONTROLLED, FAILSAFE, INIT, LIMITED, PowerLimit,
 )
-from usecases.lpcstore import JsonStore
+from usecases.lpc import JsonStore
 from spine.table import emit_list, entries, item_name
 
 T0 = ticks_add(0, -150000)  # 150 s before the wrap

@@ -196,6 +196,26 @@ def case_usecases_announced_with_their_scenarios():
     assert "limitationOfPowerProduction" in names
 
 
+def case_evse_operating_state_follows_the_controller_link_and_error():
+    # EVSECC scenario 2 from the charger model alone (usecases.evse), no relay by the gateway
+    app, ch, s = new()
+    link(s, "sub", ([1], 2), ftype="DeviceDiagnosis")
+
+    def state():
+        out = take(s)
+        assert len(out) == 1 and fname(out[0]) == "deviceDiagnosisStateData", out
+        return cmdof(out[0])["deviceDiagnosisStateData"]
+
+    ch.update(link=False)
+    assert state() == {"operatingState": "failure", "lastErrorCode": "controller link lost"}
+    ch.update(link=True, error=5)
+    assert state() == {"operatingState": "failure", "lastErrorCode": "controller error 5"}
+    ch.update(error=5, power=100)
+    assert take(s) == []  # no change, no notify
+    ch.update(error=0)
+    assert state() == {"operatingState": "normalOperation"}
+
+
 def case_opev_write_needs_binding_and_reaches_the_model():
     app, ch, s = new(plugged=True)
     c = send(s, "write", (EV, 7), limits_cmd([lim(p, True, 10) for p in range(3)]))
