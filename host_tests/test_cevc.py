@@ -1,4 +1,4 @@
-"""CEVC station-side data (lib/spine/cevc.py) under CPython: the shared cases (MicroPython runs
+"""CEVC station-side data (lib/usecases/cevc.py) under CPython: the shared cases (MicroPython runs
 them in test_cases_mpy) and properties over written tree shapes."""
 import pytest
 
@@ -19,7 +19,7 @@ import re
 from support import mpyrun
 from eejson.writer import Writer
 from hypothesis import HealthCheck, given, settings, strategies as st
-from spine.cevc import Cevc
+from usecases.cevc import Cevc
 from spine.table import Table
 
 from charger import SRC_CEVC, Charger
@@ -147,7 +147,7 @@ def test_recommendation_is_the_running_slot(slots, at):
 HEAP_CODE = """
 import micropython
 from charger import Charger
-from spine.cevc import Cevc
+from usecases.cevc import Cevc
 import cevc_cases
 ch = Charger()
 c = Cevc(ch, 0, demand_wh=5000, departure_s=7200)
@@ -181,7 +181,7 @@ import random, sys
 from charger import Charger
 from eejson.dialect import build
 from usecase_cases import dialect
-from spine.cevc import Cevc
+from usecases.cevc import Cevc
 from spine.table import Table
 from eejson.writer import Writer
 import cevc_cases

@@ -1,4 +1,4 @@
-"""EVCS station-side data (lib/spine/evcs.py) under CPython: the shared cases (MicroPython runs
+"""EVCS station-side data (lib/usecases/evcs.py) under CPython: the shared cases (MicroPython runs
 them in test_cases_mpy) and properties over written tree shapes."""
 import pytest
 
@@ -17,7 +17,7 @@ import copy
 
 from eejson.writer import Writer
 from hypothesis import HealthCheck, given, settings, strategies as st
-from spine.evcs import Evcs
+from usecases.evcs import Evcs
 from spine.table import Table
 
 from charger import Charger
@@ -112,7 +112,7 @@ from charger import Charger
 from eejson.dialect import build
 from usecase_cases import dialect
 from eejson.writer import Writer
-from spine.evcs import Evcs
+from usecases.evcs import Evcs
 from spine.table import Table
 import evcs_cases
 

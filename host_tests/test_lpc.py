@@ -13,7 +13,7 @@ from cases import caserun, lpc_cases
 from compat import ticks_add
 from eejson.dialect import build
 from eejson.reader import JsonError
-from spine import lpc
+from usecases import lpc
 from spine.table import entries
 
 

@@ -1,10 +1,10 @@
-# CEVC station-side data (lib/spine/cevc.py); runs under CPython and MicroPython. The emitted
+# CEVC station-side data (lib/usecases/cevc.py); runs under CPython and MicroPython. The emitted
 # data is checked by rendering it and parsing the bytes back into plain values.
 from compat import ticks_add
 from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W, Charger
 from eejson.dialect import build
 from eejson.writer import Writer
-from spine.cevc import E_OK, E_REJECTED, Cevc
+from usecases.cevc import E_OK, E_REJECTED, Cevc
 from spine.table import Table
 
 H = 3600000

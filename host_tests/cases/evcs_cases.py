@@ -1,10 +1,10 @@
-# EVCS station-side data (lib/spine/evcs.py); runs under CPython and MicroPython. The emitted
+# EVCS station-side data (lib/usecases/evcs.py); runs under CPython and MicroPython. The emitted
 # data is checked by rendering it and parsing the bytes back into plain values.
 from charger import Charger
 from compat import ticks_add
 from eejson.dialect import build
 from eejson.writer import Writer
-from spine.evcs import E_OK, E_REJECTED, Evcs, utc_seconds, utc_text
+from usecases.evcs import E_OK, E_REJECTED, Evcs, utc_seconds, utc_text
 from spine.table import Table
 
 _W = Writer(8192)

@@ -1,4 +1,4 @@
-# LPC/LPP controllable-system logic (lib/spine/lpc.py) on top of the charger model; runs under
+# LPC/LPP controllable-system logic (lib/usecases/lpc.py) on top of the charger model; runs under
 # both runtimes. One case per transition of the state machine (spine.md 12.9), named with the
 # requirement of the LPC test specification that decides it. Every case starts just before
 # the tick wrap-around, so that each timer crosses it.
@@ -8,11 +8,11 @@ from charger import Charger, OBLIGATION, SRC_FAILSAFE, SRC_LPC, UNIT_W
 from compat import ticks_add
 from eejson.dialect import build
 from eejson.writer import Writer
-from spine import lpc
-from spine.lpc import (
+from usecases import lpc
+from usecases.lpc import (
     AUTONOMOUS, CH_KEYS, CH_LIMIT, CH_STATE, CONTROLLED, FAILSAFE, INIT, LIMITED, PowerLimit,
 )
-from spine.lpcstore import JsonStore
+from usecases.lpc import JsonStore
 from spine.table import emit_list, entries, item_name
 from support.paths import CAPTURES
 

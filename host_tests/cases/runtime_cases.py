@@ -8,7 +8,7 @@ import os
 import log
 from gateway import config, devconfig, netup, supervisor, timesync
 from gateway.supervisor import CrashState, Liveness, Supervisor
-from spine.app import SpineApp
+from usecases.station import SpineApp
 
 _DIR = "/tmp/runtime_case"
 

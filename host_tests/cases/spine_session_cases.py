@@ -3,7 +3,7 @@
 from eejson.dialect import build
 from eejson.writer import Writer
 from spine import datagram as D
-from spine.app import SpineApp
+from usecases.station import SpineApp
 from spine.device import OP_READ, OP_WRITE_PARTIAL, SERVER, Entity, Feature, Function
 from spine.session import Session
 from support.paths import CAPTURES

@@ -1,11 +1,11 @@
-# The use-case layer (lib/spine/app.py with ev.py, evse.py, lpc.py over lib/charger.py): a
+# The use-case layer (lib/usecases/station.py with ev.py, evse.py, lpc.py over lib/charger.py): a
 # session fed datagrams as SHIP delivers them, the charger model driven as the bridge would.
 # Runs under CPython and MicroPython.
 from charger import F_CHARGING, F_I1, F_PLUGGED, F_STATE, F_U1, SRC_LPC, SRC_OPEV, SRC_OSCEV, Charger
 from eejson.dialect import build
 from eejson.writer import Writer
 from spine import datagram as D
-from spine.app import SpineApp
+from usecases.station import SpineApp
 from spine.session import Session
 
 GW = "d:_n:Test_GW-0001"
@@ -194,6 +194,26 @@ def case_usecases_announced_with_their_scenarios():
     ucs = read(s, ([0], 0), "nodeManagementUseCaseData", None)["nodeManagementUseCaseData"]
     names = [x["useCaseName"] for u in items(ucs, "useCaseInformation") for x in items(u, "useCaseSupport")]
     assert "limitationOfPowerProduction" in names
+
+
+def case_evse_operating_state_follows_the_controller_link_and_error():
+    # EVSECC scenario 2 from the charger model alone (usecases.evse), no relay by the gateway
+    app, ch, s = new()
+    link(s, "sub", ([1], 2), ftype="DeviceDiagnosis")
+
+    def state():
+        out = take(s)
+        assert len(out) == 1 and fname(out[0]) == "deviceDiagnosisStateData", out
+        return cmdof(out[0])["deviceDiagnosisStateData"]
+
+    ch.update(link=False)
+    assert state() == {"operatingState": "failure", "lastErrorCode": "controller link lost"}
+    ch.update(link=True, error=5)
+    assert state() == {"operatingState": "failure", "lastErrorCode": "controller error 5"}
+    ch.update(error=5, power=100)
+    assert take(s) == []  # no change, no notify
+    ch.update(error=0)
+    assert state() == {"operatingState": "normalOperation"}
 
 
 def case_opev_write_needs_binding_and_reaches_the_model():

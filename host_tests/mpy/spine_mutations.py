@@ -9,7 +9,7 @@ import sys
 
 from charger import Charger
 from eejson.writer import Writer
-from spine.app import SpineApp
+from usecases.station import SpineApp
 from spine.datagram import Addr
 from spine.device import SERVER
 from spine.session import Session

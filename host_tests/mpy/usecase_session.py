@@ -13,7 +13,7 @@ import sys
 from charger import F_I1, F_PHASES, F_PLUGGED, F_POWER, F_SESSION_WH, F_STATE, F_TOTAL_WH, F_U1, Charger
 from compat import ticks_add
 from eejson.writer import Writer
-from spine.app import SpineApp
+from usecases.station import SpineApp
 
 GW = "d:_n:Test_GW-0001"
 CEM = "d:_n:Bench_CEM-1"

@@ -13,7 +13,7 @@ from gateway.timesync import TimeSync
 from ship.cert import peer_ski
 from ship.node import ShipNode
 from ship.trust import TrustStore
-from spine.app import SpineApp
+from usecases.station import SpineApp
 
 _TAG = "app"
 _M_STATE = (1 << F_STATE) | (1 << F_PLUGGED) | (1 << F_CHARGING) | (1 << F_ERROR)
@@ -100,16 +100,9 @@ class Gateway:
     def _charger_event(self, mask):
         # the console and the log ring say what a user needs to see: link and state changes
         ch = self.charger
+        # (the EVSE's operating state in EEBUS follows the model by itself: usecases.evse)
         if mask & (1 << F_LINK):
             log.info(_TAG, "charger link %s", "up" if ch.get(F_LINK) else "down")
-        if mask & ((1 << F_LINK) | (1 << F_ERROR)):
-            # EEBUS sees the EVSE in failure while the controller is unreachable or in error
-            if not ch.get(F_LINK):
-                self.spine.set_operating_state("failure", "controller link lost")
-            elif ch.get(F_ERROR):
-                self.spine.set_operating_state("failure", "controller error %s" % ch.get(F_ERROR))
-            else:
-                self.spine.set_operating_state("normalOperation")
         if mask & _M_STATE:
             log.info(_TAG, "charger state %s plugged %d charging %d error %s", ch.get(F_STATE),
                      1 if ch.get(F_PLUGGED) else 0, 1 if ch.get(F_CHARGING) else 0, ch.get(F_ERROR))
@@ -237,11 +230,11 @@ def banner(ski, host, port, device):
 
 
 def _spine_options(cfg, data_dir):
-    # what the SPINE use cases need from the board config (spine.app.SpineApp options)
+    # what the SPINE use cases need from the board config (usecases.station.SpineApp options)
     c = cfg["charger"]
     if c is None:
         return None
-    from spine.lpcstore import JsonStore
+    from usecases.lpc import JsonStore
 
     uc = cfg["usecases"]
     phases = c["phases"]

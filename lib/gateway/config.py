@@ -29,7 +29,7 @@ _DEFAULTS = {
     # the charging controller behind Modbus; None: no charger bridge (SHIP only)
     "charger": None,
     # SPINE use cases on top of the charger (spine.md 12); null values: the defaults of
-    # spine.lpc (failsafe limit 4.2 kW or the nominal max, 2 h, a guard heartbeat within 60 s,
+    # usecases.lpc (failsafe limit 4.2 kW or the nominal max, 2 h, a guard heartbeat within 60 s,
     # failsafe after 120 s without one)
     "usecases": {"evcs": True, "cevc": False, "failsafe_w": None, "failsafe_s": None,
                  "hb_timeout_s": None, "lpc_timeout_s": None},

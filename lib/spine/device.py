@@ -8,6 +8,9 @@ OP_READ = const(1)
 OP_READ_PARTIAL = const(2)
 OP_WRITE = const(4)
 OP_WRITE_PARTIAL = const(8)
+# the two combinations list functions offer: read (also partial), read and write (also partial)
+OPS_READ = const(3)
+OPS_READ_WRITE = const(15)
 
 SERVER = "server"
 CLIENT = "client"

@@ -75,7 +75,7 @@ def _body_link_request(w, arg):
 
 
 class Session:
-    """app: the SPINE application (spine.app.SpineApp): device, use cases, write approval."""
+    """app: the SPINE application (usecases.station.SpineApp): device, use cases, write approval."""
 
     def __init__(self, app):
         self.app = app

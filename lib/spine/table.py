@@ -7,6 +7,7 @@
 # Values: bool, int, str as they are; a 2-tuple (number, scale) is a scaledNumber
 # {number, scale}; a list is a nested object in the same flat form; a callable writes its
 # own value; None leaves the member out (an optional field not known now).
+from spine.device import Function
 
 
 def scaled(x):
@@ -249,3 +250,8 @@ def entries(tree, item):
     if not isinstance(tree, dict):
         return None
     return as_objects(tree.get(item))
+
+
+def list_function(name, ops, rows, keys=(), write=None):
+    """A list function served from rows (a Table), e.g. measurementListData."""
+    return Function(name, ops, write=write, table=Table(name, rows, keys))

@@ -1,4 +1,5 @@
-# EVCS, evChargingSummary 1.0.1 (spine.md 12.4), the EVSE side: the Bill server's data, sans-IO.
+# EVCS, evChargingSummary 1.0.1 (spine.md 12.4), the EVSE side: the Bill server on the EVSE
+# entity and its data, sans-IO.
 # A bill is added when a charging session ends (energy from the model, times absolute UTC
 # when the clock is synced); the energy broker, who knows prices and the PV share, may then
 # write cost and the grid / self-produced split of our bills.
@@ -12,7 +13,12 @@
 # the station's billing record.
 from charger import F_SESSION_WH, F_TOTAL_WH
 from compat import const, ticks_diff
-from spine.table import Items, as_obj, as_objects, entries, number, scaled, uint32
+from spine.device import OPS_READ, OPS_READ_WRITE, SERVER, Feature
+from spine.table import Items, as_obj, as_objects, entries, list_function, number, scaled, uint32
+
+EVCS = ("evChargingSummary", "1.0.1", (1,), "release")
+
+FT_BILL = const(8)  # on the EVSE entity
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
@@ -147,6 +153,19 @@ class Evcs:
                            for i in range(1, max_bills + 1))
         self._cons = tuple(("billId", i, "positionCountMin", 0, "positionCountMax", 2)
                            for i in range(1, max_bills + 1))
+
+    def feature(self):
+        return Feature(FT_BILL, "Bill", SERVER, (
+            list_function("billDescriptionListData", OPS_READ, self.description_rows, ("billId",)),
+            list_function("billConstraintsListData", OPS_READ, self.constraints_rows, ("billId",)),
+            list_function("billListData", OPS_READ_WRITE, self.bill_rows, ("billId",), self._write),
+        ), "Bill Server")
+
+    def notify(self, app, entity):
+        app.notify(entity, FT_BILL, "billListData")
+
+    def _write(self, session, inc):
+        return self.write_bills(inc.data.result if inc.data is not None else None, inc.partial)
 
     def description_rows(self):
         # billWriteable: the broker may write cost and the energy split (Tinkerforge says

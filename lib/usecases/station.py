@@ -1,40 +1,25 @@
-# The SPINE application of the gateway: the local device (DeviceInformation [0] and the
-# charging point EVSE [1]), its use cases, and the endpoint each SHIP connection feeds.
-# The use-case issue adds the EV entity and the e-mobility and power features on top.
+# The station: the SPINE application of the gateway. It lays out the local device
+# (DeviceInformation [0], the charging point EVSE [1], the EV [1,1] while plugged in), wires
+# the use cases (usecases.*) to the charger model, and does the plumbing they share: the
+# charger model's events, notifies to subscribers, the heartbeat, the use case list, and the
+# endpoint each SHIP connection feeds.
 import time
 
 import log
-from compat import ticks_diff, ticks_ms
+from compat import const, ticks_diff, ticks_ms
 from eejson.writer import Writer
 from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr
-from spine.device import CLIENT, OP_READ, SERVER, Device, Entity, Feature, Function
-from spine.lpc import CH_KEYS, CH_LIMIT, CH_STATE
+from spine.device import SERVER, Device, Entity, Feature
 from spine.session import Session
-from spine.table import duration_text
+from spine.table import duration_text, emit_object
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
+from usecases import evse as EVSE
+from usecases.evse import EVSECC, Evse, manufacturer
 
 _TAG = "spine"
-
-
-def _manufacturer(ident):
-    def emit(w):
-        w.obj_begin()
-        w.member("deviceName")
-        w.string(ident["model"])
-        w.member("deviceCode")
-        w.string(ident["model"])
-        w.member("serialNumber")
-        w.string(ident["serial"])
-        w.member("brandName")
-        w.string(ident["brand"])
-        w.member("powerSource")
-        w.string("mains3Phase")
-        w.obj_end()
-
-    return emit
-
+_FT_DEVICE_CLASS = const(1)  # DeviceClassification on DeviceInformation [0]
 
 # heartbeatTimeout we promise; sent every timeout - 2 s (spine.md 10: some EVSE peers take the
 # timeout as the receive deadline, and one sent exactly at the timeout made a peer disconnect)
@@ -54,78 +39,40 @@ def utc_timestamp():
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t[0], t[1], t[2], t[3], t[4], t[5])
 
 
-def _diagnosis_state(app):
-    def freeze():
-        state = app.operating_state
-        err = app.last_error
-
-        def emit(w):
-            w.obj_begin()
-            w.member("operatingState")
-            w.string(state)
-            if err:
-                w.member("lastErrorCode")
-                w.string(err)
-            w.obj_end()
-
-        return emit
-
-    return freeze
-
-
-# use cases we announce (spine.md 9, 12): (name, version, scenarios, sub-revision)
-_EVSECC = ("evseCommissioningAndConfiguration", "1.0.1", (1, 2), "release")
-_EVCS = ("evChargingSummary", "1.0.1", (1,), "release")
-_LPC = ("limitationOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
-_LPP = ("limitationOfPowerProduction", "1.0.0", (1, 2, 3, 4), "release")
-_MPC = ("monitoringOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
-_EV_UCS = (
-    ("evCommissioningAndConfiguration", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release"),
-    ("measurementOfElectricityDuringEvCharging", "1.0.1", (1, 2, 3), "release"),
-    ("overloadProtectionByEvChargingCurrentCurtailment", "1.0.1", (1, 2, 3), "release"),
-    ("optimizationOfSelfConsumptionDuringEvCharging", "1.0.1", (1, 2, 3), "release"),
-)
-_CEVC = ("coordinatedEvCharging", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
-
 _M_MEASURE = (M_MEASURE | M_ENERGY)
 _M_RANGE = (1 << F_HW_MIN) | (1 << F_HW_MAX) | (1 << F_EV_MAX)
 _M_EVSTATE = (1 << F_STATE) | (1 << F_CHARGING) | (1 << F_ERROR)
 _NOTIFY_MIN_MS = 1000  # measurement notifies at most once a second (spine.md 12.3)
+# notifies pending from charger model events (SpineApp._dirty)
+_D_MEASURE = const(1)
+_D_RANGE = const(2)
+_D_EVSTATE = const(4)
 _HB_FN = "deviceDiagnosisHeartbeatData"
 
 
 class SpineApp:
     """ident: dict with brand, model, serial (the SHIP identity); address: SPINE device address.
     charger: the charger model (None: the EVSE entity without power features, SHIP tests);
-    options: phases, voltage, discharges, lpc (dict for spine.lpc.PowerLimit), evcs, cevc,
+    options: phases, voltage, discharges, lpc (dict for usecases.lpc.PowerLimit), evcs, cevc,
     clock (ms ticks, default compat.ticks_ms: tests pass their own)."""
 
     def __init__(self, address, ident, charger=None, options=None):
         self.address = address
-        self.operating_state = "normalOperation"
-        self.last_error = None
         self.charger = charger
         opts = options or {}
         self.now = opts.get("clock", ticks_ms)
         dev = Device(address)
-        manu = Function("deviceClassificationManufacturerData", OP_READ, _manufacturer(ident))
-        dev.add(Entity((0,), "DeviceInformation", [NM.node_management(), Feature(1, "DeviceClassification", SERVER, (manu,))]))
-        evse = [
-            Feature(1, "DeviceClassification", SERVER, (manu,), "DeviceClassification Server"),
-            Feature(
-                2, "DeviceDiagnosis", SERVER,
-                (
-                    Function("deviceDiagnosisStateData", OP_READ, freeze=_diagnosis_state(self)),
-                    Function(_HB_FN, OP_READ, freeze=self._heartbeat_now),
-                ),
-                "DeviceDiagnosis Server",
-            ),
-            Feature(3, "DeviceDiagnosis", CLIENT, (), "DeviceDiagnosis Client"),
-        ]
-        self.ev = self.evse = self.lpc = self.lpp = self.evcs = self.cevc = None
+        manu = manufacturer(ident)
+        dev.add(Entity((0,), "DeviceInformation", [NM.node_management(), Feature(_FT_DEVICE_CLASS, "DeviceClassification", SERVER, (manu,))]))
+        self.evse = Evse(self, manu, (_HB_FN, self._heartbeat_now))
+        evse = self.evse.features()
+        self.ev = self.lpc = self.lpp = self.cs = self.mpc = self.evcs = self.cevc = None
+        # what each actor announces (usecases()): fixed once the station is wired
+        self._evse_ucs = (EVSECC,)
+        self._cs_ucs = self._mpc_ucs = self._ev_ucs = ()
         if charger is not None:
             self._power(charger, opts, evse)
-        dev.add(Entity((1,), "EVSE", evse))
+        dev.add(Entity(EVSE.ADDRESS, "EVSE", evse))
         self.device = dev
         self.sessions = []
         self.endpoints = []
@@ -140,9 +87,9 @@ class SpineApp:
                 dev.add(self.ev.entity)
 
     def _power(self, charger, opts, evse):
-        from spine.ev import EvSide
-        from spine.evse import EvseSide
-        from spine.lpc import PowerLimit
+        from usecases.ev import USECASES, Ev
+        from usecases.lpc import Lpc, PowerLimit
+        from usecases.mpc import MPC, Mpc
 
         phases = opts.get("phases", 3)
         volts = opts.get("voltage", 230)
@@ -152,48 +99,41 @@ class SpineApp:
         self.lpc = PowerLimit(charger, now, **lpc_opts)
         if opts.get("discharges"):
             self.lpp = PowerLimit(charger, now, produce=True, duration_from=self.lpc, **lpc_opts)
+        self.cs = Lpc(self.lpc, self.lpp, clock)
+        self.mpc = Mpc(charger, phases, volts)
+        self._cs_ucs = self.cs.usecases
+        self._mpc_ucs = (MPC,)
+        self._ev_ucs = USECASES
         if opts.get("evcs", True):
-            from spine.evcs import Evcs
+            from usecases.evcs import EVCS, Evcs
 
             self.evcs = Evcs(charger, lambda: utc_timestamp() if self.clock_synced() else None)
+            self._evse_ucs = (EVSECC, EVCS)
         if opts.get("cevc"):
-            from spine.cevc import Cevc
-            from spine.cevcfeat import CevcFeatures
+            from usecases.cevc import CEVC, Cevc, CevcFeatures
 
             c = opts["cevc"] if isinstance(opts["cevc"], dict) else {}
             self.cevc = CevcFeatures(Cevc(charger, now, **c), clock)
-        self.evse = EvseSide(charger, phases, volts, clock, self.lpc, self.lpp, self.evcs)
-        evse.extend(self.evse.features())
-        self.ev = EvSide(charger, phases, volts, clock, cevc=self.cevc)
+            self._ev_ucs = USECASES + (CEVC,)
+        evse.extend(self.cs.features())
+        evse.extend(self.mpc.features(self.cs.characteristic_rows))
+        if self.evcs is not None:
+            evse.append(self.evcs.feature())
+        self.ev = Ev(charger, phases, volts, clock, cevc=self.cevc)
 
     def _heartbeat_now(self):
         # a read before the clock is set gets no timestamp rather than a 1970/2000 one
-        return self._heartbeat_emitter((utc_timestamp() if self.clock_synced() else None, self.heartbeat_counter))
+        return self._heartbeat_emitter(utc_timestamp() if self.clock_synced() else None)
 
-    def _heartbeat_emitter(self, snapshot):
-        # snapshot: (timestamp, counter), frozen when the datagram is queued
-        def emit(w):
-            ts, n = snapshot
-            w.obj_begin()
-            if ts is not None:
-                w.member("timestamp")
-                w.string(ts)
-            w.member("heartbeatCounter")
-            w.integer(n)
-            w.member("heartbeatTimeout")
-            w.string(_HB_TIMEOUT)
-            w.obj_end()
-
-        return emit
+    def _heartbeat_emitter(self, ts):
+        # the data frozen when the datagram is queued: timestamp ts (None: left out), counter
+        row = ("timestamp", ts, "heartbeatCounter", self.heartbeat_counter, "heartbeatTimeout", _HB_TIMEOUT)
+        return lambda w: emit_object(w, row)
 
     def set_operating_state(self, state, error=None):
         """EVSE DeviceDiagnosis state (normalOperation, standby, failure + lastErrorCode),
-        notified to subscribers on change; e.g. failure while the controller link is lost."""
-        if state == self.operating_state and error == self.last_error:
-            return
-        self.operating_state = state
-        self.last_error = error
-        self.notify((1,), 2, "deviceDiagnosisStateData")
+        notified to subscribers on change (EVSECC: usecases.evse follows the charger model)."""
+        self.evse.set_operating_state(state, error)
 
     def notify(self, entity, fid, name):
         """Notify one function's current data to every subscriber of its feature: one
@@ -218,6 +158,7 @@ class SpineApp:
 
     def _charger_event(self, mask):
         ch = self.charger
+        self.evse.charger_event(ch, mask)
         if mask & (1 << F_PLUGGED):
             self._plug(bool(ch.get(F_PLUGGED)))
         if mask & _M_MEASURE:
@@ -243,7 +184,7 @@ class SpineApp:
             if self.cevc is not None:
                 self.cevc.reset(now)
             if self.evcs is not None and self.evcs.session_ended(now):
-                self.notify((1,), 8, "billListData")
+                self.evcs.notify(self, EVSE.ADDRESS)
         log.info(_TAG, "EV %s", "plugged in" if plugged else "unplugged")
         for s in self.sessions:
             s.entity_changed(ev.entity, plugged)
@@ -263,60 +204,43 @@ class SpineApp:
         if not self.clock_synced():
             return
         self.heartbeat_counter += 1
-        feature = self.device.feature((1,), 2)
-        emit = self._heartbeat_emitter((utc_timestamp(), self.heartbeat_counter))
+        feature = self.device.feature(EVSE.ADDRESS, EVSE.FT_DIAG)
+        emit = self._heartbeat_emitter(utc_timestamp())
         for s in self.sessions:
             s.notify(feature, _HB_FN, emit)
         self._wake()
 
     def _tick_power(self, now):
-        ch = self.lpc.tick(now)
-        if self.lpp is not None:
-            ch |= self.lpp.tick(now)
-        if ch & CH_LIMIT:
-            self.notify((1,), 4, "loadControlLimitListData")
-        if ch & CH_KEYS:
-            self.notify((1,), 5, "deviceConfigurationKeyValueListData")
-        if ch & CH_STATE:
-            log.info(_TAG, "LPC %s", self.lpc.state)
-        plugged = self.device.entity(self.ev.entity.address) is not None
+        self.cs.tick(self, EVSE.ADDRESS, now)
+        ev = self.ev
+        plugged = self.device.entity(ev.entity.address) is not None
         if self.cevc is not None and plugged and self.cevc.tick(now):
             self.cevc.notify_changes(self)
         d = self._dirty
         if not d:
             return
         if d & _D_EVSTATE and plugged:
-            self.notify(self.ev.entity.address, 4, "deviceDiagnosisStateData")
+            ev.notify_state(self)
         if d & _D_RANGE and plugged:
-            self.notify(self.ev.entity.address, 5, "electricalConnectionPermittedValueSetListData")
-            self.notify(self.ev.entity.address, 7, "loadControlLimitListData")
+            ev.notify_range(self)
         d &= _D_MEASURE
         if d and ticks_diff(now, self._meas_at) >= _NOTIFY_MIN_MS:
             self._meas_at = now
-            self.notify((1,), 7, "measurementListData")
+            self.mpc.notify(self, EVSE.ADDRESS)
             if plugged:
-                self.notify(self.ev.entity.address, 6, "measurementListData")
+                ev.notify_measurements(self)
             d = 0
         self._dirty = d
 
     def usecases(self):
         """(entity, actor, [(name, version, scenarios, subrevision)]) of what is offered now."""
-        evse = [_EVSECC]
-        if self.evcs is not None:
-            evse.append(_EVCS)
-        ucs = [((1,), "EVSE", evse)]
+        ucs = [(EVSE.ADDRESS, "EVSE", self._evse_ucs)]
         if self.charger is None:
             return ucs
-        cs = [_LPC]
-        if self.lpp is not None:
-            cs.append(_LPP)
-        ucs.append(((1,), "ControllableSystem", cs))
-        ucs.append(((1,), "MonitoredUnit", [_MPC]))
+        ucs.append((EVSE.ADDRESS, "ControllableSystem", self._cs_ucs))
+        ucs.append((EVSE.ADDRESS, "MonitoredUnit", self._mpc_ucs))
         if self.device.entity(self.ev.entity.address) is not None:
-            ev = list(_EV_UCS)
-            if self.cevc is not None:
-                ev.append(_CEVC)
-            ucs.append((self.ev.entity.address, "EV", ev))
+            ucs.append((self.ev.entity.address, "EV", self._ev_ucs))
         return ucs
 
     # hooks the sessions call
@@ -330,11 +254,8 @@ class SpineApp:
     def on_data(self, session, inc, feature):
         # the guard's / CEM's heartbeat, to our DeviceDiagnosis client (spine.md 10): its
         # arrival counts, by our monotonic clock, not its timestamp
-        if inc.data_name == _HB_FN and feature.type == "DeviceDiagnosis" and self.lpc is not None:
-            now = self.now()
-            self.lpc.heartbeat(now)
-            if self.lpp is not None:
-                self.lpp.heartbeat(now)
+        if inc.data_name == _HB_FN and feature.type == "DeviceDiagnosis" and self.cs is not None:
+            self.cs.heartbeat(self.now())
             session.stats["heartbeats"] = session.stats.get("heartbeats", 0) + 1
         return D.E_OK
 
@@ -349,7 +270,7 @@ class SpineApp:
             session.read_remote(nm, NM.UCD)
             hb = _guard_heartbeat(r)
             if hb is not None and self.charger is not None:
-                client = Addr(self.address, (1,), 3)
+                client = Addr(self.address, EVSE.ADDRESS, EVSE.FT_DIAG_CLIENT)
                 server = Addr(r.device, hb[0], hb[1])
                 session.subscribe_remote(client, server, "DeviceDiagnosis")
                 session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
@@ -358,9 +279,6 @@ class SpineApp:
         return Endpoint(self, Session(self))
 
 
-_D_MEASURE = 1
-_D_RANGE = 2
-_D_EVSTATE = 4
 _GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
 
 

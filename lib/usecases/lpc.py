@@ -1,9 +1,10 @@
 # LPC (limitationOfPowerConsumption) and LPP (limitationOfPowerProduction) on the
 # controllable-system side (spine.md 12.9, 12.11): the state machine of the LPC test
-# specification, the data points the energy guard reads and writes, and the mapping of the
-# limit into the charger model. Sans-IO: the lead's SPINE features hand in written entries
-# (plain dicts from the tree builder), heartbeats and time; this module answers with rows for
-# the tables, result codes and change masks. The charger model supplies the failsafe
+# specification (PowerLimit), the data points the energy guard reads and writes, the mapping of
+# the limit into the charger model, the EVSE entity's LoadControl and DeviceConfiguration
+# servers over them (Lpc) and the store of the failsafe values (JsonStore). Sans-IO: the
+# features hand in written entries (plain dicts from the tree builder), heartbeats and time;
+# PowerLimit answers with rows for the tables, result codes and change masks. The charger model supplies the failsafe
 # *mechanism*; the policy (when failsafe starts and ends) is decided here, so the model's own
 # supervise() is not used for SRC_LPC.
 #
@@ -21,10 +22,33 @@
 # Wiring: heartbeat() on each guard heartbeat notify, tick() about every second (it returns
 # what to notify), check_*/apply_*/reject_limit() from the write handlers. Nothing else may
 # request, withdraw or supervise SRC_LPC in the charger model.
+#
+# Numbering on the EVSE entity: LoadControl limit 0 = LPC, 1 = LPP; DeviceConfiguration key 0 =
+# failsafe consumption limit, 1 = failsafe duration minimum (shared by LPC and LPP,
+# LPP-TS-041), 2 = failsafe production limit; characteristic 0 = consumption nominal max,
+# 1 = production.
+import json
+
+import jsonfile
+import log
 from compat import const, ticks_diff
 
 from charger import OBLIGATION, SRC_LPC, UNIT_W
-from spine.table import as_obj, duration_s, duration_text, number, scaled
+from spine import datagram as D
+from spine.device import OPS_READ, OPS_READ_WRITE, SERVER, Feature
+from spine.table import as_obj, duration_s, duration_text, entries, list_function, number, scaled
+
+LPC = ("limitationOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
+LPP = ("limitationOfPowerProduction", "1.0.0", (1, 2, 3, 4), "release")
+
+FT_LOADCONTROL = const(4)  # on the EVSE entity
+FT_CONFIG = const(5)
+
+LIMIT_LPC = const(0)
+LIMIT_LPP = const(1)
+KEY_LPC = const(0)
+KEY_DURATION = const(1)
+KEY_LPP = const(2)
 
 INIT = "init"
 LIMITED = "limited"
@@ -531,3 +555,161 @@ class PowerLimit:
         else:
             c.end_failsafe(SRC_LPC, now)
             c.withdraw(SRC_LPC, now)
+
+
+class Lpc:
+    """The controllable system's servers on the EVSE entity over lpc (and lpp, None on a
+    charge-only station): LoadControl (the limits) and DeviceConfiguration (the failsafe
+    values); ElectricalConnection's characteristics are listed by MPC's server. now(): ms ticks."""
+
+    def __init__(self, lpc, lpp, now):
+        self.lpc = lpc
+        self.lpp = lpp
+        self.now = now
+        # (PowerLimit, limit id, failsafe limit key, failsafe duration key) per side
+        self._sides = ((lpc, LIMIT_LPC, KEY_LPC, KEY_DURATION),)
+        self.usecases = (LPC,)
+        if lpp is not None:
+            self._sides += ((lpp, LIMIT_LPP, KEY_LPP, None),)
+            self.usecases = (LPC, LPP)
+
+    def features(self):
+        limit_desc = tuple(pl.limit_description(lid) for pl, lid, _, _ in self._sides)
+        return [
+            Feature(FT_LOADCONTROL, "LoadControl", SERVER, (
+                list_function("loadControlLimitDescriptionListData", OPS_READ, limit_desc, ("limitId",)),
+                list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",), self._write_limits),
+            ), "LoadControl Server"),
+            Feature(FT_CONFIG, "DeviceConfiguration", SERVER, (
+                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, self._key_desc_rows(), ("keyId",)),
+                list_function("deviceConfigurationKeyValueListData", OPS_READ_WRITE, self._key_rows, ("keyId",), self._write_keys),
+            ), "DeviceConfiguration Server"),
+        ]
+
+    def heartbeat(self, now):
+        """The guard's heartbeat arrived."""
+        self.lpc.heartbeat(now)
+        if self.lpp is not None:
+            self.lpp.heartbeat(now)
+
+    def tick(self, app, entity, now):
+        """LPC/LPP timers; notifies the limits and failsafe values that changed."""
+        ch = self.lpc.tick(now)
+        if self.lpp is not None:
+            ch |= self.lpp.tick(now)
+        if ch & CH_LIMIT:
+            app.notify(entity, FT_LOADCONTROL, "loadControlLimitListData")
+        if ch & CH_KEYS:
+            app.notify(entity, FT_CONFIG, "deviceConfigurationKeyValueListData")
+        if ch & CH_STATE:
+            log.info("spine", "LPC %s", self.lpc.state)
+
+    # ---- rows -------------------------------------------------------------------------------
+
+    def _limit_rows(self):
+        now = self.now()
+        return tuple(pl.limit_data(lid, now) for pl, lid, _, _ in self._sides)
+
+    def _key_desc_rows(self):
+        rows = ()
+        for pl, _, key, dkey in self._sides:
+            rows += pl.key_descriptions(key, dkey)
+        return rows
+
+    def _key_rows(self):
+        rows = ()
+        for pl, _, key, dkey in self._sides:
+            rows += pl.key_values(key, dkey)
+        return rows
+
+    def characteristic_rows(self):
+        # characteristic id = limit id: 0 consumption, 1 production nominal max
+        return tuple(pl.characteristic(lid) for pl, lid, _, _ in self._sides)
+
+    # ---- the guard's writes --------------------------------------------------------------------
+
+    def _write_limits(self, session, inc):
+        ents = entries(inc.data.result if inc.data is not None else None, "loadControlLimitData")
+        if ents is None:
+            return D.E_GENERAL, "malformed loadControlLimitData"
+        # a delete filter removing timePeriod (the guard drops a limit's duration, spine.md 3.2)
+        dele = inc.del_elements is not None and "timePeriod" in inc.del_elements
+        dsel = inc.del_selectors.get("limitId") if inc.del_selectors else None
+        now = self.now()
+        work = []
+        err = None
+        for e in ents:
+            lid = e.get("limitId")
+            pl = self.lpc if lid == LIMIT_LPC else self.lpp if lid == LIMIT_LPP else None
+            if pl is None or isinstance(lid, bool):
+                err = (D.E_REJECTED, "unknown limitId %s" % (lid,))
+                break
+            d = dele and (dsel is None or dsel == lid)
+            work.append((pl, e, d))
+            err = pl.check_limit(e, d, now)
+            if err[0]:
+                break
+            err = None
+        if err is not None:
+            # a refused limit has consequences of its own in init/failsafe (LPC-TS-018, 031)
+            for pl, e, d in work:
+                pl.reject_limit(now)
+            return err
+        if dele and not work:
+            for pl, lid in ((self.lpc, LIMIT_LPC), (self.lpp, LIMIT_LPP)):
+                if pl is not None and (dsel is None or dsel == lid):
+                    work.append((pl, {"limitId": lid}, True))
+        for pl, e, d in work:
+            pl.apply_limit(e, d, now)
+        return D.E_OK, None
+
+    def _write_keys(self, session, inc):
+        ents = entries(inc.data.result if inc.data is not None else None, "deviceConfigurationKeyValueData")
+        if ents is None:
+            return D.E_GENERAL, "malformed deviceConfigurationKeyValueData"
+        by = {}
+        for e in ents:
+            k = e.get("keyId")
+            if isinstance(k, bool) or not (k in (KEY_LPC, KEY_DURATION) or (k == KEY_LPP and self.lpp is not None)):
+                return D.E_REJECTED, "unknown keyId %s" % (k,)
+            by[k] = e
+        now = self.now()
+        # the duration minimum is LPC's data point, shared by LPP (LPP-TS-041)
+        lpc = (by.get(KEY_LPC), by.get(KEY_DURATION))
+        lpp = by.get(KEY_LPP)
+        if lpc[0] is not None or lpc[1] is not None:
+            err = self.lpc.check_keys(lpc[0], lpc[1], now)
+            if err[0]:
+                return err
+        if lpp is not None:
+            err = self.lpp.check_keys(lpp, None, now)
+            if err[0]:
+                return err
+        if lpc[0] is not None or lpc[1] is not None:
+            self.lpc.apply_keys(lpc[0], lpc[1], now)
+        if lpp is not None:
+            self.lpp.apply_keys(lpp, None, now)
+        return D.E_OK, None
+
+
+# Persistent failsafe values of LPC/LPP (LPC-TS-044): one small JSON object on the flash file
+# system (jsonfile: a power loss mid-write leaves the previous values). save() merges, so that
+# LPC and LPP can share one file.
+class JsonStore:
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        """The stored object, or None when missing or unreadable (the caller then uses its
+        pre-configured values, LPC-TS-019)."""
+        try:
+            with open(self.path) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return d if isinstance(d, dict) else None
+
+    def save(self, values):
+        d = self.load() or {}
+        d.update(values)
+        jsonfile.write(self.path, d)

@@ -1,7 +1,7 @@
-# CEVC, coordinatedEvCharging 1.0.1 (spine.md 12.8), the EV side: the data of the EV entity's
-# TimeSeries and IncentiveTable servers, sans-IO (the caller passes ms ticks in). The feature
-# wiring lives with the application; this module validates writes, keeps the data and turns the
-# energy broker's power constraints into a time-based recommendation for the charger model.
+# CEVC, coordinatedEvCharging 1.0.1 (spine.md 12.8), the EV side: the EV entity's TimeSeries
+# and IncentiveTable servers (CevcFeatures) over their data (Cevc, sans-IO: the caller passes
+# ms ticks in), which validates writes, keeps the data and turns the energy broker's power
+# constraints into a time-based recommendation for the charger model.
 #
 # An IEC 61851 car tells nothing about its demand, so the demand (singleDemand) comes from user
 # input and our "plan" is simply what we will do: each constraints slot at its maxValue, capped
@@ -27,7 +27,14 @@
 # long as tick() runs more often than every few days.
 from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W
 from compat import const, ticks_diff
-from spine.table import Items, as_obj, as_objects, duration_s, duration_text, emit_list, entries, number, scaled, uint32
+from spine.device import OPS_READ, OPS_READ_WRITE, OP_READ, OP_WRITE, OP_WRITE_PARTIAL, SERVER, Feature, Function
+from spine.table import Items, as_obj, as_objects, duration_s, duration_text, emit_list, entries, list_function, number, scaled, uint32
+from usecases.ev import ADDRESS as _EV
+
+CEVC = ("coordinatedEvCharging", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
+
+FT_SERIES = const(8)  # on the EV entity
+FT_INCENTIVE = const(9)
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
@@ -627,3 +634,50 @@ class Cevc:
         self._ib = self._el
         self._ikey = self._ipos()
         return E_OK, None
+
+
+class CevcFeatures:
+    """The EV entity's TimeSeries and IncentiveTable servers over a Cevc."""
+
+    def __init__(self, cevc, now):
+        self.cevc = cevc
+        self.now = now  # ms ticks
+
+    def features(self):
+        c = self.cevc
+        return [
+            Feature(FT_SERIES, "TimeSeries", SERVER, (
+                list_function("timeSeriesDescriptionListData", OPS_READ, c.description_rows, ("timeSeriesId",)),
+                list_function("timeSeriesConstraintsListData", OPS_READ, c.constraints_rows, ("timeSeriesId",)),
+                list_function("timeSeriesListData", OPS_READ_WRITE, lambda: c.series_rows(self.now()), ("timeSeriesId",), self._write_series),
+            ), "TimeSeries Server"),
+            Feature(FT_INCENTIVE, "IncentiveTable", SERVER, (
+                Function("incentiveTableConstraintsData", OP_READ, freeze=c.incentive_constraints_emit),
+                Function("incentiveTableDescriptionData", OP_READ | OP_WRITE | OP_WRITE_PARTIAL,
+                         write=self._write_description, freeze=c.incentive_description_emit),
+                Function("incentiveTableData", OP_READ | OP_WRITE | OP_WRITE_PARTIAL,
+                         write=self._write_incentives, freeze=lambda: c.incentive_data_emit(self.now())),
+            ), "IncentiveTable Server"),
+        ]
+
+    def _tree(self, inc):
+        return inc.data.result if inc.data is not None else None
+
+    def _write_series(self, session, inc):
+        return self.cevc.write_series(self._tree(inc), inc.partial, self.now())
+
+    def _write_description(self, session, inc):
+        return self.cevc.write_incentive_description(self._tree(inc), inc.partial, self.now())
+
+    def _write_incentives(self, session, inc):
+        return self.cevc.write_incentive_data(self._tree(inc), inc.partial, self.now())
+
+    def tick(self, now):
+        return self.cevc.tick(now)
+
+    def reset(self, now):
+        self.cevc.reset(now)
+
+    def notify_changes(self, app):
+        app.notify(_EV, FT_SERIES, "timeSeriesListData")
+        app.notify(_EV, FT_INCENTIVE, "incentiveTableData")

@@ -1,0 +1,130 @@
+# The EV entity [1,1] (spine.md 11, 12.2-12.8), present while a vehicle is plugged in, and
+# EVCC, evCommissioningAndConfiguration 1.0.1 (12.2): configuration, identification,
+# manufacturer, diagnosis and the permitted values. The entity also carries EVCEM's
+# measurements (usecases.evcem), OPEV's and OSCEV's limits (usecases.opev) and, when enabled,
+# CEVC's TimeSeries and IncentiveTable (usecases.cevc).
+from charger import F_CHARGING, F_ERROR, F_STATE
+from compat import const
+from spine.device import OPS_READ, OP_READ, SERVER, Entity, Feature, Function
+from spine.table import Items, emit_object, list_function, scaled
+from usecases.evcem import EVCEM, Evcem
+from usecases.measurement import current_range, electrical_connection
+from usecases.opev import OPEV, OSCEV, Opev
+
+EVCC = ("evCommissioningAndConfiguration", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
+
+# what the EV entity announces (CEVC, when on, adds its own)
+USECASES = (EVCC, EVCEM, OPEV, OSCEV)
+
+ADDRESS = (1, 1)
+FT_CONFIG = const(1)
+FT_IDENT = const(2)
+FT_CLASS = const(3)
+FT_DIAG = const(4)
+FT_ELECTRICAL = const(5)  # EVCC's permitted values, EVCEM's parameters
+
+
+class Ev:
+    """The EV entity's data over the charger model. now(): ms ticks (for limit requests);
+    cevc: usecases.cevc.CevcFeatures when CEVC is on."""
+
+    def __init__(self, charger, phases, voltage, now, comm_standard="iec61851", cevc=None):
+        self.ch = charger
+        self.np = phases
+        self.voltage = voltage
+        self.comm = comm_standard
+        self.evcem = Evcem(charger, phases, voltage)
+        self.opev = o = Opev(charger, phases, now)
+        # what the CEM wrote to OPEV/OSCEV: per limit id, active and value in A (o's lists)
+        self.active = o.active
+        self.value = o.value
+        self.cevc = cevc
+        self.entity = self._entity()
+
+    # ---- the entity ---------------------------------------------------------------------
+
+    def _entity(self):
+        feats = [
+            Feature(FT_CONFIG, "DeviceConfiguration", SERVER, (
+                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, (("keyId", 1, "keyName", "communicationsStandard", "valueType", "string"),
+                     ("keyId", 2, "keyName", "asymmetricChargingSupported", "valueType", "boolean")), ("keyId",)),
+                list_function("deviceConfigurationKeyValueListData", OPS_READ, self._config_rows, ("keyId",)),
+            ), "DeviceConfiguration Server"),
+            # IEC 61851 tells no identification: an empty list (spine.md 12.2)
+            Feature(FT_IDENT, "Identification", SERVER, (
+                list_function("identificationListData", OPS_READ, (), ("identificationId",)),
+            ), "Identification Server"),
+            Feature(FT_CLASS, "DeviceClassification", SERVER, (
+                Function("deviceClassificationManufacturerData", OP_READ, emit=lambda w: emit_object(w, ())),
+            ), "DeviceClassification Server"),
+            # without stateData on the EV, eebus-go reports the EV as not connected (15.3)
+            Feature(FT_DIAG, "DeviceDiagnosis", SERVER, (
+                Function("deviceDiagnosisStateData", OP_READ, freeze=self._state_freeze),
+            ), "DeviceDiagnosis Server"),
+            electrical_connection(FT_ELECTRICAL, self.np, self.evcem.param_desc, permitted=self._permitted_rows),
+            self.evcem.feature(),
+            self.opev.feature(),
+        ]
+        if self.cevc is not None:
+            feats.extend(self.cevc.features())
+        return Entity(ADDRESS, "EV", feats)
+
+    # ---- notifies (the station calls them while the EV is plugged in) -----------------------
+
+    def notify_state(self, app):
+        app.notify(ADDRESS, FT_DIAG, "deviceDiagnosisStateData")
+
+    def notify_range(self, app):
+        app.notify(ADDRESS, FT_ELECTRICAL, "electricalConnectionPermittedValueSetListData")
+        self.opev.notify(app, ADDRESS)
+
+    def notify_measurements(self, app):
+        self.evcem.notify(app, ADDRESS)
+
+    # ---- data -----------------------------------------------------------------------------
+
+    def operating_state(self):
+        ch = self.ch
+        if ch.get(F_ERROR):
+            return "failure"
+        # charging -> normalOperation; plugged and waiting (state B, paused) -> standby, which a
+        # CEM reads as "EV sleeping / paused" (EVCC scenario 7)
+        return "normalOperation" if ch.get(F_CHARGING) or ch.get(F_STATE) == "C" else "standby"
+
+    def _state_freeze(self):
+        row = ("operatingState", self.operating_state())
+        return lambda w: emit_object(w, row)
+
+    def _config_rows(self):
+        return (
+            ("keyId", 1, "value", ["string", self.comm], "isValueChangeable", False),
+            # one control-pilot duty cycle for all phases: no asymmetric charging with IEC 61851
+            ("keyId", 2, "value", ["boolean", False], "isValueChangeable", False),
+        )
+
+    def _permitted_rows(self):
+        lo, hi = current_range(self.ch)
+        n = self.np
+        v = self.voltage
+        rows = []
+        # the discrete value 0: a request below the minimum pauses (eebus-go replaces a
+        # value under range.min with it, spine.md 12.10); one value set serves every phase
+        vs = _value_set(0, scaled(lo), scaled(hi))
+        for p in range(n):
+            rows.append(("electricalConnectionId", 0, "parameterId", p, "permittedValueSet", vs))
+        rows.append(("electricalConnectionId", 0, "parameterId", 3, "permittedValueSet",
+                     _value_set(0, scaled(int(lo * v * n)), scaled(int(hi * v * n)))))
+        vs = _value_set(None, (0, 0), scaled(int(hi * v)))
+        for p in range(n):
+            rows.append(("electricalConnectionId", 0, "parameterId", 4 + p, "permittedValueSet", vs))
+        return tuple(rows)
+
+    def unplugged(self):
+        """The EV left: its limits go with it."""
+        self.opev.unplugged()
+
+
+def _value_set(discrete, lo, hi):
+    # permittedValueSet: [{value: [discrete]?, range: [{min, max}]}]
+    return Items([["value", None if discrete is None else Items([(discrete, 0)]),
+                   "range", Items([["min", lo, "max", hi]])]])

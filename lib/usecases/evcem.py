@@ -1,0 +1,76 @@
+# EVCEM, measurementOfElectricityDuringEvCharging 1.0.1 (spine.md 12.3): current and power per
+# phase and the charged energy of the plugged-in EV, on the EV entity's Measurement server;
+# their parameters are listed on its ElectricalConnection server (usecases.ev).
+#
+# Numbering (ours to choose, kept stable across plug-ins so a CEM's cached view stays right):
+#   measurements: current per phase p -> p, power per phase -> 3+p, charged energy -> 6
+#   parameters:   current per phase p -> p (first per phase: eebus-go maps limits through the
+#                 first parameter of a phase, spine.md 12.10), acPowerTotal -> 3, power per
+#                 phase -> 4+p, energy -> 7
+from charger import F_I1, F_SESSION_WH, F_U1
+from compat import const
+from spine.table import scaled
+from usecases.measurement import (
+    NEUTRAL_RMS, PHASES, current_range, measured, measurement, measurement_desc, parameter_desc, tenth,
+)
+
+EVCEM = ("measurementOfElectricityDuringEvCharging", "1.0.1", (1, 2, 3), "release")
+
+FT_MEASUREMENT = const(6)  # on the EV entity
+
+
+class Evcem:
+    def __init__(self, charger, phases, voltage):
+        self.ch = charger
+        self.np = phases
+        self.voltage = voltage
+        n = phases
+        allp = "abc"[:n]
+        self.meas_desc = tuple(
+            [measurement_desc(p, "current", "A", "acCurrent") for p in range(n)]
+            + [measurement_desc(3 + p, "power", "W", "acPower") for p in range(n)]
+            + [measurement_desc(6, "energy", "Wh", "charge")]
+        )
+        self.param_desc = tuple(
+            [parameter_desc(p, p, PHASES[p], NEUTRAL_RMS, "acCurrent") for p in range(n)]
+            + [parameter_desc(3, None, allp, ("acMeasurementType", "real"), "acPowerTotal")]
+            + [parameter_desc(4 + p, 3 + p, PHASES[p], NEUTRAL_RMS, "acPower") for p in range(n)]
+            + [parameter_desc(7, 6, allp, (), "charge")]
+        )
+
+    def feature(self):
+        return measurement(FT_MEASUREMENT, self.meas_desc, self._measurement_rows, self._constraint_rows)
+
+    def notify(self, app, entity):
+        app.notify(entity, FT_MEASUREMENT, "measurementListData")
+
+    def _constraint_rows(self):
+        lo, hi = current_range(self.ch)
+        n = self.np
+        rows = []
+        for p in range(n):
+            rows.append(("measurementId", p, "valueRangeMin", (0, 0), "valueRangeMax", scaled(hi), "valueStepSize", (1, -1)))
+        for p in range(n):
+            rows.append(("measurementId", 3 + p, "valueRangeMin", (0, 0), "valueRangeMax", scaled(int(hi * self.voltage)), "valueStepSize", (1, 0)))
+        rows.append(("measurementId", 6, "valueRangeMin", (0, 0), "valueStepSize", (1, 0)))
+        return tuple(rows)
+
+    def _measurement_rows(self):
+        ch = self.ch
+        rows = []
+        n = self.np
+        for p in range(n):
+            i = ch.get(F_I1 + p)
+            if i is not None:
+                rows.append(measured(p, tenth(i)))
+        for p in range(n):
+            i = ch.get(F_I1 + p)
+            if i is not None:
+                u = ch.get(F_U1 + p)
+                if not u or not 180 <= u <= 260:
+                    u = self.voltage
+                rows.append(measured(3 + p, int(i * u + 0.5), "measuredValue" if ch.get(F_U1 + p) else "calculatedValue"))
+        e = ch.get(F_SESSION_WH)
+        if e is not None:
+            rows.append(measured(6, int(e)))
+        return tuple(rows)

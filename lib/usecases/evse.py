@@ -1,0 +1,77 @@
+# EVSECC, evseCommissioningAndConfiguration 1.0.1 (spine.md 12.1) on the EVSE entity [1]: the
+# manufacturer data (scenario 1) and the operating state (scenario 2). The state follows the
+# charger model: failure while the controller link is down or the controller reports an
+# error, normalOperation otherwise. The entity's DeviceDiagnosis server also carries the
+# station's heartbeat (the station sends it), its client the peer's (LPC supervises it).
+from charger import F_ERROR, F_LINK
+from compat import const
+from spine.device import CLIENT, OP_READ, SERVER, Feature, Function
+from spine.table import emit_object
+
+EVSECC = ("evseCommissioningAndConfiguration", "1.0.1", (1, 2), "release")
+
+ADDRESS = (1,)
+FT_CLASS = const(1)
+FT_DIAG = const(2)
+FT_DIAG_CLIENT = const(3)
+
+_M_STATE = (1 << F_LINK) | (1 << F_ERROR)
+
+
+def manufacturer(ident):
+    """deviceClassificationManufacturerData of the station (also on DeviceInformation [0])."""
+
+    model = ident["model"]
+    row = ("deviceName", model, "deviceCode", model, "serialNumber", ident["serial"], "brandName", ident["brand"],
+           "powerSource", "mains3Phase")
+    return Function("deviceClassificationManufacturerData", OP_READ, lambda w: emit_object(w, row))
+
+
+class Evse:
+    """app: the station (notify); manu: manufacturer(); heartbeat: (name, freeze) of the
+    heartbeat function the station serves on our DeviceDiagnosis server."""
+
+    def __init__(self, app, manu, heartbeat):
+        self.app = app
+        self.operating_state = "normalOperation"
+        self.last_error = None
+        self._manu = manu
+        self._hb = heartbeat
+
+    def features(self):
+        return [
+            Feature(FT_CLASS, "DeviceClassification", SERVER, (self._manu,), "DeviceClassification Server"),
+            Feature(
+                FT_DIAG, "DeviceDiagnosis", SERVER,
+                (
+                    Function("deviceDiagnosisStateData", OP_READ, freeze=self._state_freeze),
+                    Function(self._hb[0], OP_READ, freeze=self._hb[1]),
+                ),
+                "DeviceDiagnosis Server",
+            ),
+            Feature(FT_DIAG_CLIENT, "DeviceDiagnosis", CLIENT, (), "DeviceDiagnosis Client"),
+        ]
+
+    def _state_freeze(self):
+        row = ("operatingState", self.operating_state, "lastErrorCode", self.last_error or None)
+        return lambda w: emit_object(w, row)
+
+    def set_operating_state(self, state, error=None):
+        """DeviceDiagnosis state (normalOperation, standby, failure + lastErrorCode), notified
+        to subscribers on change."""
+        if state == self.operating_state and error == self.last_error:
+            return
+        self.operating_state = state
+        self.last_error = error
+        self.app.notify(ADDRESS, FT_DIAG, "deviceDiagnosisStateData")
+
+    def charger_event(self, ch, mask):
+        # EEBUS sees the EVSE in failure while the controller is unreachable or in error
+        if not mask & _M_STATE:
+            return
+        if not ch.get(F_LINK):
+            self.set_operating_state("failure", "controller link lost")
+        elif ch.get(F_ERROR):
+            self.set_operating_state("failure", "controller error %s" % ch.get(F_ERROR))
+        else:
+            self.set_operating_state("normalOperation")
