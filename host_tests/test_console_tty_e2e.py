@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-import mpyrun
+from support import mpyrun
 
 HOST_SIM = os.path.join(mpyrun.ROOT, "board_configs", "host-sim.json")
 

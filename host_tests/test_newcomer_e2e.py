@@ -5,8 +5,8 @@ charger link pointed at a loopback port where nothing listens."""
 import os
 import socket
 
-import mpyrun
-from gateway_proc import Gateway
+from support import mpyrun
+from support.gateway_proc import Gateway
 
 
 def _free_port():

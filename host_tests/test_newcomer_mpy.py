@@ -2,7 +2,7 @@
 pairing banner names what works where it is read (host: tools/gw; device: its console and its
 own address)."""
 
-import mpyrun
+from support import mpyrun
 
 BANNER = r'''
 from gateway import app, netup

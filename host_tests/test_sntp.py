@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-import mpyrun
+from support import mpyrun
 from gateway import sntp
 
 NTP_1970 = 2208988800
