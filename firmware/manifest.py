@@ -5,6 +5,7 @@
 # names every module of lib/.
 include("$(PORT_DIR)/boards/manifest.py")
 
+package("controller", base_path="../lib")
 package("echonet", base_path="../lib")
 package("eejson", base_path="../lib")
 package("gateway", base_path="../lib")
@@ -13,7 +14,6 @@ package("modbus", base_path="../lib")
 package("ship", base_path="../lib")
 package("spine", base_path="../lib")
 package("ws", base_path="../lib")
-module("bridge.py", base_path="../lib")
 module("charger.py", base_path="../lib")
 module("compat.py", base_path="../lib")
 module("diag.py", base_path="../lib")

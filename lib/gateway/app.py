@@ -68,9 +68,9 @@ class Gateway:
         self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine)
 
     def _charger(self, c):
-        from bridge import Bridge
         from charger import Charger
-        from modbus import regmap
+        from controller import regmap
+        from controller.bridge import Bridge
         from modbus.master import Master
 
         try:
