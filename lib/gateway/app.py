@@ -143,9 +143,9 @@ class Gateway:
         if self.charger is not None:
             self.sup.spawn("spine", self._spine_timers(), 60000)
         if self.cfg["mdns"]["enabled"]:
-            from mdns import service
+            from gateway import mdns_service
 
-            self.mdns = service.start(self, port)  # announce _ship._tcp; browse for a CEM
+            self.mdns = mdns_service.start(self, port)  # announce _ship._tcp; browse for a CEM
         if self.cfg["echonet"]["enabled"]:
             self._echonet()
         from gateway import netup
@@ -161,9 +161,9 @@ class Gateway:
         return port
 
     def _echonet(self):
-        from echonet import service
+        from gateway import echonet_service
 
-        u = service.build(self.cfg, self.charger, self.data_dir, self.ski, self.ship["serial"])
+        u = echonet_service.build(self.cfg, self.charger, self.data_dir, self.ski, self.ship["serial"])
         try:
             u.open()
         except OSError as e:  # port 3610 taken: the rest of the gateway keeps serving

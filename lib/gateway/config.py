@@ -1,8 +1,8 @@
 # Board configuration (JSON) with defaults; errors name the key.
 import json
 
+from check import normalize_ski
 from ship.connection import Timers
-from ship.trust import normalize_ski
 
 _DEFAULTS = {
     "ship": {

@@ -7,8 +7,8 @@
 # Errors name the key as device.<section>.<key>.
 import json
 
+from check import normalize_ski
 from gateway.config import ConfigError, text_ok
-from ship.trust import normalize_ski
 
 _KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem"), "echonet": ("manufacturer",)}
 

@@ -6,8 +6,8 @@ import os
 
 import jsonfile
 
+from check import normalize_ski
 from compat import const, ticks_diff, ticks_add
-from ship.cert import normalize_ski
 
 _MAX_PENDING = const(8)
 _MAX_PEERS = const(32)
