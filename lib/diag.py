@@ -3,6 +3,7 @@
 # trust store on flash, so pairing can also be settled before the application starts.
 import gc
 
+import jsonfile
 import log
 
 _DATA = "/data"
@@ -213,21 +214,20 @@ def crashes(data=None):
     gw = _gw()
     text = log.Rotating(d + "/crash.log", 1).read()
     print(text or "no crashes logged")
-    from gateway.supervisor import CrashState, _read_json
+    from gateway.supervisor import CrashState
 
-    st = gw.sup.state if gw is not None else CrashState(_read_json(d + "/crash.json"))
+    st = gw.sup.state if gw is not None else CrashState(jsonfile.read(d + "/crash.json", None))
     print("%d in a row, %d in all%s" % (st.count, st.total, ", last: " + st.last if st.last else ""))
 
 
 def resume(data=None):
     """Leave safe mode: the flag file goes and the crash series starts afresh; then reset."""
     from gateway import netup
-    import jsonfile
-    from gateway.supervisor import CrashState, _read_json
+    from gateway.supervisor import CrashState
 
     d = data or _DATA
     netup.leave_safe()
-    st = CrashState(_read_json(d + "/crash.json"))
+    st = CrashState(jsonfile.read(d + "/crash.json", None))
     st.count = 0
     try:
         jsonfile.write(d + "/crash.json", st.doc())

@@ -1,7 +1,6 @@
 # Board configuration (JSON) with defaults; errors name the key.
-import json
-
-from check import normalize_ski
+import jsonfile
+from check import Kit, normalize_ski
 from ship.connection import Timers
 
 _DEFAULTS = {
@@ -75,9 +74,7 @@ def _merge(defaults, given, where):
     return out
 
 
-def _need(cond, key, why):
-    if not cond:
-        raise ConfigError("%s: %s" % (key, why))
+_need = Kit(ConfigError).need
 
 
 def text_ok(v):
@@ -92,8 +89,7 @@ def _ipv4(v):
 
 def load(path):
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        doc = jsonfile.load(path)
     except OSError as e:
         raise ConfigError("%s: cannot read (%s)" % (path, e))
     except ValueError as e:

@@ -1,8 +1,6 @@
 # Persistent failsafe values of LPC/LPP (LPC-TS-044): one small JSON object on the flash file
 # system (jsonfile: a power loss mid-write leaves the previous values). save() merges, so that
 # LPC and LPP can share one file.
-import json
-
 import jsonfile
 
 
@@ -13,11 +11,7 @@ class JsonStore:
     def load(self):
         """The stored object, or None when missing or unreadable (the caller then uses its
         pre-configured values, LPC-TS-019)."""
-        try:
-            with open(self.path) as f:
-                d = json.load(f)
-        except (OSError, ValueError):
-            return None
+        d = jsonfile.read(self.path, None)
         return d if isinstance(d, dict) else None
 
     def save(self, values):
