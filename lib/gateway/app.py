@@ -18,9 +18,6 @@ from spine.app import SpineApp
 _TAG = "app"
 _M_STATE = (1 << F_STATE) | (1 << F_PLUGGED) | (1 << F_CHARGING) | (1 << F_ERROR)
 
-# the running gateway, for the REPL diagnostics (diag.py)
-current = None
-
 
 def _read(path):
     with open(path, "rb") as f:
@@ -157,7 +154,7 @@ class Gateway:
         kind = console.mode()
         if kind:
             print("console: diag.status(), diag.pending(), diag.approve(), diag.charger(), ... while running")
-            sup.spawn("console", console.run(kind))
+            sup.spawn("console", console.run(kind, self))
         return port
 
     def _echonet(self):
@@ -202,8 +199,6 @@ class Gateway:
             await asyncio.sleep_ms(250)
 
     async def serve_forever(self, probe=None):
-        global current
-        current = self
         self.node.probe = probe
         await self.start()
         if probe:

@@ -59,11 +59,11 @@ def execute(line, ns):
         print("%s: %s" % (type(e).__name__, e))
 
 
-def namespace():
-    import diag
-    from gateway import app
+def namespace(gw):
+    """What a console line sees: diag bound to the running gateway gw, gw itself as app."""
+    from gateway.diag import Diag
 
-    return {"diag": diag, "app": app, "gc": __import__("gc")}
+    return {"diag": Diag(gw), "app": gw, "gc": __import__("gc")}
 
 
 def mode():
@@ -78,8 +78,8 @@ def mode():
     return m if m in ("tty", "pipe") else None
 
 
-async def run(kind, period_ms=50):
-    """Serve the console until its input ends (EOF: nobody is there to type)."""
+async def run(kind, gw, period_ms=50):
+    """Serve the console for the gateway gw until its input ends (EOF: nobody is there to type)."""
     import select
 
     stdin = sys.stdin
@@ -87,7 +87,7 @@ async def run(kind, period_ms=50):
     poll.register(stdin, select.POLLIN)
     ed = LineEditor(sys.stdout.write if kind == "serial" else None)
     prompt = PROMPT if kind != "pipe" else ""
-    ns = namespace()
+    ns = namespace(gw)
     # the first prompt waits for the first line: the start-up log is still coming
     while True:
         if not poll.poll(0):

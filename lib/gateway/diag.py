@@ -1,6 +1,8 @@
-# REPL diagnostics: `import diag`, then diag.status(), diag.pending(), diag.approve(), ...
-# They act on the running gateway when there is one (gateway.app.current), otherwise on the
-# trust store on flash, so pairing can also be settled before the application starts.
+# Diagnostics: diag.status(), diag.pending(), diag.approve(), ... At the gateway's console
+# `diag` is Diag(gw), bound to the running gateway (the app hands itself to the console); the
+# module's own functions, with no gateway (gw None: the plain REPL in safe mode or after
+# Ctrl-C, where main.py makes `import diag` give this module), act on the trust store and the
+# crash files on flash, so pairing can also be settled before the application starts.
 import gc
 
 import jsonfile
@@ -9,17 +11,54 @@ import log
 _DATA = "/data"
 
 
-def _gw():
-    try:
-        from gateway import app
+class Diag:
+    """`diag` at the console: the screens below for one gateway (gateway.app.Gateway). Each
+    method calls the module function of its name (a global, not itself)."""
 
-        return app.current
-    except ImportError:
-        return None
+    def __init__(self, gw):
+        self.gw = gw
+
+    def status(self):
+        status(self.gw)
+
+    def pending(self):
+        pending(self.gw)
+
+    def approve(self, ski=None):
+        approve(ski, self.gw)
+
+    def deny(self, ski=None):
+        deny(ski, self.gw)
+
+    def trusted(self):
+        trusted(self.gw)
+
+    def untrust(self, ski):
+        untrust(ski, self.gw)
+
+    def peers(self):
+        peers(self.gw)
+
+    def charger(self):
+        charger(self.gw)
+
+    def modbus(self):
+        modbus(self.gw)
+
+    def echonet(self):
+        echonet(self.gw)
+
+    def logs(self):
+        logs()
+
+    def crashes(self, data=None):
+        crashes(data, self.gw)
+
+    def resume(self, data=None):
+        resume(data)
 
 
-def _trust():
-    gw = _gw()
+def _trust(gw):
     if gw is not None:
         return gw.trust
     from ship.trust import TrustStore
@@ -36,32 +75,32 @@ def _one_pending(t, ski):
     raise ValueError("say which SKI: %s" % ", ".join(t.pending) if t.pending else "no pairing request pending")
 
 
-def pending():
+def pending(gw=None):
     """Pairing requests waiting for approval."""
-    t = _trust()
+    t = _trust(gw)
     if not t.pending:
         print("no pairing requests")
     for ski in t.pending:
         print("%s  from %s" % (ski, t.pending[ski] or "?"))
 
 
-def approve(ski=None):
+def approve(ski=None, gw=None):
     """Trust a peer (the only pending one when no SKI is given)."""
-    t = _trust()
+    t = _trust(gw)
     ski = _one_pending(t, ski)
     t.add(ski)
     print("trusted", ski)
 
 
-def deny(ski=None):
-    t = _trust()
+def deny(ski=None, gw=None):
+    t = _trust(gw)
     ski = _one_pending(t, ski)
     t.deny(ski)
     print("denied", ski)
 
 
-def trusted():
-    t = _trust()
+def trusted(gw=None):
+    t = _trust(gw)
     for ski in t.trusted:
         e = t.trusted[ski]
         print("%s  id=%s  by=%s" % (ski, e["id"] or "-", e["by"]))
@@ -69,18 +108,16 @@ def trusted():
         print("%s  denied" % ski)
 
 
-def untrust(ski):
+def untrust(ski, gw=None):
     """Forget a peer; a live connection to it is closed (SHIP close 4500)."""
-    gw = _gw()
     if gw is not None:
         gw.node.unregister(ski)
     else:
-        _trust().remove(ski)
+        _trust(gw).remove(ski)
     print("removed", ski)
 
 
-def peers():
-    gw = _gw()
+def peers(gw=None):
     if gw is None:
         print("gateway not running")
         return
@@ -92,7 +129,7 @@ def peers():
             print("%s  %s  %s  %s  id=%s" % (ski, p.addr, "out" if p.outgoing else "in", p.state, (c and c.peer_id) or "-"))
 
 
-def status():
+def status(gw=None):
     """Network, time, memory, tasks and crashes, then SHIP: one screen."""
     from gateway import netup
     from gateway.housekeeping import idf_heap
@@ -106,7 +143,6 @@ def status():
     if netup.safe:
         print("SAFE MODE: %s  (diag.resume() leaves it)" % netup.safe)
     gc.collect()
-    gw = _gw()
     hk = gw and gw.house
     print("heap: %d used, %d free%s" % (gc.mem_alloc(), gc.mem_free(), "  (least free %s, most used %d, threshold %d)" % (
         hk.low_free, hk.high_alloc, hk.threshold) if hk else ""))
@@ -134,13 +170,12 @@ def status():
         "  last: " + sup.state.last if sup.state.last else ""))
     print("SHIP %s:%d  SKI %s  ID %s" % (gw.ship["host"], gw.node.port or 0, gw.ski, gw.ship["ship_id"]))
     print("SHIP stats: %s" % gw.node.stats)
-    peers()
-    pending()
+    peers(gw)
+    pending(gw)
 
 
-def charger():
+def charger(gw=None):
     """The charger model and its bridge: state, measurements, effective limit, link, Modbus."""
-    gw = _gw()
     ch = gw and gw.charger
     if ch is None:
         print("no charger (board config without a charger section, or gateway not running)")
@@ -172,9 +207,8 @@ def logs():
         print(line)
 
 
-def modbus():
+def modbus(gw=None):
     """The charger link's Modbus figures: polls, errors, timeouts, the last exception."""
-    gw = _gw()
     br = gw and gw.bridge
     if br is None:
         print("no charger bridge")
@@ -191,9 +225,8 @@ def modbus():
         s["writes"], s["feeds"], s["reboots"], s["last_error"] or "-"))
 
 
-def echonet():
+def echonet(gw=None):
     """ECHONET Lite: sockets, frames in/out, dropped, errors, announcements, the last peer."""
-    gw = _gw()
     u = gw and gw.echonet
     if u is None:
         print("ECHONET off (echonet.enabled in the board config) or gateway not running")
@@ -208,10 +241,9 @@ def echonet():
         s["rx"], s["tx"], s["dropped"], s["ignored"], s["sna"], s["sets"], s["inf"], s["errors"], s["send_fail"]))
 
 
-def crashes(data=None):
+def crashes(data=None, gw=None):
     """The crash log on flash (both files, oldest first) and the crash count."""
     d = data or _DATA
-    gw = _gw()
     text = log.Rotating(d + "/crash.log", 1).read()
     print(text or "no crashes logged")
     from gateway.supervisor import CrashState
