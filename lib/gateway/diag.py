@@ -11,53 +11,6 @@ import log
 _DATA = "/data"
 
 
-class Diag:
-    """`diag` at the console: the screens below for one gateway (gateway.app.Gateway). Each
-    method calls the module function of its name (a global, not itself)."""
-
-    def __init__(self, gw):
-        self.gw = gw
-
-    def status(self):
-        status(self.gw)
-
-    def pending(self):
-        pending(self.gw)
-
-    def approve(self, ski=None):
-        approve(ski, self.gw)
-
-    def deny(self, ski=None):
-        deny(ski, self.gw)
-
-    def trusted(self):
-        trusted(self.gw)
-
-    def untrust(self, ski):
-        untrust(ski, self.gw)
-
-    def peers(self):
-        peers(self.gw)
-
-    def charger(self):
-        charger(self.gw)
-
-    def modbus(self):
-        modbus(self.gw)
-
-    def echonet(self):
-        echonet(self.gw)
-
-    def logs(self):
-        logs()
-
-    def crashes(self, data=None):
-        crashes(data, self.gw)
-
-    def resume(self, data=None):
-        resume(data)
-
-
 def _trust(gw):
     if gw is not None:
         return gw.trust
@@ -266,3 +219,29 @@ def resume(data=None):
     except OSError:
         pass
     print("safe mode off: machine.reset() (or Ctrl-D) starts the application")
+
+
+def _bound(f):
+    return lambda self, *a: f(*a, gw=self.gw)
+
+
+class Diag:
+    """`diag` at the console: the screens above for one gateway (gateway.app.Gateway);
+    diag.approve(ski) is approve(ski, gw=gw)."""
+
+    def __init__(self, gw):
+        self.gw = gw
+
+    status = _bound(status)
+    pending = _bound(pending)
+    approve = _bound(approve)
+    deny = _bound(deny)
+    trusted = _bound(trusted)
+    untrust = _bound(untrust)
+    peers = _bound(peers)
+    charger = _bound(charger)
+    modbus = _bound(modbus)
+    echonet = _bound(echonet)
+    crashes = _bound(crashes)
+    logs = staticmethod(logs)
+    resume = staticmethod(resume)
