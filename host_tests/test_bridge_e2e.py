@@ -1,4 +1,4 @@
-"""The charger bridge (lib/bridge.py) end to end: host_tests/mpy/bridge_client.py runs the
+"""The charger bridge (lib/controller/bridge.py) end to end: host_tests/mpy/bridge_client.py runs the
 Bridge task with lib/modbus and lib/charger under the MicroPython unix port against the
 simulator (tools/sim.py) embedded here, on 127.0.0.1 only. Polling into the model and its
 subscriber, a limit request reaching the limit register within one poll interval, a lost

@@ -488,7 +488,7 @@ def test_answering_a_query_allocates_nothing_in_the_core(tmp_path):
 # ---- configuration and the gateway glue ------------------------------------------------------
 
 from gateway import config  # noqa: E402
-from mdns import service  # noqa: E402
+from gateway import mdns_service as service  # noqa: E402
 
 
 def test_config_mdns_defaults_off_on_the_host():

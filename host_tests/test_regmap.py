@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from cases import caserun, regmap_cases
 from charger import Charger, FIELD_NAMES
-from modbus import regmap
-from modbus.regmap import MapError
+from controller import regmap
+from controller.regmap import MapError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SHIPPED = [regmap_cases.MAPS + n + ".json" for n in regmap_cases.NAMES]

@@ -162,7 +162,7 @@ def test_crash_loop_backs_off_then_safe_mode(tmp_path, identity):
     body = """
 boot(7)
 from gateway import netup
-import diag
+from gateway import diag
 netup.leave_safe(FLAG)  # what diag.resume() does, with the test's flag file
 diag.resume(DATA)
 boot(1)
@@ -236,7 +236,7 @@ async def start(self):
     await asyncio.sleep_ms(100)
     raise KeyboardInterrupt
 """
-    body = "boot(1)\nimport diag\ndiag.crashes(DATA)"
+    body = "boot(1)\nfrom gateway import diag\ndiag.crashes(DATA)"
     out, d = main_run(tmp_path, identity, start, body, env={"MACHINE_STUB_CAUSE": "3"})
     assert "crash: watchdog reset" in out
     assert "crash 1 in a row (watchdog reset): starting in 5 s" in out and "SLEPT [5]" in out
@@ -253,7 +253,8 @@ def test_diag_screens(tmp_path, identity):
 async def start(self):
     port = await orig_start(self)
     await asyncio.sleep_ms(200)
-    import diag
+    from gateway.diag import Diag
+    diag = Diag(self)  # what the console binds diag to
     diag.status()
     diag.modbus()
     diag.crashes(self.data_dir)

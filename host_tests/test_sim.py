@@ -1,5 +1,5 @@
 """The charging-station simulator (tools/sim.py) against the gateway's own Modbus stack:
-host_tests/mpy/charger_client.py runs lib/modbus (master + regmap) and lib/charger under the
+host_tests/mpy/charger_client.py runs lib/modbus (master), lib/controller/regmap and lib/charger under the
 MicroPython unix port and polls/writes the simulator emulating each shipped map's layout.
 Plug, charge, pause, unplug, a written limit, the watchdog falling back to the failsafe
 current, and each fault command are checked from both ends. Everything is on 127.0.0.1."""

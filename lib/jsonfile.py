@@ -1,9 +1,24 @@
-# A JSON document on flash (trust store, crash state, LPC failsafe values, ECHONET location),
-# written so that a reset mid-write leaves the previous document: the text goes to a temp file
-# that is then renamed over the old one. LittleFS renames over an existing file atomically;
-# MicroPython's FAT driver removes the target and renames when FatFs refuses (extmod/vfs_fat.c).
+# A JSON document on flash (trust store, crash state, LPC failsafe values, ECHONET location,
+# the configs and register maps), read in one place and written so that a reset mid-write
+# leaves the previous document: the text goes to a temp file that is then renamed over the old
+# one. LittleFS renames over an existing file atomically; MicroPython's FAT driver removes the
+# target and renames when FatFs refuses (extmod/vfs_fat.c).
 import json
 import os
+
+
+def load(path):
+    """The document in path; OSError when it cannot be read, ValueError when it is not JSON."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def read(path, default):
+    """The document in path, or default when it cannot be read or is not JSON."""
+    try:
+        return load(path)
+    except (OSError, ValueError):
+        return default
 
 
 def write(path, doc):

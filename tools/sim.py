@@ -41,7 +41,7 @@ if LIB not in sys.path:
     sys.path.insert(0, LIB)
 
 from charger import FIELD_NAMES  # noqa: E402
-from modbus import regmap  # noqa: E402
+from controller import regmap  # noqa: E402
 
 HOST = "127.0.0.1"
 TICK_S = 0.05

@@ -1,4 +1,4 @@
-"""Bench: the charger bridge (lib/bridge.py) under the MicroPython unix port against the
+"""Bench: the charger bridge (lib/controller/bridge.py) under the MicroPython unix port against the
 simulator (tools/sim.py): host time from a limit request (model.request, sent to the client's
 stdin) to the simulator taking the limit-register write, over ~50 requests per link.
 

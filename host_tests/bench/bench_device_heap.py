@@ -334,7 +334,7 @@ def module_costs(binary, path):
     mods = ["compat", "log", "charger", "jsonfile", "bridge", "diag", "ws", "eejson", "modbus", "ship", "spine",
             "echonet", "mdns", "gateway"]
     full = {"ws": "ws.stream", "eejson": "eejson.reader", "modbus": "modbus.master", "ship": "ship.node",
-            "spine": "spine.app", "echonet": "echonet.service", "mdns": "mdns.service", "gateway": "gateway.app"}
+            "usecases": "usecases.station", "echonet": "gateway.echonet_service", "mdns": "gateway.mdns_service", "gateway": "gateway.app"}
     out = {}
     for m in mods + ["ALL"]:
         target = "gateway.app" if m == "ALL" else full.get(m, m)

@@ -1,10 +1,10 @@
-# The bridge's decisions without I/O (lib/bridge.py): the poll schedule, link supervision and
+# The bridge's decisions without I/O (lib/controller/bridge.py): the poll schedule, link supervision and
 # back-off (Schedule), and the order of transactions the Bridge picks, with a master that only
 # records what it was asked to start. Runs under both runtimes.
-from bridge import Bridge, Schedule
+from controller.bridge import Bridge, Schedule
 from compat import ticks_add
 from charger import F_LINK, OBLIGATION, SRC_LOCAL, UNIT_A, Charger
-from modbus import regmap
+from controller import regmap
 from modbus.pdu import ModbusException, ModbusTimeout
 
 MAP = {

@@ -1,7 +1,7 @@
 # REPL diagnostics without a running gateway: they act on the trust store on flash.
 import os
 
-import diag
+from gateway import diag
 from ship.trust import TrustStore
 
 SKI = "12" * 20

@@ -1,4 +1,4 @@
-# Register-map interpreter (lib/modbus/regmap.py): loading and refusing maps, the poll plan,
+# Register-map interpreter (lib/controller/regmap.py): loading and refusing maps, the poll plan,
 # decoding into the charger model, limit encoding. Runs under CPython (test_regmap.py) and the
 # MicroPython unix port (test_cases_mpy.py).
 import json
@@ -6,8 +6,8 @@ import json
 from charger import (
     Charger, F_CHARGING, F_ERROR, F_HW_MAX, F_I1, F_PLUGGED, F_POWER, F_STATE, F_TOTAL_WH, F_U1,
 )
-from modbus import regmap
-from modbus.regmap import MapError
+from controller import regmap
+from controller.regmap import MapError
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 ROOT = _HERE.rsplit("/", 2)[0] if _HERE.count("/") >= 2 else "."

@@ -1,4 +1,4 @@
-# lib/bridge.py under the MicroPython unix port for test_bridge_e2e.py and bench_bridge.py:
+# lib/controller/bridge.py under the MicroPython unix port for test_bridge_e2e.py and bench_bridge.py:
 #   bridge_client.py <map.json> <rtutcp|tcp|serial> <host or tty path> <port> [fail_limit]
 # runs the Bridge task against the simulator and prints what a model subscriber sees:
 #   EV link up|down / EV state <S> plugged <0|1> charging <0|1> / EV applied <A>
@@ -12,10 +12,10 @@ import json
 import sys
 import time
 
-from bridge import Bridge
 from charger import (F_APPLIED, F_CHARGING, F_LINK, F_PLUGGED, F_STATE, OBLIGATION, SRC_LOCAL,
                      UNIT_A, Charger)
-from modbus import regmap
+from controller import regmap
+from controller.bridge import Bridge
 from modbus.master import Master
 from modbus.transport import RtuOverTcp, Serial, Tcp
 

@@ -1,5 +1,5 @@
 # Gateway-side client for test_sim.py, under the MicroPython unix port: a register map
-# (lib/modbus/regmap) driving the Modbus master (lib/modbus/master) into a charger model
+# (lib/controller/regmap) driving the Modbus master (lib/modbus/master) into a charger model
 # (lib/charger), one command per stdin line, one answer line per command:
 #   charger_client.py <map.json> <tcp|rtutcp> <host> <port>
 #   poll                 read every block, decode -> "FIELDS {json of the model's fields}"
@@ -13,7 +13,7 @@ import sys
 import time
 
 from charger import FIELD_NAMES, Charger
-from modbus import regmap
+from controller import regmap
 from modbus.master import Master
 from modbus.pdu import ModbusException
 from modbus.transport import RtuOverTcp, Tcp

@@ -18,9 +18,6 @@ from usecases.station import SpineApp
 _TAG = "app"
 _M_STATE = (1 << F_STATE) | (1 << F_PLUGGED) | (1 << F_CHARGING) | (1 << F_ERROR)
 
-# the running gateway, for the REPL diagnostics (diag.py)
-current = None
-
 
 def _read(path):
     with open(path, "rb") as f:
@@ -68,9 +65,9 @@ class Gateway:
         self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine)
 
     def _charger(self, c):
-        from bridge import Bridge
         from charger import Charger
-        from modbus import regmap
+        from controller import regmap
+        from controller.bridge import Bridge
         from modbus.master import Master
 
         try:
@@ -134,9 +131,9 @@ class Gateway:
         if self.charger is not None:
             self.sup.spawn("spine", self._spine_timers(), 60000)
         if self.cfg["mdns"]["enabled"]:
-            from mdns import service
+            from gateway import mdns_service
 
-            self.mdns = service.start(self, port)  # announce _ship._tcp; browse for a CEM
+            self.mdns = mdns_service.start(self, port)  # announce _ship._tcp; browse for a CEM
         if self.cfg["echonet"]["enabled"]:
             self._echonet()
         from gateway import netup
@@ -148,13 +145,13 @@ class Gateway:
         kind = console.mode()
         if kind:
             print("console: diag.status(), diag.pending(), diag.approve(), diag.charger(), ... while running")
-            sup.spawn("console", console.run(kind))
+            sup.spawn("console", console.run(kind, self))
         return port
 
     def _echonet(self):
-        from echonet import service
+        from gateway import echonet_service
 
-        u = service.build(self.cfg, self.charger, self.data_dir, self.ski, self.ship["serial"])
+        u = echonet_service.build(self.cfg, self.charger, self.data_dir, self.ski, self.ship["serial"])
         try:
             u.open()
         except OSError as e:  # port 3610 taken: the rest of the gateway keeps serving
@@ -193,8 +190,6 @@ class Gateway:
             await asyncio.sleep_ms(250)
 
     async def serve_forever(self, probe=None):
-        global current
-        current = self
         self.node.probe = probe
         await self.start()
         if probe:

@@ -1,8 +1,7 @@
 # Board configuration (JSON) with defaults; errors name the key.
-import json
-
+import jsonfile
+from check import Kit, normalize_ski
 from ship.connection import Timers
-from ship.trust import normalize_ski
 
 # the SHIP port: the gateway's default, and that of a CEM it dials (ship.cem.port); the test
 # CEM (tools/testcem, which must not import lib/) keeps the same number, checked by a test
@@ -79,9 +78,7 @@ def _merge(defaults, given, where):
     return out
 
 
-def _need(cond, key, why):
-    if not cond:
-        raise ConfigError("%s: %s" % (key, why))
+_need = Kit(ConfigError).need
 
 
 def text_ok(v):
@@ -104,8 +101,7 @@ def _ipv4(v):
 
 def load(path):
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        doc = jsonfile.load(path)
     except OSError as e:
         raise ConfigError("%s: cannot read (%s)" % (path, e))
     except ValueError as e:

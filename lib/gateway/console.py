@@ -66,11 +66,11 @@ def execute(line, ns):
         print("%s: %s" % (type(e).__name__, e))
 
 
-def namespace():
-    import diag
-    from gateway import app
+def namespace(gw):
+    """What a console line sees: diag bound to the running gateway gw, gw itself as app."""
+    from gateway.diag import Diag
 
-    return {"diag": diag, "app": app, "gc": __import__("gc")}
+    return {"diag": Diag(gw), "app": gw, "gc": __import__("gc")}
 
 
 def mode():
@@ -99,9 +99,9 @@ def soft_reset(kind):
     raise SystemExit(RESTART_STATUS)
 
 
-async def run(kind, period_ms=50):
-    """Serve the console until its input ends (EOF: nobody is there to type; in a terminal
-    Ctrl-D, which restarts the gateway)."""
+async def run(kind, gw, period_ms=50):
+    """Serve the console for the gateway gw until its input ends (EOF: nobody is there to type;
+    in a terminal Ctrl-D, which restarts the gateway)."""
     import select
 
     stdin = sys.stdin
@@ -109,7 +109,7 @@ async def run(kind, period_ms=50):
     poll.register(stdin, select.POLLIN)
     ed = LineEditor(sys.stdout.write if kind == "serial" else None)
     prompt = PROMPT if kind != "pipe" else ""
-    ns = namespace()
+    ns = namespace(gw)
     # the first prompt at once, as the README shows it: the console is there from the start
     sys.stdout.write(prompt)
     while True:

@@ -5,17 +5,14 @@
 #    "echonet": {"manufacturer": "00000B"}}
 # Every key is optional; a missing serial is derived from the SKI (config.ship_settings).
 # Errors name the key as device.<section>.<key>.
-import json
-
+import jsonfile
+from check import Kit, normalize_ski
 from gateway.config import SHIP_PORT, ConfigError, cem_host, text_ok
-from ship.trust import normalize_ski
 
 _KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem"), "echonet": ("manufacturer",)}
 
 
-def _need(cond, key, why):
-    if not cond:
-        raise ConfigError("device.%s: %s" % (key, why))
+_need = Kit(ConfigError, "device.").need
 
 
 def _text(v, key):
@@ -102,8 +99,7 @@ def apply(cfg, dev):
 def load(path, cfg):
     """Read path (a missing file is an empty device config) and merge it over cfg."""
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        doc = jsonfile.load(path)
     except OSError:
         cfg["device"] = {}
         return cfg

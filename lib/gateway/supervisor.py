@@ -21,7 +21,6 @@
 # stop it) and Timer(0) feeds it until Supervisor.run takes over, or for as long as the board
 # stays at the REPL (safe mode, a config error, Ctrl-C during the back-off).
 import asyncio
-import json
 import sys
 
 import jsonfile
@@ -155,14 +154,6 @@ class Liveness:
         return [(n, ticks_diff(now, self._w[n][1]), self._w[n][0]) for n in self._w]
 
 
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def _trace(e):
     try:
         import io
@@ -185,7 +176,7 @@ class Supervisor:
         self.crashlog = log.Rotating(data_dir + "/crash.log", CRASH_LOG_BYTES, log.stamp)
         self.machine = machine
         self.safe_flag = safe_flag
-        self.state = CrashState(_read_json(self.state_path))
+        self.state = CrashState(jsonfile.read(self.state_path, None))
         self.live = Liveness()
         self.tasks = {}  # name -> running, ended, failed, cancelled
         self.wd_ms = 0

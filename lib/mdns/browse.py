@@ -2,10 +2,10 @@
 # instances from responses (PTR -> SRV + TXT -> A) and picks a CEM to dial by SKI, by a
 # trust predicate, or the first one found. Browsing is occasional, so unlike the responder it
 # keeps what it learns as ordinary objects.
+from check import normalize_ski
 from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
 from mdns.responder import SERVICE
-from ship.cert import normalize_ski
 
 _FIRST_MS = const(1000)  # RFC 6762 5.2: the interval starts at 1 s and doubles
 _RESOLVE_MS = const(1000)

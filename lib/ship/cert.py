@@ -11,6 +11,7 @@
 # once the callback returns.
 import hashlib
 
+from check import normalize_ski  # noqa: F401 (ship.trust and the tests take it from here)
 from compat import const, hexlify
 
 _SEQ = const(0x30)
@@ -25,15 +26,12 @@ _SUBJECT_UID = const(0x82)  # [2] IMPLICIT
 _EXTENSIONS = const(0xA3)  # [3] EXPLICIT
 
 _POINT_LEN = const(65)  # 04 || X(32) || Y(32)
-_SKI_LEN = const(20)
 
 # AlgorithmIdentifier contents for id-ecPublicKey (1.2.840.10045.2.1) with the named curve
 # prime256v1 (1.2.840.10045.3.1.7), compared as bytes: the only key SHIP allows.
 _EC_P256_ALG = b"\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
 # Extension id 2.5.29.14 (subjectKeyIdentifier), full TLV.
 _SKI_OID = b"\x06\x03\x55\x1d\x0e"
-
-_HEX = "0123456789abcdef"
 
 
 class CertError(ValueError):
@@ -203,14 +201,3 @@ def peer_ski(der):
     if not _eq(b, s, s + n, ski):
         raise CertError("SKI extension does not match the key")
     return hexlify(ski)
-
-
-def normalize_ski(text):
-    """SKI typed by a user (any case, spaces, dashes or colons) -> 40 lower-case hex digits."""
-    s = text.replace(" ", "").replace("-", "").replace(":", "").lower()
-    if len(s) != 2 * _SKI_LEN:
-        raise ValueError("SKI must have 40 hex digits")
-    for ch in s:
-        if ch not in _HEX:
-            raise ValueError("SKI must have 40 hex digits")
-    return s

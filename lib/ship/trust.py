@@ -1,13 +1,11 @@
 # Which SHIP peers (by SKI) may talk to us. Persisted as JSON on the flash file system and
 # always written to a temp file first, then renamed over the old one: a crash or power loss
 # mid-write leaves the previous store intact (rename is atomic on LittleFS and POSIX).
-import json
 import os
 
 import jsonfile
-
+from check import normalize_ski
 from compat import const, ticks_diff, ticks_add
-from ship.cert import normalize_ski
 
 _MAX_PENDING = const(8)
 _MAX_PEERS = const(32)
@@ -52,8 +50,7 @@ class TrustStore:
         if self._stamp is None:
             return
         try:
-            with open(self.path) as f:
-                doc = json.load(f)
+            doc = jsonfile.load(self.path)
             trusted = doc.get("trusted", {})
             for ski in trusted:
                 e = trusted[ski]

@@ -27,7 +27,6 @@
 # failsafe consumption limit, 1 = failsafe duration minimum (shared by LPC and LPP,
 # LPP-TS-041), 2 = failsafe production limit; characteristic 0 = consumption nominal max,
 # 1 = production.
-import json
 
 import jsonfile
 import log
@@ -702,11 +701,7 @@ class JsonStore:
     def load(self):
         """The stored object, or None when missing or unreadable (the caller then uses its
         pre-configured values, LPC-TS-019)."""
-        try:
-            with open(self.path) as f:
-                d = json.load(f)
-        except (OSError, ValueError):
-            return None
+        d = jsonfile.read(self.path, None)
         return d if isinstance(d, dict) else None
 
     def save(self, values):

@@ -1,5 +1,5 @@
 # The charger bridge: one asyncio task that keeps the charger model (charger.py) and the
-# controller behind a register map (modbus/regmap.py) in step over a Modbus master
+# controller behind a register map (controller/regmap.py) in step over a Modbus master
 # (modbus/master.py). It polls the map's blocks on their own intervals, decodes them into the
 # model, writes the effective limit when arbitration changes it, supervises the link (down
 # after fail_limit failed transactions in a row, then retries with back-off 1, 2, 5, 10 s),

@@ -1,7 +1,6 @@
 # The gateway's ECHONET Lite front end: the engine on the charger model, its UDP adapter,
 # and the installation location (0x81) kept on flash as ECHONET requires.
 import binascii
-import json
 
 import jsonfile
 import log
@@ -39,9 +38,8 @@ def build(cfg, charger, data_dir, ski, serial):
 
 def _load(data_dir):
     try:
-        with open(data_dir + _FILE) as f:
-            return binascii.unhexlify(json.load(f)["location"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return binascii.unhexlify(jsonfile.read(data_dir + _FILE, None)["location"])
+    except (ValueError, KeyError, TypeError):  # no file (None), not JSON (None), no location
         return None
 
 

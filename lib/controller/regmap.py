@@ -8,6 +8,8 @@
 # Unknown keys are errors for the same reason ("adress" must not silently mean "missing").
 from array import array
 
+import jsonfile
+from check import Kit
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, F_STATE, FIELD_NAMES
 
@@ -53,68 +55,14 @@ _FS_KEYS = ("kind", "address", "scale", "amps", "note")
 _STBY_KEYS = ("kind", "address", "value", "note")
 
 
-def _fail(path, why):
-    raise MapError("%s: %s" % (path, why))
-
-
-def _obj(x, path):
-    if type(x) is not dict:
-        _fail(path, "must be an object")
-    return x
-
-
-def _keys(d, allowed, path):
-    for k in d:
-        if k not in allowed:
-            _fail(path, 'unknown key "%s"' % k)
-
-
-def _int(d, key, path, lo, hi, default=None):
-    if key not in d:
-        if default is None:
-            _fail(path + "." + key, "missing")
-        return default
-    v = d[key]
-    if type(v) is not int:
-        _fail(path + "." + key, "must be an integer")
-    if not lo <= v <= hi:
-        _fail(path + "." + key, "%d out of range %d..%d" % (v, lo, hi))
-    return v
-
-
-def _num(d, key, path, default=None, positive=False):
-    if key not in d:
-        if default is None:
-            _fail(path + "." + key, "missing")
-        return default
-    v = d[key]
-    if type(v) is not int and type(v) is not float:
-        _fail(path + "." + key, "must be a number")
-    if v != v or v < 0 or v > 1e9 or (positive and v == 0):
-        _fail(path + "." + key, "out of range")
-    return v
-
-
-def _str(d, key, path, choices=None, default=None):
-    if key not in d:
-        if default is None:
-            _fail(path + "." + key, "missing")
-        return default
-    v = d[key]
-    if type(v) is not str:
-        _fail(path + "." + key, "must be a string")
-    if choices is not None and v not in choices:
-        _fail(path + "." + key, 'unknown value "%s" (one of %s)' % (v, ", ".join(choices)))
-    return v
-
-
-def _bool(d, key, path, default):
-    if key not in d:
-        return default
-    v = d[key]
-    if type(v) is not bool:
-        _fail(path + "." + key, "must be true or false")
-    return v
+_K = Kit(MapError)
+_fail = _K.fail
+_obj = _K.obj
+_keys = _K.keys
+_int = _K.integer
+_num = _K.number
+_str = _K.text
+_bool = _K.flag
 
 
 def _scaling(scale):
@@ -575,11 +523,8 @@ def load(doc):
 
 
 def load_file(path):
-    import json
-
-    with open(path) as f:
-        try:
-            doc = json.load(f)
-        except ValueError as e:
-            raise MapError("%s: not JSON (%s)" % (path, e))
+    try:
+        doc = jsonfile.load(path)
+    except ValueError as e:
+        raise MapError("%s: not JSON (%s)" % (path, e))
     return Map(doc)

@@ -1,24 +1,17 @@
-# REPL diagnostics: `import diag`, then diag.status(), diag.pending(), diag.approve(), ...
-# They act on the running gateway when there is one (gateway.app.current), otherwise on the
-# trust store on flash, so pairing can also be settled before the application starts.
+# Diagnostics: diag.status(), diag.pending(), diag.approve(), ... At the gateway's console
+# `diag` is Diag(gw), bound to the running gateway (the app hands itself to the console); the
+# module's own functions, with no gateway (gw None: the plain REPL in safe mode or after
+# Ctrl-C, where main.py makes `import diag` give this module), act on the trust store and the
+# crash files on flash, so pairing can also be settled before the application starts.
 import gc
 
+import jsonfile
 import log
 
 _DATA = "/data"
 
 
-def _gw():
-    try:
-        from gateway import app
-
-        return app.current
-    except ImportError:
-        return None
-
-
-def _trust():
-    gw = _gw()
+def _trust(gw):
     if gw is not None:
         return gw.trust
     from ship.trust import TrustStore
@@ -35,32 +28,32 @@ def _one_pending(t, ski):
     raise ValueError("say which SKI: %s" % ", ".join(t.pending) if t.pending else "no pairing request pending")
 
 
-def pending():
+def pending(gw=None):
     """Pairing requests waiting for approval."""
-    t = _trust()
+    t = _trust(gw)
     if not t.pending:
         print("no pairing requests")
     for ski in t.pending:
         print("%s  from %s" % (ski, t.pending[ski] or "?"))
 
 
-def approve(ski=None):
+def approve(ski=None, gw=None):
     """Trust a peer (the only pending one when no SKI is given)."""
-    t = _trust()
+    t = _trust(gw)
     ski = _one_pending(t, ski)
     t.add(ski)
     print("trusted", ski)
 
 
-def deny(ski=None):
-    t = _trust()
+def deny(ski=None, gw=None):
+    t = _trust(gw)
     ski = _one_pending(t, ski)
     t.deny(ski)
     print("denied", ski)
 
 
-def trusted():
-    t = _trust()
+def trusted(gw=None):
+    t = _trust(gw)
     for ski in t.trusted:
         e = t.trusted[ski]
         print("%s  id=%s  by=%s" % (ski, e["id"] or "-", e["by"]))
@@ -68,18 +61,16 @@ def trusted():
         print("%s  denied" % ski)
 
 
-def untrust(ski):
+def untrust(ski, gw=None):
     """Forget a peer; a live connection to it is closed (SHIP close 4500)."""
-    gw = _gw()
     if gw is not None:
         gw.node.unregister(ski)
     else:
-        _trust().remove(ski)
+        _trust(gw).remove(ski)
     print("removed", ski)
 
 
-def peers():
-    gw = _gw()
+def peers(gw=None):
     if gw is None:
         print("gateway not running")
         return
@@ -91,7 +82,7 @@ def peers():
             print("%s  %s  %s  %s  id=%s" % (ski, p.addr, "out" if p.outgoing else "in", p.state, (c and c.peer_id) or "-"))
 
 
-def status():
+def status(gw=None):
     """Network, time, memory, tasks and crashes, then SHIP: one screen."""
     from gateway import netup
     from gateway.housekeeping import idf_heap
@@ -105,7 +96,6 @@ def status():
     if netup.safe:
         print("SAFE MODE: %s  (diag.resume() leaves it)" % netup.safe)
     gc.collect()
-    gw = _gw()
     hk = gw and gw.house
     print("heap: %d used, %d free%s" % (gc.mem_alloc(), gc.mem_free(), "  (least free %s, most used %d, threshold %d)" % (
         hk.low_free, hk.high_alloc, hk.threshold) if hk else ""))
@@ -133,13 +123,12 @@ def status():
         "  last: " + sup.state.last if sup.state.last else ""))
     print("SHIP %s:%d  SKI %s  ID %s" % (gw.ship["host"], gw.node.port or 0, gw.ski, gw.ship["ship_id"]))
     print("SHIP stats: %s" % gw.node.stats)
-    peers()
-    pending()
+    peers(gw)
+    pending(gw)
 
 
-def charger():
+def charger(gw=None):
     """The charger model and its bridge: state, measurements, effective limit, link, Modbus."""
-    gw = _gw()
     ch = gw and gw.charger
     if ch is None:
         print("no charger (board config without a charger section, or gateway not running)")
@@ -171,9 +160,8 @@ def logs():
         print(line)
 
 
-def modbus():
+def modbus(gw=None):
     """The charger link's Modbus figures: polls, errors, timeouts, the last exception."""
-    gw = _gw()
     br = gw and gw.bridge
     if br is None:
         print("no charger bridge")
@@ -190,9 +178,8 @@ def modbus():
         s["writes"], s["feeds"], s["reboots"], s["last_error"] or "-"))
 
 
-def echonet():
+def echonet(gw=None):
     """ECHONET Lite: sockets, frames in/out, dropped, errors, announcements, the last peer."""
-    gw = _gw()
     u = gw and gw.echonet
     if u is None:
         print("ECHONET off (echonet.enabled in the board config) or gateway not running")
@@ -207,30 +194,54 @@ def echonet():
         s["rx"], s["tx"], s["dropped"], s["ignored"], s["sna"], s["sets"], s["inf"], s["errors"], s["send_fail"]))
 
 
-def crashes(data=None):
+def crashes(data=None, gw=None):
     """The crash log on flash (both files, oldest first) and the crash count."""
     d = data or _DATA
-    gw = _gw()
     text = log.Rotating(d + "/crash.log", 1).read()
     print(text or "no crashes logged")
-    from gateway.supervisor import CrashState, _read_json
+    from gateway.supervisor import CrashState
 
-    st = gw.sup.state if gw is not None else CrashState(_read_json(d + "/crash.json"))
+    st = gw.sup.state if gw is not None else CrashState(jsonfile.read(d + "/crash.json", None))
     print("%d in a row, %d in all%s" % (st.count, st.total, ", last: " + st.last if st.last else ""))
 
 
 def resume(data=None):
     """Leave safe mode: the flag file goes and the crash series starts afresh; then reset."""
     from gateway import netup
-    import jsonfile
-    from gateway.supervisor import CrashState, _read_json
+    from gateway.supervisor import CrashState
 
     d = data or _DATA
     netup.leave_safe()
-    st = CrashState(_read_json(d + "/crash.json"))
+    st = CrashState(jsonfile.read(d + "/crash.json", None))
     st.count = 0
     try:
         jsonfile.write(d + "/crash.json", st.doc())
     except OSError:
         pass
     print("safe mode off: machine.reset() (or Ctrl-D) starts the application")
+
+
+def _bound(f):
+    return lambda self, *a: f(*a, gw=self.gw)
+
+
+class Diag:
+    """`diag` at the console: the screens above for one gateway (gateway.app.Gateway);
+    diag.approve(ski) is approve(ski, gw=gw)."""
+
+    def __init__(self, gw):
+        self.gw = gw
+
+    status = _bound(status)
+    pending = _bound(pending)
+    approve = _bound(approve)
+    deny = _bound(deny)
+    trusted = _bound(trusted)
+    untrust = _bound(untrust)
+    peers = _bound(peers)
+    charger = _bound(charger)
+    modbus = _bound(modbus)
+    echonet = _bound(echonet)
+    crashes = _bound(crashes)
+    logs = staticmethod(logs)
+    resume = staticmethod(resume)
