@@ -35,6 +35,31 @@ def _one_pending(t, ski):
     raise ValueError("say which SKI: %s" % ", ".join(t.pending) if t.pending else "no pairing request pending")
 
 
+def pair(seconds=None):
+    """Open the pairing window (as holding the pairing button does): an unknown energy manager
+    that connects while it is open is trusted. seconds: default pair_button.window_s or 120."""
+    gw = _gw()
+    if gw is None:
+        print("gateway not running")
+        return
+    gw.pair(seconds)
+
+
+def pin():
+    """The SHIP PIN, its mode and the wrong-PIN counters."""
+    gw = _gw()
+    if gw is None:
+        print("gateway not running")
+        return
+    import time
+
+    p = gw.pin
+    g = p.guard
+    print("PIN mode %s%s; wrong PINs %d in a row, %d in all; %s" % (
+        p.mode, " PIN " + p.secret if p.secret else "", g.fails, g.total,
+        "input locked %d s" % (g.ms_left(time.ticks_ms()) // 1000) if g.locked(time.ticks_ms()) else "input open"))
+
+
 def pending():
     """Pairing requests waiting for approval."""
     t = _trust()

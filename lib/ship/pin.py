@@ -154,6 +154,18 @@ class PinPolicy:
         return self.mode != "none" and not trusted
 
 
+def load_or_make_secret(path, urandom):
+    """Our PIN when the config names none: the one kept in path, or a new one, kept there."""
+    doc = load_state(path)
+    if isinstance(doc, dict) and valid_pin(doc.get("pin")):
+        return doc["pin"]
+    import jsonfile
+
+    secret = generate(urandom)
+    jsonfile.write(path, {"pin": secret})
+    return secret
+
+
 def load_state(path):
     import json
 
