@@ -4,10 +4,10 @@
 # HoldButton and WindowWatch are sans-IO (cases in host_tests/cases/pairing_cases.py); run()
 # is the thin asyncio adapter polling machine.Pin.
 import asyncio
-import time
+
 
 import log
-from compat import const, ticks_diff
+from compat import const, ticks_diff, ticks_ms
 
 _TAG = "pair"
 _POLL_MS = const(20)
@@ -73,7 +73,7 @@ class WindowWatch:
 
 def open_window(gw, seconds, why):
     """Open (or extend) the pairing window of the running gateway for `seconds`."""
-    gw.trust.open_window(time.ticks_ms(), seconds)
+    gw.trust.open_window(ticks_ms(), seconds)
     msg = "pairing window open for %d s (%s): an unknown energy manager that connects now is trusted" % (seconds, why)
     log.warn(_TAG, msg)
     print(msg)
@@ -86,16 +86,19 @@ async def run(gw, button_pin=None, hold_ms=3000, window_s=120, led_pin=None, mac
     if machine is None and (button_pin is not None or led_pin is not None):
         import machine
     if button_pin is not None:
-        pin = machine.Pin(button_pin, machine.Pin.IN, machine.Pin.PULL_UP)
+        try:
+            pin = machine.Pin(button_pin, machine.Pin.IN, machine.Pin.PULL_UP)
+        except ValueError:  # input-only pins (GPIO34..39) have no pull-up: the board has one
+            pin = machine.Pin(button_pin, machine.Pin.IN)
         btn = HoldButton(hold_ms)
     if led_pin is not None:
         led = machine.Pin(led_pin, machine.Pin.OUT)
         led.value(0)
     watch = WindowWatch(gw.trust)
-    blink_at = time.ticks_ms()
+    blink_at = ticks_ms()
     lit = 0
     while True:
-        now = time.ticks_ms()
+        now = ticks_ms()
         if btn is not None and btn.feed(pin.value() == 0, now) == HOLD:  # active low (BOOT)
             open_window(gw, window_s, "button held %d s" % (hold_ms // 1000))
         ev = watch.step(now)
