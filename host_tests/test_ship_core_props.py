@@ -48,7 +48,7 @@ def sessions(draw):
 def check_outputs(c):
     closed = False
     for a in c.out:
-        assert a[0] in ("send", "close", "pending", "ready")
+        assert a[0] in ("send", "close", "pending", "ready", "unknown")
         if a[0] == "send":
             assert not closed, "sent after close"
             assert isinstance(a[1], bytes) and len(a[1]) >= 2
@@ -104,3 +104,65 @@ def test_datagram_survives_any_chunking(cuts):
         c.ws_data(msg, off, len(msg) - off)
     c.ws_end()
     assert sp.msgs == [K.DATAGRAM]
+
+
+# ---- the PIN phase (ship/pin.py, IEC 63380-3 6.9.6) --------------------------------------------
+
+import json
+
+from cases import pin_cases as PC
+from ship import pin as P
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.text(max_size=40)
+    | st.text(alphabet="0123456789", min_size=0, max_size=2000),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def pin_messages(draw):
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        body = {"connectionPinInput": [{"pin": draw(_json_values)}]}
+    elif kind == 1:
+        body = {"connectionPinState": [{"pinState": draw(st.sampled_from(["none", "required", "optional", "pinOk"]) | st.text(max_size=10))},
+                                       {"inputPermission": draw(st.sampled_from(["ok", "busy"]) | _json_values)}]}
+    elif kind == 2:
+        body = {"connectionPinError": [{"error": draw(_json_values)}]}
+    elif kind == 3:
+        body = {draw(st.sampled_from(["connectionPinInput", "connectionPinState", "connectionPinError"])): draw(_json_values)}
+    else:
+        body = {"connectionPinInput": [{"pin": PC.SECRET}]}
+    try:
+        raw = json.dumps(body).encode()
+    except (TypeError, ValueError):
+        raw = b"{}"
+    return b"\x01" + raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(pin_messages(), max_size=8), st.booleans(), st.sampled_from(["optional", "required"]),
+       st.integers(1, 4), st.integers(1, 64))
+def test_pin_phase_never_raises(msgs, trusted, mode, tries, chunk):
+    pol = P.PinPolicy(mode, PC.SECRET, P.PinGuard(tries, 1000))
+    c = PC.server(pol, trusted=trusted)
+    for m in msgs:
+        K.deliver(c, m, chunk)
+    c.tick(10 ** 6)
+    kinds = set(a[0] for a in c.out)
+    assert kinds <= {"send", "close", "pending", "ready", "pin_wait", "pin_ok", "pin_wrong", "unknown"}, kinds
+    closed = [a for a in c.out if a[0] == "close"]
+    assert len(closed) <= 1
+    # trusted only through the right PIN: never more wrong PINs accepted than tries allow
+    if ("pin_ok",) in c.out:
+        assert not trusted and c.state in (C.DATA, C.CLOSED)
+    assert pol.guard.fails < tries
+    assert c.state in (C.CLOSED, C.DATA)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40) | st.integers() | st.none() | st.lists(st.text(max_size=3), max_size=3))
+def test_pin_equal_only_for_the_secret(given_pin):
+    assert P.equal(PC.SECRET, given_pin) == (given_pin == PC.SECRET)

@@ -94,3 +94,64 @@ def test_terminal_and_png(certs, tmp_path, capsys):
     # a version that holds the text (ISO 18004: 4 * version + 17 modules)
     assert (w // 4 - 8 - 17) % 4 == 0 and q.version >= 1
     assert "wrote %s" % png in out[-1]
+
+
+# the grammar of ship.md 11.3 plus the PIN of IEC 63380-3 6.9.8, written out here: SKI and ID
+# first, then the optional fields in their fixed order, each at most once, no ';' in values
+import re
+
+GRAMMAR = re.compile(
+    r"^SHIP;SKI:(?P<ski>[0-9a-f]{40});ID:(?P<id>[^;]+);"
+    r"(?:BRAND:(?P<brand>[^;]+);)?(?:TYPE:(?P<type>[^;]+);)?(?:MODEL:(?P<model>[^;]+);)?"
+    r"(?:SERIAL:(?P<serial>[^;]+);)?(?:CAT:(?P<cat>[0-9](?:,[0-9])*);)?(?:PIN:(?P<pin>[0-9]{8,16});)?ENDSHIP;$")
+
+
+def test_text_with_pin_follows_the_grammar(tmp_path, capsys):
+    ski = "0123456789abcdef0123456789abcdef01234567"
+    board = tmp_path / "b.json"
+    board.write_text('{"identity": {"brand": "Acme", "model": "Box", "type": "EVSE", "serial": "SN42"},'
+                     ' "ship": {"pin_mode": "required", "pin": "12345678"}}')
+    assert gw.main(["qr", "--ski", ski, "--board", str(board), "--text-only"]) == 0
+    text = capsys.readouterr().out.splitlines()[0]
+    m = GRAMMAR.match(text)
+    assert m, text
+    assert m.group("pin") == "12345678" and m.group("cat") == "3" and m.group("serial") == "SN42"
+    # --pin overrides; pin_mode none leaves the PIN out
+    assert gw.main(["qr", "--ski", ski, "--board", str(board), "--pin", "9876543210", "--text-only"]) == 0
+    assert GRAMMAR.match(capsys.readouterr().out.splitlines()[0]).group("pin") == "9876543210"
+    assert gw.main(["qr", "--ski", ski, "--board", HOST_SIM, "--text-only"]) == 0
+    m = GRAMMAR.match(capsys.readouterr().out.splitlines()[0])
+    assert m and m.group("pin") is None
+    assert gw.main(["qr", "--ski", ski, "--board", HOST_SIM, "--pin", "12ab"]) != 0
+    assert "--pin: must have 8..16 digits" in capsys.readouterr().err
+
+
+def test_grammar_holds_for_any_values():
+    from hypothesis import given, settings, strategies as st
+
+    text_v = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+
+    @settings(max_examples=200, deadline=None)
+    @given(text_v.filter(lambda s: s.replace(";", "")), text_v, text_v, text_v, text_v,
+           st.none() | st.text(alphabet="0123456789", min_size=8, max_size=16))
+    def check(ship_id, brand, type_, model, serial, pin):
+        t = qr.qr_text("ab" * 20, ship_id, brand, type_, model, serial, pin=pin)
+        assert GRAMMAR.match(t), t
+        assert t.count("ENDSHIP;") == 1 or "ENDSHIP" in ship_id + brand + type_ + model + serial
+
+    check()
+
+
+def test_device_banner_prints_the_same_text(tmp_path):
+    # the device's QR line comes from the same lib function (lib/ship/qrtext.py)
+    from support.gateway_proc import Gateway
+
+    g = Gateway(tmp_path / "gw", ship={"pin_mode": "optional", "pin": "55554444"})
+    g.start()
+    try:
+        m = g.wait_for(r"^QR (\S+)$")
+        want = qr.qr_text(g.ski, g.ship_id, "Test", "ChargingStation", "GW", "0001", pin="55554444")
+        assert m.group(1) == want
+        assert GRAMMAR.match(want)
+    finally:
+        g.stop()

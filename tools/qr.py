@@ -1,9 +1,11 @@
 """gw qr: the SHIP QR code of the gateway, as text, in the terminal and as a PNG (segno).
 
-Text (SHIP Requirements for Installation Process 1.0.0; ship.md 11.3):
-  SHIP;SKI:<ski>;ID:<shipid>;BRAND:<brand>;TYPE:<type>;MODEL:<model>;SERIAL:<serial>;CAT:<cats>;ENDSHIP;
-SKI and ID always; BRAND, TYPE, MODEL, SERIAL and CAT only when non-empty, in that order; ';'
-removed from values. The SKI is recomputed from the certificate's public key (tools/certs.py);
+Text (SHIP Requirements for Installation Process 1.0.0; ship.md 11.3), written by the gateway's
+own lib/ship/qrtext.py, the function the device's start-up banner prints with:
+  SHIP;SKI:<ski>;ID:<shipid>;BRAND:<brand>;TYPE:<type>;MODEL:<model>;SERIAL:<serial>;CAT:<cats>;PIN:<pin>;ENDSHIP;
+SKI and ID always; BRAND, TYPE, MODEL, SERIAL, CAT and PIN only when non-empty, in that order; ';'
+removed from values. PIN: the device's SHIP PIN when ship.pin_mode is not none (--pin, the
+device config's ship.pin, or the pin.json the device generated). The SKI is recomputed from the certificate's public key (tools/certs.py);
 the SHIP ID and serial are the ones the gateway announces, taken from the board config by the
 device's own code (gateway.config.ship_settings: serial null -> the first 10 SKI digits).
 CAT 3 is e-mobility.
@@ -22,29 +24,26 @@ DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "host-sim.json")
 CAT_EMOBILITY = "3"
 
 
-def qr_text(ski, ship_id, brand=None, type_=None, model=None, serial=None, cat=CAT_EMOBILITY):
-    def clean(v):
-        return str(v).replace(";", "") if v is not None else ""
+def _lib():
+    lib = os.path.join(ROOT, "lib")
+    if lib not in sys.path:
+        sys.path.insert(0, lib)
 
-    if not ski or not ship_id:
-        raise ValueError("SKI and ID are mandatory")
-    parts = ["SHIP", "SKI:" + clean(ski), "ID:" + clean(ship_id)]
-    for key, v in (("BRAND", brand), ("TYPE", type_), ("MODEL", model), ("SERIAL", serial), ("CAT", cat)):
-        v = clean(v)
-        if v:
-            parts.append(key + ":" + v)
-    return ";".join(parts) + ";ENDSHIP;"
+
+def qr_text(ski, ship_id, brand=None, type_=None, model=None, serial=None, cat=CAT_EMOBILITY, pin=None):
+    _lib()
+    from ship.qrtext import qr_text as text
+
+    return text(ski, ship_id, brand, type_, model, serial, cat, pin)
 
 
 def identity(board, ski, device=None):
-    """(ship_id, brand, type, model, serial) as the gateway with this board config (and the
-    device's /data/device.json, when given) announces them."""
-    lib = os.path.join(ROOT, "lib")
-    sys.path.insert(0, lib)
-    try:
-        from gateway import config, devconfig
-    finally:
-        sys.path.remove(lib)
+    """(ship_id, brand, type, model, serial, pin) as the gateway with this board config (and the
+    device's /data/device.json, when given) announces them; pin None unless a PIN mode is on
+    and the PIN is configured (a generated one lives in the device's pin.json: --pin)."""
+    _lib()
+    from gateway import config, devconfig
+
     try:
         cfg = config.load(board)
         if device:
@@ -55,7 +54,8 @@ def identity(board, ski, device=None):
         raise ToolError("board config %s: %s" % (board, e))
     s = config.ship_settings(cfg, ski)
     i = cfg["identity"]
-    return s["ship_id"], i["brand"], i["type"], i["model"], s["serial"]
+    pin = s["pin"] if s["pin_mode"] != "none" else None
+    return s["ship_id"], i["brand"], i["type"], i["model"], s["serial"], pin
 
 
 def read_ski(certs):
@@ -84,6 +84,7 @@ def configure(p):
                    help="board config with the identity (default: board_configs/host-sim.json)")
     p.add_argument("--device", metavar="JSON",
                    help="a copy of the device's /data/device.json (its identity overrides the board's)")
+    p.add_argument("--pin", help="the device's SHIP PIN (8..16 digits), when not in --device")
     p.add_argument("--png", metavar="FILE", help="also write the QR code as PNG")
     p.add_argument("--scale", type=int, default=8, help="PNG pixels per module (default 8)")
     p.add_argument("--text-only", action="store_true", help="print the text only, no terminal QR code")
@@ -97,8 +98,15 @@ def run(args):
             raise ToolError("--ski: must have 40 hex digits")
     else:
         ski = read_ski(args.certs)
-    ship_id, brand, type_, model, serial = identity(args.board, ski, args.device)
-    text = qr_text(ski, ship_id, brand, type_, model, serial)
+    ship_id, brand, type_, model, serial, pin = identity(args.board, ski, args.device)
+    if args.pin is not None:
+        _lib()
+        from ship.pin import valid_pin
+
+        if not valid_pin(args.pin):
+            raise ToolError("--pin: must have 8..16 digits")
+        pin = args.pin
+    text = qr_text(ski, ship_id, brand, type_, model, serial, pin=pin)
     print(text)
     q = make(text)
     if not args.text_only:

@@ -1,6 +1,7 @@
 # Replays mutated SHIP client transcripts through the gateway's real node, WebSocket adapter
 # and SHIP core under MicroPython, over in-memory streams (no TLS, so 1000 runs take seconds).
-# Usage: micropython ship_replay.py CORPUS_FILE CERT_DIR
+# Usage: micropython ship_replay.py CORPUS_FILE CERT_DIR [pin]
+# pin: the gateway requires the SHIP PIN 12345678 from its (untrusted) peers, 3 tries per 50 ms
 # Corpus: per transcript a line "<chunk size> <hex of the client byte stream>".
 # Each run must end with the gateway sending a WebSocket close frame with a valid code, the
 # node must hold no peer afterwards, and the live heap must come back to where it was.
@@ -12,6 +13,7 @@ import time
 
 import log
 from ship import connection as C
+from ship import pin as P
 from ship.node import ShipNode
 from ship.trust import TrustStore
 from ws.codec import Decoder, WsError, OP_CLOSE, close_code_valid
@@ -139,20 +141,23 @@ async def replay(node, data, chunk, codes, ski):
     codes[code] = codes.get(code, 0) + 1
 
 
-async def main(corpus, cert_dir):
+async def main(corpus, cert_dir, pin_mode=False):
     cert = open(cert_dir + "/cert.der", "rb").read()
     key = open(cert_dir + "/key.der", "rb").read()
     trust = TrustStore(cert_dir + "/replay-trust.json")
     # one peer per concurrent slot: a shared SKI would make them double connections
     skis = ["%040x" % (i + 1) for i in range(_CONCURRENT)]
     for ski in skis:
-        if not trust.is_trusted(ski):
+        if pin_mode:
+            trust.remove(ski)
+        elif not trust.is_trusted(ski):
             trust.add(ski)
     cfg = {
         "host": "127.0.0.1", "port": 0, "path": "/ship/", "max_message": 16384, "cem": None,
         "ship_id": "Replay-GW-1", "timers": C.Timers(cmi=40, hello=60, prolong_threshold=20, close=30),
     }
-    node = ShipNode(cfg, cert, key, "cd" * 20, trust, lambda peer: Spine())
+    pol = P.PinPolicy("required", "12345678", P.PinGuard(3, 50)) if pin_mode else None
+    node = ShipNode(cfg, cert, key, "cd" * 20, trust, lambda peer: Spine(), pol, cert_dir + "/replay-pin.json")
     codes = {}
     done = 0
     before = None
@@ -168,6 +173,9 @@ async def main(corpus, cert_dir):
                 break
             await asyncio.gather(*[replay(node, batch[k][1], batch[k][0], codes, skis[k]) for k in range(len(batch))])
             done += len(batch)
+            if pin_mode:
+                for ski in skis:  # a right PIN trusted it: untrusted again for the next run
+                    trust.remove(ski)
             if before is None:
                 # after the first batch: lazily created one-time state is in place
                 batch = None
@@ -182,4 +190,4 @@ async def main(corpus, cert_dir):
     print("HEAP after", after)
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == "pin"))

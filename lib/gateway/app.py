@@ -11,7 +11,9 @@ from gateway.housekeeping import Housekeeping
 from gateway.supervisor import Supervisor
 from gateway.timesync import TimeSync
 from ship.cert import peer_ski
+from ship import pin as P
 from ship.node import ShipNode
+from ship.qrtext import qr_text
 from ship.trust import TrustStore
 from usecases.station import SpineApp
 
@@ -62,7 +64,9 @@ class Gateway:
             self.charger, _spine_options(self.cfg, data_dir),
         )
         self.spine.clock_synced = self.clock.synced  # no heartbeat before NTP
-        self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine)
+        self.pin = _pin_policy(self.ship, data_dir)
+        self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine, self.pin,
+                             data_dir + "/pinstate.json")
 
     def _charger(self, c):
         from charger import Charger
@@ -112,17 +116,30 @@ class Gateway:
         port = await self.node.start()
         host = self.ship["host"]
         print("SHIP %s:%d SKI %s ID %s" % (host, port, self.ski, self.ship["ship_id"]))
+        pol = self.pin
+        if pol.mode != "none":
+            print("SHIP PIN %s (%s): a new energy manager pairs by typing it" % (pol.secret, pol.mode))
+            if pol.guard.locked(time.ticks_ms()):
+                print("PIN input locked for %d s after wrong PINs" % (pol.guard.ms_left(time.ticks_ms()) // 1000))
+        ident = self.cfg["identity"]
+        print("QR " + qr_text(self.ski, self.ship["ship_id"], ident["brand"], ident["type"], ident["model"],
+                              self.ship["serial"], pin=pol.secret if pol.mode != "none" else None))
         window = self.cfg["ship"]["pairing_window_s"]
         if window:
             self.trust.open_window(time.ticks_ms(), window)
             print("pairing window open for %d s: unknown peers are trusted on first contact" % window)
-        for line in banner(self.ski, host, port, _on_device()):
+        for line in banner(self.ski, host, port, _on_device(), pol.mode, self.cfg["pair_button"]):
             print(line)
         # after the SHIP line, which tools and tests read first
         sup = self.sup
         sup.spawn("supervisor", sup.run())
         sup.spawn("housekeeping", self.house.run(sup.live), 60000)
         sup.spawn("time", self.clock.run())
+        from gateway import pairing
+
+        b = self.cfg["pair_button"]
+        sup.spawn("pairing", pairing.run(self, b and b["pin"], b["hold_ms"] if b else 3000,
+                                          self.pair_window_s(), self.cfg["status_led"]))
         if self.bridge is not None:
             print("charger: %s via %s" % (self.bridge.map.name, self.charger_where))
             # every Modbus transaction it starts shows the bridge at work, link up or down
@@ -144,9 +161,19 @@ class Gateway:
 
         kind = console.mode()
         if kind:
-            print("console: diag.status(), diag.pending(), diag.approve(), diag.charger(), ... while running")
+            print("console: diag.status(), diag.pair(), diag.pending(), diag.approve(), diag.charger(), ... while running")
             sup.spawn("console", console.run(kind, self))
         return port
+
+    def pair_window_s(self):
+        b = self.cfg["pair_button"]
+        return b["window_s"] if b else 120
+
+    def pair(self, seconds=None):
+        """Open the pairing window (the console's equivalent of holding the pairing button)."""
+        from gateway import pairing
+
+        pairing.open_window(self, seconds or self.pair_window_s(), "console")
 
     def _echonet(self):
         from gateway import echonet_service
@@ -203,7 +230,21 @@ def _on_device():
     return sys.platform != "linux"
 
 
-def banner(ski, host, port, device):
+def _pin_policy(ship, data_dir):
+    """The PIN policy from the settings: the configured PIN, else one generated once and kept
+    in the data directory; the attempt counters as they were at the last run."""
+    import os
+
+    mode = ship["pin_mode"]
+    guard = P.PinGuard(ship["pin_tries"], ship["pin_lock_s"] * 1000)
+    guard.load(P.load_state(data_dir + "/pinstate.json"), time.ticks_ms())
+    if mode == "none":
+        return P.PinPolicy("none", None, guard)
+    secret = ship["pin"] or P.load_or_make_secret(data_dir + "/pin.json", os.urandom)
+    return P.PinPolicy(mode, secret, guard)
+
+
+def banner(ski, host, port, device, pin_mode="none", button=None):
     """The pairing hints after the SHIP line: what works where the user reads them. On the
     device there is no tools/gw: approve at its console, and dial its own address."""
     if device:
@@ -213,6 +254,13 @@ def banner(ski, host, port, device):
     elif host == "0.0.0.0":
         host = "127.0.0.1"
     out = ["pair: 1. enter SKI %s at the energy manager (evcc: ski of the eebus charger)" % ski]
+    if pin_mode != "none":
+        out.append("      2. type the SHIP PIN above at the energy manager when it asks (or scan the QR text)")
+    if button:
+        out.append("      or hold the pairing button (GPIO%d) %d s: the next new energy manager is trusted" % (
+            button["pin"], button["hold_ms"] // 1000))
+    else:
+        out.append("      or diag.pair() at the console: the next new energy manager is trusted")
     if device:
         out.append("      2. trust the manager's SKI: diag.approve() at this console (tools/gw repl);")
         out.append("         until then it is held pending, then refused")

@@ -2,6 +2,7 @@
 import jsonfile
 from check import Kit, normalize_ski
 from ship.connection import Timers
+from ship.pin import MODES as PIN_MODES, valid_pin
 
 # the SHIP port: the gateway's default, and that of a CEM it dials (ship.cem.port); the test
 # CEM (tools/testcem, which must not import lib/) keeps the same number, checked by a test
@@ -17,7 +18,18 @@ _DEFAULTS = {
         "cem": None,
         "cem_browse": False,  # with cem null: dial the first trusted CEM found by mDNS
         "timers_ms": {},
+        # SHIP PIN (ship/pin.py): none | optional | required; pin null: generated once and kept
+        # in the data directory (pin.json); pin_tries wrong PINs lock PIN input for pin_lock_s,
+        # doubling with every further lock
+        "pin_mode": "none",
+        "pin": None,
+        "pin_tries": 5,
+        "pin_lock_s": 60,
     },
+    # the pairing button (BOOT, GPIO0, on the ESP32 boards): held hold_ms, it opens the pairing
+    # window for window_s; status_led (a pin, or null) blinks while the window is open
+    "pair_button": None,
+    "status_led": None,
     "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
     # DNS-SD for SHIP (lib/mdns). enabled null: on on the ESP32, off on the host (a host run
     # multicasts only where a test turns it on, in a network namespace); instance default
@@ -194,9 +206,25 @@ def parse(doc):
     for k in t:
         _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong"), "ship.timers_ms." + k, "unknown timer")
         _need(isinstance(t[k], int) and t[k] > 0, "ship.timers_ms." + k, "must be a positive integer")
+    _need(s["pin_mode"] in PIN_MODES, "ship.pin_mode", "none, optional or required")
+    _need(s["pin"] is None or valid_pin(s["pin"]), "ship.pin", "null or 8..16 digits as a string")
+    _num(s, "pin_tries", "ship", 1, 100, 5, True)
+    _num(s, "pin_lock_s", "ship", 1, 86400, 60, True)
+    b = cfg["pair_button"]
+    if b is not None:
+        _need(isinstance(b, dict), "pair_button", "null or {pin, hold_ms, window_s}")
+        for k in b:
+            _need(k in ("pin", "hold_ms", "window_s"), "pair_button." + k, "unknown key")
+        b.setdefault("hold_ms", 3000)
+        b.setdefault("window_s", 120)
+        _pin(b.get("pin"), "pair_button.pin", False)
+        _num(b, "hold_ms", "pair_button", 100, 30000, 3000, True)
+        _num(b, "window_s", "pair_button", 10, 3600, 120, True)
+    _pin(cfg["status_led"], "status_led")
     cem = s["cem"]
     if cem is not None:
         _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")
+        _need(cem.get("pin") is None or valid_pin(cem["pin"]), "ship.cem.pin", "null or the CEM's PIN, 8..16 digits")
         _need(isinstance(cem["host"], str) and isinstance(cem["port"], int), "ship.cem", "host is a string, port a number")
         cem_host(cem["host"], "ship.cem.host")
         try:
@@ -317,4 +345,8 @@ def ship_settings(cfg, ski):
         "ship_id": "%s-%s-%s" % (ident["brand"], ident["model"], serial),
         "serial": serial,
         "timers": Timers(**s["timers_ms"]),
+        "pin_mode": s["pin_mode"],
+        "pin": s["pin"],
+        "pin_tries": s["pin_tries"],
+        "pin_lock_s": s["pin_lock_s"],
     }

@@ -1,15 +1,17 @@
 # The device's own settings on flash (/data/device.json), kept apart from the board config so
 # that a new board config or firmware does not lose them; merged over the board config:
 #   {"identity": {"brand": "...", "model": "...", "serial": "..."},
-#    "ship": {"port": 4712, "cem": {"host": "192.168.1.5", "port": 4712, "ski": "40 hex"}},
+#    "ship": {"port": 4712, "pin_mode": "required", "pin": "8..16 digits",
+#             "cem": {"host": "192.168.1.5", "port": 4712, "ski": "40 hex", "pin": "the CEM's PIN"}},
 #    "echonet": {"manufacturer": "00000B"}}
 # Every key is optional; a missing serial is derived from the SKI (config.ship_settings).
 # Errors name the key as device.<section>.<key>.
 import jsonfile
 from check import Kit, normalize_ski
 from gateway.config import SHIP_PORT, ConfigError, cem_host, text_ok
+from ship.pin import MODES as PIN_MODES, valid_pin
 
-_KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem"), "echonet": ("manufacturer",)}
+_KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem", "pin", "pin_mode"), "echonet": ("manufacturer",)}
 
 
 _need = Kit(ConfigError, "device.").need
@@ -59,12 +61,18 @@ def parse(doc):
             p = d["port"]
             _need(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536, "ship.port", "must be 1..65535")
             ship["port"] = p
+        if "pin" in d:
+            _need(d["pin"] is None or valid_pin(d["pin"]), "ship.pin", "null or 8..16 digits as a string")
+            ship["pin"] = d["pin"]
+        if "pin_mode" in d:
+            _need(d["pin_mode"] in PIN_MODES, "ship.pin_mode", "none, optional or required")
+            ship["pin_mode"] = d["pin_mode"]
         if "cem" in d:
             c = d["cem"]
             if c is not None:
                 _need(isinstance(c, dict), "ship.cem", "null or an object with host, port and ski")
                 for k in c:
-                    _need(k in ("host", "port", "ski"), "ship.cem." + k, "unknown key")
+                    _need(k in ("host", "port", "ski", "pin"), "ship.cem." + k, "unknown key")
                 _need(isinstance(c.get("host"), str) and c["host"], "ship.cem.host", "must be a host name or address")
                 cem_host(c["host"], "device.ship.cem.host")
                 p = c.get("port", SHIP_PORT)
@@ -73,7 +81,11 @@ def parse(doc):
                     ski = normalize_ski(c.get("ski"))
                 except (ValueError, AttributeError, TypeError):
                     raise ConfigError("device.ship.cem.ski: must have 40 hex digits")
+                pin = c.get("pin")
+                _need(pin is None or valid_pin(pin), "ship.cem.pin", "null or the CEM's PIN, 8..16 digits")
                 c = {"host": c["host"], "port": p, "ski": ski}
+                if pin is not None:
+                    c["pin"] = pin
             ship["cem"] = c
     ech = out.get("echonet")
     if ech is not None and "manufacturer" in doc["echonet"]:

@@ -28,6 +28,30 @@ def _one_pending(t, ski):
     raise ValueError("say which SKI: %s" % ", ".join(t.pending) if t.pending else "no pairing request pending")
 
 
+def pair(seconds=None, gw=None):
+    """Open the pairing window (as holding the pairing button does): an unknown energy manager
+    that connects while it is open is trusted. seconds: default pair_button.window_s or 120."""
+    if gw is None:
+        print("gateway not running")
+        return
+    gw.pair(seconds)
+
+
+def pin(gw=None):
+    """The SHIP PIN, its mode and the wrong-PIN counters."""
+    if gw is None:
+        print("gateway not running")
+        return
+    import time
+
+    p = gw.pin
+    g = p.guard
+    now = time.ticks_ms()
+    print("PIN mode %s%s; wrong PINs %d in a row, %d in all; %s" % (
+        p.mode, " PIN " + p.secret if p.secret else "", g.fails, g.total,
+        "input locked %d s" % (g.ms_left(now) // 1000) if g.locked(now) else "input open"))
+
+
 def pending(gw=None):
     """Pairing requests waiting for approval."""
     t = _trust(gw)
@@ -233,6 +257,8 @@ class Diag:
         self.gw = gw
 
     status = _bound(status)
+    pair = _bound(pair)
+    pin = _bound(pin)
     pending = _bound(pending)
     approve = _bound(approve)
     deny = _bound(deny)

@@ -4,6 +4,7 @@
 from compat import const, ticks_diff, ticks_add
 from ship import messages as M
 from ship.datamsg import DataScanner, DataError
+from ship import pin as P
 
 # states
 CMI = const(0)
@@ -31,6 +32,7 @@ CLOSE_REJECTED = const(4452)
 CLOSE_USER = const(4500)
 
 _CTRL_CAP = const(1024)
+_UNKNOWN_NAME = const(40)  # how much of an unknown message's name is kept for the log
 
 
 class Timers:
@@ -60,11 +62,16 @@ class ShipConnection:
     spine: receives spine_begin(), spine_data(buf, off, n), spine_end() for each datagram,
     and spine_abort(reason) when a data message turns out malformed midway.
     Actions accumulate in .out: ("send", bytes), ("close", code, reason), ("pending",) when
-    an untrusted peer waits for approval, ("ready",) when SPINE may flow. The adapter drains
-    the list after every call and sets .now (ticks_ms) before feeding WebSocket data.
+    an untrusted peer waits for approval, ("ready",) when SPINE may flow, ("pin_wait",) when an
+    untrusted peer is asked for our PIN, ("pin_ok",) when it typed it (the adapter trusts it),
+    ("pin_wrong", locked) after a wrong PIN, ("unknown", name) for an ignored control message.
+    The adapter drains the list after every call and sets .now (ticks_ms) before feeding
+    WebSocket data.
+    pin: a ship.pin.PinPolicy (None: announce none, as SHIP 1.0 nodes without PIN do);
+    peer_pin: the PIN we type when the peer asks for one (client role, ship.cem.pin).
     """
 
-    def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS):
+    def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS, pin=None, peer_pin=None):
         self.server = server
         self.state = CMI
         self.out = []
@@ -88,6 +95,14 @@ class ShipConnection:
         self._peer_ready = False
         self._sub = 0
         self._got_access = False
+        self._pin = pin
+        self._peer_pin = peer_pin
+        # an untrusted peer let through hello to type our PIN: until it has, it stays untrusted
+        self.awaiting_pin = False
+        self._pin_local = True  # our PIN requirement is met (or there is none)
+        self._pin_peer = False  # the peer's is: it announced none/optional, or said pinOk
+        self._pin_sent = False
+        self.unknown_ctrl = 0  # control messages of unknown name, ignored (SHIP 1.1 and later)
         self.now = now
 
     # ---- inputs -------------------------------------------------------------------------
@@ -108,9 +123,17 @@ class ShipConnection:
             self._arm(now, self._t.hello)
             if self._peer_ready:
                 self._hello_done(now)
+        elif self.awaiting_pin:
+            # trusted by the user (console, button, host tool) while the PIN was awaited
+            self._trusted = True
+            self.awaiting_pin = False
+            if self.state == PIN and not self._pin_local:
+                self._pin_local = True
+                self._send(M.PIN_OK)
+                self._pin_check_done(now)
 
     def deny(self, now):
-        if self.state == HELLO and not self._trusted:
+        if (self.state == HELLO or self.awaiting_pin) and not self._trusted:
             self._reject("trust denied")
 
     def close(self, now, reason="unspecific", code=CLOSE_NORMAL):
@@ -158,6 +181,8 @@ class ShipConnection:
             self._fail(self.close_code or CLOSE_NORMAL, "closed")
         elif st == DATA:
             self._fail(CLOSE_NORMAL, "no accessMethods from peer")
+        elif st == PIN and not self._pin_local:
+            self._reject("PIN not entered in time")
         else:
             self._fail(CLOSE_NORMAL, "%s timeout" % STATE_NAMES[st])
 
@@ -245,7 +270,9 @@ class ShipConnection:
         if self.server:
             self._send(M.CMI)
         self.state = HELLO
-        if self._trusted:
+        if self._trusted or (self._pin is not None and self._pin.wants_pin(False)):
+            # a peer that is to type our PIN passes hello; it stays untrusted until it has
+            self.awaiting_pin = not self._trusted
             self._hello = _H_READY
             self._send(M.hello(b"ready", self._t.hello))
         else:
@@ -261,11 +288,11 @@ class ShipConnection:
         elif st == PROTO:
             self._on_proto(name, f, now)
         elif st == PIN and name == "connectionPinState":
-            if f.get("pinState") != "none":
-                # no interoperable PIN implementation exists; end cleanly
-                self._fail(CLOSE_NORMAL, "peer requires a PIN (not supported)")
-                return
-            self._enter_data(now)
+            self._on_pin_state(f, now)
+        elif st == PIN and name == "connectionPinInput":
+            self._on_pin_input(f, now)
+        elif st == PIN and name == "connectionPinError":
+            self._fail(CLOSE_NORMAL, "peer rejected our PIN (error %s)" % _short(f.get("error")))
         elif st in (DATA, CLOSING) and name == "accessMethodsRequest":
             self._send(M.access_methods(self._my_id))
         elif st in (DATA, CLOSING) and name == "accessMethods":
@@ -283,8 +310,84 @@ class ShipConnection:
                     self._deadline = None
         elif st == HELLO and name == "messageProtocolHandshakeError":
             self._fail(CLOSE_NORMAL, "peer sent handshake error")
+        elif st >= PIN and name not in M.KNOWN_CONTROL:
+            # a message of a later SHIP version (1.1 commissioning, key material) or a vendor's:
+            # ignored and counted, never a reason to end the connection
+            self.unknown_ctrl += 1
+            self.out.append(("unknown", name[:_UNKNOWN_NAME]))
         else:
             self._unexpected("unexpected %s in %s" % (name, STATE_NAMES[st]))
+
+    # ---- PIN verification (IEC 63380-3 6.9.6; ship.md 6.4) --------------------------------
+
+    def _pin_begin(self, now):
+        self.state = PIN
+        self._pin_peer = False
+        self._pin_sent = False
+        if self.awaiting_pin and not self._trusted:
+            self._pin_local = False
+            pol = self._pin
+            busy = pol.guard.locked(now)
+            self._send(M.pin_state(pol.mode.encode(), b"busy" if busy else b"ok"))
+            self.out.append(("pin_wait",))
+            # the user types the PIN at the peer: as long as a pending hello may last
+            self._arm(now, self._t.hello)
+        else:
+            self._pin_local = True
+            self._send(M.PIN_NONE)
+            self._arm(now, self._t.cmi)
+
+    def _on_pin_state(self, f, now):
+        ps = f.get("pinState")
+        if ps == "none":
+            self._pin_peer = True
+        elif ps == "pinOk":
+            if not self._pin_sent:
+                self._unexpected("pinOk without a PIN from us")
+                return
+            self._pin_peer = True
+        elif ps == "required" or ps == "optional":
+            if self._pin_sent:
+                return  # a repeated state while our PIN is being checked
+            if self._peer_pin is None:
+                if ps == "required":
+                    self._fail(CLOSE_NORMAL, "peer requires a PIN (none configured: ship.cem.pin)")
+                    return
+                self._pin_peer = True  # optional: we go on without one
+            elif f.get("inputPermission") != "busy":
+                self._pin_sent = True
+                self._send(M.pin_input(self._peer_pin))
+            # busy: the peer locked PIN input; it announces ok again, or the timer ends it
+        else:
+            self._unexpected("bad pinState")
+            return
+        self._pin_check_done(now)
+
+    def _on_pin_input(self, f, now):
+        if self._pin_local:
+            self._unexpected("PIN input not asked for")
+            return
+        pol = self._pin
+        r = pol.guard.check(pol.secret, f.get("pin"), now)
+        if r == P.PIN_OK:
+            self._pin_local = True
+            self._trusted = True
+            self.awaiting_pin = False
+            self._send(M.PIN_OK)
+            self.out.append(("pin_ok",))
+            self._pin_check_done(now)
+            return
+        self._send(M.pin_error(P.ERR_WRONG))
+        locked = pol.guard.locked(now)
+        self.out.append(("pin_wrong", locked))
+        if r == P.PIN_LOCKED:
+            self._reject("PIN input locked (back-off)")
+        elif locked:
+            self._reject("too many wrong PINs")
+
+    def _pin_check_done(self, now):
+        if self._pin_local and self._pin_peer and self.state == PIN:
+            self._enter_data(now)
 
     def _on_hello(self, f, now):
         phase = f.get("phase")
@@ -370,9 +473,7 @@ class ShipConnection:
             else:
                 if sub == _P_WAIT_SELECT:
                     self._send(M.PROTO_SELECT)
-                self.state = PIN
-                self._send(M.PIN_NONE)
-                self._arm(now, self._t.cmi)
+                self._pin_begin(now)
 
     def _enter_data(self, now):
         self.state = DATA
@@ -422,7 +523,9 @@ class ShipConnection:
         self._fail(CLOSE_NORMAL, why)
 
     def _reject(self, why):
-        self._send(M.HELLO_ABORTED)
+        if self.state == HELLO:
+            self._send(M.HELLO_ABORTED)
+        # past hello (an untrusted peer in the PIN phase): the WebSocket close 4452 says it
         self._fail(CLOSE_REJECTED, why)
 
     def _fail(self, code, why):
@@ -443,6 +546,12 @@ class ShipConnection:
         self._deadline = ticks_add(now, ms)
 
 
+def _short(v):
+    # a peer's value in a log line: bounded
+    s = v if isinstance(v, str) else repr(v)
+    return s[:20]
+
+
 def _offers_v1_json(f, exact):
     v = M.fields(f.get("version"))
     fm = M.fields(f.get("formats"))
@@ -458,5 +567,7 @@ def _offers_v1_json(f, exact):
     if exact:
         # a select names exactly version 1.0 and the one format
         return major == 1 and minor == 0 and len(fmts) == 1
-    # announceMax: the peer's highest version; 1.0 is the only one there is
+    # announceMax: the peer's highest version. We speak 1.0, so 1.0 is the highest version both
+    # support whenever the peer's is 1.0 or later (a SHIP 1.1 peer is answered with select 1.0,
+    # as IEC 63380-3 has the server select the highest common version)
     return major >= 1

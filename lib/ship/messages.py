@@ -21,6 +21,7 @@ PROTO_SELECT = (
     b'{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
 )
 PIN_NONE = b'\x01{"connectionPinState":[{"pinState":"none"}]}'
+PIN_OK = b'\x01{"connectionPinState":[{"pinState":"pinOk"}]}'
 ACCESS_REQUEST = b'\x01{"accessMethodsRequest":[]}'
 CLOSE_CONFIRM = b'\x03{"connectionClose":[{"phase":"confirm"}]}'
 
@@ -37,6 +38,26 @@ ERR_MISMATCH = const(3)
 def hello(phase, waiting_ms):
     # phase: b"ready" or b"pending"
     return b'\x01{"connectionHello":[{"phase":"%s"},{"waiting":%d}]}' % (phase, waiting_ms)
+
+
+def pin_state(state, permission):
+    # state: b"required" | b"optional"; permission: b"ok" | b"busy" (PIN input locked)
+    return b'\x01{"connectionPinState":[{"pinState":"%s"},{"inputPermission":"%s"}]}' % (state, permission)
+
+
+def pin_input(pin):
+    return b'\x01{"connectionPinInput":[{"pin":%s}]}' % json.dumps(pin).encode()
+
+
+def pin_error(code):
+    return b'\x01{"connectionPinError":[{"error":%d}]}' % code
+
+
+# the SHIP 1.0 control messages (ship.md 5); any other name is an unknown control message
+KNOWN_CONTROL = (
+    "connectionHello", "messageProtocolHandshake", "messageProtocolHandshakeError", "connectionPinState",
+    "connectionPinInput", "connectionPinError", "accessMethodsRequest", "accessMethods",
+)
 
 
 def proto_error(code):

@@ -8,6 +8,7 @@ import time
 import log
 from compat import const, sockaddr_host
 from ship import connection as C
+from ship import pin as P
 from ship import tlsctx
 from ship import trust as T
 from ship.backoff import DialBackoff
@@ -91,8 +92,12 @@ class ShipNode:
     (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
     """
 
-    def __init__(self, cfg, cert_der, key_der, ski, trust, spine_factory):
+    def __init__(self, cfg, cert_der, key_der, ski, trust, spine_factory, pin=None, pin_path=None):
         self.cfg = cfg
+        # PIN verification (ship.pin.PinPolicy or None); its attempt counters persist in pin_path
+        self.pin = pin
+        self.pin_path = pin_path
+        self.unknown_logged = 0
         self.ski = ski
         self.trust = trust
         self.spine_factory = spine_factory
@@ -184,11 +189,11 @@ class ShipNode:
                 # prefer being dialed; dial only trusted peers we are not connected to
                 await asyncio.sleep_ms(_TRUST_POLL_MS)
                 continue
-            peer = await self.dial(cem["host"], cem["port"], ski, cem.get("path", "/ship/"))
+            peer = await self.dial(cem["host"], cem["port"], ski, cem.get("path", "/ship/"), cem.get("pin"))
             conn = peer.conn if peer is not None else None
             backoff.outcome(conn is not None and conn.peer_id is not None, conn is not None and conn.peer_pending)
 
-    async def dial(self, host, port, ski, path="/ship/"):
+    async def dial(self, host, port, ski, path="/ship/", pin=None):
         """Connect to a peer as SHIP client and run the connection until it ends."""
         if self._client_ctx is None:
             self._client_ctx = tlsctx.client_context(self._cert, self._key)
@@ -209,7 +214,7 @@ class ShipNode:
                 log.warn(_TAG, "%s: server SKI %s is not the expected %s", addr, got, ski)
                 await ws.close(1008, "unexpected SKI")
                 return None
-            return await self._run(ws, ski, addr, True)
+            return await self._run(ws, ski, addr, True, pin)
         except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError) as e:
             log.info(_TAG, "dial %s failed: %r", addr, e)
             return None
@@ -219,14 +224,15 @@ class ShipNode:
 
     # ---- one connection -------------------------------------------------------------------
 
-    async def _run(self, ws, ski, addr, outgoing):
+    async def _run(self, ws, ski, addr, outgoing, peer_pin=None):
         now = time.ticks_ms()
         decision = self.trust.decide(ski, now, addr)
         peer = Peer(self, ski, addr, outgoing)
         peer.ws = ws
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
-            not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"]
+            not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"],
+            pin=self.pin, peer_pin=peer_pin,
         )
         peer.conn = conn
         sink = _Sink(conn)
@@ -260,6 +266,9 @@ class ShipNode:
                     break
                 now = time.ticks_ms()
                 conn.tick(now)
+                # what the peer's messages produced (a PIN pairing among them) is acted on
+                # before the trust check below looks at the store
+                await self._flush(peer)
                 if conn.state >= C.DATA and conn.state != C.CLOSED:
                     # liveness: a silent peer (even one stuck mid-frame) is pinged, then dropped
                     quiet = time.ticks_diff(now, peer.heard)
@@ -314,6 +323,7 @@ class ShipNode:
     async def _flush(self, peer):
         conn = peer.conn
         ws = peer.ws
+        self._save_pin()
         while conn.out:
             act = conn.out.pop(0)
             kind = act[0]
@@ -326,16 +336,45 @@ class ShipNode:
                     _TAG, "pairing request from SKI %s (%s): approve with diag.approve() or 'gw trust add %s'",
                     peer.ski, peer.addr, peer.ski,
                 )
+            elif kind == "pin_wait":
+                log.info(_TAG, "%s: SKI %s may pair by typing this gateway's PIN", peer.addr, peer.ski)
+            elif kind == "pin_ok":
+                self._pin_trust(peer)
+            elif kind == "pin_wrong":
+                log.warn(_TAG, "%s: wrong PIN from SKI %s%s", peer.addr, peer.ski,
+                         "; PIN input locked for %d s" % (self.pin.guard.ms_left(time.ticks_ms()) // 1000) if act[1] else "")
+            elif kind == "unknown":
+                # ignored; logged for the first few, then only counted (diag.peers())
+                if self.unknown_logged < 20:
+                    self.unknown_logged += 1
+                    log.info(_TAG, "%s: ignored unknown control message %s", peer.addr, act[1])
             elif kind == "ready":
                 self.stats["completed"] += 1
                 log.info(_TAG, "%s: SHIP handshake complete, data exchange", peer.addr)
                 await peer.spine.ready(peer)
 
+    def _pin_trust(self, peer):
+        try:
+            self.trust.add(peer.ski, by="pin")
+            log.warn(_TAG, "%s: SKI %s paired by PIN, now trusted", peer.addr, peer.ski)
+            print("pairing: trusted SKI %s (PIN)" % peer.ski)
+        except ValueError as e:  # the store is full: this connection goes on, nothing persists
+            log.error(_TAG, "%s: cannot keep SKI %s: %s", peer.addr, peer.ski, e)
+
+    def _save_pin(self):
+        pol = self.pin
+        if pol is not None and pol.guard.dirty and self.pin_path:
+            try:
+                P.save_state(self.pin_path, pol.guard)
+            except OSError as e:
+                pol.guard.dirty = False  # do not retry on every step; the counters stay in RAM
+                log.error(_TAG, "cannot save the PIN counters: %r", e)
+
     def _check_trust(self, peer, now):
         conn = peer.conn
         self.trust.reload_if_changed()
         trusted = self.trust.is_trusted(peer.ski)
-        if conn.state == C.HELLO:
+        if conn.state == C.HELLO or conn.awaiting_pin:
             if trusted:
                 conn.approve(now)
             elif peer.ski in self.trust.denied:

@@ -74,6 +74,14 @@ def configure(parser):
     parser.add_argument("--ping", type=float, default=None, metavar="SECONDS",
                         help="send WebSocket pings at this interval (ship-go: 50)")
     parser.add_argument("--plain", action="store_true", help="print data messages as plain JSON")
+    pg = parser.add_argument_group("pairing by PIN (IEC 63380-3 6.9.6)")
+    pg.add_argument("--pin", help="type this PIN when the gateway asks for one (its SHIP PIN)")
+    pg.add_argument("--wrong-pin", action="store_true",
+                    help="type a wrong PIN (the --pin given with its last digit changed, or 00000000)")
+    pg.add_argument("--require-pin", metavar="PIN",
+                    help="require this PIN from the gateway (pinState required; ship.cem.pin on its side)")
+    parser.add_argument("--ship-version", default="1.0", choices=("1.0", "1.1"),
+                        help="SHIP version to announce as client (1.1: a newer peer; the gateway selects 1.0)")
     sp = parser.add_argument_group("SPINE")
     sp.add_argument("--spine", action="store_true",
                     help="after the handshake run the CEM start-up (discovery, NodeManagement subscription, "
@@ -415,7 +423,8 @@ async def _main(args, out):
     print("test CEM SHIP ID: %s" % ship_id, file=out, flush=True)
     expected = normalize_ski(args.ski) if args.ski else None
     opts = dict(ship_id=ship_id, timeout=args.timeout, hello_timeout=args.hello_timeout,
-                ping_interval=args.ping, log=log)
+                ping_interval=args.ping, log=log, pin=pin_to_type(args), require_pin=args.require_pin,
+                ship_version=tuple(int(x) for x in args.ship_version.split(".")))
     if args.host:
         peer = ShipPeer(ident, **opts)
         try:
@@ -440,6 +449,15 @@ async def _main(args, out):
         return await _session(peer, args, log, out)
     finally:
         await server.close()
+
+
+def pin_to_type(args):
+    if not args.wrong_pin:
+        return args.pin
+    if not args.pin:
+        return "00000000"
+    last = args.pin[-1]
+    return args.pin[:-1] + ("1" if last != "1" else "2")
 
 
 def run(args, out=None):

@@ -34,7 +34,7 @@ import time
 
 from .shipmsg import (CLOSE_NORMAL, CLOSE_REJECTED, CMI, CMI_TIMEOUT, HELLO_PROLONG_MIN_MS, TYPE_CONTROL,
                       TYPE_INIT, ShipError, ShipMessage, access_methods_msg, access_methods_request_msg,
-                      connection_close_msg, data_message, encode, hello_msg, pin_state_msg,
+                      connection_close_msg, data_message, encode, hello_msg, pin_state_msg, pin_input_msg, pin_error_msg,
                       protocol_handshake_error_msg, protocol_handshake_msg)
 from .ws import WsPeer, _Closed
 
@@ -64,12 +64,18 @@ class ShipPeer(WsPeer):
       expected_ship_id  compare with the peer's accessMethods id
       access_answer_delay  seconds to wait before answering an accessMethodsRequest (TC_SHIP_AMDATA tests)
       log            callable(direction, ShipMessage | str) for every message and event
+      pin            the PIN we type when the peer announces pinState required/optional
+      pin_on_busy    type it even when the peer says inputPermission busy (tests the lock)
+      require_pin    server/client: the PIN we require from the peer (pinState required)
+      ship_version   (major, minor) we announce as client in announceMax; (1, 1) plays a
+                     SHIP 1.1 node, which accepts a select of 1.0
     """
 
     def __init__(self, identity, *, ship_id="TestCEM-000000001", role="client", timeout=CMI_TIMEOUT,
                  hello_timeout=60.0, waiting=None, hello_phase=None, prolong=True, prolong_margin=30.0,
                  max_size=4 * 1024 * 1024, ping_interval=None, ping_timeout=None, auto_answer=True,
-                 expected_ship_id=None, log=None, access_answer_delay=0.0, auto_pong=True):
+                 expected_ship_id=None, log=None, access_answer_delay=0.0, auto_pong=True,
+                 pin=None, pin_on_busy=False, require_pin=None, ship_version=(1, 0)):
         if role not in ("client", "server"):
             raise ValueError("role must be client or server")
         self.identity = identity
@@ -89,6 +95,12 @@ class ShipPeer(WsPeer):
         self.access_answer_delay = access_answer_delay
         self.expected_ship_id = expected_ship_id
         self.log = log
+        self.pin_value = pin
+        self.pin_on_busy = pin_on_busy
+        self.require_pin = require_pin
+        self.ship_version = tuple(ship_version)
+        self.peer_pin_states = []      # plain bodies of every connectionPinState received
+        self.pin_errors = []           # error values of connectionPinError received
 
         self.reader = None
         self.writer = None
@@ -402,7 +414,8 @@ class ShipPeer(WsPeer):
         self.phase = "protocol"
         select = protocol_handshake_msg("select")
         if self.role == "client":
-            await self.send_message(protocol_handshake_msg("announceMax"))
+            major, minor = self.ship_version
+            await self.send_message(protocol_handshake_msg("announceMax", major, minor))
             m = await self._prot_next(timeout, "the protocol handshake select")
             await self._check_prot(m, "select", exact=True)
             await self.send_message(select)
@@ -447,15 +460,69 @@ class ShipPeer(WsPeer):
         if not ok:
             await self._fail("protocol selection mismatch: %s" % m.json_text, prot_error=3)
 
-    async def pin(self, timeout=None, pin_state="none"):
-        """Send our PIN state (none) and require the peer's ``connectionPinState`` none."""
+    async def pin(self, timeout=None, pin_state=None):
+        """PIN verification (ship.md 6.4; IEC 63380-3 6.9.6). We announce ``required`` when
+        ``require_pin`` is set, else ``none`` (or ``pin_state`` as given). When the peer announces
+        required/optional we type ``pin`` (if any) and wait for its pinOk or connectionPinError;
+        a required PIN we do not have, a connectionPinError, or a busy peer (input locked) ends
+        the connection with ShipError. Unknown control messages meanwhile are ignored."""
         self.phase = "pin"
-        await self.send_message(pin_state_msg(pin_state))
-        m = await self._next(timeout, "the peer's connectionPinState")
-        if m.name != "connectionPinState":
-            await self._fail("expected connectionPinState, got %s" % m.describe()[:200])
-        if m.get("pinState") != "none":
-            await self._fail("peer requires a PIN (pinState %r): not supported" % (m.get("pinState"),))
+        ours = pin_state or ("required" if self.require_pin else "none")
+        if ours == "required":
+            await self.send_message(pin_state_msg("required", "ok"))
+        else:
+            await self.send_message(pin_state_msg(ours))
+        need_peer_pin = ours == "required"
+        peer_done = False
+        sent_pin = False
+        held = []
+        deadline = time.monotonic() + (timeout or self.timeout) * (6 if need_peer_pin else 1)
+        while need_peer_pin or not peer_done:
+            m = await self._next(max(0.01, deadline - time.monotonic()), "the PIN exchange")
+            if m.name == "connectionPinState":
+                body = m.body if isinstance(m.body, dict) else {}
+                self.peer_pin_states.append(body)
+                st = body.get("pinState")
+                if st == "none":
+                    peer_done = True
+                elif st == "pinOk":
+                    if not sent_pin:
+                        await self._fail("pinOk although we typed no PIN")
+                    peer_done = True
+                elif st in ("required", "optional"):
+                    if sent_pin:
+                        continue
+                    busy = body.get("inputPermission") == "busy"
+                    if self.pin_value is None:
+                        if st == "required":
+                            await self._fail("peer requires a PIN (pinState required): give --pin")
+                        peer_done = True
+                    elif busy and not self.pin_on_busy:
+                        await self._fail("peer's PIN input is locked (inputPermission busy): wrong PINs before")
+                    else:
+                        sent_pin = True
+                        await self.send_message(pin_input_msg(self.pin_value))
+                else:
+                    await self._fail("bad pinState %r" % (st,))
+            elif m.name == "connectionPinError":
+                self.pin_errors.append(m.get("error"))
+                try:
+                    await self.wait_closed(1.0)
+                except ShipError:
+                    pass
+                raise self._error("peer rejected our PIN (connectionPinError %r)" % (m.get("error"),),
+                                  detail=m.get("error"))
+            elif m.name == "connectionPinInput" and need_peer_pin:
+                if str(m.get("pin")) == self.require_pin:
+                    await self.send_message(pin_state_msg("pinOk"))
+                    need_peer_pin = False
+                else:
+                    await self.send_message(pin_error_msg(1))
+            elif m.name in ("accessMethodsRequest", "accessMethods", "data"):
+                held.append(m)  # the peer is done with PINs: kept for the next steps
+            # else: unknown control messages (SHIP 1.1, vendors) are ignored
+        for m in reversed(held):
+            self._inbox.appendleft(m)
         self._step_done("pin")
 
     async def access_methods(self, timeout=None, *, request=True, answer=True):

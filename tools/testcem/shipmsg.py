@@ -8,7 +8,7 @@ from . import dialect
 
 __all__ = [
     "ShipError", "ShipMessage", "CMI", "hello_msg", "protocol_handshake_msg", "protocol_handshake_error_msg",
-    "pin_state_msg", "access_methods_request_msg", "access_methods_msg", "connection_close_msg", "encode",
+    "pin_state_msg", "pin_input_msg", "pin_error_msg", "access_methods_request_msg", "access_methods_msg", "connection_close_msg", "encode",
     "datagram_json", "data_message", "CLOSE_NORMAL", "CLOSE_REJECTED", "CLOSE_USER",
 ]
 
@@ -81,6 +81,14 @@ def pin_state_msg(pin_state="none", input_permission=None):
     if input_permission is not None:
         items.append({"inputPermission": input_permission})
     return {"connectionPinState": items}
+
+
+def pin_input_msg(pin):
+    return {"connectionPinInput": [{"pin": str(pin)}]}
+
+
+def pin_error_msg(error=1):
+    return {"connectionPinError": [{"error": int(error)}]}
 
 
 def access_methods_request_msg():
