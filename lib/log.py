@@ -1,5 +1,6 @@
 # Tagged one-line log records to the console plus a RAM ring of the recent ones for
-# diagnostics. The ring is one buffer allocated at import: logging never grows the heap.
+# diagnostics. The ring is one buffer allocated at import (32 lines), resized once at start-up
+# by the board config (log.ring bytes, ring()): logging never grows the heap.
 # Levels: 0 error, 1 warning, 2 info, 3 debug.
 import os
 import time
@@ -13,6 +14,7 @@ _LEVELS = "EWID"
 level = 2
 _ring = bytearray(_LINES * _WIDTH)
 _lens = bytearray(_LINES)
+_n = _LINES  # lines in the ring
 _pos = 0
 _file = None  # the optional flash file (to_file)
 
@@ -36,7 +38,18 @@ def log(lvl, tag, msg, *args):
     off = _pos * _WIDTH
     _ring[off : off + n] = b[:n] if n < len(b) else b
     _lens[_pos] = n
-    _pos = (_pos + 1) % _LINES
+    _pos = (_pos + 1) % _n
+
+
+def ring(nbytes):
+    """Resize the ring to nbytes (whole lines of 120 bytes, at least one), emptying it; the
+    gateway calls it once at start-up, before the long-lived buffers are allocated."""
+    global _ring, _lens, _n, _pos
+    _ring = _lens = None  # the old ring is free before the new one is allocated
+    _n = max(1, nbytes // _WIDTH)
+    _ring = bytearray(_n * _WIDTH)
+    _lens = bytearray(_n)
+    _pos = 0
 
 
 def error(tag, msg, *args):
@@ -58,8 +71,8 @@ def debug(tag, msg, *args):
 def recent():
     """The ring's lines, oldest first (lines longer than the ring's width are cut)."""
     out = []
-    for i in range(_LINES):
-        j = (_pos + i) % _LINES
+    for i in range(_n):
+        j = (_pos + i) % _n
         n = _lens[j]
         if n:
             out.append(bytes(_ring[j * _WIDTH : j * _WIDTH + n]).decode())

@@ -106,7 +106,7 @@ class DevGateway(Gateway):
 
 
 def echonet_get(ctrl):
-    import echonet_peer as peer
+    from support import echonet_peer as peer
 
     f = ctrl.ask(ECHO_DEV, EVC, 0x62, [peer.Prop(0x80), peer.Prop(0xDA)], timeout=3.0)
     assert f is not None and f.esv == 0x72, "no ECHONET Get_Res: %r" % (f,)
@@ -180,7 +180,7 @@ def scenario(gw, sim, cems, echonet, two_at_once, stages, mdns=False):
     loop_run = asyncio.run
     ctrl = None
     if echonet:
-        import echonet_peer as peer
+        from support import echonet_peer as peer
 
         ctrl = peer.Controller(HOST)
     try:
@@ -332,8 +332,9 @@ def word_bytes(binary, path):
 def module_costs(binary, path):
     """Live heap that importing each lib/ package or module alone adds, in a fresh process."""
     mods = ["compat", "log", "charger", "jsonfile", "bridge", "diag", "ws", "eejson", "modbus", "ship", "spine",
-            "echonet", "mdns", "gateway"]
+            "usecases", "echonet", "mdns", "gateway"]
     full = {"ws": "ws.stream", "eejson": "eejson.reader", "modbus": "modbus.master", "ship": "ship.node",
+            "bridge": "controller.bridge", "diag": "gateway.diag", "spine": "spine.session",
             "usecases": "usecases.station", "echonet": "gateway.echonet_service", "mdns": "gateway.mdns_service", "gateway": "gateway.app"}
     out = {}
     for m in mods + ["ALL"]:

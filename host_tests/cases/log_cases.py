@@ -20,3 +20,20 @@ def case_level_filters():
     log.info("t", "shown")
     log.debug("t", "hidden")
     assert log.recent()[-1] == "[t] I: shown"
+
+
+def case_ring_sized_by_config():
+    # log.ring bytes of the board config: whole 120-byte lines, emptied; back to 32 lines after
+    try:
+        log.ring(1920)
+        assert log.recent() == []
+        for i in range(20):
+            log.info("t", "line %d", i)
+        r = log.recent()
+        assert len(r) == 16 and r[0] == "[t] I: line 4" and r[-1] == "[t] I: line 19"
+        log.ring(100)
+        log.info("t", "a")
+        log.info("t", "b")
+        assert log.recent() == ["[t] I: b"]
+    finally:
+        log.ring(32 * 120)

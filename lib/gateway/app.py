@@ -30,6 +30,8 @@ class Gateway:
     def __init__(self, board_path, data_dir, host_files=False, sup=None):
         self.cfg = config.load(board_path)
         devconfig.load(data_dir + "/device.json", self.cfg)  # the device's own settings win
+        if self.cfg["log"]["ring"] is not None:
+            log.ring(self.cfg["log"]["ring"])  # first: before every long-lived buffer
         self.data_dir = data_dir
         # device runtime: crash handling and watchdog, the clock, memory housekeeping
         self.sup = sup or Supervisor(data_dir, _machine())

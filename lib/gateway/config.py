@@ -35,8 +35,9 @@ _DEFAULTS = {
     # multicasts only where a test turns it on, in a network namespace); instance default
     # <brand>-<model>-<serial>, hostname default <brand>-<serial>, ip default the interface's
     "mdns": {"enabled": None, "instance": None, "hostname": None, "ip": None},
-    # file_kb: a rotating log file in the data directory (two files of this size), 0: none
-    "log": {"level": 2, "file_kb": 0},
+    # file_kb: a rotating log file in the data directory (two files of this size), 0: none;
+    # ring: bytes of the RAM ring of recent lines (120 per line), null: 3840 (32 lines)
+    "log": {"level": 2, "file_kb": 0, "ring": None},
     # the charging controller behind Modbus; None: no charger bridge (SHIP only)
     "charger": None,
     # SPINE use cases on top of the charger (spine.md 12); null values: the defaults of
@@ -329,6 +330,8 @@ def _runtime(cfg):
     _need(isinstance(wd, int) and not isinstance(wd, bool) and (wd == 0 or 1000 <= wd <= 600000), "watchdog_ms",
           "0 (none) or 1000..600000")
     _num(cfg["log"], "file_kb", "log", 0, 256, 0, True)
+    if cfg["log"]["ring"] is not None:
+        _num(cfg["log"], "ring", "log", 120, 16384, None, True)
 
 
 def ship_settings(cfg, ski):
