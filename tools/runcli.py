@@ -65,7 +65,7 @@ def run(args):
     if not os.path.exists(os.path.join(args.data, "cert.der")):
         import certs
 
-        r = certs.run(certs_args(args.data))
+        r = certs.run(certs_args(args.data, args.board))
         if r:
             return r
     sim = None
@@ -95,11 +95,11 @@ def run(args):
                 sim.wait()
 
 
-def certs_args(out):
+def certs_args(out, board):
     import argparse
 
     import certs
 
     p = argparse.ArgumentParser()
     certs.configure(p)
-    return p.parse_args(["--out", out])
+    return p.parse_args(["--out", out, "--board", board])
