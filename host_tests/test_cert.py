@@ -108,6 +108,36 @@ def test_gw_certs_cli(tmp_path):
     assert "SKI " + certs.ski_hex((out / "cert.der").read_bytes()) in r3.stdout.splitlines()
 
 
+def test_gw_certs_subject_is_the_device_identity(tmp_path):
+    """Not Demo-EVSE whatever the device: CN the SHIP ID (<brand>-<model>-<serial>, the serial the
+    SKI's first 10 hex digits when not configured, as lib/gateway/config.ship_settings makes it),
+    O the brand, OU the model; device.json in the data directory wins over the board config."""
+    gw = os.path.join(TOOLS, "gw")
+    board = os.path.join(mpyrun.ROOT, "board_configs", "esp32-wroom.json")
+
+    def subject(out, *a):
+        r = subprocess.run([gw, "certs", "--out", str(out), *a], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        der = (out / "cert.der").read_bytes()
+        subj = {a.oid: a.value for a in x509.load_der_x509_certificate(der).subject}
+        return subj, certs.ski_hex(der), r.stdout
+
+    subj, ski, out = subject(tmp_path / "a", "--board", board)
+    N = x509.NameOID
+    assert subj[N.COMMON_NAME] == "OpenEVGW-ESP32-WROOM-" + ski[:10], (subj, ski)
+    assert subj[N.ORGANIZATION_NAME] == "OpenEVGW" and subj[N.ORGANIZATIONAL_UNIT_NAME] == "ESP32-WROOM"
+    assert "subject CN=OpenEVGW-ESP32-WROOM-" in out
+    assert "Demo" not in repr(subj)
+    # the default board is the host's (make certs, tools/gw run)
+    subj, ski, _ = subject(tmp_path / "b")
+    assert subj[N.COMMON_NAME] == "OpenEVGW-HostSim-" + ski[:10]
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "device.json").write_text('{"identity": {"brand": "Acme", "serial": "SN-42"}}')
+    subj, _, _ = subject(d, "--board", board)
+    assert subj[N.COMMON_NAME] == "Acme-ESP32-WROOM-SN-42" and subj[N.ORGANIZATION_NAME] == "Acme"
+
+
 # --- CPython ---------------------------------------------------------------------------------
 
 

@@ -514,3 +514,32 @@ def test_gw_cem_tool_against_gateway(gw, tmp_path):
     payload = open(capture, "rb").read().strip()
     start = payload.index(b'"payload":') + len(b'"payload":')
     gw.wait_for(crc_line(payload[start:-3]), start=mark)
+
+
+def test_orderly_stop_closes_sessions_with_connection_close(tmp_path, cem):
+    """Ctrl-C (and SIGTERM through tools/gw run, which passes it on as Ctrl-C) ends every SHIP
+    session with connectionClose announce, not with the TCP connection cut, and in bounded time."""
+    import signal
+    import time
+
+    g = Gateway(tmp_path / "gw")
+    g.trust(cem.ski)
+    g.start()
+    try:
+        async def go():
+            p = await connected(g, cem)
+            await p.recv_datagram(timeout=5)
+            t0 = time.monotonic()
+            g.proc.send_signal(signal.SIGINT)
+            m = await p.expect("connectionClose", timeout=5)
+            assert m.get("phase") == "announce", m
+            await p.wait_closed(timeout=5)
+            return p.close_code, time.monotonic() - t0
+
+        code, took = run(go())
+        assert code == CLOSE_NORMAL and took < 3, (code, took)
+        g.proc.wait(5)
+        assert g.proc.returncode == 0
+        g.wait_for(r"^stopped", 2)
+    finally:
+        g.stop()

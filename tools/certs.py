@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CERT_FILE = "cert.der"
 KEY_FILE = "key.der"
 
@@ -144,9 +145,33 @@ def self_signed(key, ski, cn, o, ou, c, now=None, *, days=_VALID_DAYS, ca=True, 
 
 
 def create(cn=DEFAULT_CN, o=DEFAULT_O, ou=DEFAULT_OU, c=DEFAULT_C):
-    """New P-256 key and SHIP certificate: returns (cert_der, key_der), key in PKCS#8 DER."""
+    """New P-256 key and SHIP certificate: returns (cert_der, key_der), key in PKCS#8 DER.
+    cn may be a function of the SKI (hex) returning the CN: the SHIP ID can hold part of it."""
     key = ec.generate_private_key(ec.SECP256R1())
-    return self_signed(key, ski_of_key(key.public_key()), cn, o, ou, c)
+    ski = ski_of_key(key.public_key())
+    if callable(cn):
+        cn = cn(bytes(ski).hex())
+    return self_signed(key, ski, cn, o, ou, c)
+
+
+def identity(board, device_json=None):
+    """(brand, model, serial or None) as the gateway will run: the board config's identity with
+    the device's own device.json over it (lib/gateway/devconfig.py; read here as JSON, this tool
+    does not import lib/)."""
+    import json
+
+    with open(board) as f:
+        ident = dict(json.load(f).get("identity") or {})
+    if device_json and os.path.exists(device_json):
+        with open(device_json) as f:
+            ident.update((json.load(f) or {}).get("identity") or {})
+    return ident.get("brand") or "OpenEVGW", ident.get("model") or "Gateway", ident.get("serial")
+
+
+def ship_id(brand, model, serial, ski):
+    """The SHIP ID the gateway announces (lib/gateway/config.py ship_settings): a missing serial
+    is the SKI's first 10 hex digits."""
+    return "%s-%s-%s" % (brand, model, serial or ski[:10])
 
 
 # --- certificates a SHIP node must refuse (test helpers) -------------------------------------
@@ -210,9 +235,13 @@ def to_pem(cert_der, key_der):
 def configure(parser):
     parser.add_argument("--out", metavar="DIR", default=".run",
                         help="directory for cert.der and key.der (default: .run)")
-    parser.add_argument("--cn", default=DEFAULT_CN, help="subject CN (default: %(default)s)")
-    parser.add_argument("--o", default=DEFAULT_O, help="subject O (default: %(default)s)")
-    parser.add_argument("--ou", default=DEFAULT_OU, help="subject OU (default: %(default)s)")
+    parser.add_argument("--board", metavar="JSON", default=os.path.join(_ROOT, "board_configs", "host-sim.json"),
+                        help="board config whose identity names the certificate (default: host-sim)")
+    parser.add_argument("--device-json", metavar="JSON",
+                        help="the device's device.json, its identity over the board's (default: OUT/device.json if there)")
+    parser.add_argument("--cn", help="subject CN (default: the SHIP ID, <brand>-<model>-<serial>)")
+    parser.add_argument("--o", help="subject O (default: the identity's brand)")
+    parser.add_argument("--ou", help="subject OU (default: the identity's model)")
     parser.add_argument("--c", default=DEFAULT_C, help="subject C, two letters (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="overwrite an existing certificate/key (the SKI changes: peers must re-pair)")
@@ -231,10 +260,18 @@ def run(args):
         print("gw certs: refusing to overwrite %s; use --force (peers must then re-pair)"
               % " and ".join(existing), file=sys.stderr)
         return 1
+    dj = args.device_json or os.path.join(args.out, "device.json")
+    try:
+        brand, model, serial = identity(args.board, dj)
+    except (OSError, ValueError) as e:
+        print("gw certs: identity: %s" % e, file=sys.stderr)
+        return 2
     os.makedirs(args.out, exist_ok=True)
-    cert_der, key_der = create(cn=args.cn, o=args.o, ou=args.ou, c=args.c)
+    cn = args.cn or (lambda ski: ship_id(brand, model, serial, ski))
+    cert_der, key_der = create(cn=cn, o=args.o or brand, ou=args.ou or model, c=args.c)
     write_file(key_path, key_der, 0o600)
     write_file(cert_path, cert_der, 0o644)
     print("wrote %s and %s" % (cert_path, key_path))
+    print("subject %s" % x509.load_der_x509_certificate(cert_der).subject.rfc4514_string())
     print("SKI %s" % ski_hex(cert_der))
     return 0

@@ -65,7 +65,7 @@ def run(args):
     if not os.path.exists(os.path.join(args.data, "cert.der")):
         import certs
 
-        r = certs.run(certs_args(args.data))
+        r = certs.run(certs_args(args.data, args.board))
         if r:
             return r
     sim = None
@@ -77,13 +77,28 @@ def run(args):
     env = dict(os.environ, MICROPYPATH="%s:.frozen" % os.path.join(ROOT, "lib"))
     if "GW_CONSOLE" not in env and sys.stdin.isatty():
         env["GW_CONSOLE"] = "tty"  # the console in this terminal, as make run has it
+    gw = [None]
+
+    def term(signum, frame):
+        # SIGTERM: the MicroPython unix port has no signal handlers, so the gateway would die
+        # without closing its SHIP sessions; pass it on as Ctrl-C, its orderly stop
+        if gw[0] is not None and gw[0].poll() is None:
+            gw[0].send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, term)
     try:
         while True:
-            r = subprocess.call(gateway_command(args.board, args.data, args.heapsize), env=env)
+            gw[0] = subprocess.Popen(gateway_command(args.board, args.data, args.heapsize), env=env)
+            r = gw[0].wait()
             if r != RESTART_STATUS:
                 return r
             print("gateway restarting (Ctrl-D at the console)", flush=True)
     except KeyboardInterrupt:
+        if gw[0] is not None:
+            try:
+                gw[0].wait(5)  # it got the Ctrl-C too (same process group): its goodbyes
+            except subprocess.TimeoutExpired:
+                gw[0].kill()
         return 130
     finally:
         if sim:
@@ -95,11 +110,11 @@ def run(args):
                 sim.wait()
 
 
-def certs_args(out):
+def certs_args(out, board):
     import argparse
 
     import certs
 
     p = argparse.ArgumentParser()
     certs.configure(p)
-    return p.parse_args(["--out", out])
+    return p.parse_args(["--out", out, "--board", board])

@@ -86,6 +86,8 @@ class Station:
         self.charging = False
         self.reverse = {p.index: _reverse_enum(p) for p in m.points if p.enum is not None}
         self.writes = []  # (fc, address, value) as the gateway wrote them, latest last
+        self.write_count = 0  # registers written since start, all of them
+        self.limit_writes = 0  # of them to the limit register (each a pilot change on hardware)
         self.requests = 0
         self.boots = 0
         self.power_on(time.monotonic())
@@ -151,8 +153,10 @@ class Station:
             a = address + i
             v = int(v)
             self.writes.append((fc, a, v))
+            self.write_count += 1
             if kind == "holding" and a == m.limit.address:
                 self.limit_raw = v
+                self.limit_writes += 1
                 self.tripped = False
             if m.enable and kind == regmap.KINDS[m.enable.kind] and a == m.enable.address:
                 self.enable = v == m.enable_on
@@ -284,6 +288,8 @@ class Station:
             "requests": self.requests,
             "boots": self.boots,
             "writes": [list(w) for w in self.writes[-10:]],
+            "write_count": self.write_count,
+            "limit_writes": self.limit_writes,
             "registers": {"%s %d" % k: v for k, v in sorted(self.registers().items())},
         }
 

@@ -28,7 +28,8 @@ class Clock:
 
 
 def bills(e):
-    return rows_plain("billListData", e.bill_rows()).get("billData", [])
+    t = rows_plain("billListData", e.bill_rows())
+    return t.get("billData", []) if isinstance(t, dict) else []  # no bill: {} ([] to the builder)
 
 
 def session(e, ch, clock, wh, start, end, t0=0, t1=3600000):

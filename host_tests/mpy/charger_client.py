@@ -6,6 +6,9 @@
 #   limit <amps>         encode_limit and write it (and the enable) -> "OK <value> <enable>"
 #   init                 the map's init writes -> "OK <n>"
 #   write <fc> <addr> <value>, read <fc> <addr> <count>, retries <n>, quit
+#   wlimit <W> <ms> <write interval ms>  a W obligation in a fresh model, polled every 100 ms
+#                        for ms, each pending write written -> "OK <writes> <worst>", worst
+#                        the highest setpoint * sum(U) / W seen (1 = at the limit)
 # Failures answer "ERR <exception class> <detail>". The master is driven through its stepper
 # with time.sleep_ms, as the poller will (minus asyncio).
 import json
@@ -34,6 +37,40 @@ def write(m, unit, w, value):
         run(m, unit, 16, w.address, 1, [value])
     else:
         run(m, unit, w.fc, w.address, 1, value)
+
+
+def wlimit(m, unit, rm, watts, ms, interval):
+    from charger import F_U1, OBLIGATION, SRC_LPC, UNIT_W
+
+    model = Charger(write_interval_ms=interval)
+    model.link(True)
+    t0 = time.ticks_ms()
+    model.request(SRC_LPC, OBLIGATION, watts, UNIT_W, t0)
+    writes = 0
+    worst = 0
+    while True:
+        now = time.ticks_ms()
+        if time.ticks_diff(now, t0) >= ms:
+            break
+        for b in rm.blocks:
+            run(m, unit, b.fc, b.address, b.count, None, b.regs)
+            rm.decode(b, b.regs, model)
+        model.flush()
+        a = model.pending_write(now)
+        if a is not None:
+            value, enable = rm.encode_limit(a)
+            if value is not None:
+                write(m, unit, rm.limit, value)
+            if enable is not None:
+                write(m, unit, rm.enable, enable)
+            model.written(a, now)
+            writes += 1
+        u = sum(model.get(F_U1 + p) or 0 for p in range(3))
+        for x in (model.setpoint(), model.applied() if writes > 1 else 0):
+            if x * u / watts > worst:
+                worst = x * u / watts
+        time.sleep_ms(100)
+    return writes, worst
 
 
 def main():
@@ -69,6 +106,8 @@ def main():
                 if enable is not None:
                     write(m, unit, rm.enable, enable)
                 print("OK", value, enable)
+            elif cmd == "wlimit":
+                print("OK %d %.4f" % wlimit(m, unit, rm, int(words[1]), int(words[2]), int(words[3])))
             elif cmd == "init":
                 ws = rm.init_writes()
                 for w in ws:

@@ -218,6 +218,15 @@ class Gateway:
             live.beat("spine", now)
             await asyncio.sleep_ms(250)
 
+    async def shutdown(self, wait_ms=2000):
+        """An orderly stop (Ctrl-C, SIGTERM through the host runners, the console's soft
+        reset): the mDNS goodbye, so that peers drop the service instead of redialling, then
+        every SHIP session closed with connectionClose, bounded by wait_ms."""
+        if self.mdns is not None:
+            self.mdns.goodbye()
+            self.mdns = None
+        await self.node.stop(wait_ms)
+
     async def serve_forever(self, probe=None):
         self.node.probe = probe
         await self.start()
@@ -328,9 +337,17 @@ def run(board_path, data_dir, host_files=True, probe=None):
     try:
         asyncio.run(gw.serve_forever(probe))
     except KeyboardInterrupt:
-        if gw.mdns is not None:
-            gw.mdns.goodbye()  # peers drop our service now instead of after its TTL
+        _stop(gw)
         print("stopped")
+
+
+def _stop(gw):
+    # after Ctrl-C left asyncio.run: the tasks are still queued, run the loop again for the
+    # goodbyes (a second Ctrl-C ends it at once)
+    try:
+        asyncio.run(gw.shutdown())
+    except KeyboardInterrupt:
+        pass
 
 
 def _machine():
@@ -378,6 +395,7 @@ def main(board_path="/board.json", data_dir="/data", flag=None):
     try:
         asyncio.run(gw.serve_forever())
     except KeyboardInterrupt:
+        _stop(gw)
         print("stopped")
         sup.release()
     except Exception as e:

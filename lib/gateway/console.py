@@ -121,9 +121,11 @@ async def run(kind, gw, period_ms=50):
             if kind == "pipe":
                 poll.unregister(stdin)
                 return  # end of input: nobody is there to type
+            await gw.shutdown()  # the SHIP sessions end with connectionClose, not cut
             soft_reset(kind)  # a terminal's Ctrl-D on an empty line (cooked mode: EOF)
         line = ed.feed(ch)
         if line is EOT:
+            await gw.shutdown()
             soft_reset(kind)  # the serial console's 0x04 on an empty line
         if line is not None:
             execute(line, ns)

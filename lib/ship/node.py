@@ -133,15 +133,24 @@ class ShipNode:
         if self._dial_task is None:
             self._dial_task = asyncio.create_task(self._dial_loop(cem))
 
-    async def stop(self):
-        for lst in list(self.peers.values()):
-            for p in lst:
-                p.close()
+    async def stop(self, wait_ms=2000):
+        """An orderly stop: no new connections, every session closed with connectionClose
+        (announce; the peer confirms, or our close timer ends it), waiting at most wait_ms
+        for them to end; the transport of a session still open then goes with the process."""
         if self._dial_task:
             self._dial_task.cancel()
+            self._dial_task = None
         if self.server:
             self.server.close()
+        for lst in list(self.peers.values()):
+            for p in lst:
+                p.close("unspecific")
+        t0 = time.ticks_ms()
+        while self.peers and time.ticks_diff(time.ticks_ms(), t0) < wait_ms:
+            await asyncio.sleep_ms(20)
+        if self.server:
             await self.server.wait_closed()
+            self.server = None
 
     async def _accept(self, reader, writer):
         addr = _peer_text(writer)

@@ -147,6 +147,9 @@ def emit_discovery(w, device, entities=None, change=None):
 def emit_usecases(w, device_address, usecases):
     """usecases: list of (entity tuple, actor, [(name, version, scenarios tuple, subrevision)])."""
     w.obj_begin()
+    if not usecases:
+        w.obj_end()
+        return
     w.member("useCaseInformation")
     w.list_begin()
     for entity, actor, support in usecases:
@@ -183,6 +186,9 @@ def emit_links(w, kind, links):
     """subscriptionData / bindingData: kind "subscription" or "binding"; links: list of
     (id, client Addr, server Addr)."""
     w.obj_begin()
+    if not links:  # no entries: no list member (spine.table.emit_list)
+        w.obj_end()
+        return
     w.member(kind + "Entry")
     w.list_begin()
     for lid, client, server in links:

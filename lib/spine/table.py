@@ -6,7 +6,9 @@
 #
 # Values: bool, int, str as they are; a 2-tuple (number, scale) is a scaledNumber
 # {number, scale}; a list is a nested object in the same flat form; a callable writes its
-# own value; None leaves the member out (an optional field not known now).
+# own value; None leaves the member out (an optional field not known now), and so does a list
+# (Items) without entries: on the wire a list member is there with entries or not at all, since
+# `[]` reads as an empty object to eebus-go, which then drops the whole message.
 from spine.device import Function
 
 
@@ -128,7 +130,7 @@ def emit_object(w, row, elements=None, keys=()):
         k = row[i]
         v = row[i + 1]
         i += 2
-        if v is None:
+        if v is None or (type(v) is Items and not v.items):
             continue
         if elements is not None and k not in elements and k not in keys:
             continue
@@ -159,15 +161,20 @@ def selected(row, selectors):
 
 def emit_list(w, item, rows, selectors=None, elements=None, keys=()):
     """{item: [row, ...]}, restricted to rows matching selectors and to elements (the key
-    fields always stay, so that a restricted entry still says which one it is)."""
+    fields always stay, so that a restricted entry still says which one it is). No row: {}
+    (the item member left out, as spine-go writes an empty list)."""
     w.obj_begin()
-    w.member(item)
-    w.list_begin()
+    first = True
     for r in rows:
         if selectors and not selected(r, selectors):
             continue
+        if first:
+            first = False
+            w.member(item)
+            w.list_begin()
         emit_object(w, r, elements or None, keys)
-    w.list_end()
+    if not first:
+        w.list_end()
     w.obj_end()
 
 

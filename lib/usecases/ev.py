@@ -120,8 +120,9 @@ class Ev:
         return tuple(rows)
 
     def unplugged(self):
-        """The EV left: its limits go with it."""
+        """The EV left: its limits go with it; the next EV's first measurement notify is full."""
         self.opev.unplugged()
+        self.evcem.delta.reset()
 
 
 def _value_set(discrete, lo, hi):

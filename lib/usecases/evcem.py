@@ -11,7 +11,7 @@ from charger import F_I1, F_SESSION_WH, F_U1
 from compat import const
 from spine.table import scaled
 from usecases.measurement import (
-    NEUTRAL_RMS, PHASES, current_range, measured, measurement, measurement_desc, parameter_desc, tenth,
+    Delta, NEUTRAL_RMS, PHASES, current_range, measured, measurement, measurement_desc, parameter_desc, tenth,
 )
 
 EVCEM = ("measurementOfElectricityDuringEvCharging", "1.0.1", (1, 2, 3), "release")
@@ -37,12 +37,13 @@ class Evcem:
             + [parameter_desc(4 + p, 3 + p, PHASES[p], NEUTRAL_RMS, "acPower") for p in range(n)]
             + [parameter_desc(7, 6, allp, (), "charge")]
         )
+        self.delta = Delta(self.meas_desc)
 
     def feature(self):
         return measurement(FT_MEASUREMENT, self.meas_desc, self._measurement_rows, self._constraint_rows)
 
     def notify(self, app, entity):
-        app.notify(entity, FT_MEASUREMENT, "measurementListData")
+        self.delta.notify(app, entity, FT_MEASUREMENT, self._measurement_rows())
 
     def _constraint_rows(self):
         lo, hi = current_range(self.ch)

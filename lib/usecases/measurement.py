@@ -5,7 +5,7 @@
 # and the EV's current range that permitted values, constraints and limits all state.
 from charger import F_EV_MAX
 from spine.device import OPS_READ, SERVER, Feature
-from spine.table import list_function, scaled
+from spine.table import emit_list, field, list_function, scaled
 
 PHASES = ("a", "b", "c")
 # parameter elements of a per-phase value measured against neutral
@@ -67,3 +67,58 @@ def measurement(fid, descriptions, values, constraints=None):
         fns.append(list_function("measurementConstraintsListData", OPS_READ, constraints, _MEAS_KEYS))
     fns.append(list_function("measurementListData", OPS_READ, values, _MEAS_KEYS))
     return Feature(fid, "Measurement", SERVER, tuple(fns), "Measurement Server")
+
+
+# Measurement notifies (spine.md 12.3) carry only the values that moved since they were last
+# notified, by at least a step of their unit: 0.5 A, 100 W, 10 Wh, 5 V. Finer steps (0.1 A,
+# 10 W, 1 Wh, 1 V) sit inside a controller's noise (the simulator's 230 V +- 2 V and 0.2 A
+# ripple) and cut the volume by 15 % only; these by 87 % (README, performance), while a CEM
+# still sees every pilot step that matters (1 A) and power to 1 % of 11 kW; a value that
+# creeps stays at most one step off until it moves on. They go out as partial notifies
+# (cmdControl partial, no selectors): spine-go and the test CEM merge the entries by
+# measurementId into what they hold. Reads always get the whole list.
+_STEPS = (("A", 0.5), ("W", 100), ("Wh", 10), ("V", 5))
+
+
+class Delta:
+    """The values last notified, by measurementId, against the descriptions' units."""
+
+    def __init__(self, descriptions):
+        steps = [0] * (max(d[1] for d in descriptions) + 1)
+        for d in descriptions:
+            u = field(d, "unit")
+            for k, v in _STEPS:
+                if k == u:
+                    steps[d[1]] = v - 1e-6  # 7.1 - 7.0 is 0.0999... in binary
+        self.steps = steps
+        self.sent = [None] * len(steps)
+        self.subs = 0  # subscribers at the last notify
+
+    def reset(self):
+        # the next notify is a full one (a new EV, whose peer data went with its entity)
+        for i in range(len(self.sent)):
+            self.sent[i] = None
+
+    def notify(self, app, entity, fid, rows):
+        """Notify the rows that moved a step (measured() rows); all rows moved: a full notify.
+        A new subscriber gets the whole list first (it may not have read it)."""
+        n = app.subscribers(entity, fid)
+        if n > self.subs:
+            self.reset()
+        self.subs = n
+        if not n:
+            return
+        sent = self.sent
+        steps = self.steps
+        out = []
+        for r in rows:
+            mid = r[1]
+            n, sc = r[5]
+            x = n if sc == 0 else n * 10 ** sc
+            last = sent[mid]
+            if last is None or abs(x - last) >= steps[mid]:
+                sent[mid] = x
+                out.append(r)
+        if out:
+            app.notify(entity, fid, "measurementListData",
+                       lambda w: emit_list(w, "measurementData", out), len(out) < len(rows))

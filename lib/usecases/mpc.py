@@ -7,7 +7,7 @@
 from charger import F_I1, F_POWER, F_TOTAL_WH, F_U1
 from compat import const
 from usecases.measurement import (
-    NEUTRAL, PHASES, electrical_connection, measured, measurement, measurement_desc, parameter_desc, tenth,
+    Delta, NEUTRAL, PHASES, electrical_connection, measured, measurement, measurement_desc, parameter_desc, tenth,
 )
 
 MPC = ("monitoringOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
@@ -38,6 +38,7 @@ class Mpc:
             + [parameter_desc(8 + p, 8 + p, PHASES[p], ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent"), "acVoltage")
                for p in range(n)]
         )
+        self.delta = Delta(self._meas_desc)
 
     def features(self, characteristics):
         """characteristics: the rows of the ElectricalConnection characteristics (LPC's)."""
@@ -47,7 +48,7 @@ class Mpc:
         ]
 
     def notify(self, app, entity):
-        app.notify(entity, FT_MEASUREMENT, "measurementListData")
+        self.delta.notify(app, entity, FT_MEASUREMENT, self._measurement_rows())
 
     def _measurement_rows(self):
         ch = self.ch

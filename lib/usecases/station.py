@@ -135,20 +135,32 @@ class SpineApp:
         notified to subscribers on change (EVSECC: usecases.evse follows the charger model)."""
         self.evse.set_operating_state(state, error)
 
-    def notify(self, entity, fid, name):
+    def notify(self, entity, fid, name, emit=None, partial=False):
         """Notify one function's current data to every subscriber of its feature: one
-        snapshot, shared by all sessions."""
+        snapshot, shared by all sessions; or emit's data (partial: cmdControl partial, the
+        changed entries only, usecases.measurement.Delta)."""
         feature = self.device.feature(entity, fid)
         if feature is None:
             return
-        emit = None
+        sent = False
         for s in self.sessions:
             if s.subscribed(feature):
                 if emit is None:
                     emit = feature.function(name).emitter()
-                s.notify(feature, name, emit)
-        if emit is not None:
+                s.notify(feature, name, emit, partial)
+                sent = True
+        if sent:
             self._wake()
+
+    def subscribers(self, entity, fid):
+        """Sessions subscribed to a feature of ours."""
+        f = self.device.feature(entity, fid)
+        n = 0
+        if f is not None:
+            for s in self.sessions:
+                if s.subscribed(f):
+                    n += 1
+        return n
 
     def _wake(self):
         for ep in self.endpoints:
