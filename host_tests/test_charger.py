@@ -104,7 +104,8 @@ class Run:
             m.request(s, k, value, unit, self.t, exp)
         elif kind in ("withdraw", "alive", "enter", "end"):
             self.t += op[2]
-            {"withdraw": m.withdraw, "alive": m.alive, "enter": m.enter_failsafe, "end": m.end_failsafe}[kind](op[1], self.t)
+            step = {"withdraw": m.withdraw, "alive": m.alive, "enter": m.enter_failsafe, "end": m.end_failsafe}
+            step[kind](op[1], self.t)
         elif kind == "tick":
             self.t += op[1]
             m.tick(self.t)
@@ -153,7 +154,8 @@ class Run:
             else:
                 vals = value if isinstance(value, tuple) else (value,) * 3
                 vals = tuple(vals) + (None,) * (3 - len(vals))
-                out.append((kind, what, tuple(None if x is None else Fraction(min(ma(x), 1000000), 1000) for x in vals)))
+                out.append((kind, what,
+                            tuple(None if x is None else Fraction(min(ma(x), 1000000), 1000) for x in vals)))
 
         for s in range(6):
             r = m.request_of(s)

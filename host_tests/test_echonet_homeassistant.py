@@ -24,7 +24,10 @@ from support import mpyrun
 from support.echonet_node_proc import Node
 from pychonet import ElectricVehicleCharger, ElectricVehicleChargerDischarger
 from pychonet.lib.epc import EPC_SUPER
-from test_echonet_e2e import DEV, Pychonet, rig  # noqa: F401 (rig is a fixture)
+import test_echonet_e2e
+from test_echonet_e2e import DEV, Pychonet
+
+rig = test_echonet_e2e.rig  # its fixture, shared: pytest finds fixtures among the module's names
 
 # const.ENL_SUPER_CODES of the integration, in its order: 0x80 0x84 0x85 0x97 0x88 0x89
 HA_SUPER = [0x80, 0x84, 0x85, 0x97, 0x88, 0x89]

@@ -149,7 +149,8 @@ def stream(emit, size):
 
 
 # every code point but surrogates, with the ones that need care drawn often
-text = st.text(st.characters(codec="utf-8") | st.sampled_from('<>&"\\/\n\r\t\b\f\x00\x1f\x7f\u2028\u2029\u00e9\U0001f600'), max_size=16)
+text = st.text(st.characters(codec="utf-8")
+               | st.sampled_from('<>&"\\/\n\r\t\b\f\x00\x1f\x7f\u2028\u2029\u00e9\U0001f600'), max_size=16)
 scalars = (
     st.none()
     | st.booleans()
@@ -240,7 +241,8 @@ def mutate(data, draw):
         elif kind == 1 and i < len(b):
             b[i] ^= draw(st.integers(1, 255))
         elif kind == 2:
-            b[i:i] = draw(st.binary(min_size=1, max_size=4) | st.sampled_from([b"{", b"}", b"[", b"]", b'"', b",", b":", b"\\", b"\\u", b"\x00", b"-", b"e", b"."]))
+            b[i:i] = draw(st.binary(min_size=1, max_size=4) | st.sampled_from(
+                [b"{", b"}", b"[", b"]", b'"', b",", b":", b"\\", b"\\u", b"\x00", b"-", b"e", b"."]))
         elif kind == 3:
             del b[i : i + draw(st.integers(1, 4))]
         else:
@@ -426,6 +428,7 @@ def test_mutation_corpus_under_micropython_matches_cpython():
     assert total == ok + err == 2000 and other == 0
     assert ok > 100 and err > 1000  # the corpus reaches both outcomes
     env = dict(os.environ, PYTHONPATH=LIB)
-    p = subprocess.run([sys.executable, MUTATIONS, CAPTURES, "2000"], env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, MUTATIONS, CAPTURES, "2000"], env=env, capture_output=True, text=True,
+                       timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert _RESULT.search(p.stdout).groups() == got.groups()

@@ -1,8 +1,17 @@
 """EVCS station-side data (lib/usecases/evcs.py) under CPython: the shared cases (MicroPython runs
 them in test_cases_mpy) and properties over written tree shapes."""
+import copy
+import re
+
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cases import caserun, evcs_cases
+from charger import Charger
+from eejson.writer import Writer
+from spine.table import Table
+from support import mpyrun
+from usecases.evcs import Evcs
 
 
 @pytest.mark.parametrize("name", caserun.names(evcs_cases))
@@ -13,15 +22,6 @@ def test_case(name):
 # ---- properties over written tree shapes: never raises, answers 0 or commandRejected with a
 # text, changes nothing when refused, and what it accepts renders
 
-import copy
-
-from eejson.writer import Writer
-from hypothesis import HealthCheck, given, settings, strategies as st
-from usecases.evcs import Evcs
-from spine.table import Table
-
-from charger import Charger
-
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 SN = st.one_of(st.fixed_dictionaries({"number": st.integers(-10 ** 12, 10 ** 12), "scale": st.integers(-12, 12)}),
                st.fixed_dictionaries({"number": st.integers(-100, 200)}))
@@ -29,7 +29,8 @@ KEYS = ["billData", "billId", "billType", "total", "position", "positionId", "po
         "valuePercentage", "costPercentage", "costType", "currency", "unit", "costId", "valueId", "timePeriod",
         "number", "scale"]
 LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 10 ** 10), st.floats(allow_nan=True), TEXT, SN,
-                 st.sampled_from(["chargingSummary", "gridElectricEnergy", "selfProducedElectricEnergy", "absolutePrice", "EUR"]))
+                 st.sampled_from(["chargingSummary", "gridElectricEnergy", "selfProducedElectricEnergy",
+                                  "absolutePrice", "EUR"]))
 TREE = st.recursive(LEAF, lambda ch: st.one_of(st.lists(ch, max_size=4),
                                                st.dictionaries(st.sampled_from(KEYS), ch, max_size=5)), max_leaves=25)
 
@@ -92,7 +93,8 @@ def test_arbitrary_trees_rejected_cleanly(tree, partial):
 @given(data=st.data(), partial=st.booleans(), g=st.integers(0, 100))
 def test_mutated_valid_writes(data, partial, g):
     tree = {"billData": [{"billId": 2, "billType": "chargingSummary",
-                          "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2}, "currency": "EUR"}]},
+                          "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2},
+                                              "currency": "EUR"}]},
                           "position": evcs_cases.grid_self({"number": g}, {"number": 100 - g})}]}
     e = fresh()
     assert e.write_bills(copy.deepcopy(tree), partial) == (0, None)
@@ -100,11 +102,6 @@ def test_mutated_valid_writes(data, partial, g):
 
 
 # ---- mutation run under MicroPython: mutated wire bytes of a broker write, parsed and applied
-
-import re
-
-from support import mpyrun
-
 
 MUTATION_CODE = """
 import random, sys
@@ -119,7 +116,8 @@ import evcs_cases
 W = Writer(512)
 
 seed = dialect({"billData": [{"billId": 1, "billType": "chargingSummary",
-                              "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2}, "currency": "EUR"}]},
+                              "total": {"cost": [{"costType": "absolutePrice", "cost": {"number": 99, "scale": -2},
+                                                  "currency": "EUR"}]},
                               "position": evcs_cases.grid_self({"number": 30}, {"number": 70})}]}).encode()
 random.seed(11)
 rnd = random
@@ -161,7 +159,8 @@ print("MUTATIONS", count, "ok", ok, "rejected", bad, "unparsable", unparsable)
 
 
 def test_mutation_run_under_micropython(tmp_path):
-    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=mpyrun.CASE_PATH, timeout=300).check()
+    r = mpyrun.run_code(MUTATION_CODE, tmp_path, heapsize="1M", args=("10000",), extra_path=mpyrun.CASE_PATH,
+                        timeout=300).check()
     m = re.search(r"MUTATIONS 10000 ok (\d+) rejected (\d+) unparsable (\d+)", r.stdout)
     assert m, r.stdout[-2000:]
     print(m.group(0))

@@ -105,7 +105,8 @@ def test_imports_run_downward_only():
             continue
         if dst not in ALLOWED[src]:
             may = ", ".join(ALLOWED[src] + ("ground",))
-            bad.append("%s: %s imports %s: room %s may import %s only" % (_where(mods, mod, line), mod, target, src, may))
+            bad.append("%s: %s imports %s: room %s may import %s only"
+                       % (_where(mods, mod, line), mod, target, src, may))
     assert not bad, "imports against the layer table (%d):\n  %s" % (len(bad), "\n  ".join(bad))
 
 

@@ -2,7 +2,6 @@
 test_cases_mpy), properties over random event sequences, and a mutation run of the written
 entries from the captures through the real dialect reader."""
 
-import json
 import random
 
 import pytest

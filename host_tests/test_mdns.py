@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cases import caserun
 from cases import mdns_cases as cases
+from gateway import config
+from gateway import mdns_service as service
 from mdns import dns as D
 from mdns.browse import Browser
 from mdns.responder import UP, Responder
@@ -64,7 +66,7 @@ class Spec:
 
 
 def _name(*labels):
-    return dns.name.Name([l.encode() if isinstance(l, str) else l for l in labels] + [b""])
+    return dns.name.Name([label.encode() if isinstance(label, str) else label for label in labels] + [b""])
 
 
 SVC = _name("_ship", "_tcp", "local")
@@ -185,7 +187,8 @@ def test_answers_to_dnspython_queries_equal_dnspython(qname, qtype, answer, addi
     n = r.handle(q, len(q), 5353, 5000)
     rec = records(spec)
     assert not r.unicast
-    assert _ours(r.w.buf, n) == message(RESPONSE, answer=[rec[k] for k in answer], additional=[rec[k] for k in additional])
+    assert _ours(r.w.buf, n) == message(RESPONSE, answer=[rec[k] for k in answer],
+                                        additional=[rec[k] for k in additional])
 
 
 def test_several_questions_in_one_query():
@@ -424,7 +427,8 @@ def test_garbage_is_dropped_or_answered_never_raises(data, port):
 
 
 MUTATIONS = os.path.join(MPY_SCRIPTS, "mdns_mutations.py")
-_RESULT = re.compile(r"RESULT total=(\d+) answered=(\d+) dropped=(\d+) malformed=(\d+) learned=(\d+) other=(\d+) digest=(\d+)")
+_RESULT = re.compile(r"RESULT total=(\d+) answered=(\d+) dropped=(\d+) malformed=(\d+) learned=(\d+) "
+                     r"other=(\d+) digest=(\d+)")
 
 
 def test_mutation_corpus_under_micropython_matches_cpython(tmp_path):
@@ -449,7 +453,8 @@ MEMORY = """
 import gc, micropython, socket
 from mdns.responder import Responder, ship_txt
 r = Responder("OpenEVGW-Box-1234", "openevgw-1234", 4712, "192.168.1.20",
-              ship_txt("OpenEVGW-Box-1234", "%s", brand="OpenEVGW", model="Box", dtype="ChargingStation", serial="1234"))
+              ship_txt("OpenEVGW-Box-1234", "%s", brand="OpenEVGW", model="Box", dtype="ChargingStation",
+                       serial="1234"))
 r.start(0)
 t = 0
 while r.state != 3:
@@ -487,9 +492,6 @@ def test_answering_a_query_allocates_nothing_in_the_core(tmp_path):
 
 # ---- configuration and the gateway glue ------------------------------------------------------
 
-from gateway import config  # noqa: E402
-from gateway import mdns_service as service  # noqa: E402
-
 
 def test_config_mdns_defaults_off_on_the_host():
     cfg = config.parse({"board": "t"})
@@ -523,7 +525,8 @@ def test_default_names_from_identity_and_serial():
     cfg = config.parse({"board": "t", "mdns": {"instance": "My Box", "hostname": "wallbox"}})
     assert service.names(cfg, config.ship_settings(cfg, SKI)) == ("My Box", "wallbox")
     cfg = config.parse({"board": "t"})
-    assert service.names(cfg, config.ship_settings(cfg, SKI)) == ("OpenEVGW-Gateway-" + SKI[:10], "openevgw-" + SKI[:10])
+    assert service.names(cfg, config.ship_settings(cfg, SKI)) == ("OpenEVGW-Gateway-" + SKI[:10],
+                                                                  "openevgw-" + SKI[:10])
 
 
 class _Trust:

@@ -177,7 +177,8 @@ def test_our_browser_finds_a_zeroconf_service_and_its_removal(tmp_path):
     cem_ski = "ab" * 20
     info = ServiceInfo("_ship._tcp.local.", "HEMS Test._ship._tcp.local.", addresses=[socket.inet_aton("127.0.0.1")],
                        port=4711, server="hems-test.local.",
-                       properties={"txtvers": "1", "id": "HEMS-1", "path": "/ship/", "ski": cem_ski, "register": "false",
+                       properties={"txtvers": "1", "id": "HEMS-1", "path": "/ship/", "ski": cem_ski,
+                                   "register": "false",
                                    "type": "EnergyManagementSystem"})
     node = None
     try:

@@ -96,7 +96,8 @@ def test_read_requests_match_the_reference(fc, addr, count, unit):
     most = 125 if fc in (3, 4) else 2000
     assume(count <= most and addr + count <= 0x10000)
     assert ours(pdu.read_request, fc, addr, count) == request_ref(fc, addr, count)
-    assert modbus_cases.frame(unit, pdu.read_request, fc, addr, count) == seal_ref(bytes([unit]) + request_ref(fc, addr, count))
+    assert (modbus_cases.frame(unit, pdu.read_request, fc, addr, count)
+            == seal_ref(bytes([unit]) + request_ref(fc, addr, count)))
 
 
 @SETTINGS
@@ -150,7 +151,8 @@ def test_requests_match_pymodbus_frames():
         ),
         (
             f(3, pdu.write_coils_request, 19, [1, 0, 1, 1, 0, 0, 1, 1, 1, 0], 10),
-            WriteMultipleCoilsRequest(address=19, bits=[True, False, True, True, False, False, True, True, True, False], dev_id=3),
+            WriteMultipleCoilsRequest(address=19, bits=[True, False, True, True, False, False, True, True, True, False],
+                                      dev_id=3),
         ),
     ]
     for mine, theirs in pairs:
@@ -181,7 +183,8 @@ def test_bit_replies_round_trip(fc, bits):
 
 
 @SETTINGS
-@given(st.binary(max_size=300), st.sampled_from([1, 2, 3, 4, 5, 6, 15, 16]), st.integers(1, 125), st.integers(0, 0xFFFF))
+@given(st.binary(max_size=300), st.sampled_from([1, 2, 3, 4, 5, 6, 15, 16]), st.integers(1, 125),
+       st.integers(0, 0xFFFF))
 def test_random_bytes_raise_only_modbus_errors(data, fc, count, value):
     out = [0] * 2000
     for fn, args in (
@@ -253,7 +256,8 @@ def test_single_byte_errors_are_crc_errors(unit, body, pos, flip):
 
 
 @SETTINGS
-@given(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=20), st.integers(0, 0xFFFF), st.integers(0, 255), st.data())
+@given(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=20), st.integers(0, 0xFFFF), st.integers(0, 255),
+       st.data())
 def test_mbap_replies_round_trip_and_mutations(values, tid, unit, data):
     body = registers_reply_ref(3, values)
     frame = struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body

@@ -412,7 +412,8 @@ def test_master_end_to_end_with_faults(sim, kind):
     for spec, (result, d, after) in faults.items():
         assert after == regs, (spec, after)
         if spec == "noreply*3":
-            assert result == "ModbusTimeout" and d == {"timeouts": "3", "retried": "2", "errors": "1"}, (spec, result, d)
+            assert result == "ModbusTimeout" and d == {"timeouts": "3", "retried": "2", "errors": "1"}, (
+                spec, result, d)
             continue
         assert result == "OK " + regs, (spec, result)
         if spec == "noreply":

@@ -2,6 +2,9 @@
 pairing banner names what works where it is read (host: tools/gw; device: its console and its
 own address)."""
 
+import json
+import os
+
 from support import mpyrun
 
 BANNER = r'''
@@ -27,9 +30,6 @@ def test_banner_says_what_works_where_it_is_read(tmp_path):
 
 # ---- the watchdog across a soft reset (lib/gateway/supervisor.py early_feed), with the
 # stand-in machine module of host_tests/machine_stub (MACHINE_STUB_CAUSE picks the reset cause)
-
-import json  # noqa: E402
-import os  # noqa: E402
 
 STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "machine_stub")
 

@@ -260,7 +260,8 @@ def test_encode_limit_never_exceeds_and_round_trips(path, amps, data):
 
 
 @SETTINGS
-@given(st.one_of(st.integers(-5, -1), st.floats(max_value=-1e-9), st.just(float("nan")), st.text(max_size=2), st.none()))
+@given(st.one_of(st.integers(-5, -1), st.floats(max_value=-1e-9), st.just(float("nan")), st.text(max_size=2),
+                 st.none()))
 def test_encode_limit_refuses_junk_with_value_error(amps):
     m = regmap.load(regmap_cases.small())
     with pytest.raises(ValueError):

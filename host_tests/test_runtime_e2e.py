@@ -4,7 +4,6 @@ the heartbeat. No heartbeat goes out before the clock is synced; the first one a
 counter 1 (none was sent to anyone before) and a real date."""
 
 import asyncio
-import os
 
 from support import gateway_proc
 from support import mpyrun

@@ -83,7 +83,7 @@ def test_boot_ethernet_olimex_poe(tmp_path):
     net = {"kind": "ethernet", "phy": "LAN8720", "mdc": 23, "mdio": 18, "power": 12, "addr": 0, "clock": "GPIO17_OUT"}
     out = boot(tmp_path, {"network": net})
     assert "STATUS ethernet True" in out
-    kw = [l for l in out.splitlines() if l.startswith("KW")][0]
+    kw = [line for line in out.splitlines() if line.startswith("KW")][0]
     for part in ("('mdc', 'Pin(23)')", "('mdio', 'Pin(18)')", "('power', 'Pin(12)')", "('phy_addr', '0')",
                  "('phy_type', '0')", "('ref_clk', 'Pin(17)')", "('ref_clk_mode', '3')"):
         assert part in kw, kw
@@ -169,11 +169,12 @@ boot(1)
 """
     out, d = main_run(tmp_path, identity, CRASH_AFTER_START % 0, body)
     # five crashes, each a reset; the back-off grows; then safe mode without a start
-    assert [l for l in out.splitlines() if l.startswith(("RESET ", "RETURNED "))] == [
+    assert [line for line in out.splitlines() if line.startswith(("RESET ", "RETURNED "))] == [
         "RESET 0", "RESET 1", "RESET 2", "RESET 3", "RESET 4", "RETURNED 5", "RETURNED 6", "RESET 0"]
     assert "SLEPT [5, 15, 30, 60]" in out
     assert out.count("safe mode (flag %s: 5 crashes in a row, the last: RuntimeError: boom)" % (tmp_path / "safe")) == 2
-    assert "crash 1 in a row (RuntimeError: boom): starting in 5 s" in out and "crash 4 in a row (RuntimeError: boom): starting in 60 s" in out
+    assert "crash 1 in a row (RuntimeError: boom): starting in 5 s" in out
+    assert "crash 4 in a row (RuntimeError: boom): starting in 60 s" in out
     assert "RESETS 6" in out
     log = open(os.path.join(d, "crash.log")).read()
     assert log.count("RuntimeError: boom") >= 5 and "Traceback" in log
@@ -205,7 +206,7 @@ w = machine.wdts[0]
 print("WDT", w.timeout, w.feeds)
 """
     out, _ = main_run(tmp_path, identity, CRASH_AFTER_START % 900, body, {"watchdog_ms": 1000})
-    t, feeds = [l.split()[1:] for l in out.splitlines() if l.startswith("WDT")][0]
+    t, feeds = [line.split()[1:] for line in out.splitlines() if line.startswith("WDT")][0]
     assert t == "1000" and int(feeds) >= 3  # fed every 250 ms for 900 ms
     assert "[sup] I: watchdog 1000 ms" in out
 
@@ -342,10 +343,10 @@ async def start(self):
     raise RuntimeError("end of test")
 """
     out, _ = main_run(tmp_path, identity, start, "boot(1)")
-    lines = [l for l in out.splitlines() if "[app] I: network" in l]
+    lines = [line for line in out.splitlines() if "[app] I: network" in line]
     assert len(lines) == 2 and lines[0].endswith("network down"), out
-    ip0 = [l.split()[1] for l in out.splitlines() if l.startswith("IP0 ")][0]
+    ip0 = [line.split()[1] for line in out.splitlines() if line.startswith("IP0 ")][0]
     assert lines[1].startswith("[app] I: network up 192.168.4.") and not lines[1].endswith(" " + ip0), (ip0, lines)
     ip1 = lines[1].split()[-1]
-    calls = [l for l in out.splitlines() if l.startswith("CALL ")]
+    calls = [line for line in out.splitlines() if line.startswith("CALL ")]
     assert calls == ["CALL mdns configure " + ip1, "CALL mdns changed", "CALL echonet rejoin"], calls

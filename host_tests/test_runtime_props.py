@@ -4,7 +4,6 @@ naming a key (CrashState never raises); a mutation corpus of device.json, board.
 crash.json texts runs the same parsers under MicroPython."""
 
 import json
-import os
 import random
 
 from support import mpyrun

@@ -1,10 +1,14 @@
 """Property tests of the SHIP connection core: no input sequence makes it raise or misbehave."""
 
+import json
+
 from hypothesis import given, settings, strategies as st
 
+from cases import pin_cases as PC
 from cases import ship_core_cases as K
 from ship import connection as C
 from ship import messages as M
+from ship import pin as P
 
 VALID = [M.CMI, K.HELLO_READY, K.ANNOUNCE, K.SELECT, K.PIN, K.AMR, K.AM_PEER,
          M.DATA_PREFIX + K.DATAGRAM + M.DATA_SUFFIX]
@@ -108,11 +112,6 @@ def test_datagram_survives_any_chunking(cuts):
 
 # ---- the PIN phase (ship/pin.py, IEC 63380-3 6.9.6) --------------------------------------------
 
-import json
-
-from cases import pin_cases as PC
-from ship import pin as P
-
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.text(max_size=40)
     | st.text(alphabet="0123456789", min_size=0, max_size=2000),
@@ -127,12 +126,14 @@ def pin_messages(draw):
     if kind == 0:
         body = {"connectionPinInput": [{"pin": draw(_json_values)}]}
     elif kind == 1:
-        body = {"connectionPinState": [{"pinState": draw(st.sampled_from(["none", "required", "optional", "pinOk"]) | st.text(max_size=10))},
+        pin_state = st.sampled_from(["none", "required", "optional", "pinOk"]) | st.text(max_size=10)
+        body = {"connectionPinState": [{"pinState": draw(pin_state)},
                                        {"inputPermission": draw(st.sampled_from(["ok", "busy"]) | _json_values)}]}
     elif kind == 2:
         body = {"connectionPinError": [{"error": draw(_json_values)}]}
     elif kind == 3:
-        body = {draw(st.sampled_from(["connectionPinInput", "connectionPinState", "connectionPinError"])): draw(_json_values)}
+        name = draw(st.sampled_from(["connectionPinInput", "connectionPinState", "connectionPinError"]))
+        body = {name: draw(_json_values)}
     else:
         body = {"connectionPinInput": [{"pin": PC.SECRET}]}
     try:

@@ -9,7 +9,6 @@ import re
 
 import certs
 from support import mpyrun
-import pytest
 from support.gateway_proc import Gateway
 from support.paths import MPY_SCRIPTS
 from test_ws_codec import frame as ws_frame
@@ -18,12 +17,15 @@ from testcem.ship import ShipPeer
 from testcem.tls import client_context
 
 HELLO = b'\x01{"connectionHello":[{"phase":"ready"},{"waiting":60000}]}'
-ANNOUNCE = b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
+ANNOUNCE = (b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},'
+            b'{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}')
 SELECT = ANNOUNCE.replace(b"announceMax", b"select")
 PIN = b'\x01{"connectionPinState":[{"pinState":"none"}]}'
 AMR = b'\x01{"accessMethodsRequest":[]}'
 AM = b'\x01{"accessMethods":[{"id":"Replay-CEM"}]}'
-DATA = b'\x02{"data":[{"header":[{"protocolId":"ee1.0"}]},{"payload":{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":1},{"cmdClassifier":"read"}]},{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}}]}'
+DATA = (b'\x02{"data":[{"header":[{"protocolId":"ee1.0"}]},{"payload":{"datagram":['
+        b'{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":1},{"cmdClassifier":"read"}]},'
+        b'{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}}]}')
 CLOSE = b'\x03{"connectionClose":[{"phase":"announce"},{"maxTime":500},{"reason":"unspecific"}]}'
 MESSAGES = [b"\x00\x00", HELLO, ANNOUNCE, SELECT, PIN, AMR, AM, DATA, DATA * 1]
 # a peer pairing by PIN (the gateway in pin mode requires 12345678): wrong, malformed, right
@@ -129,7 +131,8 @@ def test_mutated_pin_transcripts_end_in_clean_close(tmp_path):
 
 def test_mutated_transcripts_over_tls_then_good_peer(tmp_path):
     cem = Identity.generate(common_name="Replay")
-    gw = Gateway(tmp_path / "gw", ship={"timers_ms": {"cmi": 300, "hello": 400, "close": 100, "idle": 200, "pong": 200}})
+    gw = Gateway(tmp_path / "gw",
+                 ship={"timers_ms": {"cmi": 300, "hello": 400, "close": 100, "idle": 200, "pong": 200}})
     gw.trust(cem.ski)
     gw.start()
     try:

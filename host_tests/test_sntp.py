@@ -108,7 +108,7 @@ asyncio.run(main())
 
 def _run(tmp_path, port, timeout_ms):
     r = mpyrun.run_code(CODE % (port, timeout_ms), tmp_path).check()
-    line = [l for l in r.stdout.splitlines() if l.startswith("SYNCED")][0]
+    line = [s for s in r.stdout.splitlines() if s.startswith("SYNCED")][0]
     return line
 
 

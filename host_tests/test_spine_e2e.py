@@ -80,7 +80,8 @@ def test_error_paths_keep_the_connection(gw, cem_ident):
             await cem.read(diag.spec, "loadControlLimitConstraintsListData")
         assert e.value.error_number == 6
         # unknown feature -> 4
-        ans = await cem.request(feature_address(remote.device, (1,), 77), "read", build_cmd("deviceDiagnosisStateData", {}))
+        ans = await cem.request(feature_address(remote.device, (1,), 77), "read",
+                                build_cmd("deviceDiagnosisStateData", {}))
         assert ans.result.error_number == 4
         # write to a read-only function -> 7, bound or not (spine-go checks writability first;
         # "no binding -> 9" on a writable function is covered by the session cases until the

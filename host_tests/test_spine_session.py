@@ -16,7 +16,10 @@ VALID = cases.datagram(cases.CEM_NM, cases.GW_NM, 3, "read", '[{"nodeManagementD
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=300), st.builds(lambda b, i, x: b[:i] + x + b[i + 1 :], st.just(VALID), st.integers(0, len(VALID) - 1), st.binary(max_size=3))), st.integers(1, 64))
+@given(st.one_of(st.binary(max_size=300),
+                 st.builds(lambda b, i, x: b[:i] + x + b[i + 1 :],
+                           st.just(VALID), st.integers(0, len(VALID) - 1), st.binary(max_size=3))),
+       st.integers(1, 64))
 def test_any_bytes_never_break_the_session(data, chunk):
     app, s = cases.new()
     cases.feed(s, data, chunk)

@@ -191,7 +191,8 @@ class FakeDevice:
                     return d
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("nothing matching arrived; got:\n" + "\n".join(d.describe() for d in self.received))
+                raise AssertionError("nothing matching arrived; got:\n"
+                                     + "\n".join(d.describe() for d in self.received))
             self._event.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._event.wait(), left)
@@ -258,7 +259,8 @@ def test_filters_delete_partial_and_partial_read():
                    {"cmdControl": {"partial": {}}}],
         "loadControlLimitListData": {"loadControlLimitData": [{"limitId": 0, "isLimitActive": True}]}}
     wire = dialect.dumps_compact(dialect.to_eebus({"cmd": [cmd]}))
-    assert wire.startswith('[{"cmd":[[{"function":"loadControlLimitListData"},{"filter":[[{"cmdControl":[{"delete":[]}]},'
+    assert wire.startswith('[{"cmd":[[{"function":"loadControlLimitListData"},'
+                           '{"filter":[[{"cmdControl":[{"delete":[]}]},'
                            '{"loadControlLimitListDataSelectors":[{"limitId":0}]},'
                            '{"loadControlLimitDataElements":[{"timePeriod":[]}]}],[{"cmdControl":[{"partial":[]}]}]]}')
     # partial read: function + filter, empty data element
@@ -442,7 +444,8 @@ def test_bind_read_write_notify_like_captures(ids):
             assert wire_equal_to_capture(renamed(wr, {cem.device: CONTROLBOX}, 22),
                                          "10_cb_write_loadcontrol_limitlist.raw.json")
             n = await cem.next_notify("loadControlLimitListData", timeout=2)
-            assert n.source_key == ((1,), 2) and n.data["loadControlLimitData"][0]["value"] == {"number": 100, "scale": 0}
+            assert n.source_key == ((1,), 2)
+            assert n.data["loadControlLimitData"][0]["value"] == {"number": 100, "scale": 0}
             assert n.destination == feature_address(cem.device, (1,), 2)
             # the notify came before the result on the wire (spine.md 3.2)
             kinds = [d.classifier for d in cem.transcript if d.direction == "recv"][-2:]
@@ -472,7 +475,8 @@ def test_bind_read_write_notify_like_captures(ids):
                 "clientAddress": feature_address(cem.device, (1,), 2), "serverAddress": feature_address(EVSE, (1,), 2)}}
             assert (await cem.subscribe("1:4")).ok
             sub = fake.requests()[-1].data["subscriptionRequest"]
-            assert sub["clientAddress"] == feature_address(cem.device, (1,), 1) and sub["serverFeatureType"] == "DeviceDiagnosis"
+            assert sub["clientAddress"] == feature_address(cem.device, (1,), 1)
+            assert sub["serverFeatureType"] == "DeviceDiagnosis"
             assert (await cem.unsubscribe("1:4")).ok
             assert fake.requests()[-1].function == "nodeManagementSubscriptionDeleteCall"
             assert cem.problems == [] and cem.errors == []
@@ -592,7 +596,8 @@ def test_answers_the_gateways_requests(ids):
             assert ans.result.error_number == 6
             ans = await fake.request("read", feature_address(cem.device, (1,), 42), build_cmd("measurementListData"))
             assert ans.result.error_number == 4
-            ans = await fake.request("read", feature_address(cem.device, (1,), 2), build_cmd("loadControlLimitListData"))
+            ans = await fake.request("read", feature_address(cem.device, (1,), 2),
+                                     build_cmd("loadControlLimitListData"))
             assert ans.result.error_number == 6      # a client feature serves nothing
             ans = await fake.request("write", feature_address(cem.device, (1,), 4),
                                      build_cmd("deviceDiagnosisStateData", {"operatingState": "failure"}),
@@ -624,7 +629,8 @@ def test_answers_the_gateways_requests(ids):
             bad = {"subscriptionRequest": {"clientAddress": dd_client,
                                            "serverAddress": feature_address(cem.device, (1,), 9),
                                            "serverFeatureType": "Measurement"}}
-            ans = await fake.request("call", me, build_cmd("nodeManagementSubscriptionRequestCall", bad), ack_request=True)
+            ans = await fake.request("call", me, build_cmd("nodeManagementSubscriptionRequestCall", bad),
+                                     ack_request=True)
             assert ans.result.error_number == 1
             bnm = {"bindingRequest": {"clientAddress": feature_address(EVSE, (0,), 0), "serverAddress": me,
                                       "serverFeatureType": "NodeManagement"}}

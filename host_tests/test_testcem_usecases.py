@@ -614,8 +614,10 @@ def test_opev_write_matches_capture_24_byte_for_byte():
 def test_opev_write_rules():
     d = synthetic()
     o = OPEV(d)
-    entries = lambda data: [(e["limitId"], e["isLimitActive"], scaled(e["value"]))  # noqa: E731
-                            for e in data["loadControlLimitData"]]
+
+    def entries(data):
+        return [(e["limitId"], e["isLimitActive"], scaled(e["value"])) for e in data["loadControlLimitData"]]
+
     # below min with a discrete value -> that value (pause); above max -> max; in range unchanged
     data, partial, notes = o.limits_write([3, 20, 10.5])
     assert entries(data) == [(0, True, 0.1), (1, True, 16.0), (2, True, 10.5)]

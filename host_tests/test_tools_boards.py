@@ -107,7 +107,8 @@ def _sdkconfig(path):
 
 
 def test_sdkconfig_fragments_are_well_formed():
-    files = glob.glob(os.path.join(FW, "boards", "sdkconfig.*")) + glob.glob(os.path.join(FW, "boards", "*", "sdkconfig.*"))
+    files = (glob.glob(os.path.join(FW, "boards", "sdkconfig.*"))
+             + glob.glob(os.path.join(FW, "boards", "*", "sdkconfig.*")))
     assert len(files) >= 3
     for f in files:
         _sdkconfig(f)

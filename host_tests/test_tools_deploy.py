@@ -20,7 +20,7 @@ PROBE = 'import sys; print(getattr(sys.implementation, "_mpy", 0))'
 def gw_lines(capsys, *argv):
     rc = gw.main(list(argv))
     out = capsys.readouterr()
-    return rc, [shlex.split(l) for l in out.out.splitlines()], out.err
+    return rc, [shlex.split(line) for line in out.out.splitlines()], out.err
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_flash_falls_back_to_115200(capfd, tmp_path, firmware):
     port.touch()
     assert gw.main(["flash", firmware, "--port", str(port)]) == 2
     out = capfd.readouterr()
-    runs = [shlex.split(l[2:]) for l in out.out.splitlines() if l.startswith("$ ")]
+    runs = [shlex.split(line[2:]) for line in out.out.splitlines() if line.startswith("$ ")]
     assert [c[c.index("--baud") + 1] for c in runs] == ["460800", "115200"]
     assert "esptool failed at 460800 baud" in out.out and "esptool failed (exit" in out.err
 

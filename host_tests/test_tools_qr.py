@@ -3,6 +3,7 @@ the tool), the SKI recomputed from a real certificate, and the PNG segno writes.
 
 import hashlib
 import os
+import re
 import struct
 import zlib
 
@@ -86,8 +87,8 @@ def test_terminal_and_png(certs, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     text = out[0]
     # the terminal rendering: half-height block rows of equal width
-    art = [l for l in out[1:] if l and set(l) <= set("█▀▄ ")]
-    assert len(art) > 10 and len({len(l) for l in art}) == 1
+    art = [row for row in out[1:] if row and set(row) <= set("█▀▄ ")]
+    assert len(art) > 10 and len({len(row) for row in art}) == 1
     w, h = _png_size(png.read_bytes())
     q = qr.make(text)
     assert w == h == (q.symbol_size(scale=1, border=4)[0]) * 4
@@ -98,8 +99,6 @@ def test_terminal_and_png(certs, tmp_path, capsys):
 
 # the grammar of ship.md 11.3 plus the PIN of IEC 63380-3 6.9.8, written out here: SKI and ID
 # first, then the optional fields in their fixed order, each at most once, no ';' in values
-import re
-
 GRAMMAR = re.compile(
     r"^SHIP;SKI:(?P<ski>[0-9a-f]{40});ID:(?P<id>[^;]+);"
     r"(?:BRAND:(?P<brand>[^;]+);)?(?:TYPE:(?P<type>[^;]+);)?(?:MODEL:(?P<model>[^;]+);)?"

@@ -56,7 +56,10 @@ def test_killed_writer_never_leaves_a_broken_store(tmp_path):
 def test_gw_trust_cli_edits_store(tmp_path):
     gw = os.path.join(mpyrun.ROOT, "tools", "gw")
     ski = "ab" * 20
-    run = lambda *a: subprocess.run([gw, "trust", "--dir", str(tmp_path), *a], capture_output=True, text=True)
+
+    def run(*a):
+        return subprocess.run([gw, "trust", "--dir", str(tmp_path), *a], capture_output=True, text=True)
+
     r = run("add", ski.upper())
     assert r.returncode == 0, r.stderr
     r = run("list")

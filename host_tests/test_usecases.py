@@ -1,6 +1,7 @@
 """The use-case layer's cases under CPython (MicroPython: test_cases_mpy)."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from cases import caserun
 from cases import usecase_cases as cases
@@ -10,8 +11,6 @@ from cases import usecase_cases as cases
 def test_usecase(name):
     getattr(cases, name)()
 
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 2 ** 40), st.text(max_size=4))
 _tree = st.recursive(_scalar, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(

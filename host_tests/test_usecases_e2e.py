@@ -16,7 +16,6 @@ from sim import Simulator
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.spine import SpineCem
-from testcem.spinemsg import SpineResultError
 
 HOST = "127.0.0.1"
 MAP = os.path.join(mpyrun.ROOT, "board_configs", "chargers", "sim.json")
@@ -178,13 +177,15 @@ def test_plug_opev_oscev_evcem_unplug(station, cem_ident):
         assert (await cem.bind(ts.spec)).ok
         plan = {"timeSeriesData": [{"timeSeriesId": 2, "timePeriod": {"startTime": "PT0S", "endTime": "PT2H"},
                                     "timeSeriesSlot": [
-                                        {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT0S"}, "maxValue": {"number": 5000, "scale": 0}},
+                                        {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT0S"},
+                                         "maxValue": {"number": 5000, "scale": 0}},
                                         {"timeSeriesSlotId": 1, "timePeriod": {"startTime": "PT1H", "endTime": "PT2H"},
                                          "maxValue": {"number": 11000, "scale": 0}}]}]}
         r = await cem.write(ts.spec, "timeSeriesListData", plan, partial=False)
         assert r.ok, r
         # 5000 W / (3 x 229-232 V): 7.1-7.2 A
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: 7.1 <= s["limit_a"] <= 7.3))
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_sim(sim, lambda s: 7.1 <= s["limit_a"] <= 7.3))
 
         # EVCEM: measurement descriptions and notifies of the currents per phase
         meas = server(remote, "Measurement", EV)
@@ -223,7 +224,8 @@ def test_lpc_limit_and_failsafe(station, cem_ident):
             if subs:
                 break
             await asyncio.sleep(0.1)
-        assert subs and subs[0]["clientAddress"]["entity"] == [1] and subs[0]["clientAddress"]["feature"] == 3, cem.peer_subscriptions
+        assert subs and subs[0]["clientAddress"]["entity"] == [1], cem.peer_subscriptions
+        assert subs[0]["clientAddress"]["feature"] == 3, cem.peer_subscriptions
         cem.start_heartbeat(0.5)
         load = server(remote, "LoadControl", (1,))
         cfg = server(remote, "DeviceConfiguration", (1,))
@@ -251,7 +253,8 @@ def test_lpc_limit_and_failsafe(station, cem_ident):
         e = entries(n.data, "loadControlLimitData")[0]
         assert e["isLimitActive"] is True and e["value"] == {"number": 4500, "scale": 0}
         # 4500 W over 3 phases at the measured 229-232 V: 6.4-6.5 A per phase (rounded down)
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5))
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_sim(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5))
         # negative limit -> rejected, nothing changes
         bad = {"loadControlLimitData": [{"limitId": 0, "isLimitActive": True, "value": {"number": -1, "scale": 0}}]}
         assert (await cem.write(load.spec, "loadControlLimitListData", bad, partial=True)).error_number == 7
@@ -261,13 +264,15 @@ def test_lpc_limit_and_failsafe(station, cem_ident):
         await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: s["limit_a"] == 16))
         # heartbeats stop: failsafe (the failsafe limit 4500 W -> 6.4-6.5 A) after the shortened timeout
         cem.stop_heartbeat()
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5, 10))
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_sim(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5, 10))
         # heartbeats again and a new limit: out of failsafe
         cem.start_heartbeat(0.5)
         await asyncio.sleep(1.0)
         lim2 = {"loadControlLimitData": [{"limitId": 0, "isLimitActive": True, "value": {"number": 6900, "scale": 0}}]}
         assert (await cem.write(load.spec, "loadControlLimitListData", lim2, partial=True)).ok
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: 9.8 <= s["limit_a"] <= 10))
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_sim(sim, lambda s: 9.8 <= s["limit_a"] <= 10))
         cem.stop_heartbeat()
         assert not cem.problems, cem.problems
         await cem.close()

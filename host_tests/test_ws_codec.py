@@ -357,7 +357,10 @@ def test_utf8_validator_accepts_text(t):
 
 def _mpy_stream():
     rnd = __import__("random").Random(6455)
-    rb = lambda n: bytes(rnd.getrandbits(8) for _ in range(n))  # noqa: E731
+
+    def rb(n):
+        return bytes(rnd.getrandbits(8) for _ in range(n))
+
     big = rb(10240)
     data = b""
     for i in range(0, len(big), 1024):

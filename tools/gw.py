@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from devport import ToolError  # noqa: E402  (clear errors of build, deploy, flash, qr, repl)
+from devport import ToolError  # clear errors of build, deploy, flash, qr, repl
 
 # name -> (module, one-line help)
 COMMANDS = {

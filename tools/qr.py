@@ -5,9 +5,10 @@ own lib/ship/qrtext.py, the function the device's start-up banner prints with:
   SHIP;SKI:<ski>;ID:<shipid>;BRAND:<brand>;TYPE:<type>;MODEL:<model>;SERIAL:<serial>;CAT:<cats>;PIN:<pin>;ENDSHIP;
 SKI and ID always; BRAND, TYPE, MODEL, SERIAL, CAT and PIN only when non-empty, in that order; ';'
 removed from values. PIN: the device's SHIP PIN when ship.pin_mode is not none (--pin, the
-device config's ship.pin, or the pin.json the device generated). The SKI is recomputed from the certificate's public key (tools/certs.py);
-the SHIP ID and serial are the ones the gateway announces, taken from the board config by the
-device's own code (gateway.config.ship_settings: serial null -> the first 10 SKI digits).
+device config's ship.pin, or the pin.json the device generated). The SKI is recomputed from the
+certificate's public key (tools/certs.py); the SHIP ID and serial are the ones the gateway
+announces, taken from the board config by the device's own code (gateway.config.ship_settings:
+serial null -> the first 10 SKI digits).
 CAT 3 is e-mobility.
 """
 

@@ -41,9 +41,9 @@ if __name__ == "__main__":  # re-run as a script inside unshare -rn: no conftest
     _HT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path[:0] = [_HT, os.path.join(os.path.dirname(_HT), "lib"), os.path.join(os.path.dirname(_HT), "tools")]
 
-from support import mpyrun  # noqa: E402
-from support.gateway_proc import Gateway  # noqa: E402
-from support.paths import ROOT  # noqa: E402
+from support import mpyrun
+from support.gateway_proc import Gateway
+from support.paths import ROOT
 
 MPY32 = os.environ.get("GW_MPY32")
 INSIDE = os.environ.get("GW_IN_NETNS") == "1"
@@ -335,7 +335,8 @@ def module_costs(binary, path):
             "usecases", "echonet", "mdns", "gateway"]
     full = {"ws": "ws.stream", "eejson": "eejson.reader", "modbus": "modbus.master", "ship": "ship.node",
             "bridge": "controller.bridge", "diag": "gateway.diag", "spine": "spine.session",
-            "usecases": "usecases.station", "echonet": "gateway.echonet_service", "mdns": "gateway.mdns_service", "gateway": "gateway.app"}
+            "usecases": "usecases.station", "echonet": "gateway.echonet_service", "mdns": "gateway.mdns_service",
+            "gateway": "gateway.app"}
     out = {}
     for m in mods + ["ALL"]:
         target = "gateway.app" if m == "ALL" else full.get(m, m)
@@ -350,7 +351,8 @@ def module_costs(binary, path):
 
 
 def report_config(log, name, smallest, stages, heap, blk):
-    log("  %s: smallest passing heap %s" % (name, "%d KB (%d B)" % (smallest // 1024, smallest) if smallest else "none"))
+    heap = "%d KB (%d B)" % (smallest // 1024, smallest) if smallest else "none"
+    log("  %s: smallest passing heap %s" % (name, heap))
     if heap:
         log("    probe: live after imports %s B, listening %s B, high-water over all connection steps %s B"
             % (heap.get("imports"), heap.get("base"), heap.get("max")))

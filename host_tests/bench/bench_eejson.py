@@ -54,7 +54,8 @@ def dialect(v, top=True):
 FEATURES = [
     ("DeviceClassification", ["deviceClassificationManufacturerData"]),
     ("DeviceDiagnosis", ["deviceDiagnosisStateData", "deviceDiagnosisHeartbeatData"]),
-    ("ElectricalConnection", ["electricalConnectionDescriptionListData", "electricalConnectionParameterDescriptionListData",
+    ("ElectricalConnection", ["electricalConnectionDescriptionListData",
+                              "electricalConnectionParameterDescriptionListData",
                               "electricalConnectionPermittedValueSetListData"]),
     ("LoadControl", ["loadControlLimitDescriptionListData", "loadControlLimitListData"]),
     ("Measurement", ["measurementDescriptionListData", "measurementConstraintsListData", "measurementListData"]),
@@ -92,7 +93,8 @@ def synthetic_discovery(target=16384):
             features.append({"description": {
                 "featureAddress": {"device": dev, "entity": [1, e], "feature": f},
                 "featureType": ftype, "role": "server",
-                "supportedFunction": [{"function": fn, "possibleOperations": {"read": {}, "write": {"partial": {}}} if i % 2
+                "supportedFunction": [{"function": fn,
+                                       "possibleOperations": {"read": {}, "write": {"partial": {}}} if i % 2
                                        else {"read": {"partial": {}}}} for i, fn in enumerate(funcs)],
                 "description": "%s of entity %d, scale %.1f" % (ftype, e, e / 4)}})
             msg = _discovery_message(dev, entities, features)

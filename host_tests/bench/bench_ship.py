@@ -24,7 +24,8 @@ SESSIONS = 6
 
 
 def payload_10k():
-    head = b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":7},{"cmdClassifier":"notify"}]},{"payload":[{"cmd":[[{"x":"'
+    head = (b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":7},{"cmdClassifier":"notify"}]},'
+            b'{"payload":[{"cmd":[[{"x":"')
     tail = b'"}]]}]}]}'
     return head + b"y" * (10 * 1024 - len(head) - len(tail)) + tail
 

@@ -29,7 +29,8 @@ def test_full_session_heap():
     size, alloc = int(disc.group(1)), int(disc.group(2))
     print()
     print("use-case session (MicroPython unix port, 64-bit; %s)" % SCRIPT[len(mpyrun.ROOT) + 1:])
-    print("  full EVSE+EV discovery reply: %d bytes, %d B allocated beyond the 1 KB writer (target <= 2048)" % (size, alloc))
+    print("  full EVSE+EV discovery reply: %d bytes, %d B allocated beyond the 1 KB writer (target <= 2048)"
+          % (size, alloc))
     print("  %d limit writes, 1000 measurement ticks, %d datagrams sent, %d errors" % (
         res["writes"], res["datagrams_sent"], res["errors"]))
     print("  live heap: %d B after set-up; high-water %d B (+%d); growth after the first 10 cycles: %d B (target 0)" % (

@@ -7,7 +7,7 @@ import sys
 
 from eejson import reader as reader_mod
 from eejson import writer as writer_mod
-from eejson.dialect import Path, Tree, build
+from eejson.dialect import Path, build
 from eejson.reader import Consumer, JsonError, Names, Reader, parse, to_float
 from eejson.writer import Writer
 from support.paths import CAPTURES
@@ -173,7 +173,8 @@ def case_tree_of_a_data_message():
     assert dg["header"]["msgCounter"] == 35
     limits = dg["payload"]["cmd"][0]["loadControlLimitListData"]["loadControlLimitData"]
     assert [x["limitId"] for x in limits] == [0, 1, 2, 3, 4, 5]
-    assert limits[2] == {"limitId": 2, "isLimitChangeable": True, "isLimitActive": False, "value": {"number": 16, "scale": 0}}
+    assert limits[2] == {"limitId": 2, "isLimitChangeable": True, "isLimitActive": False,
+                         "value": {"number": 16, "scale": 0}}
 
 
 def case_tree_builds_only_the_filtered_path():
@@ -247,7 +248,8 @@ class LimitReader(Path):
 def case_path_frames_list_elements():
     r = parse(load("23_evsesim_reply_loadcontrol_limitlist.raw.json"), LimitReader(), chunk=13)
     assert [x["i"] for x in r.items] == [0, 1, 2, 3, 4, 5]
-    assert r.items[4] == {"i": 4, "limitId": 4, "isLimitChangeable": True, "isLimitActive": False, "number": 16, "scale": 0}
+    assert r.items[4] == {"i": 4, "limitId": 4, "isLimitChangeable": True, "isLimitActive": False,
+                          "number": 16, "scale": 0}
     assert r.left == 1
     p = Path()
     parse(b'{"a":[{"b":[1,2]}]}', p)
@@ -371,7 +373,8 @@ def case_long_strings_are_truncated_with_a_flag():
 def case_numbers():
     ev = events(b"[0,-0,7,-7,999999999,1000000000,-12345678901234567890,1.5,-0.25,1e3,1E+3,2e-2,1.50,0.0]", 1)
     vals = [a for t, a in ev if t == 5]
-    assert vals == [0, 0, 7, -7, 999999999, 1000000000, -12345678901234567890, (15, -1), (-25, -2), (1, 3), (1, 3), (2, -2), (150, -2), (0, -1)]
+    assert vals == [0, 0, 7, -7, 999999999, 1000000000, -12345678901234567890,
+                    (15, -1), (-25, -2), (1, 3), (1, 3), (2, -2), (150, -2), (0, -1)]
     assert [to_float(v) for v in vals[7:]] == [1.5, -0.25, 1000.0, 1000.0, 0.02, 1.5, 0.0]
     assert to_float((1, 999999999)) == float("inf") and to_float((-1, -999999999)) == 0.0
     assert to_float((17976931349, 298)) == float("inf") and to_float(-(10**400)) == float("-inf")
@@ -380,7 +383,8 @@ def case_numbers():
 
 
 def case_invalid_numbers_and_literals_are_errors():
-    for bad in (b"01", b"-", b"1.", b".5", b"1e", b"1e+", b"--1", b"+1", b"1.e3", b"[1.]", b"0x10", b"1_000", b"NaN", b"Infinity", b"-Infinity"):
+    for bad in (b"01", b"-", b"1.", b".5", b"1e", b"1e+", b"--1", b"+1", b"1.e3", b"[1.]", b"0x10", b"1_000",
+                b"NaN", b"Infinity", b"-Infinity"):
         expect_error(bad, 0)
         expect_error(bad, 1)
     for bad in (b"tru", b"nul", b"fals", b"trUe", b"nulll", b"truex", b"[t]"):
@@ -446,7 +450,8 @@ def case_error_position_and_reader_stays_failed():
 
 
 def case_every_split_point_gives_the_same_events():
-    data = '{"k\\u00e9":["a\\"b\\ud83d\\ude00","\xe2\x82\xac\u00e9",-12.5e-3,123456789012,true,false,null,[],{}]}\x00 '.encode()
+    data = ('{"k\\u00e9":["a\\"b\\ud83d\\ude00","\xe2\x82\xac\u00e9",'
+            '-12.5e-3,123456789012,true,false,null,[],{}]}\x00 ').encode()
     ref = events(data)
     for cut in range(len(data) + 1):
         assert split_feed(data, cut, Recorder()).ev == ref, cut
@@ -564,7 +569,8 @@ def case_writer_numbers():
         b"[0,7,-7,999999999,-999999999,1000000000,-1000000000,1180591620717411303424,-1180591620717411303424,"
         b'1.50,-0.005,0.0,0,1200,-1,0.7,true,false,null,{"pre":"rendered"}]'
     )
-    assert [a for t, a in events(out)][1:17] == [0, 7, -7, 999999999, -999999999, 1000000000, -1000000000, 2**70, -(2**70),
+    assert [a for t, a in events(out)][1:17] == [0, 7, -7, 999999999, -999999999, 1000000000, -1000000000,
+                                                 2**70, -(2**70),
                                                  (150, -2), (-5, -3), (0, -1), 0, 1200, -1, (7, -1)]
 
 
@@ -745,7 +751,8 @@ def case_known_names_are_handed_out_as_the_same_objects():
     names = Names(known + ("\u00e9t\u00e9",))
     rec = Recorder()
     r = Reader(rec, names=names)
-    r.feed(b'[{"entity":1},{"cmdClassifier":"reply"},{"cmdClassifie":"replyx"},"' + b"x" * 40 + b'","\xc3\xa9t\xc3\xa9"]')
+    r.feed(b'[{"entity":1},{"cmdClassifier":"reply"},{"cmdClassifie":"replyx"},"' + b"x" * 40
+           + b'","\xc3\xa9t\xc3\xa9"]')
     r.finish()
     got = [a for t, a in rec.ev if t in (4, 5) and isinstance(a, str)]
     assert got == ["entity", "cmdClassifier", "reply", "cmdClassifie", "replyx", "x" * 40, "\u00e9t\u00e9"]

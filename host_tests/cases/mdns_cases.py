@@ -162,7 +162,8 @@ def case_writer_refuses_overflow():
 
 
 def case_reader_sections_and_bounds():
-    m = _msg(qs=[("a.local", 1, 1)], an=[("a.local", 1, 1, 5, b"\x01\x02\x03\x04")], ar=[("b.local", 16, 1, 5, b"\x01x")])
+    m = _msg(qs=[("a.local", 1, 1)], an=[("a.local", 1, 1, 5, b"\x01\x02\x03\x04")],
+             ar=[("b.local", 16, 1, 5, b"\x01x")])
     rd = D.Reader()
     rd.start(m, len(m))
     assert rd.question() and rd.type == 1 and not rd.question()
@@ -279,7 +280,8 @@ def case_known_answer_suppression():
     # a known SRV is left out of the additionals; a known A too
     srv = b"\x00\x00\x00\x00\x12\x68" + _name("openevgw-1234.local")
     a = bytes([192, 168, 1, 20])
-    q = _msg(qs=[("_ship._tcp.local", 12, 1)], an=[(INST + "._ship._tcp.local", 33, 0x8001, 120, srv), ("openevgw-1234.local", 1, 1, 120, a)])
+    q = _msg(qs=[("_ship._tcp.local", 12, 1)],
+             an=[(INST + "._ship._tcp.local", 33, 0x8001, 120, srv), ("openevgw-1234.local", 1, 1, 120, a)])
     n = r.handle(q, len(q), 5353, 9000)
     assert [x[1] for x in _records(r.w.buf, n)] == [12, 16]
     # an SRV with another port is not ours
@@ -325,7 +327,8 @@ def case_conflict_while_probing_renames():
     r = _responder(up=False)
     r.start(0)
     r.poll(0)
-    other = _msg(flags=0x8400, an=[(INST + "._ship._tcp.local", 33, 0x8001, 120, b"\x00\x00\x00\x00\x00\x50" + _name("other.local"))])
+    other = _msg(flags=0x8400,
+                 an=[(INST + "._ship._tcp.local", 33, 0x8001, 120, b"\x00\x00\x00\x00\x00\x50" + _name("other.local"))])
     r.handle(other, len(other), 5353, 100)
     assert r.conflicts == 1 and r.state == PROBING
     assert r.instance == INST + " (2)" and r.host == "openevgw-1234-2"
@@ -381,7 +384,8 @@ def case_txt_order_and_values():
 
 def case_answering_allocates_nothing():
     r = _responder()
-    q = _msg(qs=[("_ship._tcp.local", 12, 1)], an=[("_services._dns-sd._udp.local", 12, 1, 10, _name("_ship._tcp.local"))])
+    q = _msg(qs=[("_ship._tcp.local", 12, 1)],
+             an=[("_services._dns-sd._udp.local", 12, 1, 10, _name("_ship._tcp.local"))])
     n0 = r.handle(q, len(q), 5353, 5000)
     if MPY:
         import micropython
@@ -447,8 +451,9 @@ def case_browser_resolves_and_sends_known_answers():
     assert rd.an == 1  # the PTR it holds, as a known answer
     rd.record()
     assert rd.ttl == 120 and D.name_eq(b.w.buf, n, rd.rdata, D.ref("cem-2._ship._tcp.local"))
-    srv = _msg(flags=0x8400, an=[("CEM-2._ship._tcp.local", 33, 0x8001, 120, b"\x00\x00\x00\x00\x12\x67" + _name("cem2.local")),
-                                 ("CEM-2._ship._tcp.local", 16, 0x8001, 120, _txt([("txtvers", "1"), ("ski", CEM_SKI)]))])
+    srv = _msg(flags=0x8400, an=[
+        ("CEM-2._ship._tcp.local", 33, 0x8001, 120, b"\x00\x00\x00\x00\x12\x67" + _name("cem2.local")),
+        ("CEM-2._ship._tcp.local", 16, 0x8001, 120, _txt([("txtvers", "1"), ("ski", CEM_SKI)]))])
     b.feed(srv, len(srv), 200)
     n = b.poll(1100)
     rd.start(b.w.buf, n)

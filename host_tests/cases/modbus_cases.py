@@ -110,7 +110,8 @@ def case_request_limits():
     assert pdu.read_request(buf, 0, 3, 0, 125) == 5
     assert pdu.read_request(buf, 0, 1, 0, 2000) == 5
     assert pdu.read_request(buf, 0, 3, 0xFFFF, 1) == 5
-    for args in ((3, 0, 0), (3, 0, 126), (4, 0, 126), (1, 0, 2001), (2, 0, 0), (3, 0xFFFF, 2), (3, -1, 1), (3, 0x10000, 1), (7, 0, 1)):
+    for args in ((3, 0, 0), (3, 0, 126), (4, 0, 126), (1, 0, 2001), (2, 0, 0), (3, 0xFFFF, 2), (3, -1, 1),
+                 (3, 0x10000, 1), (7, 0, 1)):
         raises(ValueError, pdu.read_request, buf, 0, *args)
     raises(ValueError, pdu.write_single_request, buf, 0, 0, 0x10000)
     raises(ValueError, pdu.write_single_request, buf, 0, 0, -0x8001)

@@ -9,9 +9,12 @@ OUR_ID = "Demo-EVSE-234567890"
 SECRET = "12345678"
 
 HELLO_READY = b'\x01{"connectionHello":[{"phase":"ready"},{"waiting":60000}]}'
-ANNOUNCE = b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
-ANNOUNCE_11 = b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},{"version":[{"major":1},{"minor":1}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
-SELECT = b'\x01{"messageProtocolHandshake":[{"handshakeType":"select"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
+ANNOUNCE = (b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},'
+            b'{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}')
+ANNOUNCE_11 = (b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},'
+               b'{"version":[{"major":1},{"minor":1}]},{"formats":[{"format":["JSON-UTF8"]}]}]}')
+SELECT = (b'\x01{"messageProtocolHandshake":[{"handshakeType":"select"},'
+          b'{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}')
 PIN_NONE = b'\x01{"connectionPinState":[{"pinState":"none"}]}'
 PIN_REQ_OK = b'\x01{"connectionPinState":[{"pinState":"required"},{"inputPermission":"ok"}]}'
 PIN_REQ_BUSY = b'\x01{"connectionPinState":[{"pinState":"required"},{"inputPermission":"busy"}]}'

@@ -336,7 +336,8 @@ def case_device_config_errors_name_the_key():
 def case_device_config_merges_over_the_board():
     cfg = config.parse({"identity": {"brand": "Board", "model": "M"}, "ship": {"port": 4712}})
     dev = devconfig.parse({"identity": {"model": "Wallbox 11", "serial": None}, "ship": {
-        "port": 4800, "cem": {"host": "192.168.1.5", "ski": "AB:" * 19 + "AB"}}, "echonet": {"manufacturer": "0x00000B"}})
+        "port": 4800, "cem": {"host": "192.168.1.5", "ski": "AB:" * 19 + "AB"}},
+        "echonet": {"manufacturer": "0x00000B"}})
     devconfig.apply(cfg, dev)
     assert cfg["identity"]["brand"] == "Board" and cfg["identity"]["model"] == "Wallbox 11"
     assert cfg["ship"]["port"] == 4800
@@ -495,7 +496,7 @@ def case_log_file_rotates_into_two_files():
     text = f.read()
     lines = text.split("\n")[:-1]
     assert lines[-1].endswith("[t] W: record 199")
-    n = [int(l.rsplit(" ", 1)[1]) for l in lines]
+    n = [int(line.rsplit(" ", 1)[1]) for line in lines]
     assert n == list(range(n[0], 200)) and n[0] > 100  # oldest dropped, order kept
     assert len(os.listdir(d)) == 2
 

@@ -8,13 +8,16 @@ OUR_ID = "Demo-EVSE-234567890"
 
 HELLO_READY = b'\x01{"connectionHello":[{"phase":"ready"},{"waiting":60000}]}'
 HELLO_PENDING = b'\x01{"connectionHello":[{"phase":"pending"},{"waiting":60000}]}'
-ANNOUNCE = b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
-SELECT = b'\x01{"messageProtocolHandshake":[{"handshakeType":"select"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}'
+ANNOUNCE = (b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},'
+            b'{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}')
+SELECT = (b'\x01{"messageProtocolHandshake":[{"handshakeType":"select"},'
+          b'{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}')
 PIN = b'\x01{"connectionPinState":[{"pinState":"none"}]}'
 AMR = b'\x01{"accessMethodsRequest":[]}'
 AM_OURS = b'\x01{"accessMethods":[{"id":"Demo-EVSE-234567890"}]}'
 AM_PEER = b'\x01{"accessMethods":[{"id":"Demo-ControlBox-123456789"}]}'
-DATAGRAM = b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":1},{"cmdClassifier":"read"}]},{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}'
+DATAGRAM = (b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":1},{"cmdClassifier":"read"}]},'
+            b'{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}')
 
 
 class Spine:
@@ -355,7 +358,8 @@ def case_peer_announces_close():
 def case_we_announce_close():
     c, sp = server_to_data()
     c.close(1000, "removedConnection", C.CLOSE_USER)
-    assert sent(c)[-1] == b'\x03{"connectionClose":[{"phase":"announce"},{"maxTime":500},{"reason":"removedConnection"}]}'
+    assert sent(c)[-1] == (b'\x03{"connectionClose":[{"phase":"announce"},{"maxTime":500},'
+                           b'{"reason":"removedConnection"}]}')
     deliver(c, M.CLOSE_CONFIRM)
     assert closes(c)[0][1] == C.CLOSE_USER
 
@@ -377,7 +381,8 @@ def case_control_message_too_long():
 
 
 def case_garbage_json_in_hello():
-    for bad in (b"\x01{", b"\x01[]", b"\x01{}", b'\x01{"a":1,"b":2}', b'\x01{"connectionHello":5}', b'\x01{"connectionHello":[{"phase":"ready"},{"waiting":-1}]}', b"\x01\xff\xfe"):
+    for bad in (b"\x01{", b"\x01[]", b"\x01{}", b'\x01{"a":1,"b":2}', b'\x01{"connectionHello":5}',
+                b'\x01{"connectionHello":[{"phase":"ready"},{"waiting":-1}]}', b"\x01\xff\xfe"):
         c, sp = new()
         deliver(c, M.CMI)
         deliver(c, bad)

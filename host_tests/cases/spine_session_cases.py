@@ -48,7 +48,8 @@ def datagram(src, dst, counter, classifier, cmd, ack=False, ref=None):
         parts.append('{"feature":%d}' % a[2])
         return "[" + ",".join(parts) + "]"
 
-    h = '{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},{"msgCounter":%d}' % (addr(src), addr(dst), counter)
+    h = ('{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},{"msgCounter":%d}'
+         % (addr(src), addr(dst), counter))
     if ref is not None:
         h += ',{"msgCounterReference":%d}' % ref
     h += ',{"cmdClassifier":"%s"}' % classifier
@@ -109,7 +110,8 @@ def case_detailed_discovery_read_answered():
 
 def case_every_read_answered():
     app, s = new()
-    for name in ("nodeManagementUseCaseData", "nodeManagementSubscriptionData", "nodeManagementBindingData", "nodeManagementDestinationListData"):
+    for name in ("nodeManagementUseCaseData", "nodeManagementSubscriptionData", "nodeManagementBindingData",
+                 "nodeManagementDestinationListData"):
         feed(s, datagram(CEM_NM, GW_NM, 2, "read", '[{"%s":[]}]' % name))
         (r,) = take(s)
         assert r["header"]["cmdClassifier"] == "reply" and name in r["payload"]["cmd"][0], r
@@ -133,7 +135,10 @@ def case_unknown_function_feature_and_nm_address():
 def _sub(s, counter, client, server, ftype, binding=False):
     kind = "binding" if binding else "subscription"
     call = "nodeManagementBindingRequestCall" if binding else "nodeManagementSubscriptionRequestCall"
-    body = '[{"%s":[{"%sRequest":[{"clientAddress":[{"device":"%s"},{"entity":[%s]},{"feature":%d}]},{"serverAddress":[{"device":"%s"},{"entity":[%s]},{"feature":%d}]},{"serverFeatureType":"%s"}]}]}]' % (
+    body = ('[{"%s":[{"%sRequest":['
+            '{"clientAddress":[{"device":"%s"},{"entity":[%s]},{"feature":%d}]},'
+            '{"serverAddress":[{"device":"%s"},{"entity":[%s]},{"feature":%d}]},'
+            '{"serverFeatureType":"%s"}]}]}]') % (
         call, kind, CEM, ",".join(map(str, client[0])), client[1], GW, ",".join(map(str, server[0])), server[1], ftype)
     feed(s, datagram(CEM_NM, GW_NM, counter, "call", body, ack=True))
     return result_of(take(s)[0])
@@ -150,7 +155,9 @@ def case_subscription_duplicate_and_delete():
     feed(s, datagram(CEM_NM, GW_NM, 14, "read", '[{"nodeManagementSubscriptionData":[]}]'))
     entries = take(s)[0]["payload"]["cmd"][0]["nodeManagementSubscriptionData"]["subscriptionEntry"]
     assert len(entries) == 1 and entries[0]["serverAddress"]["feature"] == 2
-    dele = '[{"nodeManagementSubscriptionDeleteCall":[{"subscriptionDelete":[{"clientAddress":[{"device":"%s"},{"entity":[1]},{"feature":1}]},{"serverAddress":[{"device":"%s"},{"entity":[1]},{"feature":2}]}]}]}]' % (CEM, GW)
+    dele = ('[{"nodeManagementSubscriptionDeleteCall":[{"subscriptionDelete":['
+            '{"clientAddress":[{"device":"%s"},{"entity":[1]},{"feature":1}]},'
+            '{"serverAddress":[{"device":"%s"},{"entity":[1]},{"feature":2}]}]}]}]') % (CEM, GW)
     for c in (15, 16):  # twice: SPINE-TS-SUBS-02
         feed(s, datagram(CEM_NM, GW_NM, c, "call", dele, ack=True))
         assert result_of(take(s)[0])["errorNumber"] == 0
@@ -192,7 +199,8 @@ def case_write_needs_binding_then_notifies_and_results():
 def case_write_to_read_only_function():
     app, s = new()
     assert _sub(s, 40, ([1], 5), ([1], 2), "DeviceDiagnosis", binding=True)["errorNumber"] == 0
-    feed(s, datagram((CEM, [1], 5), (GW, [1], 2), 41, "write", '[{"deviceDiagnosisStateData":[{"operatingState":"failure"}]}]', ack=True))
+    feed(s, datagram((CEM, [1], 5), (GW, [1], 2), 41, "write",
+                     '[{"deviceDiagnosisStateData":[{"operatingState":"failure"}]}]', ack=True))
     assert result_of(take(s)[0])["errorNumber"] == 7
 
 
@@ -203,7 +211,8 @@ def case_malformed_datagrams_answered_or_dropped():
     (r,) = take(s)
     assert result_of(r)["errorNumber"] == 1 and r["header"]["msgCounterReference"] == 50
     # no usable header: dropped
-    for bad in (b"{}", b"[", b'{"datagram":[{"payload":[{"cmd":[[{"x":[]}]]}]}]}', b"\xff\xfe", b'{"datagram":[{"header":[{"msgCounter":-3}]}]}'):
+    for bad in (b"{}", b"[", b'{"datagram":[{"payload":[{"cmd":[[{"x":[]}]]}]}]}', b"\xff\xfe",
+                b'{"datagram":[{"header":[{"msgCounter":-3}]}]}'):
         feed(s, bad)
         assert take(s) == [], bad
     # the session carries on
@@ -251,7 +260,8 @@ def case_ev_plug_in_and_out_notifies_in_order():
     dd, ucd = take(s)
     assert dd["payload"]["cmd"][0]["function"] == "nodeManagementDetailedDiscoveryData"
     ent = dd["payload"]["cmd"][0]["nodeManagementDetailedDiscoveryData"]["entityInformation"]
-    assert ent == [{"description": {"entityAddress": {"device": GW, "entity": [1, 1]}, "entityType": "EV", "lastStateChange": "added"}}]
+    assert ent == [{"description": {"entityAddress": {"device": GW, "entity": [1, 1]}, "entityType": "EV",
+                                    "lastStateChange": "added"}}]
     assert "nodeManagementUseCaseData" in ucd["payload"]["cmd"][0]
     assert _sub(s, 72, ([1], 5), ([1, 1], 1), "DeviceDiagnosis")["errorNumber"] == 0
     app.device.remove((1, 1))

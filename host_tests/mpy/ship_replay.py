@@ -16,7 +16,7 @@ from ship import connection as C
 from ship import pin as P
 from ship.node import ShipNode
 from ship.trust import TrustStore
-from ws.codec import Decoder, WsError, OP_CLOSE, close_code_valid
+from ws.codec import Decoder, OP_CLOSE, close_code_valid
 
 log.level = -1  # quiet
 _CONCURRENT = 16

@@ -122,7 +122,11 @@ def main():
             uapp.tick(k * 1000)
             ch.update(plugged=k % 2 == 0, state="B" if k % 2 == 0 else "A")
             answers += drain(us, w)
-    good = bytearray(b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"addressSource":[{"device":"d:_n:X"},{"entity":[0]},{"feature":0}]},{"addressDestination":[{"entity":[0]},{"feature":0}]},{"msgCounter":5},{"cmdClassifier":"read"}]},{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}')
+    good = bytearray(
+        b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},'
+        b'{"addressSource":[{"device":"d:_n:X"},{"entity":[0]},{"feature":0}]},'
+        b'{"addressDestination":[{"entity":[0]},{"feature":0}]},{"msgCounter":5},{"cmdClassifier":"read"}]},'
+        b'{"payload":[{"cmd":[[{"nodeManagementDetailedDiscoveryData":[]}]]}]}]}')
     feed(s, good, 13)
     assert drain(s, w) == 1
     print("MUTATIONS", count, "answers", answers, "errors", s.stats["errors"] + us.stats["errors"])

@@ -10,9 +10,8 @@ import gc
 import json
 import sys
 
-from charger import F_I1, F_PHASES, F_PLUGGED, F_POWER, F_SESSION_WH, F_STATE, F_TOTAL_WH, F_U1, Charger
+from charger import F_I1, F_POWER, F_SESSION_WH, F_TOTAL_WH, F_U1, Charger
 from compat import ticks_add
-from eejson.writer import Writer
 from usecases.station import SpineApp
 
 GW = "d:_n:Test_GW-0001"
@@ -29,7 +28,8 @@ def dialect(v):
 
 
 def datagram(counter, src, dst, classifier, cmd, ack=False):
-    head = '[{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},{"msgCounter":%d},{"cmdClassifier":"%s"}%s]' % (
+    head = ('[{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},'
+            '{"msgCounter":%d},{"cmdClassifier":"%s"}%s]') % (
         dialect({"device": CEM, "entity": src[0], "feature": src[1]}),
         dialect({"device": GW, "entity": dst[0], "feature": dst[1]}),
         counter, classifier, ',{"ackRequest":true}' if ack else "")
@@ -48,7 +48,8 @@ def link_call(counter, kind, client, server, ftype):
 def limit_write(counter, amps):
     data = {"loadControlLimitData": [
         [{"limitId": p}, {"isLimitActive": True}, {"value": [{"number": amps}, {"scale": 0}]}] for p in range(3)]}
-    cmd = '[{"function":"loadControlLimitListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},{"loadControlLimitListData":%s}]' % (
+    cmd = ('[{"function":"loadControlLimitListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},'
+           '{"loadControlLimitListData":%s}]') % (
         "[" + ",".join('{"%s":%s}' % (k, json.dumps(data[k]).replace(" ", "")) for k in data) + "]")
     return datagram(counter, ([1], 7), ([1, 1], 7), "write", cmd, True)
 

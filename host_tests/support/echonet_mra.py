@@ -78,7 +78,8 @@ def check_edt(row, edt):
     if data.startswith("object{"):
         fields = [f.split(":", 1)[1] for f in data[len("object{"):-1].split("; ")]
         if fields[0].startswith("uint8 0..") and fields[1].startswith("raw"):  # size-prefixed bytes
-            return None if len(edt) >= 1 and edt[0] == len(edt) - 1 <= int(fields[0].split("..")[1]) else "length prefix"
+            ok = len(edt) >= 1 and edt[0] == len(edt) - 1 <= int(fields[0].split("..")[1])
+            return None if ok else "length prefix"
         if fields[0].startswith(("uint8 0..", "uint8 1..")) and "array" in fields[1]:  # count + items
             m = re.search(r"raw (\d+) B", fields[1])
             return None if len(edt) >= 1 and len(edt) == 1 + edt[0] * int(m.group(1)) else "count/items"

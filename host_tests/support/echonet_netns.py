@@ -18,9 +18,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # host_tests/
 
-from support.echonet_node_proc import DEV, Node  # noqa: E402
-from pychonet import ECHONETAPIClient  # noqa: E402
-from pychonet.lib.udpserver import UDPServer  # noqa: E402
+from support.echonet_node_proc import DEV, Node
+from pychonet import ECHONETAPIClient
+from pychonet.lib.udpserver import UDPServer
 
 
 def controller():

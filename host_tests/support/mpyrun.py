@@ -136,7 +136,7 @@ class LineProc:
             return len(self.lines)
 
     def output(self):
-        return "\n".join(l for l in self.lines if l is not None)
+        return "\n".join(line for line in self.lines if line is not None)
 
     def wait(self, pattern, timeout, start=0):
         """The match of the first line from index ``start`` on that matches ``pattern``; fails

@@ -34,7 +34,8 @@ import time
 
 from .shipmsg import (CLOSE_NORMAL, CLOSE_REJECTED, CMI, CMI_TIMEOUT, HELLO_PROLONG_MIN_MS, TYPE_CONTROL,
                       TYPE_INIT, ShipError, ShipMessage, access_methods_msg, access_methods_request_msg,
-                      connection_close_msg, data_message, encode, hello_msg, pin_state_msg, pin_input_msg, pin_error_msg,
+                      connection_close_msg, data_message, encode, hello_msg, pin_state_msg, pin_input_msg,
+                      pin_error_msg,
                       protocol_handshake_error_msg, protocol_handshake_msg)
 from .ws import WsPeer, _Closed
 

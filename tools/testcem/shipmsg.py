@@ -8,7 +8,8 @@ from . import dialect
 
 __all__ = [
     "ShipError", "ShipMessage", "CMI", "hello_msg", "protocol_handshake_msg", "protocol_handshake_error_msg",
-    "pin_state_msg", "pin_input_msg", "pin_error_msg", "access_methods_request_msg", "access_methods_msg", "connection_close_msg", "encode",
+    "pin_state_msg", "pin_input_msg", "pin_error_msg", "access_methods_request_msg", "access_methods_msg",
+    "connection_close_msg", "encode",
     "datagram_json", "data_message", "CLOSE_NORMAL", "CLOSE_REJECTED", "CLOSE_USER",
 ]
 
