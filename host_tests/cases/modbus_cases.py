@@ -419,10 +419,15 @@ REGS3 = h("03 06 00 64 00 65 00 66")
 
 
 def master(link, **kw):
-    from modbus.master import Master
+    # the stepper with the host-only coroutines (tools/mbclient.py) on top
+    from support.paths import TOOLS
+
+    if TOOLS not in sys.path:
+        sys.path.append(TOOLS)
+    from mbclient import Client
 
     kw.setdefault("timeout_ms", 40)
-    return Master(link, **kw)
+    return Client(link, **kw)
 
 
 def case_master_rtu_read_and_write():
