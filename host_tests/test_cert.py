@@ -21,6 +21,27 @@ from ship import cert
 CERT_CHECK = os.path.join(MPY_SCRIPTS, "cert_check.py")
 
 
+# Views of the device's parser that only the tests need (lib/ship/cert.py keeps peer_ski): the
+# key's point, its hash and the SKI extension, walked by the same code as peer_ski.
+def public_point(der):
+    b = cert._view(der)
+    ks, ke, _, _ = cert._walk(b)
+    p = cert._point_at(b, ks, ke)
+    return bytes(b[p : p + cert._POINT_LEN])
+
+
+def ski_of(der):
+    b = cert._view(der)
+    ks, ke, _, _ = cert._walk(b)
+    return cert._ski(b, ks, ke)
+
+
+def ski_extension(der):
+    b = cert._view(der)
+    _, _, s, n = cert._walk(b)
+    return None if s < 0 else bytes(b[s : s + n])
+
+
 @pytest.fixture(scope="module")
 def pki():
     good, _ = certs.create(cn="Test-EVSE", o="Test", ou="Lab", c="DE")
@@ -151,9 +172,9 @@ def test_ski_matches_independent_computations(pki, tmp_path):
         # cryptography's own RFC 5280 method-1 derivation
         key = x509.load_der_x509_certificate(der).public_key()
         assert ski == x509.SubjectKeyIdentifier.from_public_key(key).digest.hex()
-        assert cert.ski_of(der).hex() == ski
-        assert cert.ski_extension(der).hex() == ski
-        assert cert.public_point(der) == certs.point_bytes(key)
+        assert ski_of(der).hex() == ski
+        assert ski_extension(der).hex() == ski
+        assert public_point(der) == certs.point_bytes(key)
         if shutil.which("openssl"):
             assert ski == _openssl_ski(der, tmp_path)
 
@@ -171,32 +192,32 @@ def test_buffer_types(pki):
 def test_forged_cert_refused(pki):
     der = pki["forged"]
     # the extension claims the good certificate's SKI ...
-    assert cert.ski_extension(der) == bytes.fromhex(certs.ski_hex(pki["good"]))
+    assert ski_extension(der) == bytes.fromhex(certs.ski_hex(pki["good"]))
     # ... but the key says otherwise (SHIP-TS-SEC-01)
-    assert cert.ski_of(der).hex() == certs.ski_hex(der) != certs.ski_hex(pki["good"])
+    assert ski_of(der).hex() == certs.ski_hex(der) != certs.ski_hex(pki["good"])
     with pytest.raises(cert.CertError):
         cert.peer_ski(der)
 
 
 def test_rsa_cert_refused(pki):
     der = pki["rsa"]
-    assert cert.ski_extension(der) is not None  # has an SKI; the key type is what is wrong
-    for fn in (cert.peer_ski, cert.ski_of, cert.public_point):
+    assert ski_extension(der) is not None  # has an SKI; the key type is what is wrong
+    for fn in (cert.peer_ski, ski_of, public_point):
         with pytest.raises(cert.CertError):
             fn(der)
 
 
 def test_p384_cert_refused(pki):
     der = pki["p384"]
-    for fn in (cert.peer_ski, cert.ski_of, cert.public_point):
+    for fn in (cert.peer_ski, ski_of, public_point):
         with pytest.raises(cert.CertError):
             fn(der)
 
 
 def test_cert_without_ski_refused(pki):
     der = pki["noski"]
-    assert cert.ski_extension(der) is None
-    assert cert.ski_of(der).hex() == certs.ski_hex(der)  # the key itself is fine
+    assert ski_extension(der) is None
+    assert ski_of(der).hex() == certs.ski_hex(der)  # the key itself is fine
     with pytest.raises(cert.CertError):
         cert.peer_ski(der)
 
@@ -236,7 +257,7 @@ def test_duplicate_ski_extension_refused(pki):
     # cryptography refuses to build duplicate extensions, so splice a second copy of the SKI
     # extension into the DER and grow every enclosing length.
     der = pki["good"]
-    ski_ext = b"\x30\x1d\x06\x03\x55\x1d\x0e\x04\x16\x04\x14" + cert.ski_of(der)
+    ski_ext = b"\x30\x1d\x06\x03\x55\x1d\x0e\x04\x16\x04\x14" + ski_of(der)
     at = der.find(ski_ext)
     assert at > 0
     dup = _insert_after(der, 0, len(der), at, ski_ext)
@@ -294,7 +315,7 @@ def _outcome(fn, der):
 
 
 def _all_outcomes(der):
-    return tuple(_outcome(fn, der) for fn in (cert.peer_ski, cert.ski_extension, cert.ski_of))
+    return tuple(_outcome(fn, der) for fn in (cert.peer_ski, ski_extension, ski_of))
 
 
 _FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

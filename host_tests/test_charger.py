@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 import charger as c
 from cases import caserun, charger_cases
+from chargerkit import supervise
 
 
 @pytest.mark.parametrize("name", caserun.names(charger_cases))
@@ -111,7 +112,7 @@ class Run:
             m.tick(self.t)
         elif kind == "supervise":
             self.t += op[3]
-            m.supervise(op[1], op[2], self.t)
+            supervise(m, op[1], op[2], self.t)
         elif kind == "failsafe":
             _, s, lim, dur = op
             if lim is None:

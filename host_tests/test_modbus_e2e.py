@@ -25,7 +25,7 @@ import time
 import tty
 
 from support import mpyrun
-from support.paths import MPY_SCRIPTS
+from support.paths import MPY_SCRIPTS, TOOLS
 import pytest
 
 CLIENT = os.path.join(MPY_SCRIPTS, "modbus_client.py")
@@ -373,7 +373,7 @@ def test_master_end_to_end_with_faults(sim, kind):
         if kind == "tcp":
             args += (str(_closed_port()),)
         t0 = time.monotonic()
-        r = mpyrun.run(CLIENT, heapsize="128K", args=args, timeout=60)
+        r = mpyrun.run(CLIENT, heapsize="128K", args=args, timeout=60, extra_path=(TOOLS,))
         elapsed = time.monotonic() - t0
     finally:
         proxy.stop()

@@ -26,7 +26,8 @@
 # obligation. It lasts the failsafe duration, or until the source, heard again since entering,
 # sends a limit or withdraws (LPC: heartbeat + limit); a limit without a heartbeat is refused.
 # After the duration a still-silent source is not watched again until its next heartbeat, so
-# failsafe does not restart by itself. enter_failsafe/end_failsafe let the layer apply its own
+# failsafe does not restart by itself (supervise: tools/chargerkit.py, the tests only; the use
+# cases watch their peers themselves). enter_failsafe/end_failsafe let the layer apply its own
 # rules (LPC init after boot, "heartbeat without a limit for 120 s").
 from compat import const, ticks_diff
 
@@ -168,9 +169,6 @@ class Charger:
     def subscribe(self, cb):
         """cb(mask) after changes; mask has bit (1 << F_x) per changed field or event."""
         self._subs = self._subs + [cb]  # copy, so a callback may (un)subscribe mid-delivery
-
-    def unsubscribe(self, cb):
-        self._subs = [c for c in self._subs if c is not cb]
 
     def get(self, field):
         return self._v[field]
@@ -347,13 +345,6 @@ class Charger:
             self._dirty = True
             self.flush()
 
-    def supervise(self, source, timeout_ms, now):
-        """Watch a controlling source: silent for timeout_ms (no alive()) puts it in failsafe.
-        timeout_ms 0/None stops watching (a failsafe in force stays)."""
-        self.tick(now)
-        self._sup[source] = timeout_ms or 0
-        self._supleft[source] = timeout_ms or None
-
     def alive(self, source, now):
         """A heartbeat (or other proof of life) of the source."""
         self.tick(now)
@@ -378,10 +369,6 @@ class Charger:
 
     def in_failsafe(self, source):
         return bool(self._infs[source])
-
-    def silent(self, source):
-        """Supervised and not heard within its timeout."""
-        return bool(self._sup[source]) and self._supleft[source] is None
 
     def _enter_fs(self, s):
         self._infs[s] = 1

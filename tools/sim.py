@@ -42,6 +42,7 @@ if LIB not in sys.path:
 
 from charger import FIELD_NAMES  # noqa: E402
 from controller import regmap  # noqa: E402
+from mapcodec import decode_limit, encode, store  # noqa: E402
 
 HOST = "127.0.0.1"
 TICK_S = 0.05
@@ -129,7 +130,7 @@ class Station:
         for i, v in enumerate(values):
             a = address + i
             if kind == "holding" and a == m.limit.address:
-                amps = m.decode_limit(v)
+                amps = decode_limit(m, v)
                 if not (m.limit_min <= amps <= m.limit_max or (v == 0 and m.pause == "zero")):
                     return 3
             if m.failsafe and kind == "holding" and a == m.failsafe.address:
@@ -189,7 +190,7 @@ class Station:
         elif m.enable and not self.enable:
             a = 0
         else:
-            a = m.decode_limit(self.limit_raw)
+            a = decode_limit(m, self.limit_raw)
         if a < m.limit_min or a < self.hw_min:
             return 0
         return min(a, self.hw_max)
@@ -253,11 +254,11 @@ class Station:
                 if isinstance(v, float) and not p.div and p.mul == 1:
                     v = int(round(v))  # integer registers report whole units
                 try:
-                    raw = p.encode(v)
+                    raw = encode(p, v)
                 except ValueError:
-                    raw = p.encode(0)
+                    raw = encode(p, 0)
             regs = [0, 0]
-            p.store(raw, regs, 0)
+            store(p, raw, regs, 0)
             kind = regmap.KINDS[p.kind]
             for i in range(p.width):
                 out[(kind, p.address + i)] = regs[i]
@@ -272,7 +273,7 @@ class Station:
             "charging": self.charging,
             "ev_max": self.ev_max,
             "limit_raw": self.limit_raw,
-            "limit_a": m.decode_limit(self.limit_raw),
+            "limit_a": decode_limit(m, self.limit_raw),
             "enable": self.enable if m.enable else None,
             "offered_a": self.offered(),
             "watchdog_raw": self.watchdog_raw,

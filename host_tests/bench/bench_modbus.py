@@ -23,6 +23,7 @@ import re
 import subprocess
 import time
 
+from support.paths import TOOLS
 from support import mpyrun  # host_tests/ is on sys.path via host_tests/conftest.py
 import test_modbus_e2e as e2e
 
@@ -33,7 +34,7 @@ import asyncio, gc, sys, time, micropython
 from array import array
 import compat
 gc.collect(); gc.collect(); base = gc.mem_alloc()
-from modbus.master import Master
+from mbclient import Client as Master
 from modbus.transport import RtuOverTcp, Serial, Tcp
 from modbus import pdu, rtu, tcp
 gc.collect(); gc.collect()
@@ -260,7 +261,7 @@ def test_bench_modbus(tmp_path):
         args = ("rtutcp", "127.0.0.1", str(sim.ports["rtutcp"]), "serial", sim.ports["serial"], str(e2e.BAUD),
                 "tcp", "127.0.0.1", str(sim.ports["tcp"]))
         t0 = time.monotonic()
-        r = mpyrun.run_code(SCRIPT % {"n": N}, tmp_path, args=args, timeout=120).check()
+        r = mpyrun.run_code(SCRIPT % {"n": N}, tmp_path, args=args, timeout=120, extra_path=(TOOLS,)).check()
         wall = time.monotonic() - t0
     finally:
         proxy.stop()

@@ -7,6 +7,11 @@ from charger import (
     SRC_FAILSAFE, SRC_LOCAL, SRC_LPC, SRC_OPEV, SRC_OSCEV, UNIT_A, UNIT_W,
 )
 from compat import ticks_add
+from support.paths import TOOLS
+
+if TOOLS not in sys.path:
+    sys.path.append(TOOLS)  # chargerkit: model calls only the tests make
+from chargerkit import silent, supervise, unsubscribe  # noqa: E402
 
 H = 3600000  # ms
 
@@ -28,7 +33,7 @@ class Events:
 
 def _lpc(m, now=0, fs_w=4140, fs_ms=2 * H, timeout=120000):
     m.failsafe(SRC_LPC, fs_w, UNIT_W, fs_ms)
-    m.supervise(SRC_LPC, timeout, now)
+    supervise(m, SRC_LPC, timeout, now)
     m.alive(SRC_LPC, now)
 
 
@@ -84,7 +89,7 @@ def case_subscriber_may_request_inside_callback():
     m.update(state="B")
     assert m.effective()[1] == SRC_LOCAL
     assert len(seen) == 2 and seen[1] & (1 << F_LIMIT)
-    m.unsubscribe(cb)
+    unsubscribe(m, cb)
     m.update(state="C")
     assert len(seen) == 2
 
@@ -389,7 +394,7 @@ def case_failsafe_in_when_silent_and_out_with_heartbeat_and_limit():
     assert not m.in_failsafe(SRC_LPC) and m.effective() == ((10, 10, 10), SRC_LPC, False)
     ev.clear()
     m.tick(180000)  # 120 s without a heartbeat
-    assert m.in_failsafe(SRC_LPC) and m.silent(SRC_LPC)
+    assert m.in_failsafe(SRC_LPC) and silent(m, SRC_LPC)
     assert m.effective() == ((6, 6, 6), SRC_FAILSAFE, False)
     assert m.request_of(SRC_LPC) is None  # the stale limit is dropped
     assert ev.any(F_FAILSAFE) and ev.any(F_LIMIT) and ev.any(F_REQUESTS)
@@ -399,7 +404,7 @@ def case_failsafe_in_when_silent_and_out_with_heartbeat_and_limit():
     assert m.in_failsafe(SRC_LPC) and m.effective()[1] == SRC_FAILSAFE
     # a heartbeat alone neither
     m.alive(SRC_LPC, 210000)
-    assert m.in_failsafe(SRC_LPC) and not m.silent(SRC_LPC)
+    assert m.in_failsafe(SRC_LPC) and not silent(m, SRC_LPC)
     ev.clear()
     assert m.request(SRC_LPC, OBLIGATION, 6900, UNIT_W, 220000)
     assert not m.in_failsafe(SRC_LPC) and ev.any(F_FAILSAFE)
@@ -438,7 +443,7 @@ def case_failsafe_lasts_its_duration_then_lapses():
     assert m.effective() == (None, None, False)  # unlimited/autonomous
     # still silent: no new failsafe until the source is heard again
     m.tick(120000 + 3 * H)
-    assert not m.in_failsafe(SRC_LPC) and m.silent(SRC_LPC)
+    assert not m.in_failsafe(SRC_LPC) and silent(m, SRC_LPC)
     t = 120000 + 3 * H
     m.alive(SRC_LPC, t)
     m.tick(t + 119999)
@@ -459,7 +464,7 @@ def case_failsafe_heartbeat_during_duration_keeps_it():
         m.alive(SRC_LPC, t)
         assert m.in_failsafe(SRC_LPC)
     m.tick(120000 + 10 * 60000)
-    assert not m.in_failsafe(SRC_LPC) and not m.silent(SRC_LPC)
+    assert not m.in_failsafe(SRC_LPC) and not silent(m, SRC_LPC)
     m.end_failsafe(SRC_LPC, t)  # no-op outside failsafe
 
 
@@ -490,7 +495,7 @@ def case_failsafe_only_touches_its_source():
 
 def case_failsafe_in_a_and_without_a_limit():
     m = Charger(hw_max=32)
-    m.supervise(SRC_OPEV, 4000, 0)  # OPEV: a CEM heartbeat of PT4S
+    supervise(m, SRC_OPEV, 4000, 0)  # OPEV: a CEM heartbeat of PT4S
     m.request(SRC_OPEV, OBLIGATION, 10, UNIT_A, 0)
     m.tick(4000)
     assert m.in_failsafe(SRC_OPEV) and m.effective() == (None, None, False)
@@ -509,7 +514,7 @@ def case_explicit_failsafe_for_lpc_init():
     m.failsafe(SRC_LPC, 4140, UNIT_W, 2 * H)
     m.enter_failsafe(SRC_LPC, 0)
     assert m.in_failsafe(SRC_LPC) and m.effective()[1] == SRC_FAILSAFE
-    m.supervise(SRC_LPC, 120000, 0)
+    supervise(m, SRC_LPC, 120000, 0)
     assert not m.request(SRC_LPC, OBLIGATION, 6900, UNIT_W, 1000)
     m.end_failsafe(SRC_LPC, 120000)  # e.g. no heartbeat for 120 s: unlimited/autonomous
     assert not m.in_failsafe(SRC_LPC) and m.effective()[1] is None
@@ -518,10 +523,10 @@ def case_explicit_failsafe_for_lpc_init():
 def case_unsupervised_source_never_fails_safe():
     m = Charger()
     m.failsafe(SRC_LPC, 4140, UNIT_W, 2 * H)
-    m.supervise(SRC_LPC, 120000, 0)
-    m.supervise(SRC_LPC, 0, 1000)
+    supervise(m, SRC_LPC, 120000, 0)
+    supervise(m, SRC_LPC, 0, 1000)
     m.tick(10 * H)
-    assert not m.in_failsafe(SRC_LPC) and not m.silent(SRC_LPC)
+    assert not m.in_failsafe(SRC_LPC) and not silent(m, SRC_LPC)
 
 
 # ---- controller writes

@@ -8,7 +8,7 @@ import socket
 import sys
 from array import array
 
-from modbus.master import Master
+from mbclient import Client as Master  # tools/, on MICROPYPATH from the test
 from modbus.pdu import ModbusError, ModbusException
 from modbus.transport import RtuOverTcp, Serial, Tcp
 

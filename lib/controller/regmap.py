@@ -123,43 +123,6 @@ class Point:
             return v * self.mul
         return v
 
-    def encode(self, value):
-        # model value -> raw unsigned register value (the simulator's direction; also the
-        # round-trip property). ValueError when it does not fit the type.
-        if self.type == _T_BIT:
-            return 1 if value else 0
-        if self.div:
-            v = value * self.div
-        elif self.mul != 1:
-            v = value / self.mul
-        else:
-            v = value
-        v = int(v + 0.5) if v >= 0 else -int(-v + 0.5)
-        t = self.type
-        bits = 16 if self.width == 1 else 32
-        if t == _T_S16 or t == _T_S32:
-            if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
-                raise ValueError("value out of range")
-            v &= (1 << bits) - 1
-        elif not 0 <= v < (1 << bits):
-            raise ValueError("value out of range")
-        if self.mask and v & ~self.mask:
-            raise ValueError("value outside mask")
-        return v
-
-    def store(self, raw, regs, off):
-        if self.width == 1:
-            regs[off] = raw & 0xFFFF
-            return
-        hi = (raw >> 16) & 0xFFFF
-        lo = raw & 0xFFFF
-        if self.lo_first:
-            regs[off] = lo
-            regs[off + 1] = hi
-        else:
-            regs[off] = hi
-            regs[off + 1] = lo
-
 
 class Block:
     # One read request in the poll plan: function code, first address, count, how often,
@@ -503,12 +466,6 @@ class Map:
         if raw < lo:
             raw = lo
         return raw, (None if en is None else self.enable_on)
-
-    def decode_limit(self, raw):
-        """The current (A) a limit register value stands for; 0 = paused."""
-        if self._lim_mul:
-            return raw / self._lim_mul if raw % self._lim_mul else raw // self._lim_mul
-        return raw * self.limit_scale
 
     def init_writes(self):
         """Writes that set the controller up after connecting (and after it rebooted):

@@ -8,9 +8,8 @@
 #     m.start(unit, FC_READ_HOLDING, addr, n, out=regs)
 #     while not m.poll():
 #         await asyncio.sleep_ms(m.poll_ms)
-# allocates nothing per cycle (sleep_ms is a preallocated singleton). The coroutines
-# (read_holding & co) wrap the same stepper for everything else; each call costs one
-# coroutine object, plus a tuple when no `out` is given.
+# allocates nothing per cycle (sleep_ms is a preallocated singleton). Coroutines over the
+# same stepper (read_holding & co) are host-only: tools/mbclient.py.
 #
 # RTU: before each request the line must have been silent for t3.5 (bytes arriving meanwhile
 # are a late reply or noise and are discarded, restarting the silence); in a reply, bytes that
@@ -19,9 +18,7 @@
 # reply with another transaction id (late, to an earlier attempt) is dropped, and a header
 # that cannot be framed drops the connection, which the link re-opens. Exception responses
 # are raised at once as ModbusException: asking again would get the same answer.
-import asyncio
 import time
-from array import array
 
 from compat import const
 from modbus import pdu, rtu, tcp
@@ -352,51 +349,6 @@ class Master:
         self._end()
         self._settle = self._rtu
         raise err
-
-    # -- coroutines -----------------------------------------------------------------------------
-
-    async def _run(self, unit, fc, addr, count, data, out):
-        values = out is None and fc <= _FC_READ_INPUT
-        if values:
-            out = bytearray(count) if fc <= _FC_READ_DISCRETE else array("H", bytes(2 * count))
-        pm = self.poll_ms
-        while self._state != _IDLE:  # another task's transaction
-            await asyncio.sleep_ms(pm)
-        self.start(unit, fc, addr, count, data, out)
-        try:
-            while not self.poll():
-                await asyncio.sleep_ms(pm)
-        except BaseException:  # CancelledError included: free the master for the next caller
-            self.abort()
-            raise
-        if values:
-            return tuple(out)
-        return out
-
-    # Reads return `out` (filled from index 0), or a tuple when out is None.
-    def read_holding(self, unit, addr, count, out=None):
-        return self._run(unit, 3, addr, count, None, out)
-
-    def read_input(self, unit, addr, count, out=None):
-        return self._run(unit, 4, addr, count, None, out)
-
-    def read_coils(self, unit, addr, count, out=None):
-        return self._run(unit, 1, addr, count, None, out)
-
-    def read_discrete(self, unit, addr, count, out=None):
-        return self._run(unit, 2, addr, count, None, out)
-
-    def write_single(self, unit, addr, value):
-        return self._run(unit, _FC_WRITE_SINGLE, addr, 1, value, None)
-
-    def write_multiple(self, unit, addr, values, count=0):
-        return self._run(unit, _FC_WRITE_MULTIPLE, addr, count or len(values), values, None)
-
-    def write_coil(self, unit, addr, on):
-        return self._run(unit, _FC_WRITE_COIL, addr, 1, on, None)
-
-    def write_coils(self, unit, addr, bits, count=0):
-        return self._run(unit, _FC_WRITE_COILS, addr, count or len(bits), bits, None)
 
     def stats(self):
         return {

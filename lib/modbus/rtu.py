@@ -90,20 +90,6 @@ def frame_length(buf, n):
     raise ModbusError("function code")
 
 
-def request_length(buf, n):
-    # Same for a request frame (what a device or a line monitor reads).
-    if n < 2:
-        return 0
-    fc = buf[1]
-    if FC_READ_COILS <= fc <= FC_WRITE_SINGLE:
-        return 8
-    if fc == FC_WRITE_COILS or fc == FC_WRITE_MULTIPLE:
-        if n < 7:
-            return 0
-        return 9 + buf[6]
-    raise ModbusError("function code")
-
-
 def sync(buf, n, unit, fc):
     # Index of the first byte in buf[0:n] that can start the reply (the unit address followed
     # by fc or fc|0x80); n when none can. What comes before it is noise or a stray frame.
@@ -124,10 +110,6 @@ def sync(buf, n, unit, fc):
 # t1.5 and t3.5 at 750 us and 1750 us above 19200 baud, where timers would be too tight.
 def char_us(baud):
     return (11000000 + baud - 1) // baud
-
-
-def t15_us(baud):
-    return 750 if baud > 19200 else (16500000 + baud - 1) // baud
 
 
 def t35_us(baud):

@@ -158,33 +158,9 @@ def _view(der):
         raise CertError("not a buffer")
 
 
-def public_point(der):
-    """The 65-byte uncompressed P-256 point (04||X||Y) of a DER certificate, as bytes."""
-    b = _view(der)
-    ks, ke, _, _ = _walk(b)
-    p = _point_at(b, ks, ke)
-    return bytes(b[p : p + _POINT_LEN])
-
-
 def _ski(b, ks, ke):
     p = _point_at(b, ks, ke)
     return hashlib.sha1(b[p : p + _POINT_LEN]).digest()
-
-
-def ski_of(der):
-    """SHA-1 of the certificate's P-256 point: the 20-byte SKI as SHIP defines it."""
-    b = _view(der)
-    ks, ke, _, _ = _walk(b)
-    return _ski(b, ks, ke)
-
-
-def ski_extension(der):
-    """Bytes of the SubjectKeyIdentifier extension (normally 20), or None if absent."""
-    b = _view(der)
-    _, _, s, n = _walk(b)
-    if s < 0:
-        return None
-    return bytes(b[s : s + n])
 
 
 def peer_ski(der):
