@@ -282,14 +282,20 @@ class SpineApp:
 
     def lpc_guard(self):
         """The session of the energy guard whose heartbeat supervises LPC/LPP and who may write
-        its limits: the one holding the binding of our LoadControl (SPINE-TS-RT-02), else the
-        first that announced actor EnergyGuard with LPC or LPP, else a lone peer that announced
-        no use cases at all; None when no peer qualifies."""
+        its limits: holding the binding of our LoadControl (SPINE-TS-RT-02), one that announced
+        actor EnergyGuard with LPC or LPP first; without a binding the first EnergyGuard; else a
+        lone peer that announced no use cases at all; None when no peer qualifies."""
         ss = self.sessions
+        bound = None
         for s in ss:
             for b in s.binds:
                 if b[2].feature == _FT_LPC and b[2].entity == EVSE.ADDRESS:
-                    return s
+                    if s.remote.ucs and announced(s.remote, "EnergyGuard", _LPC_NAMES):
+                        return s
+                    if bound is None:
+                        bound = s
+        if bound is not None:
+            return bound
         for s in ss:
             if s.remote.ucs and announced(s.remote, "EnergyGuard", _LPC_NAMES):
                 return s
