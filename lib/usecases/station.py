@@ -267,7 +267,9 @@ class SpineApp:
         # by our monotonic clock, not its timestamp; only the LPC guard's supervises LPC
         if inc.data_name == _HB_FN and feature.type == "DeviceDiagnosis":
             now = self.now()
-            session.hb_at = now
+            if inc.classifier == D.NOTIFY:
+                # supervision starts with the first heartbeat sent by itself (not our read's reply)
+                session.hb_at = now
             r = inc.data.result if inc.data is not None else None
             t = duration_s(r.get("heartbeatTimeout")) if isinstance(r, dict) else None
             if t is not None and 1 <= t <= 60:
