@@ -446,6 +446,7 @@ def case_peer_usecases_parsed_bounded():
 def case_only_the_guards_heartbeat_supervises_lpc():
     app, ch, hems, guard = two_peers()
     assert app.lpc_guard() is guard  # by its EnergyGuard announcement
+    assert app.limit_text() == "limit 6A lpc init"  # 4140 W in LPC's init (LPC-TS-017)
     link_from(GUARD, guard, "bind", ([1], 4), ([1], 4), "LoadControl")
     assert app.lpc_guard() is guard  # by its binding
     # the HEMS's heartbeat does not make LPC writes evaluable
@@ -487,6 +488,9 @@ def case_opev_falls_back_when_its_writer_falls_silent_or_leaves():
     assert hems.silent
     eff, src, _ = ch.effective()
     assert eff == (6, 6, 6) and src == 6 and ch.request_of(SRC_OSCEV) is None
+    assert app.limit_text() == "limit 6A opev fallback"
+    st = read(guard, ([1], 2), "deviceDiagnosisStateData")["deviceDiagnosisStateData"]
+    assert st["vendorStateCode"] == "limit 6A opev fallback"
     n = [d for d in take(hems) if fname(d) == "loadControlLimitListData"]
     got = {e["limitId"]: e for e in items(cmdof(n[-1])["loadControlLimitListData"], "loadControlLimitData")}
     assert got[0]["value"] == {"number": 6, "scale": 0} and got[3]["isLimitActive"] is False

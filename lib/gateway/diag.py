@@ -151,8 +151,8 @@ def charger(gw=None):
         # who holds which role: the LPC guard (binding / EnergyGuard actor), OPEV's writer
         g = sp.lpc_guard()
         o = sp.ev.opev.owner
-        print("lpc %s (in force %s W, failsafe %s W) guard %s; opev/oscev by %s" % (
-            sp.lpc.state, sp.lpc.limit_w, sp.lpc.failsafe_w, g.remote.device if g else "-",
+        print("%s; lpc %s (in force %s W, failsafe %s W) guard %s; opev/oscev by %s" % (
+            sp.limit_text() or "no limit", sp.lpc.state, sp.lpc.limit_w, sp.lpc.failsafe_w, g.remote.device if g else "-",
             o.remote.device if o else "-"))
         for s in sp.sessions:
             print("  peer %s %s" % (s.remote.device, "silent" if s.silent else "heard" if s.hb_at is not None else "no heartbeat"))

@@ -16,6 +16,7 @@ from spine.remote import announced
 from spine.session import Session
 from spine.table import duration_s, duration_text, emit_object
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
+from charger import SOURCE_NAMES, SRC_FAILSAFE, SRC_LPC
 from usecases import evse as EVSE
 from usecases.evse import EVSECC, Evse, manufacturer
 
@@ -281,6 +282,18 @@ class SpineApp:
             if self.cs is not None and self.lpc_guard() is session:
                 self.cs.heartbeat(now)
         return D.E_OK
+
+    def limit_text(self):
+        """The effective limit and its source ("limit 6A lpc init", "limit 6A opev fallback",
+        "limit 8A oscev"), None without one: diag and the EVSE's vendorStateCode."""
+        amps, src, paused = self.charger.effective()
+        if src is None:
+            return None
+        if src == SRC_FAILSAFE:
+            name = "lpc " + self.lpc.state if self.charger.in_failsafe(SRC_LPC) else "opev fallback"
+        else:
+            name = SOURCE_NAMES[src]
+        return "limit %sA %s%s" % (min(amps), name, " (paused)" if paused else "")
 
     def lpc_guard(self):
         """The session of the energy guard whose heartbeat supervises LPC/LPP and who may write
