@@ -121,8 +121,8 @@ async def heartbeat_subscribed(cem, timeout=5.0):
 
 
 def limits(ids, amps):
-    return {"loadControlLimitData": [{"limitId": i, "isLimitActive": True, "value": {"number": amps, "scale": 0}}
-                                     for i in ids]}
+    v = {"number": amps, "scale": 0} if amps == int(amps) else {"number": int(round(amps * 10)), "scale": -1}
+    return {"loadControlLimitData": [{"limitId": i, "isLimitActive": True, "value": dict(v)} for i in ids]}
 
 
 def watts(w):
@@ -146,12 +146,13 @@ def test_guard_and_hems(station, idents):
         hems.start_heartbeat(0.5)
         guard, gr = await connect(gw, g_id, "guard", "GridGuard-1")
         await heartbeat_subscribed(guard)
-        # the guard is heard of only through the HEMS so far: its limit is not evaluated
+        # the guard answered the gateway's heartbeat read once; past hb_timeout_s (1.5 s) it is
+        # heard of only through the HEMS's heartbeat: its limit is not evaluated (LPC-TS-036)
         load = server(gr, "LoadControl", (1,))
         cfg = server(gr, "DeviceConfiguration", (1,))
         assert (await guard.bind(load.spec)).ok
         assert (await guard.bind(cfg.spec)).ok
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.5)
         r = await guard.write(load.spec, "loadControlLimitListData", watts(5520), partial=True)
         assert r.error_number == 7, r  # failure 1: the HEMS's heartbeat must not count for LPC
         # the guard's heartbeat: its failsafe value before any limit is taken (failure 5)
@@ -249,7 +250,10 @@ def test_init_paired_no_hold(tmp_path, idents):
     try:
         async def go():
             await asyncio.get_running_loop().run_in_executor(None, sim.plug)
-            await wait_sim(sim, lambda s: s["limit_a"] == 16)  # not the 6 A of 4140 W
+            await wait_sim(sim, lambda s: s["state"] == "C")
+            await asyncio.sleep(1.5)  # the gateway has polled the plug-in and written its limit
+            s = await wait_sim(sim, lambda s: s["limit_a"] == 16)  # not the 6 A of 4140 W
+            assert [60] not in [w[2:] for w in s["writes"] if w[1] == 100]
             hems, hr = await connect(gw, h_id, "hems", "Hems-1")
             evl = server(hr, "LoadControl", EV)
             assert (await hems.bind(evl.spec)).ok
