@@ -25,6 +25,7 @@ from support.gateway_proc import Gateway
 from sim import Simulator
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
+from testcem.shipmsg import ShipError
 from testcem.spine import SpineCem
 from testcem.usecases import GUARD_USE_CASES, HEMS_USE_CASES, our_use_case_table
 
@@ -140,7 +141,8 @@ def test_guard_and_hems(station, idents):
 
     async def go():
         await asyncio.get_running_loop().run_in_executor(None, sim.plug)
-        await wait_sim(sim, lambda s: s["state"] in ("B", "C"))
+        await wait_sim(sim, lambda s: s["state"] == "C")
+        await asyncio.sleep(1.5)  # the gateway has polled the plug-in
         hems, hr = await connect(gw, h_id, "hems", "Hems-1")
         await heartbeat_subscribed(hems)
         hems.start_heartbeat(0.5)
@@ -238,6 +240,28 @@ def test_usecases_reread_on_discovery_change(station, idents):
             await asyncio.sleep(0.05)
         assert len(ucd_reads()) > n0
         await guard.close()
+
+    run(go())
+
+
+def test_third_peer_refused_at_max_sessions(station, idents):
+    # ship.max_sessions (2 by default, as on a WROOM): a third SKI is closed with 1013
+    gw, sim = station
+    g_id, h_id = idents
+    third = Identity.generate(common_name="Third")
+    gw.trust(third.ski)
+
+    async def go():
+        guard, _ = await connect(gw, g_id, "guard", "GridGuard-1")
+        hems, _ = await connect(gw, h_id, "hems", "Hems-1")
+        peer = ShipPeer(third, ship_id="Third-1", timeout=8)
+        with pytest.raises(ShipError, match="1013"):
+            await peer.dial(HOST, gw.port, expected_ski=gw.ski)
+        gw.wait_for(r"refused, 2 sessions already", 5)
+        # the two served peers are unaffected
+        assert (await guard.read_usecases())
+        await guard.close()
+        await hems.close()
 
     run(go())
 
