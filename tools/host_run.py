@@ -1,6 +1,7 @@
 # Runs the gateway on the host under the MicroPython unix port (make run, end-to-end tests):
 #   MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD_CONFIG DATA_DIR
-# GW_HEAP_PROBE=1 prints live-heap figures for the benchmarks ("HEAP base|max|conn N").
+# GW_HEAP_PROBE=1 prints live-heap figures for the benchmarks ("HEAP base|max|conn N");
+# GW_HEAP_PROBE=live also the live heap after every connection step ("HEAP live N").
 import gc
 import os
 import sys
@@ -13,6 +14,7 @@ class HeapProbe:
     def __init__(self):
         self.base = 0
         self.high = 0
+        self.live = os.getenv("GW_HEAP_PROBE") == "live"
 
     def __call__(self, event):
         gc.collect()
@@ -22,6 +24,8 @@ class HeapProbe:
             print("HEAP", event, a)
         elif a > self.high:
             self.high = a
+        if self.live and event == "step":
+            print("HEAP live", a)
         if event == "closed":
             print("HEAP max", self.high)
             import asyncio

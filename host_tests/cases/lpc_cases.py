@@ -624,10 +624,53 @@ def case_failsafe_limit_checks_038():
     assert p.check_keys({"keyId": 0, "isValueChangeable": False}, None, t(2)) == (0, None)
 
 
-def case_failsafe_values_refused_in_init_037():
+def case_failsafe_values_in_init_taken_after_heartbeat():
+    # deviation from LPC-TS-037 (lpc.py _keys_gated): eebus-go's guard writes its failsafe
+    # values before the first limit and never retries; after its heartbeat they count
     m, p = mk()
+    assert keys(p, 5000, None, t(0.5))[0] == 7  # no heartbeat yet: not evaluated (036)
     p.heartbeat(t(1))
-    assert keys(p, 3000, None, t(2))[0] == 7 and p.failsafe_w == 4140
+    assert keys(p, 5000, "PT3H", t(2)) == (0, None)
+    assert p.failsafe_w == 5000 and p.failsafe_s == 3 * H and p.state == INIT
+    assert m.in_failsafe(SRC_LPC) and watts(m) <= 5000 and watts(m) > 4140  # the new limit rules init
+
+
+def case_failsafe_values_refused_in_failsafe_csfs():
+    # kept: in failsafe nothing is evaluated before heartbeat + limit (COM_PT_CSFS_001/003)
+    m, p = mk()
+    limited(p, 9000, 1)
+    p.tick(t(121))
+    assert p.state == FAILSAFE
+    p.heartbeat(t(122))
+    assert keys(p, 3000, None, t(123))[0] == 7 and p.failsafe_w == 4140
+
+
+def case_failsafe_values_in_autonomous_after_heartbeat():
+    m, p = mk()
+    p.tick(t(121))
+    assert p.state == AUTONOMOUS
+    assert keys(p, 3000, None, t(122))[0] == 7
+    p.heartbeat(t(123))
+    assert keys(p, 3000, None, t(124)) == (0, None) and p.failsafe_w == 3000
+
+
+def case_init_paired_skips_init_until_a_guard_was_seen():
+    # usecases.lpc_init "paired": no guard ever, no 4.2 kW hold after boot
+    store = MemStore({})
+    m, p = mk(store=store, init="paired")
+    assert p.state == AUTONOMOUS and not m.in_failsafe(SRC_LPC) and m.setpoint() == 16
+    p.heartbeat(t(1))
+    assert store.d == {"guard_paired": True}
+    assert write(p, lim(5000, True), t(2)) == 0 and p.state == LIMITED
+    # the next start: a guard exists, the specification's init applies (LPC-TS-017)
+    m2 = Charger()
+    p2 = PowerLimit(m2, t(0), failsafe_w=4140, store=store, init="paired")
+    assert p2.state == INIT and m2.in_failsafe(SRC_LPC)
+    # "always" (the default) keeps init and writes nothing
+    store3 = MemStore()
+    m3, p3 = mk(store=store3)
+    p3.heartbeat(t(1))
+    assert p3.state == INIT and m3.in_failsafe(SRC_LPC) and store3.saves == 0
 
 
 # ---- persistence (LPC-TS-044, 019)

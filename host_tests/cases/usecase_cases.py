@@ -472,3 +472,123 @@ def case_measurement_notifies_carry_only_what_moved():
     n = second(session_wh=11)
     evcem = [m for m in n if b'"entity":[1,1]' in m.split(b'"addressDestination"')[0]]
     assert len(evcem) == 1 and b'"filter"' not in evcem[0] and evcem[0].count(b'{"measurementId":') == 7, evcem
+
+
+# ---- two managers at once: a grid guard and a HEMS, one session each ---------------------
+
+GUARD = "d:_n:Demo_ControlBox-0002"
+_HB = '{"deviceDiagnosisHeartbeatData":[{"timestamp":"2026-11-21T19:55:33Z"},{"heartbeatCounter":1},{"heartbeatTimeout":"PT4S"}]}'
+
+
+def send_from(dev, s, classifier, dst, cmd, src=([1], 7), ack=True):
+    _counter[0] += 1
+    feed(s, datagram((dev, src[0], src[1]), (GW, dst[0], dst[1]), _counter[0], classifier, cmd, ack))
+
+
+def link_from(dev, s, kind, server, client, ftype):
+    fn = "nodeManagementSubscriptionRequestCall" if kind == "sub" else "nodeManagementBindingRequestCall"
+    inner = "subscriptionRequest" if kind == "sub" else "bindingRequest"
+    body = {fn: {inner: {"clientAddress": {"device": dev, "entity": client[0], "feature": client[1]},
+                         "serverAddress": {"device": GW, "entity": server[0], "feature": server[1]},
+                         "serverFeatureType": ftype}}}
+    send_from(dev, s, "call", ([0], 0), dialect([body])[1:-1], src=client)
+    assert cmdof(take(s)[-1])["resultData"]["errorNumber"] == 0
+
+
+def announce(dev, s, actor, names, classifier="reply"):
+    info = [{"address": {"device": dev, "entity": [1]}, "actor": actor,
+             "useCaseSupport": [{"useCaseName": n, "useCaseVersion": "1.0.0", "useCaseAvailable": True,
+                                 "scenarioSupport": [1, 2, 3, 99]} for n in names]}]
+    send_from(dev, s, classifier, ([0], 0), '{"nodeManagementUseCaseData":%s}' % dialect({"useCaseInformation": info}),
+              src=([0], 0), ack=False)
+    take(s)
+
+
+def two_peers(plugged=False):
+    app, ch, hems = new(plugged=plugged, failsafe_w=4140)
+    guard = Session(app)
+    app.sessions.append(guard)
+    announce(CEM, hems, "CEM", ("overloadProtectionByEvChargingCurrentCurtailment",
+                                "optimizationOfSelfConsumptionDuringEvCharging"))
+    announce(GUARD, guard, "EnergyGuard", ("limitationOfPowerConsumption",))
+    return app, ch, hems, guard
+
+
+def case_peer_usecases_parsed_bounded():
+    app, ch, hems, guard = two_peers()
+    assert [u[:3] for u in guard.remote.ucs] == [["EnergyGuard", "limitationOfPowerConsumption", 0b1110]]
+    assert guard.remote.ucs[0][3] == (1,)
+    assert len(hems.remote.ucs) == 2
+    # useCaseAvailable false is left out; at most 16 kept
+    info = [{"address": {"device": CEM, "entity": [1]}, "actor": "CEM",
+             "useCaseSupport": [{"useCaseName": "uc%d" % i, "useCaseAvailable": i != 3, "scenarioSupport": [1]}
+                                for i in range(40)]}]
+    send_from(CEM, hems, "notify", ([0], 0), '{"nodeManagementUseCaseData":%s}' % dialect({"useCaseInformation": info}),
+              src=([0], 0), ack=False)
+    take(hems)
+    names = [u[1] for u in hems.remote.ucs]
+    assert len(names) == 16 and "uc3" not in names
+
+
+def case_only_the_guards_heartbeat_supervises_lpc():
+    app, ch, hems, guard = two_peers()
+    assert app.lpc_guard() is guard  # by its EnergyGuard announcement
+    assert app.limit_text() == "limit 6A lpc init"  # 4140 W in LPC's init (LPC-TS-017)
+    link_from(GUARD, guard, "bind", ([1], 4), ([1], 4), "LoadControl")
+    assert app.lpc_guard() is guard  # by its binding
+    # the HEMS's heartbeat does not make LPC writes evaluable
+    send_from(CEM, hems, "notify", ([1], 3), _HB, src=([1], 2), ack=False)
+    take(hems)
+    send_from(GUARD, guard, "write", ([1], 4), limits_cmd([lim(0, True, 5520)]), src=([1], 4))
+    assert result(take(guard)[-1]) == D.E_REJECTED
+    send_from(GUARD, guard, "notify", ([1], 3), _HB, src=([1], 2), ack=False)
+    take(guard)
+    # failsafe values before the first limit: taken after the guard's heartbeat
+    link_from(GUARD, guard, "bind", ([1], 5), ([1], 5), "DeviceConfiguration")
+    kv = dialect({"deviceConfigurationKeyValueData": [{"keyId": 0, "value": {"scaledNumber": {"number": 5000, "scale": 0}}}]})
+    send_from(GUARD, guard, "write", ([1], 5), '{"deviceConfigurationKeyValueListData":%s}' % kv, src=([1], 5))
+    assert result(take(guard)[-1]) == 0 and app.lpc.failsafe_w == 5000
+    send_from(GUARD, guard, "write", ([1], 4), limits_cmd([lim(0, True, 5520)]), src=([1], 4))
+    assert result(take(guard)[-1]) == 0 and ch.request_of(SRC_LPC)[1] == 5520
+    # a second peer binding LPC's LoadControl may not write it
+    link_from(CEM, hems, "bind", ([1], 4), ([1], 7), "LoadControl")
+    send_from(CEM, hems, "write", ([1], 4), limits_cmd([lim(0, True, 9000)]))
+    assert result(take(hems)[-1]) == D.E_REJECTED and ch.request_of(SRC_LPC)[1] == 5520
+
+
+def case_opev_falls_back_when_its_writer_falls_silent_or_leaves():
+    app, ch, hems, guard = two_peers(plugged=True)
+    clock = app.clock
+    link_from(CEM, hems, "sub", (EV, 7), ([1], 7), "LoadControl")
+    link_from(CEM, hems, "bind", (EV, 7), ([1], 7), "LoadControl")
+    send_from(CEM, hems, "notify", ([1], 3), _HB, src=([1], 2), ack=False)
+    send_from(CEM, hems, "write", (EV, 7), limits_cmd([lim(p, True, 10) for p in range(3)]))
+    send_from(CEM, hems, "write", (EV, 7), limits_cmd([lim(3 + p, True, 8) for p in range(3)]))
+    take(hems)
+    ch.end_failsafe(SRC_LPC, clock.t)  # LPC's init hold out of the way
+    assert ch.effective()[0] == (8, 8, 8) and ch.effective()[1] == SRC_OSCEV
+    clock.t += 3900
+    app.tick(clock.t)
+    assert not hems.silent and ch.effective()[1] == SRC_OSCEV
+    clock.t += 200  # 4.1 s after the heartbeat (PT4S)
+    app.tick(clock.t)
+    assert hems.silent
+    eff, src, _ = ch.effective()
+    assert eff == (6, 6, 6) and src == 6 and ch.request_of(SRC_OSCEV) is None
+    assert app.limit_text() == "limit 6A opev fallback"
+    st = read(guard, ([1], 2), "deviceDiagnosisStateData")["deviceDiagnosisStateData"]
+    assert st["vendorStateCode"] == "limit 6A opev fallback"
+    n = [d for d in take(hems) if fname(d) == "loadControlLimitListData"]
+    got = {e["limitId"]: e for e in items(cmdof(n[-1])["loadControlLimitListData"], "loadControlLimitData")}
+    assert got[0]["value"] == {"number": 6, "scale": 0} and got[3]["isLimitActive"] is False
+    # back: heartbeat and a new write restore its limits
+    send_from(CEM, hems, "notify", ([1], 3), _HB, src=([1], 2), ack=False)
+    send_from(CEM, hems, "write", (EV, 7), limits_cmd([lim(p, True, 9) for p in range(3)]))
+    assert result(take(hems)[-1]) == 0 and not hems.silent
+    assert ch.effective()[0] == (9, 9, 9) and ch.effective()[1] == SRC_OPEV
+    # the connection goes: at once
+    app.sessions.remove(hems)
+    app.peer_lost(hems, clock.t)
+    assert ch.effective()[0] == (6, 6, 6) and ch.effective()[1] == 6
+    # the guard's heartbeat never supervised OPEV: it did not write it
+    assert app.ev.opev.owner is None

@@ -52,7 +52,7 @@ class Gateway(mpyrun.LineProc):
 
     def start(self, timeout=20.0):
         script = os.path.join(mpyrun.ROOT, "tools", "host_run.py")
-        env = {"GW_HEAP_PROBE": "1"} if self.env_probe else {}
+        env = {"GW_HEAP_PROBE": "live" if self.env_probe == "live" else "1"} if self.env_probe else {}
         if self.console:
             env["GW_CONSOLE"] = "pipe"
         self.proc = mpyrun.start(script, heapsize=self.heapsize, args=(self.config_path, self.data_dir),

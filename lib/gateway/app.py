@@ -297,8 +297,9 @@ def _spine_options(cfg, data_dir):
     for k in ("failsafe_w", "failsafe_s", "hb_timeout_s", "lpc_timeout_s"):
         if uc[k] is not None:
             lpc[k] = uc[k]
+    lpc["init"] = uc["lpc_init"]
     return {"phases": phases, "voltage": volts, "discharges": c["discharges"], "lpc": lpc,
-            "evcs": uc["evcs"], "cevc": uc["cevc"]}
+            "evcs": uc["evcs"], "cevc": uc["cevc"], "ev_fallback_a": uc["ev_fallback_a"]}
 
 
 def _link(l, rm):

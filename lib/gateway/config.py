@@ -17,6 +17,7 @@ _DEFAULTS = {
         "pairing_window_s": 0,
         "cem": None,
         "cem_browse": False,  # with cem null: dial the first trusted CEM found by mDNS
+        "max_sessions": 2,  # SHIP peers at once (distinct SKIs); 4 with PSRAM
         "timers_ms": {},
         # SHIP PIN (ship/pin.py): none | optional | required; pin null: generated once and kept
         # in the data directory (pin.json); pin_tries wrong PINs lock PIN input for pin_lock_s,
@@ -43,8 +44,10 @@ _DEFAULTS = {
     # SPINE use cases on top of the charger (spine.md 12); null values: the defaults of
     # usecases.lpc (failsafe limit 4.2 kW or the nominal max, 2 h, a guard heartbeat within 60 s,
     # failsafe after 120 s without one)
+    # lpc_init: "always" (LPC-TS-017 after every start) or "paired" (only once a guard was
+    # ever seen, kept in lpc.json); ev_fallback_a: the OPEV safe current (null: the EV's minimum)
     "usecases": {"evcs": True, "cevc": False, "failsafe_w": None, "failsafe_s": None,
-                 "hb_timeout_s": None, "lpc_timeout_s": None},
+                 "hb_timeout_s": None, "lpc_timeout_s": None, "lpc_init": "always", "ev_fallback_a": None},
     # device runtime (boot.py, gateway/netup, supervisor, timesync); kind none: the host, or a
     # network brought up by other means
     "network": {"kind": "none", "ssid": None, "password": None, "hostname": None, "timeout_s": 20,
@@ -202,6 +205,7 @@ def parse(doc):
     _need(isinstance(s["port"], int) and 0 <= s["port"] < 65536, "ship.port", "must be 0..65535")
     _need(isinstance(s["max_message"], int) and 4096 <= s["max_message"] <= 65536, "ship.max_message", "must be 4096..65536")
     _need(isinstance(s["pairing_window_s"], int) and s["pairing_window_s"] >= 0, "ship.pairing_window_s", "must be >= 0")
+    _num(s, "max_sessions", "ship", 1, 8, 2, True)
     t = s["timers_ms"]
     _need(isinstance(t, dict), "ship.timers_ms", "must be an object")
     for k in t:
@@ -287,6 +291,9 @@ def _usecases(u):
                              ("hb_timeout_s", 0.1, 600, False), ("lpc_timeout_s", 0.1, 600, False)):
         if u[k] is not None:
             _num(u, k, "usecases", lo, hi, None, whole)
+    _need(u["lpc_init"] in ("always", "paired"), "usecases.lpc_init", "always or paired")
+    if u["ev_fallback_a"] is not None:
+        _num(u, "ev_fallback_a", "usecases", 0, 80, None, False)
 
 
 def _pin(v, key, null=True):
@@ -345,6 +352,7 @@ def ship_settings(cfg, ski):
         "path": s["path"],
         "max_message": s["max_message"],
         "cem": s["cem"],
+        "max_sessions": s["max_sessions"],
         "ship_id": "%s-%s-%s" % (ident["brand"], ident["model"], serial),
         "serial": serial,
         "timers": Timers(**s["timers_ms"]),

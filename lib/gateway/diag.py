@@ -170,6 +170,16 @@ def charger(gw=None):
     amps, src, paused = ch.effective()
     print("limit %s  source %s  paused %s  setpoint %s A  applied %s" % (
         amps or "none (hw max)", "-" if src is None else SOURCE_NAMES[src], paused, ch.setpoint(), ch.applied()))
+    sp = getattr(gw, "spine", None)
+    if sp is not None and sp.lpc is not None:
+        # who holds which role: the LPC guard (binding / EnergyGuard actor), OPEV's writer
+        g = sp.lpc_guard()
+        o = sp.ev.opev.owner
+        print("%s; lpc %s (in force %s W, failsafe %s W) guard %s; opev/oscev by %s" % (
+            sp.limit_text() or "no limit", sp.lpc.state, sp.lpc.limit_w, sp.lpc.failsafe_w, g.remote.device if g else "-",
+            o.remote.device if o else "-"))
+        for s in sp.sessions:
+            print("  peer %s %s" % (s.remote.device, "silent" if s.silent else "heard" if s.hb_at is not None else "no heartbeat"))
     br = gw.bridge
     if br is not None:
         s = br.stats()

@@ -234,6 +234,13 @@ class ShipNode:
     # ---- one connection -------------------------------------------------------------------
 
     async def _run(self, ws, ski, addr, outgoing, peer_pin=None):
+        mx = self.cfg.get("max_sessions")
+        if mx and ski not in self.peers and len(self.peers) >= mx:
+            # ship.max_sessions peers (SKIs) are served already: TLS memory is the limit
+            log.warn(_TAG, "%s: SKI %s refused, %d sessions already", addr, ski, mx)
+            self.stats["rejected"] += 1
+            await ws.close(1013, "too many sessions")
+            return None
         now = time.ticks_ms()
         decision = self.trust.decide(ski, now, addr)
         peer = Peer(self, ski, addr, outgoing)

@@ -13,6 +13,7 @@ class RemoteDevice:
         self.device = None
         self.entities = {}  # entity tuple -> type
         self.features = {}  # (entity tuple, feature) -> (type, role)
+        self.ucs = None  # its announced use cases (UseCaseReader); None: not read yet
 
 
 class DiscoveryReader(Path):
@@ -80,3 +81,80 @@ class DiscoveryReader(Path):
                 self._role = v
             elif k == "lastStateChange":
                 self._change = v
+
+
+_MAX_UCS = const(16)
+
+
+class UseCaseReader(Path):
+    """Consumer of a nodeManagementUseCaseData value (spine.md 9): the peer's announced use
+    cases into remote.ucs as [actor, name, scenario bit mask, entity tuple or None], at most
+    16; entries with useCaseAvailable false are left out (as eebus-go does), scenarios outside
+    1..30 are ignored. Always the full list (reply and notify alike)."""
+
+    def __init__(self, remote):
+        super().__init__()
+        self.remote = remote
+        remote.ucs = []
+        self._actor = None
+        self._ent = None
+        self._name = None
+        self._mask = 0
+        self._avail = True
+        self._pend = []
+
+    def item_begin(self):
+        n = self.n
+        if n == 1:
+            self._actor = None
+            self._ent = None
+            self._pend = []
+        elif n == 2 and self.keys[1] == "useCaseSupport":
+            self._name = None
+            self._mask = 0
+            self._avail = True
+
+    def item_end(self):
+        n = self.n
+        if n == 2 and self.keys[1] == "useCaseSupport":
+            if self._name is not None and self._avail and len(self._pend) < _MAX_UCS:
+                self._pend.append([None, self._name, self._mask, None])
+        elif n == 1:
+            ucs = self.remote.ucs
+            ent = tuple(self._ent) if self._ent else None
+            for u in self._pend:
+                if self._actor is not None and len(ucs) < _MAX_UCS:
+                    u[0] = self._actor
+                    u[3] = ent
+                    ucs.append(u)
+            self._pend = []
+
+    def leaf(self, v):
+        n = self.n
+        if self.keys[0] != "useCaseInformation" or n < 2:
+            return
+        k = self.keys[n - 1]
+        if n == 2:
+            if k == "actor" and isinstance(v, str) and len(v) <= 40:
+                self._actor = v
+        elif n == 3 and self.keys[1] == "address":
+            if k == "entity" and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1000:
+                if self._ent is None:
+                    self._ent = []
+                if len(self._ent) < 8:
+                    self._ent.append(v)
+        elif n == 3 and self.keys[1] == "useCaseSupport":
+            if k == "useCaseName" and isinstance(v, str) and len(v) <= 64:
+                self._name = v
+            elif k == "useCaseAvailable" and v is False:
+                self._avail = False
+            elif k == "scenarioSupport" and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 30:
+                self._mask |= 1 << v
+
+
+def announced(remote, actor, names):
+    """True when the peer announced actor with one of names (a tuple of use case names)."""
+    for u in remote.ucs:
+        if u[0] == actor and u[1] in names:
+            return True
+    return False

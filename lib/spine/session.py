@@ -8,7 +8,7 @@ from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr, Out
 from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, SPECIAL
-from spine.remote import DiscoveryReader, RemoteDevice
+from spine.remote import DiscoveryReader, RemoteDevice, UseCaseReader
 
 _TAG = "spine"
 _NM = (0,)
@@ -86,6 +86,12 @@ class Session:
         self.binds = []
         self.remote = RemoteDevice()
         self.remote_known = False  # set by the application once it followed up on discovery
+        # the peer's heartbeat (our DeviceDiagnosis client): server we subscribed, last arrival
+        # (ms ticks, None: none yet), its announced timeout (ms), silent past it
+        self.hb_server = None
+        self.hb_at = None
+        self.hb_ms = 4000
+        self.silent = False
         self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
         self._link_id = 0
         self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
@@ -140,6 +146,8 @@ class Session:
             return _SKIP
         if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
             return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial))
+        if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
+            return UseCaseReader(self.remote)
         t = self._tree
         t.reset()
         return t
@@ -319,7 +327,9 @@ class Session:
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
         elif c == D.REPLY or c == D.NOTIFY:
             if name == NM.DD:
-                self.app.on_remote_discovery(self)
+                self.app.on_remote_discovery(self, c == D.NOTIFY)
+            elif name == NM.UCD:
+                self.app.on_remote_usecases(self)
             if inc.ack:
                 self._result(inc, D.E_OK)
         else:

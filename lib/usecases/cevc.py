@@ -642,6 +642,7 @@ class CevcFeatures:
     def __init__(self, cevc, now):
         self.cevc = cevc
         self.now = now  # ms ticks
+        self.owner = None  # the session whose accepted write set the plan (station.peer_lost)
 
     def features(self):
         c = self.cevc
@@ -663,14 +664,19 @@ class CevcFeatures:
     def _tree(self, inc):
         return inc.data.result if inc.data is not None else None
 
+    def _own(self, session, r):
+        if r is not None and r[0] == 0:
+            self.owner = session
+        return r
+
     def _write_series(self, session, inc):
-        return self.cevc.write_series(self._tree(inc), inc.partial, self.now())
+        return self._own(session, self.cevc.write_series(self._tree(inc), inc.partial, self.now()))
 
     def _write_description(self, session, inc):
-        return self.cevc.write_incentive_description(self._tree(inc), inc.partial, self.now())
+        return self._own(session, self.cevc.write_incentive_description(self._tree(inc), inc.partial, self.now()))
 
     def _write_incentives(self, session, inc):
-        return self.cevc.write_incentive_data(self._tree(inc), inc.partial, self.now())
+        return self._own(session, self.cevc.write_incentive_data(self._tree(inc), inc.partial, self.now()))
 
     def tick(self, now):
         return self.cevc.tick(now)

@@ -3,7 +3,7 @@
 # charger model: failure while the controller link is down or the controller reports an
 # error, normalOperation otherwise. The entity's DeviceDiagnosis server also carries the
 # station's heartbeat (the station sends it), its client the peer's (LPC supervises it).
-from charger import F_ERROR, F_LINK
+from charger import F_ERROR, F_LIMIT, F_LINK
 from compat import const
 from spine.device import CLIENT, OP_READ, SERVER, Feature, Function
 from spine.table import emit_object
@@ -35,6 +35,7 @@ class Evse:
         self.app = app
         self.operating_state = "normalOperation"
         self.last_error = None
+        self.vendor = None  # vendorStateCode: the effective limit and its source (app.limit_text)
         self._manu = manu
         self._hb = heartbeat
 
@@ -53,7 +54,8 @@ class Evse:
         ]
 
     def _state_freeze(self):
-        row = ("operatingState", self.operating_state, "lastErrorCode", self.last_error or None)
+        row = ("operatingState", self.operating_state, "vendorStateCode", self.vendor, "lastErrorCode",
+               self.last_error or None)
         return lambda w: emit_object(w, row)
 
     def set_operating_state(self, state, error=None):
@@ -66,6 +68,11 @@ class Evse:
         self.app.notify(ADDRESS, FT_DIAG, "deviceDiagnosisStateData")
 
     def charger_event(self, ch, mask):
+        if mask & (1 << F_LIMIT):
+            v = self.app.limit_text()
+            if v != self.vendor:
+                self.vendor = v
+                self.app.notify(ADDRESS, FT_DIAG, "deviceDiagnosisStateData")
         # EEBUS sees the EVSE in failure while the controller is unreachable or in error
         if not mask & _M_STATE:
             return

@@ -72,6 +72,7 @@ _DEFAULT_FS_W = const(4200)  # the 4.2 kW a controllable device keeps under EnWG
 
 _R_HEARTBEAT = "no energy guard heartbeat within 60 s: write not evaluated (LPC-TS-036)"
 _R_FIRST = "write not evaluated before heartbeat and limit write (LPC-TS-037)"
+_R_OTHER = "another energy guard holds the LoadControl binding"
 _R_NEGATIVE = "a negative power limit cannot be applied (LPC-TS-035/1)"
 
 
@@ -107,7 +108,7 @@ class PowerLimit:
 
     def __init__(self, charger, now, produce=False, nominal_max_w=11000, failsafe_w=None,
                  failsafe_s=7200, failsafe_s_max=86400, store=None, hb_timeout_s=60,
-                 lpc_timeout_s=120, duration_from=None):
+                 lpc_timeout_s=120, duration_from=None, init="always"):
         if not _DUR_MIN <= failsafe_s <= failsafe_s_max <= _DUR_MAX:
             raise ValueError("failsafe duration: 2 h <= failsafe_s <= failsafe_s_max <= 24 h")
         if failsafe_w is None:
@@ -126,6 +127,8 @@ class PowerLimit:
         self.store_error = None
         self._hb_ms = int(hb_timeout_s * 1000)
         self._lpc_ms = int(lpc_timeout_s * 1000)
+        self.paired = False  # a guard's heartbeat was ever seen (persisted: guard_paired)
+        self._init = init
         self._load()
         # the limit as published: after a (re)start deactivated (LPC-TS-009/2), value 0 as
         # eebus-go starts
@@ -141,12 +144,18 @@ class PowerLimit:
         self._now = now
         self._changed = 0
         self.transitions = 0
-        # init: consumption up to the failsafe limit until the guard speaks (LPC-TS-017)
-        self.state = INIT
-        self._wait = self._lpc_ms
+        # init: consumption up to the failsafe limit until the guard speaks (LPC-TS-017);
+        # init "paired" (usecases.lpc_init): an installation that never saw a guard starts
+        # unlimited/autonomous instead
         c = self._charger
         if c is not None:
             c.failsafe(SRC_LPC, self.failsafe_w, UNIT_W, None)  # its end is ours to decide
+        if init == "paired" and not self.paired:
+            self.state = AUTONOMOUS
+            return
+        self.state = INIT
+        self._wait = self._lpc_ms
+        if c is not None:
             c.enter_failsafe(SRC_LPC, now)
 
     # ---- configuration and persistence
@@ -167,6 +176,7 @@ class PowerLimit:
             return
         if not isinstance(d, dict):
             return  # nothing written by a guard yet: the pre-configured values (LPC-TS-019)
+        self.paired = d.get("guard_paired") is True
         w = d.get(self._wkey)
         if isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w <= _MAX_W:
             self.failsafe_w = w
@@ -398,7 +408,7 @@ class PowerLimit:
             if limit_entry is None:
                 return E_OK, None
         if self._keys_gated():
-            return E_REJECTED, _R_FIRST
+            return E_REJECTED, _R_HEARTBEAT if self.state != FAILSAFE else _R_FIRST
         r = self._parse_keys(limit_entry, duration_entry)
         if isinstance(r[0], str):
             mx = r[1]
@@ -410,10 +420,18 @@ class PowerLimit:
         return E_OK, None
 
     def _keys_gated(self):
-        # LPC-TS-037: in init, failsafe and autonomous other data points only after heartbeat
-        # + limit write; an evaluated limit write always leaves those states, so: refused there
+        # LPC-TS-037 evaluates other data points in init, failsafe and autonomous only after
+        # heartbeat + limit. Deviation: in init and autonomous the failsafe values are taken
+        # once the guard's heartbeat is fresh (LPC-TS-036 still holds), because eebus-go's
+        # guard writes them first and neither reads the result nor retries. In failsafe the
+        # refusal stays (COM_PT_CSFS_001/003: nothing before heartbeat + limit).
         st = self.state
-        return not (st == LIMITED or st == CONTROLLED)
+        if st == LIMITED or st == CONTROLLED:
+            return False
+        if st == FAILSAFE:
+            return True
+        f = self._fresh
+        return f is None or f <= 0
 
     def apply_keys(self, limit_entry, duration_entry, now):
         """Apply what check_keys() accepted; persists changed values (LPC-TS-044). The caller
@@ -452,6 +470,9 @@ class PowerLimit:
         self._lost = self._lpc_ms
         if self.state == FAILSAFE and self._wait is None:
             self._wait = self._lpc_ms  # 022/2: back, but no limit within 120 s -> autonomous
+        if not self.paired and self._init == "paired" and not self.produce:
+            self.paired = True
+            self._save({"guard_paired": True})
         c = self._charger
         if c is not None:
             c.alive(SRC_LPC, now)
@@ -565,6 +586,7 @@ class Lpc:
         self.lpc = lpc
         self.lpp = lpp
         self.now = now
+        self.guard = None  # () -> the session of the energy guard (station.lpc_guard), or None
         # (PowerLimit, limit id, failsafe limit key, failsafe duration key) per side
         self._sides = ((lpc, LIMIT_LPC, KEY_LPC, KEY_DURATION),)
         self.usecases = (LPC,)
@@ -627,7 +649,13 @@ class Lpc:
 
     # ---- the guard's writes --------------------------------------------------------------------
 
+    def _other(self, session):
+        g = self.guard
+        return g is not None and g() is not session
+
     def _write_limits(self, session, inc):
+        if self._other(session):
+            return D.E_REJECTED, _R_OTHER
         ents = entries(inc.data.result if inc.data is not None else None, "loadControlLimitData")
         if ents is None:
             return D.E_GENERAL, "malformed loadControlLimitData"
@@ -663,6 +691,8 @@ class Lpc:
         return D.E_OK, None
 
     def _write_keys(self, session, inc):
+        if self._other(session):
+            return D.E_REJECTED, _R_OTHER
         ents = entries(inc.data.result if inc.data is not None else None, "deviceConfigurationKeyValueData")
         if ents is None:
             return D.E_GENERAL, "malformed deviceConfigurationKeyValueData"

@@ -39,6 +39,10 @@ class Opev:
                 lim.append(("limitId", 3 * k + p, "limitType", "maxValueLimit", "limitCategory", cat,
                             "measurementId", p, "unit", "A", "scopeType", scope))
         self._limit_desc = tuple(lim)
+        # the session whose accepted write set the limits, and the current OPEV falls back to
+        # when it goes silent or leaves (None: the EV's minimum; usecases.ev_fallback_a)
+        self.owner = None
+        self.fallback_a = None
 
     def feature(self):
         return Feature(FT_LOADCONTROL, "LoadControl", SERVER, (
@@ -92,12 +96,14 @@ class Opev:
             new_active[lid] = act
         self.active[:] = new_active
         self.value[:] = new_value
+        self.owner = session
         self.apply()
         return D.E_OK, None
 
     def apply(self):
         """Hand the CEM's limits to the charger model (after an accepted write)."""
         now = self.now()
+        self.ch.end_failsafe(SRC_OPEV, now)  # the peer is back and wrote: its limits again
         for k in range(2):
             vals = []
             any_active = False
@@ -113,11 +119,42 @@ class Opev:
             else:
                 self.ch.withdraw(_SRC[k], now)
 
+    def fallback(self, now):
+        """The writing peer fell silent (no heartbeat within its heartbeatTimeout) or left:
+        OSCEV recommendations are withdrawn, active OPEV obligations are replaced by the safe
+        current (fallback_a, default the EV's minimum) as a failsafe limit of the charger model,
+        published as the limits in force. A new write from any bound peer restores normal
+        operation. True when something changed (the caller notifies)."""
+        self.owner = None
+        act = self.active
+        if True not in act:
+            return False
+        ch = self.ch
+        a = self.fallback_a
+        if a is None:
+            a = current_range(ch)[0]
+        obl = False
+        for i in range(6):
+            if act[i]:
+                if i < 3:
+                    self.value[i] = a
+                    obl = True
+                else:
+                    act[i] = False
+                    self.value[i] = None
+        ch.withdraw(SRC_OSCEV, now)
+        if obl:
+            ch.failsafe(SRC_OPEV, a, UNIT_A, None)
+            ch.enter_failsafe(SRC_OPEV, now)
+        return True
+
     def unplugged(self):
         """The EV left: its limits go with it."""
         for i in range(6):
             self.active[i] = False
             self.value[i] = None
+        self.owner = None
         now = self.now()
+        self.ch.end_failsafe(SRC_OPEV, now)
         self.ch.withdraw(SRC_OPEV, now)
         self.ch.withdraw(SRC_OSCEV, now)

@@ -12,9 +12,11 @@ from spine import datagram as D
 from spine import nodemgmt as NM
 from spine.datagram import Addr
 from spine.device import SERVER, Device, Entity, Feature
+from spine.remote import announced
 from spine.session import Session
-from spine.table import duration_text, emit_object
+from spine.table import duration_s, duration_text, emit_object
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
+from charger import SOURCE_NAMES, SRC_FAILSAFE, SRC_LPC
 from usecases import evse as EVSE
 from usecases.evse import EVSECC, Evse, manufacturer
 
@@ -48,6 +50,8 @@ _D_MEASURE = const(1)
 _D_RANGE = const(2)
 _D_EVSTATE = const(4)
 _HB_FN = "deviceDiagnosisHeartbeatData"
+_FT_LPC = const(4)  # usecases.lpc.FT_LOADCONTROL: the EVSE LoadControl the guard binds
+_LPC_NAMES = ("limitationOfPowerConsumption", "limitationOfPowerProduction")
 
 
 class SpineApp:
@@ -100,6 +104,7 @@ class SpineApp:
         if opts.get("discharges"):
             self.lpp = PowerLimit(charger, now, produce=True, duration_from=self.lpc, **lpc_opts)
         self.cs = Lpc(self.lpc, self.lpp, clock)
+        self.cs.guard = self.lpc_guard
         self.mpc = Mpc(charger, phases, volts)
         self._cs_ucs = self.cs.usecases
         self._mpc_ucs = (MPC,)
@@ -120,6 +125,7 @@ class SpineApp:
         if self.evcs is not None:
             evse.append(self.evcs.feature())
         self.ev = Ev(charger, phases, volts, clock, cevc=self.cevc)
+        self.ev.opev.fallback_a = opts.get("ev_fallback_a")
 
     def _heartbeat_now(self):
         # a read before the clock is set gets no timestamp rather than a 1970/2000 one
@@ -208,6 +214,12 @@ class SpineApp:
         subscriber while the clock is synced."""
         for s in self.sessions:
             s.expire(now)
+            t = s.hb_at
+            if t is not None and not s.silent and ticks_diff(now, t) > s.hb_ms:
+                # silent past its announced heartbeatTimeout (OPEV/OSCEV/CEVC scenario 2)
+                s.silent = True
+                log.warn(_TAG, "peer %s: no heartbeat for %d ms", s.remote.device, ticks_diff(now, t))
+                self.peer_lost(s, now)
         if self.charger is not None:
             self._tick_power(now)
         if ticks_diff(now, self._hb_at) < _HB_PERIOD_MS:
@@ -264,28 +276,109 @@ class SpineApp:
                 log.info(_TAG, "peer answered %s with error %s %s", inc.ref, n, inc.data.result.get("description", ""))
 
     def on_data(self, session, inc, feature):
-        # the guard's / CEM's heartbeat, to our DeviceDiagnosis client (spine.md 10): its
-        # arrival counts, by our monotonic clock, not its timestamp
-        if inc.data_name == _HB_FN and feature.type == "DeviceDiagnosis" and self.cs is not None:
-            self.cs.heartbeat(self.now())
+        # a peer's heartbeat, to our DeviceDiagnosis client (spine.md 10): its arrival counts,
+        # by our monotonic clock, not its timestamp; only the LPC guard's supervises LPC
+        if inc.data_name == _HB_FN and feature.type == "DeviceDiagnosis":
+            now = self.now()
+            if inc.classifier == D.NOTIFY:
+                # supervision starts with the first heartbeat sent by itself (not our read's reply)
+                session.hb_at = now
+            r = inc.data.result if inc.data is not None else None
+            t = duration_s(r.get("heartbeatTimeout")) if isinstance(r, dict) else None
+            if t is not None and 1 <= t <= 60:
+                session.hb_ms = int(t * 1000)
+            if session.silent:
+                session.silent = False
+                log.info(_TAG, "peer %s: heartbeat again", session.remote.device)
             session.stats["heartbeats"] = session.stats.get("heartbeats", 0) + 1
+            if self.cs is not None and self.lpc_guard() is session:
+                self.cs.heartbeat(now)
         return D.E_OK
 
-    def on_remote_discovery(self, session):
+    def limit_text(self):
+        """The effective limit and its source ("limit 6A lpc init", "limit 6A opev fallback",
+        "limit 8A oscev"), None without one: diag and the EVSE's vendorStateCode."""
+        amps, src, paused = self.charger.effective()
+        if src is None:
+            return None
+        if src == SRC_FAILSAFE:
+            name = "lpc " + self.lpc.state if self.charger.in_failsafe(SRC_LPC) else "opev fallback"
+        else:
+            name = SOURCE_NAMES[src]
+        return "limit %sA %s%s" % (min(amps), name, " (paused)" if paused else "")
+
+    def lpc_guard(self):
+        """The session of the energy guard whose heartbeat supervises LPC/LPP and who may write
+        its limits: holding the binding of our LoadControl (SPINE-TS-RT-02), one that announced
+        actor EnergyGuard with LPC or LPP first; without a binding the first EnergyGuard; else a
+        lone peer that announced no use cases at all; None when no peer qualifies."""
+        ss = self.sessions
+        bound = None
+        for s in ss:
+            for b in s.binds:
+                if b[2].feature == _FT_LPC and b[2].entity == EVSE.ADDRESS:
+                    if s.remote.ucs and announced(s.remote, "EnergyGuard", _LPC_NAMES):
+                        return s
+                    if bound is None:
+                        bound = s
+        if bound is not None:
+            return bound
+        for s in ss:
+            if s.remote.ucs and announced(s.remote, "EnergyGuard", _LPC_NAMES):
+                return s
+        if len(ss) == 1 and not ss[0].remote.ucs:
+            return ss[0]
+        return None
+
+    def peer_lost(self, session, now):
+        """A peer fell silent or disconnected: the OPEV/OSCEV limits and the CEVC plan it wrote
+        fall back (usecases.opev.Opev.fallback; CEVC's recommendation is withdrawn), with a
+        notify to the remaining subscribers. LPC keeps its own timers (120 s)."""
+        if self.charger is None:
+            return
+        ev = self.ev
+        plugged = self.device.entity(ev.entity.address) is not None
+        if ev.opev.owner is session and ev.opev.fallback(now) and plugged:
+            ev.opev.notify(self, ev.entity.address)
+        c = self.cevc
+        if c is not None and c.owner is session:
+            c.owner = None
+            c.reset(now)
+            if plugged:
+                c.notify_changes(self)
+        self._wake()
+
+    def on_remote_discovery(self, session, notify=False):
         # the peer is known: follow its entity and use case changes (spine.md 5.3 step 2-3),
-        # and its heartbeat (LPC scenario 3, OPEV/OSCEV scenario 2)
+        # and its heartbeat (LPC scenario 3, OPEV/OSCEV scenario 2); a discovery notify
+        # (its entities changed) reads its use cases again and follows the heartbeat server
         r = session.remote
-        if r.device and not session.remote_known:
+        if not r.device:
+            return
+        nm = Addr(r.device, (0,), 0)
+        if not session.remote_known:
             session.remote_known = True
-            nm = Addr(r.device, (0,), 0)
             session.subscribe_remote(Addr(self.address, (0,), 0), nm, "NodeManagement")
             session.read_remote(nm, NM.UCD)
-            hb = _guard_heartbeat(r)
-            if hb is not None and self.charger is not None:
-                client = Addr(self.address, EVSE.ADDRESS, EVSE.FT_DIAG_CLIENT)
-                server = Addr(r.device, hb[0], hb[1])
-                session.subscribe_remote(client, server, "DeviceDiagnosis")
-                session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
+        elif notify:
+            session.read_remote(nm, NM.UCD)
+        self._follow_heartbeat(session)
+
+    def on_remote_usecases(self, session):
+        r = session.remote
+        log.info(_TAG, "peer %s use cases: %s", r.device, ", ".join("%s/%s" % (u[0], u[1]) for u in r.ucs))
+        self._follow_heartbeat(session)
+
+    def _follow_heartbeat(self, session):
+        r = session.remote
+        hb = _guard_heartbeat(r)
+        if hb is None or hb == session.hb_server or self.charger is None or not r.device:
+            return
+        session.hb_server = hb
+        client = Addr(self.address, EVSE.ADDRESS, EVSE.FT_DIAG_CLIENT)
+        server = Addr(r.device, hb[0], hb[1])
+        session.subscribe_remote(client, server, "DeviceDiagnosis")
+        session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
 
     def endpoint(self, peer):
         return Endpoint(self, Session(self))
@@ -296,14 +389,20 @@ _GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
 
 def _guard_heartbeat(remote):
     """(entity, feature) of the peer's DeviceDiagnosis server that carries the heartbeat we
-    supervise: on a grid guard or CEM entity first, else the first one."""
+    supervise: on the entity of an announced EnergyGuard/CEM actor first, then on a grid
+    guard or CEM entity, else the first one."""
     best = None
+    pref = None
+    for u in remote.ucs or ():
+        if u[3] and u[0] in ("EnergyGuard", "CEM"):
+            pref = u[3]
+            break
     for k in remote.features:
         t = remote.features[k]
         if t[0] == "DeviceDiagnosis" and t[1] == "server":
-            if remote.entities.get(k[0]) in _GUARDS:
+            if k[0] == pref:
                 return k
-            if best is None:
+            if best is None or (remote.entities.get(k[0]) in _GUARDS and remote.entities.get(best[0]) not in _GUARDS):
                 best = k
     return best
 
@@ -357,8 +456,10 @@ class Endpoint:
             self.session.stats["out"] += 1
 
     def closed(self, peer):
+        app = self.app
         self.session.closed()
-        if self.session in self.app.sessions:
-            self.app.sessions.remove(self.session)
-        if self in self.app.endpoints:
-            self.app.endpoints.remove(self)
+        if self.session in app.sessions:
+            app.sessions.remove(self.session)
+        if self in app.endpoints:
+            app.endpoints.remove(self)
+        app.peer_lost(self.session, app.now())

@@ -44,6 +44,7 @@ from .spine import SpineCem
 from .spinemsg import SpineError, SpineResultError, parse_feature_spec
 from .ucrun import CemUseCases, format_result, parse_phase_values, parse_power_duration
 from .ucbase import WriteError
+from .usecases import ROLES
 
 DEFAULT_CERT_DIR = os.path.join(".run", "testcem")
 
@@ -106,6 +107,10 @@ def configure(parser):
     uc.add_argument("--usecases", action="store_true",
                     help="discover, start every available use case as eebus-go's CEM does, and print a line "
                          "per change for --seconds")
+    uc.add_argument("--role", choices=sorted(ROLES), default="all",
+                    help="which manager to be: all (every use case), guard (a grid control box: Energy Guard "
+                         "LPC and Monitoring Appliance MPC only, entity GridGuard), hems (CEM OPEV/OSCEV/EVCC/"
+                         "EVCEM/EVSECC/CEVC only)")
     uc.add_argument("--seconds", type=float, default=None, metavar="N",
                     help="how long to print use-case events (default: --wait)")
     uc.add_argument("--opev", metavar="A,B,C",
@@ -378,14 +383,16 @@ async def _send_files(peer, args):
 async def _spine_session(peer, args, log, out):
     t0 = getattr(log, "t0", time.monotonic())
     quiet = usecases_wanted(args) and not args.datagrams and not args.plain
-    cem = SpineCem(peer, timeout=args.spine_timeout, log=None if quiet else _spine_printer(args.plain, out, t0))
+    classes, etype = ROLES[getattr(args, "role", "all")]
+    cem = SpineCem(peer, timeout=args.spine_timeout, log=None if quiet else _spine_printer(args.plain, out, t0),
+                   entity_type=etype)
     ucs = None
     if usecases_wanted(args):
         # before the gateway reads our discovery: our client features and use cases must be in it
         def show(ev):
             print("%8.3f %s" % (time.monotonic() - t0, ev.text), file=out, flush=True)
         hb = None if args.no_heartbeat else (args.heartbeat or 2.0)
-        ucs = CemUseCases(cem, on_event=show, heartbeat=hb, timeout=args.spine_timeout)
+        ucs = CemUseCases(cem, classes=classes, on_event=show, heartbeat=hb, timeout=args.spine_timeout)
         if args.seconds is not None:
             args.wait = args.seconds
     print("test CEM SPINE device: %s" % cem.device, file=out, flush=True)

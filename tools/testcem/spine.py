@@ -69,13 +69,15 @@ class SpineCem:
     """
 
     def __init__(self, peer, *, device=None, device_type="EnergyManagementSystem", timeout=10.0, log=None,
-                 use_cases=CEM_USE_CASES, start=True, heartbeat_timeout="PT4S", spec_version=SPEC_VERSION):
+                 use_cases=CEM_USE_CASES, start=True, heartbeat_timeout="PT4S", spec_version=SPEC_VERSION,
+                 entity_type="CEM"):
         self.peer = peer
         if device is None:
             ski = getattr(getattr(peer, "identity", None), "ski", None) or "00000000"
             device = "d:_i:TestCEM_%s" % ski[:8]
         self.device = device
         self.device_type = device_type
+        self.entity_type = entity_type     # of our entity [1]: CEM, or GridGuard for a control box
         self.timeout = timeout
         self.log = log
         self.spec_version = spec_version
@@ -199,7 +201,7 @@ class SpineCem:
             "specificationVersionList": {"specificationVersion": [self.spec_version]},
             "deviceInformation": {"description": self._device_description()},
             "entityInformation": [{"description": {"entityAddress": {"device": self.device, "entity": list(e)},
-                                                   "entityType": "DeviceInformation" if e == (0,) else "CEM"}}
+                                                   "entityType": "DeviceInformation" if e == (0,) else self.entity_type}}
                                   for e in ents],
             "featureInformation": feats,
         }

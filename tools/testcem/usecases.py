@@ -29,10 +29,17 @@ from .ucevctl import CEVC, OPEV, OSCEV
 from .ucevmon import EVCC, EVCEM, EVSECC, EVSOC
 from .ucgrid import EVCS, LPC, MPC
 
-__all__ = ["ALL_USE_CASES", "our_use_case_table", "EVSECC", "EVCC", "EVCEM", "OPEV", "OSCEV", "EVSOC", "CEVC",
+__all__ = ["ALL_USE_CASES", "GUARD_USE_CASES", "HEMS_USE_CASES", "ROLES", "our_use_case_table", "EVSECC", "EVCC", "EVCEM", "OPEV", "OSCEV", "EVSOC", "CEVC",
            "LPC", "MPC", "EVCS"]
 
 ALL_USE_CASES = (EVSECC, EVCC, EVCEM, OPEV, OSCEV, EVSOC, CEVC, LPC, MPC, EVCS)
+
+# the two managers of a real installation (``--role``): a grid control box announcing only the
+# Energy Guard / Monitoring Appliance side (entity type GridGuard, as eebus-go's controlbox
+# example), and a HEMS announcing the CEM / Energy Broker side of the e-mobility use cases
+GUARD_USE_CASES = (LPC, MPC)
+HEMS_USE_CASES = (EVSECC, EVCC, EVCEM, OPEV, OSCEV, CEVC)
+ROLES = {"all": (ALL_USE_CASES, "CEM"), "guard": (GUARD_USE_CASES, "GridGuard"), "hems": (HEMS_USE_CASES, "CEM")}
 
 
 def our_use_case_table(classes=ALL_USE_CASES):
