@@ -1,11 +1,15 @@
-"""gw build on the real lib/ tree: every module compiled, the .mpy header version matching
+"""gw build on the real lib/ tree: every module the board deploys compiled (those of features
+its config turns off left out, and the table of them checked per board config), the .mpy header version matching
 mpy-cross, the size target, the built tree importing under MicroPython, and the version checks
 (--mpy-version, a board's sys.implementation._mpy read through mpremote)."""
 
+import contextlib
+import io
 import json
 import os
 import re
 import subprocess
+import tempfile
 
 import pytest
 
@@ -31,12 +35,34 @@ def built(tmp_path_factory):
     return out
 
 
-def test_every_module_compiled_with_the_right_header(built):
-    major, sub = cross_major_sub()
+# what the default board (esp32-wroom: echonet off, usecases.cevc off by default) leaves out
+WROOM_LEFT_OUT = [["echonet/", "echonet"], ["gateway/echonet_service.py", "echonet"],
+                  ["usecases/cevc.py", "usecases.cevc"]]
+
+
+def lib_sources():
     sources = []
     for d, _, files in os.walk(LIB):
-        sources += [os.path.relpath(os.path.join(d, f), LIB) for f in files if f.endswith(".py")]
-    assert sources
+        sources += [os.path.relpath(os.path.join(d, f), LIB).replace(os.sep, "/") for f in files if f.endswith(".py")]
+    return sorted(sources)
+
+
+def summary_of(out):
+    with open(os.path.join(out, ".gw-build")) as f:
+        return json.load(f)
+
+
+def test_every_module_compiled_with_the_right_header(built):
+    """Every module the board deploys compiled (by design since the feature table: not those of
+    features the board config turns off, which are absent from the tree)."""
+    major, sub = cross_major_sub()
+    all_sources = lib_sources()
+    assert all_sources
+    gone = summary_of(built)["left_out_files"]
+    assert gone and set(gone) < set(all_sources)
+    sources = [rel for rel in all_sources if rel not in gone]
+    for rel in gone:
+        assert not os.path.exists(os.path.join(built, "lib", rel[:-3] + ".mpy")), rel
     for rel in sources:
         mpy = os.path.join(built, "lib", rel[:-3] + ".mpy")
         with open(mpy, "rb") as f:
@@ -64,6 +90,20 @@ def test_size_target_and_report(built, capsys):
     print("\nlib/ as .mpy: %.1f KB in %d files (target 200 KB)" % (total / 1024.0, s["lib_files"]))
     assert total <= 200 * 1024
     assert s["mpy"] == "%d.%d" % cross_major_sub() and s["march"] == "xtensawin" and s["native"] == NATIVE
+    # the WROOM's tree: no ECHONET, no CEVC; everything else
+    assert s["left_out"] == WROOM_LEFT_OUT
+    assert sorted(s["left_out_files"]) == sorted(
+        [r for r in lib_sources() if r.startswith("echonet/")] + ["gateway/echonet_service.py", "usecases/cevc.py"])
+    assert s["lib_files"] == len(lib_sources()) - len(s["left_out_files"])
+    assert s["limit"] == build.LIMIT == 200 * 1024
+
+
+def test_report_names_what_was_left_out(built, capsys):
+    build.report(summary_of(built), "the firmware")
+    out = capsys.readouterr().out.splitlines()
+    assert ("left out for this board: echonet/ (echonet off), gateway/echonet_service.py (echonet off), "
+            "usecases/cevc.py (usecases.cevc off) (--all keeps them)") in out
+    assert any(line.startswith("deployed lib ") and "ok" in line for line in out), out
 
 
 def test_report_names_the_native_modules(built, capsys):
@@ -216,3 +256,200 @@ def test_no_source_lines_is_smaller(tmp_path):
     a = build.build(str(tmp_path / "a"))
     b = build.build(str(tmp_path / "b"), lines=False)
     assert b["total_mpy"] < a["total_mpy"]
+
+
+# ---- the feature table: what a board config turns off stays off the device ---------------------
+
+BOARDS = sorted(f for f in os.listdir(os.path.join(mpyrun.ROOT, "board_configs")) if f.endswith(".json"))
+
+
+def everything_on_board(tmp_path):
+    """The WROOM config with every feature of build.FEATURES (and the pairing button) on."""
+    src = os.path.join(mpyrun.ROOT, "board_configs", "esp32-wroom.json")
+    doc = json.load(open(src))
+    doc["mdns"] = {"enabled": True}
+    doc["echonet"] = {"enabled": True}
+    doc["usecases"] = {"evcs": True, "cevc": True}
+    doc["pair_button"] = {"pin": 0}
+    d = tmp_path / "boards"
+    d.mkdir()
+    p = d / "all-on.json"
+    p.write_text(json.dumps(doc))
+    (d / "chargers").mkdir()
+    m = doc["charger"]["map"]
+    (d / m).write_text(open(os.path.join(mpyrun.ROOT, "board_configs", m)).read())
+    return str(p)
+
+
+def test_a_board_with_everything_on_deploys_every_module(tmp_path, capsys):
+    board = everything_on_board(tmp_path)
+    out = str(tmp_path / "o")
+    s = build.build(out, board=board, limit=10 ** 9)
+    assert s["left_out"] == [] and s["left_out_files"] == []
+    produced = sorted(os.path.relpath(os.path.join(d, f), os.path.join(out, "lib")).replace(os.sep, "/")[:-4] + ".py"
+                      for d, _, fs in os.walk(os.path.join(out, "lib")) for f in fs)
+    assert produced == lib_sources()
+    build.report(s, "the firmware")
+    assert "left out for this board: nothing" in capsys.readouterr().out
+    # --all on the WROOM config deploys the same modules, the same bytes
+    a = build.build(str(tmp_path / "a"), all_features=True, limit=10 ** 9)
+    assert a["left_out"] == [] and a["lib_files"] == s["lib_files"] and a["total_mpy"] == s["total_mpy"]
+
+
+def test_the_limit_is_checked_on_the_deployed_total(tmp_path, capsys, monkeypatch):
+    w = build.build(str(tmp_path / "w"))
+    a = build.build(str(tmp_path / "a"), all_features=True)
+    assert w["total_mpy"] < a["total_mpy"]
+    # a limit between the two: the WROOM's tree fits, the whole of lib/ does not
+    monkeypatch.setattr(build, "LIMIT", (w["total_mpy"] + a["total_mpy"]) // 2)
+    out = str(tmp_path / "o")
+    assert gw.main(["build", "--out", out]) == 0
+    capsys.readouterr()
+    assert gw.main(["build", "--out", out, "--all"]) == 1
+    assert "the deployed lib/ is %.1f KB of .mpy, over" % (a["total_mpy"] / 1024.0) in capsys.readouterr().err
+    assert gw.main(["build", "--out", out, "--all", "--no-limit"]) == 0
+    assert "left out for this board: nothing (--all)" in capsys.readouterr().out
+
+
+def _lib_module(name):
+    """lib-relative path of module name, or None when it is not in lib/ (asyncio, machine, ...)."""
+    base = name.replace(".", "/")
+    for rel in (base + ".py", base + "/__init__.py"):
+        if os.path.exists(os.path.join(LIB, rel)):
+            return rel
+    return None
+
+
+def _imports(path):
+    """Every lib module path imports, function-level imports included."""
+    import ast
+
+    tree = ast.parse(open(path).read())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # from pkg import mod: the submodule if there is one, else pkg itself
+            names = [node.module] + [node.module + "." + a.name for a in node.names]
+        else:
+            continue
+        for n in names:
+            parts = n.split(".")
+            for i in range(1, len(parts) + 1):  # import a.b loads a/__init__ too
+                rel = _lib_module(".".join(parts[:i]))
+                if rel:
+                    out.add(rel)
+    return out
+
+
+# the only imports of a feature's modules, each made only when that feature is on
+GUARDED = {
+    ("gateway/app.py", "gateway/echonet_service.py"): "echonet",
+    ("gateway/app.py", "gateway/mdns_service.py"): "mdns",
+    ("usecases/station.py", "usecases/evcs.py"): "usecases.evcs",
+    ("usecases/station.py", "usecases/cevc.py"): "usecases.cevc",
+}
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_no_deployed_module_imports_a_left_out_one(board):
+    """Static proof of the table for every board: from boot.py, main.py and every deployed module,
+    every import (at any depth in a function) reaches a deployed module, except the guarded
+    imports of a feature that is off."""
+    path = os.path.join(mpyrun.ROOT, "board_configs", board)
+    with contextlib.redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp:
+        _, cfg = build._copy_board(path, tmp)
+    skip = build.left_out(cfg)
+    off = {name for _, name in skip}
+    for _, name, paths in build.FEATURES:
+        for p in paths:
+            assert os.path.exists(os.path.join(LIB, p.rstrip("/"))), p
+    deployed = [r for r in lib_sources() if not build._dropped(r, skip)]
+    gone = set(lib_sources()) - set(deployed)
+    guarded_hits = set()
+    roots = [(f, os.path.join(mpyrun.ROOT, f)) for f in ("boot.py", "main.py")]
+    for rel, p in roots + [(r, os.path.join(LIB, r)) for r in deployed]:
+        for dep in _imports(p) & gone:
+            assert GUARDED.get((rel, dep)) in off, "%s imports %s, left out for %s" % (rel, dep, board)
+            guarded_hits.add((rel, dep))
+    # every guarded edge the table relies on is still there (else the table is stale)
+    for (rel, dep), name in GUARDED.items():
+        assert dep in _imports(os.path.join(LIB, rel)), (rel, dep)
+        assert name in [n for n, _, _ in build.FEATURES]
+
+
+_RUN_BOARD = """\
+import sys
+import jsonfile
+from gateway import app, config, console, diag, housekeeping, netup, pairing, supervisor, timesync
+from charger import Charger
+from controller import regmap
+from controller.bridge import Bridge
+from modbus import transport
+from modbus.master import Master
+from usecases.station import SpineApp
+
+GONE = %r
+cfg = config.load("board.json")
+# what Gateway turns on, read from the config here and not from build.FEATURES: mdns.enabled null
+# is on on the device (the unix port's parser makes it off)
+raw = jsonfile.load("board.json")
+ON = [k for k, on in (("mdns", cfg["mdns"]["enabled"] or raw.get("mdns", {}).get("enabled") is None),
+                      ("echonet", cfg["echonet"]["enabled"]), ("usecases.evcs", cfg["usecases"]["evcs"]),
+                      ("usecases.cevc", cfg["usecases"]["cevc"])) if on]
+print("on:", " ".join(ON))
+c = cfg["charger"]
+rm = regmap.load_file(c["map"])
+ch = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
+# the SPINE use cases as Gateway builds them: station.py imports evcs and cevc when they are on
+sp = SpineApp("d:_n:x", {"brand": "B", "model": "M", "serial": "1"}, ch, app._spine_options(cfg, "."))
+assert (sp.evcs is not None) == ("usecases.evcs" in ON), sp.evcs
+assert (sp.cevc is not None) == ("usecases.cevc" in ON), sp.cevc
+sp.tick(0)
+if "mdns" in ON:
+    from gateway import mdns_service
+if "echonet" in ON:
+    from gateway import echonet_service
+
+    cfg["echonet"]["enabled"] = True
+    assert echonet_service.build(cfg, ch, ".", "ab" * 20, "1") is not None
+for m in GONE:
+    try:
+        __import__(m)
+    except ImportError:
+        pass
+    else:
+        raise AssertionError("left out but importable: " + m)
+for name, m in sorted(sys.modules.items()):
+    f = getattr(m, "__file__", "")
+    # from the tree, or frozen (asyncio: a relative name); never from lib/
+    assert name == "__main__" or not f.startswith("/") or f.startswith(%r), (name, f)
+print("board ok", len(sys.modules))
+"""
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_each_boards_tree_runs_its_features_under_micropython(board, tmp_path):
+    """Each board config's tree, built for x64, with only that tree on MICROPYPATH (and .frozen for
+    asyncio): every module imports (as test_built_tree_imports_under_micropython), and the code of
+    each feature the config turns on runs (the use cases built as Gateway builds them, the mDNS
+    and ECHONET services imported, the ECHONET adapter made); the left-out modules are absent."""
+    out = str(tmp_path / "t")
+    path = os.path.join(mpyrun.ROOT, "board_configs", board)
+    s = build.build(out, board=path, march="x64", limit=10 ** 9)
+    r, n = _import_all(out, tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stdout, r.stdout + r.stderr
+    assert ("imported %d" % n) in r.stdout
+    off = {name for _, name in s["left_out"]}
+    on = [name for name, _, _ in build.FEATURES if name not in off]
+    gone = [rel[:-3].replace("/", ".").replace(".__init__", "") for rel in s["left_out_files"]]
+    script = tmp_path / "board.py"
+    script.write_text(_RUN_BOARD % (gone, out))
+    env = dict(os.environ, MICROPYPATH=os.path.join(out, "lib") + ":.frozen")
+    r = subprocess.run([mpyrun.MICROPYTHON, str(script)], capture_output=True, text=True, env=env, cwd=out)
+    assert r.returncode == 0 and "Traceback" not in r.stdout and "board ok" in r.stdout, r.stdout + r.stderr
+    # the build's table agrees with what the device's code turns on for this config
+    assert sorted(r.stdout.split("on:", 1)[1].split("\n", 1)[0].split()) == sorted(on), r.stdout
+    if board == "esp32-wroom.json":
+        assert s["left_out"] == WROOM_LEFT_OUT and s["total_mpy"] <= build.LIMIT

