@@ -105,7 +105,10 @@ def test_tools_certificate_follows_ship_profile():
 def test_gw_certs_cli(tmp_path):
     gw = os.path.join(TOOLS, "gw")
     out = tmp_path / "run" / "dev"
-    run = lambda *a: subprocess.run([gw, "certs", *a], capture_output=True, text=True, timeout=30)
+
+    def run(*a):
+        return subprocess.run([gw, "certs", *a], capture_output=True, text=True, timeout=30)
+
     h = run("--help")
     assert h.returncode == 0 and "--out DIR" in h.stdout and "--force" in h.stdout
     r = run("--out", str(out), "--cn", "Box-7", "--o", "ACME", "--ou", "EV", "--c", "AT")

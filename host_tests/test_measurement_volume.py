@@ -41,7 +41,6 @@ def minute(seconds=60, seed=1):
     w = Writer(128)
     total = 0
     count = 0
-    entries = 0
     for k in range(seconds * 20):  # the simulator's 50 ms steps, the model polled each second
         t += 0.05
         st.step(t, 0.05)

@@ -13,7 +13,7 @@ import pytest
 from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
-from testcem.shipmsg import CLOSE_NORMAL, CLOSE_REJECTED, ShipError, data_message
+from testcem.shipmsg import CLOSE_NORMAL, CLOSE_REJECTED, ShipError
 from testcem.shipserver import ShipServer
 from testcem.tls import client_context
 from test_ws_codec import frame as ws_frame
@@ -61,7 +61,8 @@ def crc_line(payload):
 
 def datagram_bytes(size):
     """A compact SPINE datagram of exactly `size` bytes (wire dialect)."""
-    head = b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":7},{"cmdClassifier":"notify"}]},{"payload":[{"cmd":[[{"deviceDiagnosisHeartbeatData":[{"heartbeatTimeout":"'
+    head = (b'{"datagram":[{"header":[{"specificationVersion":"1.3.0"},{"msgCounter":7},{"cmdClassifier":"notify"}]},'
+            b'{"payload":[{"cmd":[[{"deviceDiagnosisHeartbeatData":[{"heartbeatTimeout":"')
     tail = b'"}]}]]}]}]}'
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
@@ -206,7 +207,7 @@ def test_pending_peer_approved_by_user(gw):
     async def go():
         p = peer(newcomer, hello_phase="ready")
         task = asyncio.ensure_future(p.dial(HOST, gw.port, expected_ski=gw.ski))
-        gw_line = await asyncio.get_running_loop().run_in_executor(
+        await asyncio.get_running_loop().run_in_executor(
             None, gw.wait_for, "pairing request from SKI %s" % newcomer.ski
         )
         assert os.path.exists(os.path.join(gw.data_dir, "pending.json"))
@@ -257,7 +258,8 @@ def tls_refused(gw, ctx):
             return True
 
 
-def _ctx(cert=None, max_version=ssl.TLSVersion.TLSv1_2, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256"):
+def _ctx(cert=None, max_version=ssl.TLSVersion.TLSv1_2,
+         ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256"):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -11,7 +11,8 @@ from eejson.reader import JsonError, Reader
 from spine.remote import RemoteDevice, UseCaseReader, announced
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=80))
-odd = st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=12), c, max_size=4)),
+odd = st.recursive(scalars,
+                   lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=12), c, max_size=4)),
                    max_leaves=12)
 support = st.fixed_dictionaries({
     "useCaseName": st.one_of(st.text(max_size=70), odd),

@@ -238,7 +238,8 @@ def configure(parser):
     parser.add_argument("--board", metavar="JSON", default=os.path.join(_ROOT, "board_configs", "host-sim.json"),
                         help="board config whose identity names the certificate (default: host-sim)")
     parser.add_argument("--device-json", metavar="JSON",
-                        help="the device's device.json, its identity over the board's (default: OUT/device.json if there)")
+                        help="the device's device.json, its identity over the board's"
+                             " (default: OUT/device.json if there)")
     parser.add_argument("--cn", help="subject CN (default: the SHIP ID, <brand>-<model>-<serial>)")
     parser.add_argument("--o", help="subject O (default: the identity's brand)")
     parser.add_argument("--ou", help="subject OU (default: the identity's model)")

@@ -496,7 +496,8 @@ class Simulator:
         hooks = dict(trace_pdu=self._trace_pdu, trace_packet=self._trace_packet)
         ctx = self._context()
         if self.serial:
-            self.server = ModbusSerialServer(ctx, framer=FramerType.RTU, port=self.serial, baudrate=self.baudrate, **hooks)
+            self.server = ModbusSerialServer(ctx, framer=FramerType.RTU, port=self.serial, baudrate=self.baudrate,
+                                             **hooks)
         else:
             framer = FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET
             self.server = ModbusTcpServer(ctx, framer=framer, address=(HOST, self.want_port), **hooks)
@@ -590,7 +591,8 @@ class Simulator:
             if w is not None:
                 lines.append("  %-8s %s %d" % (name, regmap.KINDS[w.kind], w.address))
         if self.control_port:
-            lines.append("control on %s:%d (JSON lines: plug, unplug, set_ev_max, fault, state)" % (HOST, self.control_port))
+            lines.append("control on %s:%d (JSON lines: plug, unplug, set_ev_max, fault, state)"
+                         % (HOST, self.control_port))
         return "\n".join(lines)
 
     async def run(self):

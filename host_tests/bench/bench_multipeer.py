@@ -93,7 +93,8 @@ def test_heap_per_ship_session(tmp_path):
                     evl = mp.server(remote, "LoadControl", mp.EV)
                     assert (await cem.subscribe(evl.spec)).ok and (await cem.bind(evl.spec)).ok
                     await asyncio.sleep(0.6)
-                    assert (await cem.write(evl.spec, "loadControlLimitListData", mp.limits((0, 1, 2), 10), partial=True)).ok
+                    assert (await cem.write(evl.spec, "loadControlLimitListData", mp.limits((0, 1, 2), 10),
+                                            partial=True)).ok
                 else:
                     load = mp.server(remote, "LoadControl", (1,))
                     assert (await cem.subscribe(load.spec)).ok and (await cem.bind(load.spec)).ok
@@ -112,7 +113,8 @@ def test_heap_per_ship_session(tmp_path):
         gw.stop()
         sim.stop()
     print("\nlive heap of the gateway, steady state (MicroPython unix port, 64-bit): %s B with 1, 2, 3 managers;"
-          " per additional SHIP session %s B" % ([int(x) for x in live], [int(live[i + 1] - live[i]) for i in range(2)]))
+          " per additional SHIP session %s B"
+          % ([int(x) for x in live], [int(live[i + 1] - live[i]) for i in range(2)]))
 
 
 def test_fallback_and_second_peer(tmp_path):
@@ -131,7 +133,8 @@ def test_fallback_and_second_peer(tmp_path):
                 evl = mp.server(hr, "LoadControl", mp.EV)
                 assert (await hems.bind(evl.spec)).ok
                 await asyncio.sleep(0.6)
-                assert (await hems.write(evl.spec, "loadControlLimitListData", mp.limits((0, 1, 2), 10), partial=True)).ok
+                assert (await hems.write(evl.spec, "loadControlLimitListData", mp.limits((0, 1, 2), 10),
+                                         partial=True)).ok
                 await mp.wait_sim(sim, lambda s: s["limit_a"] == 10)
                 # a guard joins while the HEMS is served
                 t0 = time.monotonic()
@@ -155,7 +158,8 @@ def test_fallback_and_second_peer(tmp_path):
                 silent.append(time.monotonic() - t0)
                 hems.start_heartbeat(0.5)
                 await asyncio.sleep(0.6)
-                assert (await hems.write(evl.spec, "loadControlLimitListData", mp.limits((0, 1, 2), 10), partial=True)).ok
+                assert (await hems.write(evl.spec, "loadControlLimitListData", mp.limits((0, 1, 2), 10),
+                                         partial=True)).ok
                 await mp.wait_sim(sim, lambda s: s["limit_a"] == 10)
                 # kill
                 await asyncio.sleep(1.2)

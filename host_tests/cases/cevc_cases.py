@@ -62,7 +62,8 @@ def series(c, now, tsid):
 def case_descriptions():
     c = Cevc(model(), 0)
     d = rows_plain("timeSeriesDescriptionListData", c.description_rows())["timeSeriesDescriptionData"]
-    assert [(e["timeSeriesId"], e["timeSeriesType"], e["timeSeriesWriteable"], e["updateRequired"], e["unit"]) for e in d] == [
+    assert [(e["timeSeriesId"], e["timeSeriesType"], e["timeSeriesWriteable"], e["updateRequired"], e["unit"])
+            for e in d] == [
         (1, "singleDemand", False, False, "Wh"), (2, "constraints", True, True, "W"), (3, "plan", False, False, "W")]
 
 
@@ -191,15 +192,19 @@ def case_invalid_writes_change_nothing():
         {"timeSeriesData": [{"timeSeriesId": 7, "timeSeriesSlot": []}]},
         {"timeSeriesData": [{"timeSeriesId": 2, "timeSeriesSlot": [{"timeSeriesSlotId": 0, "maxValue": sn(1)}]}]},
         {"timeSeriesData": [{"timeSeriesId": 2, "timeSeriesSlot": [
-            {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "2026-01-01T00:00:00Z", "endTime": "PT1H"}, "maxValue": sn(1)}]}]},
+            {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "2026-01-01T00:00:00Z", "endTime": "PT1H"},
+             "maxValue": sn(1)}]}]},
+        # a gap
         {"timeSeriesData": [{"timeSeriesId": 2, "timeSeriesSlot": [
             {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT0S", "endTime": "PT1H"}, "maxValue": sn(1)},
-            {"timeSeriesSlotId": 1, "timePeriod": {"startTime": "PT2H", "endTime": "PT3H"}, "maxValue": sn(1)}]}]},  # gap
+            {"timeSeriesSlotId": 1, "timePeriod": {"startTime": "PT2H", "endTime": "PT3H"}, "maxValue": sn(1)}]}]},
+        # an id twice
         {"timeSeriesData": [{"timeSeriesId": 2, "timeSeriesSlot": [
             {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT0S", "endTime": "PT1H"}, "maxValue": sn(1)},
-            {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT1H", "endTime": "PT2H"}, "maxValue": sn(1)}]}]},  # id twice
+            {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT1H", "endTime": "PT2H"}, "maxValue": sn(1)}]}]},
         {"timeSeriesData": [{"timeSeriesId": 2, "timeSeriesSlot": [
-            {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT0S", "endTime": "PT1H"}, "maxValue": {"number": 1.5}}]}]},
+            {"timeSeriesSlotId": 0, "timePeriod": {"startTime": "PT0S", "endTime": "PT1H"},
+             "maxValue": {"number": 1.5}}]}]},
         None, "x", {"timeSeriesData": 3},
     ]
     for b in bad:
@@ -251,12 +256,16 @@ def incentive_descriptions():
     # eebus-go's WriteIncentiveTableDescriptions with two tiers of its own
     tiers = []
     for tid in (0, 1):
-        tiers.append({"tierDescription": {"tierId": tid, "tierType": "dynamicCost"},
-                      "boundaryDescription": [{"boundaryId": tid, "boundaryType": "powerBoundary", "boundaryUnit": "W"}],
-                      "incentiveDescription": [{"incentiveId": tid, "incentiveType": "absoluteCost", "currency": "EUR"}]})
-    return {"incentiveTableDescription": [{"tariffDescription": {"tariffId": 0, "tariffWriteable": True,
-                                                                 "updateRequired": True, "scopeType": "simpleIncentiveTable"},
-                                           "tier": tiers}]}
+        tiers.append({
+            "tierDescription": {"tierId": tid, "tierType": "dynamicCost"},
+            "boundaryDescription": [{"boundaryId": tid, "boundaryType": "powerBoundary", "boundaryUnit": "W"}],
+            "incentiveDescription": [{"incentiveId": tid, "incentiveType": "absoluteCost", "currency": "EUR"}],
+        })
+    return {"incentiveTableDescription": [{
+        "tariffDescription": {"tariffId": 0, "tariffWriteable": True, "updateRequired": True,
+                              "scopeType": "simpleIncentiveTable"},
+        "tier": tiers,
+    }]}
 
 
 def incentive_data(prices, tier=0):
@@ -277,14 +286,17 @@ def case_incentive_constraints_and_default_description():
     c = Cevc(model(), 0, slots_max=24)
     assert plain(c.incentive_constraints_emit()) == {"incentiveTableConstraints": [{
         "tariff": {"tariffId": 0},
-        "tariffConstraints": {"maxTariffCount": 1, "maxTiersPerTariff": 3, "maxBoundariesPerTier": 4, "maxIncentivesPerTier": 3},
+        "tariffConstraints": {"maxTariffCount": 1, "maxTiersPerTariff": 3, "maxBoundariesPerTier": 4,
+                              "maxIncentivesPerTier": 3},
         "incentiveSlotConstraints": {"slotCountMin": 1, "slotCountMax": 24}}]}
     d = plain(c.incentive_description_emit())["incentiveTableDescription"]
     assert d == [{"tariffDescription": {"tariffId": 0, "tariffWriteable": True, "updateRequired": True,
                                         "scopeType": "simpleIncentiveTable"},
                   "tier": [{"tierDescription": {"tierId": 0, "tierType": "dynamicCost"},
-                            "boundaryDescription": [{"boundaryId": 0, "boundaryType": "powerBoundary", "boundaryUnit": "W"}],
-                            "incentiveDescription": [{"incentiveId": 0, "incentiveType": "absoluteCost", "currency": "EUR"}]}]}]
+                            "boundaryDescription": [{"boundaryId": 0, "boundaryType": "powerBoundary",
+                                                     "boundaryUnit": "W"}],
+                            "incentiveDescription": [{"incentiveId": 0, "incentiveType": "absoluteCost",
+                                                      "currency": "EUR"}]}]}]
     assert plain(c.incentive_data_emit()) == {"incentiveTable": [{"tariff": {"tariffId": 0}}]}
 
 
@@ -293,7 +305,8 @@ def case_incentives_stored_and_read_back():
     assert c.write_incentive_description(incentive_descriptions(), False, 0) == (E_OK, None)
     d = plain(c.incentive_description_emit())["incentiveTableDescription"][0]
     assert [t["tierDescription"]["tierId"] for t in d["tier"]] == [0, 1]
-    assert c.write_incentive_data(incentive_data([(3600, sn(30, -2)), (3600, sn(-5, -2))], tier=1), False, 0) == (E_OK, None)
+    data = incentive_data([(3600, sn(30, -2)), (3600, sn(-5, -2))], tier=1)
+    assert c.write_incentive_data(data, False, 0) == (E_OK, None)
     got = plain(c.incentive_data_emit(30 * M))["incentiveTable"][0]
     assert got["tariff"] == {"tariffId": 0}
     assert got["incentiveSlot"] == [
@@ -322,8 +335,10 @@ def case_invalid_incentives_change_nothing():
         incentive_data([(600, sn(1))] * 4),  # too many slots
         incentive_data([(600, sn(1))], tier=5),  # unknown tier
         incentive_data([(600, {"number": "x"})]),
-        {"incentiveTable": [{"tariff": {"tariffId": 3}, "incentiveSlot": incentive_data([(600, sn(1))])["incentiveTable"][0]["incentiveSlot"]}]},
-        {"incentiveTable": [{"incentiveSlot": [{"timeInterval": {"startTime": {"dateTime": "2026-01-01T00:00:00Z"}}, "tier": []}]}]},
+        {"incentiveTable": [{"tariff": {"tariffId": 3},
+                             "incentiveSlot": incentive_data([(600, sn(1))])["incentiveTable"][0]["incentiveSlot"]}]},
+        {"incentiveTable": [{"incentiveSlot": [{"timeInterval": {"startTime": {"dateTime": "2026-01-01T00:00:00Z"}},
+                                                "tier": []}]}]},
         {"incentiveTable": []}, None, {"incentiveTable": [{}, {}]},
     ]
     for b in bad_data:
@@ -331,7 +346,13 @@ def case_invalid_incentives_change_nothing():
         assert err == E_REJECTED, b
     t = incentive_descriptions()
     t["incentiveTableDescription"][0]["tier"] *= 2  # repeated tier ids, and 4 tiers
-    bad_desc = [t, {"incentiveTableDescription": [{"tier": []}]}, {"incentiveTableDescription": [{"tariffDescription": {"tariffId": 9}, "tier": incentive_descriptions()["incentiveTableDescription"][0]["tier"]}]}, 5]
+    bad_desc = [
+        t,
+        {"incentiveTableDescription": [{"tier": []}]},
+        {"incentiveTableDescription": [{"tariffDescription": {"tariffId": 9},
+                                        "tier": incentive_descriptions()["incentiveTableDescription"][0]["tier"]}]},
+        5,
+    ]
     for b in bad_desc:
         err, _ = c.write_incentive_description(b, False, 0)
         assert err == E_REJECTED, b

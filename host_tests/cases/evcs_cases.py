@@ -81,7 +81,8 @@ def case_unsynced_clock():
     assert "timePeriod" not in bills(e)[0]["total"]
     assert bills(e)[0]["total"]["value"] == [{"value": sn(10005, -1), "unit": "Wh"}]
     # synced during the session: the start is placed from the elapsed ticks (across a wrap)
-    assert session(e, ch, clock, 2000, None, "2026-01-01T00:30:00Z", t0=ticks_add(0, -1000), t1=ticks_add(0, 2 * 3600000 - 1000))
+    assert session(e, ch, clock, 2000, None, "2026-01-01T00:30:00Z",
+                   t0=ticks_add(0, -1000), t1=ticks_add(0, 2 * 3600000 - 1000))
     tp = bills(e)[1]["total"]["timePeriod"]
     assert tp == {"startTime": "2025-12-31T22:30:00Z", "endTime": "2026-01-01T00:30:00Z"}
 
@@ -114,18 +115,22 @@ def case_broker_writes_cost_and_split():
     session(e, ch, clock, 20000, "2026-03-01T18:00:00Z", "2026-03-01T21:00:00Z")
     session(e, ch, clock, 5000, "2026-03-02T18:00:00Z", "2026-03-02T19:00:00Z")
     # a partial write as a tree: only bill 2
-    tree = {"billData": {"billId": 2, "total": {"cost": [{"costType": "absolutePrice", "cost": sn(123, -2), "currency": "EUR"}]},
-                         "position": [
-                             {"positionId": 1, "value": {"valuePercentage": sn(40)}, "cost": {"costPercentage": sn(70)}},
-                             {"positionId": 2, "value": [{"valuePercentage": sn(60)}], "cost": [{"costPercentage": sn(30)}]}]}}
+    tree = {"billData": {
+        "billId": 2,
+        "total": {"cost": [{"costType": "absolutePrice", "cost": sn(123, -2), "currency": "EUR"}]},
+        "position": [
+            {"positionId": 1, "value": {"valuePercentage": sn(40)}, "cost": {"costPercentage": sn(70)}},
+            {"positionId": 2, "value": [{"valuePercentage": sn(60)}], "cost": [{"costPercentage": sn(30)}]}]}}
     assert e.write_bills(tree, True) == (E_OK, None)
     b1, b2 = bills(e)
     assert b1["position"] == grid_self(sn(100), sn(0)) and "cost" not in b1["total"]
     assert b2["total"]["cost"] == [{"costType": "absolutePrice", "currency": "EUR", "cost": sn(123, -2)}]
     assert b2["total"]["value"] == [{"value": sn(5000), "unit": "Wh"}]
     assert b2["position"] == [
-        {"positionId": 1, "positionType": "gridElectricEnergy", "value": [{"valuePercentage": sn(40)}], "cost": [{"costPercentage": sn(70)}]},
-        {"positionId": 2, "positionType": "selfProducedElectricEnergy", "value": [{"valuePercentage": sn(60)}], "cost": [{"costPercentage": sn(30)}]}]
+        {"positionId": 1, "positionType": "gridElectricEnergy",
+         "value": [{"valuePercentage": sn(40)}], "cost": [{"costPercentage": sn(70)}]},
+        {"positionId": 2, "positionType": "selfProducedElectricEnergy",
+         "value": [{"valuePercentage": sn(60)}], "cost": [{"costPercentage": sn(30)}]}]
 
 
 def case_broker_full_write_keeps_our_measurements():

@@ -1,7 +1,7 @@
 # The use-case layer (lib/usecases/station.py with ev.py, evse.py, lpc.py over lib/charger.py): a
 # session fed datagrams as SHIP delivers them, the charger model driven as the bridge would.
 # Runs under CPython and MicroPython.
-from charger import F_CHARGING, F_I1, F_PLUGGED, F_STATE, F_U1, SRC_LPC, SRC_OPEV, SRC_OSCEV, Charger
+from charger import F_I1, F_U1, SRC_LPC, SRC_OPEV, SRC_OSCEV, Charger
 from eejson.dialect import build
 from eejson.writer import Writer
 from spine import datagram as D
@@ -32,8 +32,8 @@ def datagram(src, dst, counter, classifier, cmd, ack=False):
     def addr(a):
         return dialect({"device": a[0], "entity": a[1], "feature": a[2]})
 
-    h = '{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},{"msgCounter":%d},{"cmdClassifier":"%s"}' % (
-        addr(src), addr(dst), counter, classifier)
+    h = ('{"specificationVersion":"1.3.0"},{"addressSource":%s},{"addressDestination":%s},'
+         '{"msgCounter":%d},{"cmdClassifier":"%s"}' % (addr(src), addr(dst), counter, classifier))
     if ack:
         h += ',{"ackRequest":true}'
     return ('{"datagram":[{"header":[%s]},{"payload":[{"cmd":[[%s]]}]}]}' % (h, cmd)).encode()
@@ -118,7 +118,8 @@ def read(s, dst, fn, filt=None):
 def limits_cmd(entries, partial=True):
     data = dialect({"loadControlLimitData": entries})
     if partial:
-        return '{"function":"loadControlLimitListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},{"loadControlLimitListData":%s}' % data
+        return ('{"function":"loadControlLimitListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},'
+                '{"loadControlLimitListData":%s}' % data)
     return '{"loadControlLimitListData":%s}' % data
 
 
@@ -243,7 +244,8 @@ def case_opev_out_of_range_and_all_or_nothing():
     assert ch.request_of(SRC_OPEV)[1] == (16, 10.5, 10)
     # one bad entry refuses the whole write, nothing changes
     for bad in ([lim(0, True, 8), lim(1, True, -1)], [lim(0, True, 8), lim(9, True, 8)],
-                [lim(0, True, 8), {"limitId": 1, "isLimitActive": "yes"}], [lim(0, True, 8), {"limitId": 2, "value": "x"}]):
+                [lim(0, True, 8), {"limitId": 1, "isLimitActive": "yes"}],
+                [lim(0, True, 8), {"limitId": 2, "value": "x"}]):
         send(s, "write", (EV, 7), limits_cmd(bad))
         assert result(take(s)[-1]) == D.E_REJECTED
         assert ch.request_of(SRC_OPEV)[1] == (16, 10.5, 10)
@@ -264,7 +266,8 @@ def case_opev_out_of_range_and_all_or_nothing():
 def case_oscev_acts_inside_opev_and_unplug_withdraws():
     app, ch, s = new(plugged=True)
     link(s, "bind", (EV, 7))
-    send(s, "write", (EV, 7), limits_cmd([lim(p, True, 12) for p in range(3)] + [lim(3 + p, True, 8) for p in range(3)]))
+    send(s, "write", (EV, 7),
+         limits_cmd([lim(p, True, 12) for p in range(3)] + [lim(3 + p, True, 8) for p in range(3)]))
     assert result(take(s)[-1]) == 0
     eff, src, _ = ch.effective()
     assert eff == (8, 8, 8) and src == SRC_OSCEV
@@ -277,13 +280,15 @@ def case_evcc_and_evcem_data():
     v = read(s, (EV, 1), "deviceConfigurationKeyValueListData")["deviceConfigurationKeyValueListData"]
     vals = {e["keyId"]: e["value"] for e in items(v, "deviceConfigurationKeyValueData")}
     assert vals == {1: {"string": "iec61851"}, 2: {"boolean": False}}
-    assert read(s, (EV, 2), "identificationListData")["identificationListData"] == []  # no entry: no identificationData member
+    # no entry: no identificationData member
+    assert read(s, (EV, 2), "identificationListData")["identificationListData"] == []
     st = read(s, (EV, 4), "deviceDiagnosisStateData")["deviceDiagnosisStateData"]
     assert st == {"operatingState": "standby"}
     ch.update(state="C", charging=True)
     st = read(s, (EV, 4), "deviceDiagnosisStateData")["deviceDiagnosisStateData"]
     assert st == {"operatingState": "normalOperation"}
-    pd = read(s, (EV, 5), "electricalConnectionParameterDescriptionListData")["electricalConnectionParameterDescriptionListData"]
+    fn = "electricalConnectionParameterDescriptionListData"
+    pd = read(s, (EV, 5), fn)[fn]
     params = items(pd, "electricalConnectionParameterDescriptionData")
     # the first parameter of each phase is its current parameter (spine.md 12.10)
     first = {}
@@ -293,9 +298,11 @@ def case_evcc_and_evcem_data():
     assert first == {"a": 0, "b": 1, "c": 2}
     for p in params:
         assert "acMeasuredPhases" in p
-    pv = read(s, (EV, 5), "electricalConnectionPermittedValueSetListData")["electricalConnectionPermittedValueSetListData"]
+    fn = "electricalConnectionPermittedValueSetListData"
+    pv = read(s, (EV, 5), fn)[fn]
     sets = {e["parameterId"]: e["permittedValueSet"] for e in items(pv, "electricalConnectionPermittedValueSetData")}
-    assert sets[0] == [{"value": [{"number": 0, "scale": 0}], "range": [{"min": {"number": 6, "scale": 0}, "max": {"number": 16, "scale": 0}}]}]
+    assert sets[0] == [{"value": [{"number": 0, "scale": 0}],
+                        "range": [{"min": {"number": 6, "scale": 0}, "max": {"number": 16, "scale": 0}}]}]
     assert sets[3][0]["range"][0]["max"] == {"number": 11040, "scale": 0}
     for p in range(3):
         ch.set(F_I1 + p, 10.5)
@@ -308,7 +315,8 @@ def case_evcc_and_evcem_data():
 
 def case_read_with_selectors_and_elements():
     app, ch, s = new(plugged=True)
-    filt = '[[{"cmdControl":[{"partial":[]}]},{"measurementDescriptionListDataSelectors":[{"measurementId":4}]},{"measurementDescriptionDataElements":[{"scopeType":[]}]}]]'
+    filt = ('[[{"cmdControl":[{"partial":[]}]},{"measurementDescriptionListDataSelectors":[{"measurementId":4}]},'
+            '{"measurementDescriptionDataElements":[{"scopeType":[]}]}]]')
     cmd = read(s, (EV, 6), "measurementDescriptionListData", filt)
     assert "filter" in cmd
     e = items(cmd["measurementDescriptionListData"], "measurementDescriptionData")
@@ -353,7 +361,8 @@ def case_lpc_write_after_heartbeat_reaches_the_model():
     assert (d0["limitType"], d0["limitCategory"], d0["limitDirection"], d0["unit"], d0["scopeType"]) == (
         "signDependentAbsValueLimit", "obligation", "consume", "W", "activePowerLimit")
     # the guard's heartbeat to our DeviceDiagnosis client
-    hb = '{"deviceDiagnosisHeartbeatData":[{"timestamp":"2026-11-21T19:55:33Z"},{"heartbeatCounter":1},{"heartbeatTimeout":"PT4S"}]}'
+    hb = ('{"deviceDiagnosisHeartbeatData":[{"timestamp":"2026-11-21T19:55:33Z"},{"heartbeatCounter":1},'
+          '{"heartbeatTimeout":"PT4S"}]}')
     send(s, "notify", ([1], 3), hb, src=([1], 2), ack=False)
     take(s)
     send(s, "write", ([1], 4), limits_cmd([{"limitId": 0, "isLimitActive": True, "timePeriod": {"endTime": "PT1H"},
@@ -376,7 +385,8 @@ def case_delete_filter_parsed():
 
     filt = ('[[{"cmdControl":[{"delete":[]}]},{"loadControlLimitListDataSelectors":[{"limitId":0}]},'
             '{"loadControlLimitDataElements":[{"timePeriod":[]}]}],[{"cmdControl":[{"partial":[]}]}]]')
-    cmd = '{"function":"loadControlLimitListData"},{"filter":%s},{"loadControlLimitListData":[{"loadControlLimitData":[[{"limitId":0},{"isLimitActive":true}]]}]}' % filt
+    cmd = ('{"function":"loadControlLimitListData"},{"filter":%s},'
+           '{"loadControlLimitListData":[{"loadControlLimitData":[[{"limitId":0},{"isLimitActive":true}]]}]}' % filt)
     data = datagram((CEM, [1], 7), (GW, [1], 4), 5, "write", cmd)
     r = Reader(inc)
     r.feed(bytearray(data), 0, len(data))
@@ -409,7 +419,9 @@ def case_zero_entry_lists_are_left_out_on_the_wire():
     assert len(r) == 1 and b'{"cmd":[[{"identificationListData":[]}]]}' in r[0], r
     # selectors matching no entry
     filt = '[[{"cmdControl":[{"partial":[]}]},{"measurementDescriptionListDataSelectors":[{"measurementId":99}]}]]'
-    send(s, "read", (EV, 6), '{"function":"measurementDescriptionListData"},{"filter":%s},{"measurementDescriptionListData":[]}' % filt, ack=False)
+    send(s, "read", (EV, 6),
+         '{"function":"measurementDescriptionListData"},{"filter":%s},{"measurementDescriptionListData":[]}' % filt,
+         ack=False)
     r = wire(s)
     assert b'{"measurementDescriptionListData":[]}' in r[0] and b'"measurementDescriptionData"' not in r[0], r
     # nobody subscribed or bound yet
@@ -444,7 +456,8 @@ def case_measurement_notifies_carry_only_what_moved():
     # phase a's current moves 0.6 A: EVCEM's current a and power a (11.1 A x 230.3 V), MPC's the same
     n = second(i1=11.1)
     assert len(n) == 2, n
-    part = b'{"function":"measurementListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},{"measurementListData":[{"measurementData":['
+    part = (b'{"function":"measurementListData"},{"filter":[[{"cmdControl":[{"partial":[]}]}]]},'
+            b'{"measurementListData":[{"measurementData":[')
     for m in n:
         assert part in m, m
         assert len(m) < full * 2 // 3, (len(m), full)
@@ -477,7 +490,8 @@ def case_measurement_notifies_carry_only_what_moved():
 # ---- two managers at once: a grid guard and a HEMS, one session each ---------------------
 
 GUARD = "d:_n:Demo_ControlBox-0002"
-_HB = '{"deviceDiagnosisHeartbeatData":[{"timestamp":"2026-11-21T19:55:33Z"},{"heartbeatCounter":1},{"heartbeatTimeout":"PT4S"}]}'
+_HB = ('{"deviceDiagnosisHeartbeatData":[{"timestamp":"2026-11-21T19:55:33Z"},{"heartbeatCounter":1},'
+       '{"heartbeatTimeout":"PT4S"}]}')
 
 
 def send_from(dev, s, classifier, dst, cmd, src=([1], 7), ack=True):
@@ -545,7 +559,8 @@ def case_only_the_guards_heartbeat_supervises_lpc():
     take(guard)
     # failsafe values before the first limit: taken after the guard's heartbeat
     link_from(GUARD, guard, "bind", ([1], 5), ([1], 5), "DeviceConfiguration")
-    kv = dialect({"deviceConfigurationKeyValueData": [{"keyId": 0, "value": {"scaledNumber": {"number": 5000, "scale": 0}}}]})
+    kv = dialect({"deviceConfigurationKeyValueData": [
+        {"keyId": 0, "value": {"scaledNumber": {"number": 5000, "scale": 0}}}]})
     send_from(GUARD, guard, "write", ([1], 5), '{"deviceConfigurationKeyValueListData":%s}' % kv, src=([1], 5))
     assert result(take(guard)[-1]) == 0 and app.lpc.failsafe_w == 5000
     send_from(GUARD, guard, "write", ([1], 4), limits_cmd([lim(0, True, 5520)]), src=([1], 4))

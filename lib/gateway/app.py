@@ -82,23 +82,23 @@ class Gateway:
             raise config.ConfigError("charger.map: cannot read %s (%s)" % (c["map"], e))
         except regmap.MapError as e:
             raise config.ConfigError("charger.map: %s: %s" % (c["map"], e))
-        l = c["link"]
-        if l["kind"] in ("rtu-over-tcp", "serial", "uart") and rm.kind != "rtu":
-            raise config.ConfigError("charger.link.kind: %s, but the map speaks Modbus TCP" % l["kind"])
-        if l["kind"] == "tcp" and rm.kind != "tcp":
+        lk = c["link"]
+        if lk["kind"] in ("rtu-over-tcp", "serial", "uart") and rm.kind != "rtu":
+            raise config.ConfigError("charger.link.kind: %s, but the map speaks Modbus TCP" % lk["kind"])
+        if lk["kind"] == "tcp" and rm.kind != "tcp":
             # an RTU controller behind a Modbus TCP gateway is common: allowed, said once
             log.info(_TAG, "charger: map %s is RTU, reached over Modbus TCP", rm.name)
-        unit = rm.unit if l["unit"] is None else l["unit"]
+        unit = rm.unit if lk["unit"] is None else lk["unit"]
         try:
-            tr = _link(l, rm)
+            tr = _link(lk, rm)
         except OSError as e:
-            raise config.ConfigError("charger.link: cannot open %s (%s)" % (l.get("path") or l["kind"], e))
+            raise config.ConfigError("charger.link: cannot open %s (%s)" % (lk.get("path") or lk["kind"], e))
         self.charger = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
         master = Master(tr, timeout_ms=c["timeout_ms"], retries=c["retries"])
         self.bridge = Bridge(rm, master, self.charger, unit=unit, fail_limit=c["fail_limit"])
         self.charger.subscribe(self._charger_event)
-        where = l.get("host") or l.get("path") or "UART%d" % l.get("uart", 0)
-        self.charger_where = "%s %s%s unit %d" % (l["kind"], where, ":%d" % l["port"] if "port" in l else "", unit)
+        where = lk.get("host") or lk.get("path") or "UART%d" % lk.get("uart", 0)
+        self.charger_where = "%s %s%s unit %d" % (lk["kind"], where, ":%d" % lk["port"] if "port" in lk else "", unit)
 
     def _charger_event(self, mask):
         # the console and the log ring say what a user needs to see: link and state changes
@@ -163,7 +163,8 @@ class Gateway:
 
         kind = console.mode()
         if kind:
-            print("console: diag.status(), diag.pair(), diag.pending(), diag.approve(), diag.charger(), ... while running")
+            print("console: diag.status(), diag.pair(), diag.pending(), diag.approve(), diag.charger(), ..."
+                  " while running")
             sup.spawn("console", console.run(kind, self))
         return port
 
@@ -302,25 +303,25 @@ def _spine_options(cfg, data_dir):
             "evcs": uc["evcs"], "cevc": uc["cevc"], "ev_fallback_a": uc["ev_fallback_a"]}
 
 
-def _link(l, rm):
+def _link(lk, rm):
     # the transport for the charger section's link (config.py has checked it)
     from modbus import transport
 
-    kind = l["kind"]
-    baud = l["baudrate"] or rm.baudrate
+    kind = lk["kind"]
+    baud = lk["baudrate"] or rm.baudrate
     if kind == "rtu-over-tcp":
-        return transport.RtuOverTcp(l["host"], l["port"])
+        return transport.RtuOverTcp(lk["host"], lk["port"])
     if kind == "tcp":
-        return transport.Tcp(l["host"], l["port"])
+        return transport.Tcp(lk["host"], lk["port"])
     if kind == "serial":
-        return transport.Serial(l["path"], baud)
+        return transport.Serial(lk["path"], baud)
     from machine import UART, Pin
 
     parity = {"N": None, "E": 0, "O": 1}[rm.parity]
     # rxbuf: a 255-byte reply must fit; timeout 0: reads never block (transport.Uart)
-    u = UART(l["uart"], baudrate=baud, bits=8, parity=parity, stop=rm.stopbits, tx=l["tx"], rx=l["rx"],
+    u = UART(lk["uart"], baudrate=baud, bits=8, parity=parity, stop=rm.stopbits, tx=lk["tx"], rx=lk["rx"],
              rxbuf=512, timeout=0, timeout_char=0)
-    de = None if l["de"] is None else Pin(l["de"], Pin.OUT)
+    de = None if lk["de"] is None else Pin(lk["de"], Pin.OUT)
     return transport.Uart(u, baud, de)
 
 
@@ -377,7 +378,8 @@ def main(board_path="/board.json", data_dir="/data", flag=None):
     d = sup.delay_s()
     try:
         if d:
-            print("crash %d in a row (%s): starting in %d s, Ctrl-C for the REPL" % (sup.state.count, sup.state.last, d))
+            print("crash %d in a row (%s): starting in %d s, Ctrl-C for the REPL" % (
+                sup.state.count, sup.state.last, d))
             sup.sleep(d)
         gw = Gateway(board_path, data_dir, False, sup)
     except KeyboardInterrupt:

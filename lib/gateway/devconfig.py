@@ -11,7 +11,11 @@ from check import Kit, normalize_ski
 from gateway.config import SHIP_PORT, ConfigError, cem_host, text_ok
 from ship.pin import MODES as PIN_MODES, valid_pin
 
-_KEYS = {"identity": ("brand", "model", "serial"), "ship": ("port", "cem", "pin", "pin_mode"), "echonet": ("manufacturer",)}
+_KEYS = {
+    "identity": ("brand", "model", "serial"),
+    "ship": ("port", "cem", "pin", "pin_mode"),
+    "echonet": ("manufacturer",),
+}
 
 
 _need = Kit(ConfigError, "device.").need
@@ -31,7 +35,8 @@ def manufacturer(v, key="echonet.manufacturer"):
             v = int(s, 16) if ok else -1
         except ValueError:
             v = -1
-    _need(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFF, key, "6 hex digits (3 bytes), e.g. \"00000B\"")
+    _need(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFF, key,
+          "6 hex digits (3 bytes), e.g. \"00000B\"")
     return v
 
 
@@ -76,7 +81,8 @@ def parse(doc):
                 _need(isinstance(c.get("host"), str) and c["host"], "ship.cem.host", "must be a host name or address")
                 cem_host(c["host"], "device.ship.cem.host")
                 p = c.get("port", SHIP_PORT)
-                _need(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536, "ship.cem.port", "must be 1..65535")
+                _need(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536, "ship.cem.port",
+                      "must be 1..65535")
                 try:
                     ski = normalize_ski(c.get("ski"))
                 except (ValueError, AttributeError, TypeError):

@@ -103,7 +103,8 @@ def peers(gw=None):
     for ski in gw.node.peers:
         for p in gw.node.peers[ski]:
             c = p.conn
-            print("%s  %s  %s  %s  id=%s" % (ski, p.addr, "out" if p.outgoing else "in", p.state, (c and c.peer_id) or "-"))
+            print("%s  %s  %s  %s  id=%s" % (
+                ski, p.addr, "out" if p.outgoing else "in", p.state, (c and c.peer_id) or "-"))
 
 
 def status(gw=None):
@@ -121,8 +122,9 @@ def status(gw=None):
         print("SAFE MODE: %s  (diag.resume() leaves it)" % netup.safe)
     gc.collect()
     hk = gw and gw.house
-    print("heap: %d used, %d free%s" % (gc.mem_alloc(), gc.mem_free(), "  (least free %s, most used %d, threshold %d)" % (
-        hk.low_free, hk.high_alloc, hk.threshold) if hk else ""))
+    print("heap: %d used, %d free%s" % (
+        gc.mem_alloc(), gc.mem_free(),
+        "  (least free %s, most used %d, threshold %d)" % (hk.low_free, hk.high_alloc, hk.threshold) if hk else ""))
     idf = idf_heap()
     if idf:
         print("IDF heap: %d free, largest block %d, least free %d" % idf)
@@ -131,8 +133,11 @@ def status(gw=None):
         return
     c = gw.clock
     s = c.sched
-    print("time: %s  %s" % (log.stamp(), "host clock" if c.host_clock() else "synced from %s, %d syncs" % (
-        c.last_server, s.syncs) if s.synced else "NOT SYNCED (no heartbeats): %d tries, %s" % (s.attempts, c.last_error)))
+    print("time: %s  %s" % (
+        log.stamp(),
+        "host clock" if c.host_clock()
+        else "synced from %s, %d syncs" % (c.last_server, s.syncs) if s.synced
+        else "NOT SYNCED (no heartbeats): %d tries, %s" % (s.attempts, c.last_error)))
     sup = gw.sup
     from compat import ticks_ms
 
@@ -176,10 +181,11 @@ def charger(gw=None):
         g = sp.lpc_guard()
         o = sp.ev.opev.owner
         print("%s; lpc %s (in force %s W, failsafe %s W) guard %s; opev/oscev by %s" % (
-            sp.limit_text() or "no limit", sp.lpc.state, sp.lpc.limit_w, sp.lpc.failsafe_w, g.remote.device if g else "-",
-            o.remote.device if o else "-"))
+            sp.limit_text() or "no limit", sp.lpc.state, sp.lpc.limit_w, sp.lpc.failsafe_w,
+            g.remote.device if g else "-", o.remote.device if o else "-"))
         for s in sp.sessions:
-            print("  peer %s %s" % (s.remote.device, "silent" if s.silent else "heard" if s.hb_at is not None else "no heartbeat"))
+            print("  peer %s %s" % (
+                s.remote.device, "silent" if s.silent else "heard" if s.hb_at is not None else "no heartbeat"))
     br = gw.bridge
     if br is not None:
         s = br.stats()

@@ -179,7 +179,8 @@ class Session:
 
     def _result(self, inc, err, desc=None):
         self.out.append(
-            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc), ref=inc.counter)
+            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc),
+                ref=inc.counter)
         )
 
     def _reply(self, inc, name, emit, body=_body_data):
@@ -261,7 +262,8 @@ class Session:
         inc, feature, fn = self._wctx
         self._handle += 1
         self.deferred.append(
-            [self._handle, ticks_add(now, timeout_ms), self._src_of(inc), self._peer_addr(inc.src), inc.counter, feature, fn]
+            [self._handle, ticks_add(now, timeout_ms), self._src_of(inc), self._peer_addr(inc.src), inc.counter,
+             feature, fn]
         )
         return self._handle
 
@@ -415,7 +417,8 @@ class Session:
         fn = NM.BIND_REQ if binding else NM.SUB_REQ
         inner = "bindingRequest" if binding else "subscriptionRequest"
         dst = Addr(remote.device, _NM, 0)
-        self.request(Addr(self.dev.address, _NM, 0), dst, D.CALL, _body_link_request, (fn, inner, local, remote, ftype), True)
+        self.request(Addr(self.dev.address, _NM, 0), dst, D.CALL, _body_link_request,
+                     (fn, inner, local, remote, ftype), True)
 
     def entity_changed(self, entity, added):
         """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""

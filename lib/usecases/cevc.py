@@ -28,7 +28,9 @@
 from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W
 from compat import const, ticks_diff
 from spine.device import OPS_READ, OPS_READ_WRITE, OP_READ, OP_WRITE, OP_WRITE_PARTIAL, SERVER, Feature, Function
-from spine.table import Items, as_obj, as_objects, duration_s, duration_text, emit_list, entries, list_function, number, scaled, uint32
+from spine.table import (
+    Items, as_obj, as_objects, duration_s, duration_text, emit_list, entries, list_function, number, scaled, uint32,
+)
 from usecases.ev import ADDRESS as _EV
 
 CEVC = ("coordinatedEvCharging", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
@@ -291,7 +293,8 @@ class Cevc:
             if first is None:
                 first = s2
             last = e2
-            row = ["timeSeriesSlotId", sid, "timePeriod", ["startTime", duration_text(s2), "endTime", duration_text(e2)],
+            row = ["timeSeriesSlotId", sid,
+                   "timePeriod", ["startTime", duration_text(s2), "endTime", duration_text(e2)],
                    "duration", duration_text(e2 - s2)]
             if plan:
                 p = scaled(cap) if watts > cap else v
@@ -456,8 +459,9 @@ class Cevc:
             trows = []
             for tid, bounds, incs in tiers:
                 trows.append(["tier", ["tierId", tid],
-                              "boundary", Items([["boundaryId", b[0], "lowerBoundaryValue", b[1], "upperBoundaryValue", b[2]]
-                                              for b in bounds]),
+                              "boundary", Items([["boundaryId", b[0], "lowerBoundaryValue", b[1],
+                                                  "upperBoundaryValue", b[2]]
+                                                 for b in bounds]),
                               "incentive", Items([["incentiveId", i[0], "value", i[1]] for i in incs])])
             out.append(["timeInterval", ["startTime", ["relative", duration_text(r[0])],
                                          "endTime", ["relative", duration_text(r[1])]],
@@ -650,7 +654,8 @@ class CevcFeatures:
             Feature(FT_SERIES, "TimeSeries", SERVER, (
                 list_function("timeSeriesDescriptionListData", OPS_READ, c.description_rows, ("timeSeriesId",)),
                 list_function("timeSeriesConstraintsListData", OPS_READ, c.constraints_rows, ("timeSeriesId",)),
-                list_function("timeSeriesListData", OPS_READ_WRITE, lambda: c.series_rows(self.now()), ("timeSeriesId",), self._write_series),
+                list_function("timeSeriesListData", OPS_READ_WRITE, lambda: c.series_rows(self.now()),
+                              ("timeSeriesId",), self._write_series),
             ), "TimeSeries Server"),
             Feature(FT_INCENTIVE, "IncentiveTable", SERVER, (
                 Function("incentiveTableConstraintsData", OP_READ, freeze=c.incentive_constraints_emit),

@@ -46,8 +46,10 @@ class Ev:
     def _entity(self):
         feats = [
             Feature(FT_CONFIG, "DeviceConfiguration", SERVER, (
-                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, (("keyId", 1, "keyName", "communicationsStandard", "valueType", "string"),
-                     ("keyId", 2, "keyName", "asymmetricChargingSupported", "valueType", "boolean")), ("keyId",)),
+                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, (
+                    ("keyId", 1, "keyName", "communicationsStandard", "valueType", "string"),
+                    ("keyId", 2, "keyName", "asymmetricChargingSupported", "valueType", "boolean"),
+                ), ("keyId",)),
                 list_function("deviceConfigurationKeyValueListData", OPS_READ, self._config_rows, ("keyId",)),
             ), "DeviceConfiguration Server"),
             # IEC 61851 tells no identification: an empty list (spine.md 12.2)

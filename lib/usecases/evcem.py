@@ -50,9 +50,11 @@ class Evcem:
         n = self.np
         rows = []
         for p in range(n):
-            rows.append(("measurementId", p, "valueRangeMin", (0, 0), "valueRangeMax", scaled(hi), "valueStepSize", (1, -1)))
+            rows.append(("measurementId", p, "valueRangeMin", (0, 0), "valueRangeMax", scaled(hi),
+                         "valueStepSize", (1, -1)))
         for p in range(n):
-            rows.append(("measurementId", 3 + p, "valueRangeMin", (0, 0), "valueRangeMax", scaled(int(hi * self.voltage)), "valueStepSize", (1, 0)))
+            rows.append(("measurementId", 3 + p, "valueRangeMin", (0, 0),
+                         "valueRangeMax", scaled(int(hi * self.voltage)), "valueStepSize", (1, 0)))
         rows.append(("measurementId", 6, "valueRangeMin", (0, 0), "valueStepSize", (1, 0)))
         return tuple(rows)
 
@@ -70,7 +72,8 @@ class Evcem:
                 u = ch.get(F_U1 + p)
                 if not u or not 180 <= u <= 260:
                     u = self.voltage
-                rows.append(measured(3 + p, int(i * u + 0.5), "measuredValue" if ch.get(F_U1 + p) else "calculatedValue"))
+                rows.append(measured(3 + p, int(i * u + 0.5),
+                                     "measuredValue" if ch.get(F_U1 + p) else "calculatedValue"))
         e = ch.get(F_SESSION_WH)
         if e is not None:
             rows.append(measured(6, int(e)))

@@ -50,7 +50,8 @@ def _days(y, m, d):
 
 def utc_seconds(t):
     """Seconds since 1970 of "YYYY-MM-DDTHH:MM:SSZ", or None."""
-    if not isinstance(t, str) or len(t) != 20 or t[4] != "-" or t[7] != "-" or t[10] != "T" or t[13] != ":" or t[16] != ":" or t[19] != "Z":
+    if (not isinstance(t, str) or len(t) != 20 or t[4] != "-" or t[7] != "-" or t[10] != "T"
+            or t[13] != ":" or t[16] != ":" or t[19] != "Z"):
         return None
     try:
         y, mo, d = int(t[0:4]), int(t[5:7]), int(t[8:10])
@@ -98,7 +99,8 @@ class _Bill:
         pos = []
         for i, ptype in ((0, "gridElectricEnergy"), (1, "selfProducedElectricEnergy")):
             costs = self.pos_costs[i]
-            pos.append(["positionId", i + 1, "positionType", ptype, "value", Items([["valuePercentage", self.pct[i][0]]]),
+            pos.append(["positionId", i + 1, "positionType", ptype,
+                        "value", Items([["valuePercentage", self.pct[i][0]]]),
                         "cost", Items(costs) if costs else None])
         return ("billId", self.id, "billType", "chargingSummary", "total", total, "position", Items(pos))
 

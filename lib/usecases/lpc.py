@@ -599,11 +599,14 @@ class Lpc:
         return [
             Feature(FT_LOADCONTROL, "LoadControl", SERVER, (
                 list_function("loadControlLimitDescriptionListData", OPS_READ, limit_desc, ("limitId",)),
-                list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",), self._write_limits),
+                list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",),
+                              self._write_limits),
             ), "LoadControl Server"),
             Feature(FT_CONFIG, "DeviceConfiguration", SERVER, (
-                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, self._key_desc_rows(), ("keyId",)),
-                list_function("deviceConfigurationKeyValueListData", OPS_READ_WRITE, self._key_rows, ("keyId",), self._write_keys),
+                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, self._key_desc_rows(),
+                              ("keyId",)),
+                list_function("deviceConfigurationKeyValueListData", OPS_READ_WRITE, self._key_rows, ("keyId",),
+                              self._write_keys),
             ), "DeviceConfiguration Server"),
         ]
 

@@ -16,7 +16,8 @@ _PARAM_KEYS = ("electricalConnectionId", "parameterId")
 
 
 def measurement_desc(mid, mtype, unit, scope):
-    return ("measurementId", mid, "measurementType", mtype, "commodityType", "electricity", "unit", unit, "scopeType", scope)
+    return ("measurementId", mid, "measurementType", mtype, "commodityType", "electricity", "unit", unit,
+            "scopeType", scope)
 
 
 def parameter_desc(pid, mid, phases, extra=(), scope=None):
@@ -51,9 +52,12 @@ def electrical_connection(fid, phases, params, characteristics=None, permitted=N
     parameters[, permitted values]; rows as sequences or callables (spine.table.Table)."""
     fns = []
     if characteristics is not None:
-        fns.append(list_function("electricalConnectionCharacteristicListData", OPS_READ, characteristics, ("characteristicId",)))
-    fns.append(list_function("electricalConnectionDescriptionListData", OPS_READ, (("electricalConnectionId", 0, "powerSupplyType", "ac", "acConnectedPhases", phases,
-          "positiveEnergyDirection", "consume"),), ("electricalConnectionId",)))
+        fns.append(list_function("electricalConnectionCharacteristicListData", OPS_READ, characteristics,
+                                 ("characteristicId",)))
+    fns.append(list_function("electricalConnectionDescriptionListData", OPS_READ, (
+        ("electricalConnectionId", 0, "powerSupplyType", "ac", "acConnectedPhases", phases,
+         "positiveEnergyDirection", "consume"),
+    ), ("electricalConnectionId",)))
     fns.append(list_function("electricalConnectionParameterDescriptionListData", OPS_READ, params, _PARAM_KEYS))
     if permitted is not None:
         fns.append(list_function("electricalConnectionPermittedValueSetListData", OPS_READ, permitted, _PARAM_KEYS))

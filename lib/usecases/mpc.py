@@ -35,7 +35,8 @@ class Mpc:
             + [parameter_desc(1 + p, 1 + p, PHASES[p], NEUTRAL, "acPower") for p in range(n)]
             + [parameter_desc(4, 4, allp, (), "acEnergyConsumed")]
             + [parameter_desc(5 + p, 5 + p, PHASES[p], NEUTRAL, "acCurrent") for p in range(n)]
-            + [parameter_desc(8 + p, 8 + p, PHASES[p], ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent"), "acVoltage")
+            + [parameter_desc(8 + p, 8 + p, PHASES[p],
+                              ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent"), "acVoltage")
                for p in range(n)]
         )
         self.delta = Delta(self._meas_desc)

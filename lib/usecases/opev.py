@@ -47,7 +47,8 @@ class Opev:
     def feature(self):
         return Feature(FT_LOADCONTROL, "LoadControl", SERVER, (
             list_function("loadControlLimitDescriptionListData", OPS_READ, self._limit_desc, ("limitId",)),
-            list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",), self._write_limits),
+            list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",),
+                          self._write_limits),
         ), "LoadControl Server")
 
     def notify(self, app, entity):

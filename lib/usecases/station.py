@@ -67,7 +67,10 @@ class SpineApp:
         self.now = opts.get("clock", ticks_ms)
         dev = Device(address)
         manu = manufacturer(ident)
-        dev.add(Entity((0,), "DeviceInformation", [NM.node_management(), Feature(_FT_DEVICE_CLASS, "DeviceClassification", SERVER, (manu,))]))
+        dev.add(Entity((0,), "DeviceInformation", [
+            NM.node_management(),
+            Feature(_FT_DEVICE_CLASS, "DeviceClassification", SERVER, (manu,)),
+        ]))
         self.evse = Evse(self, manu, (_HB_FN, self._heartbeat_now))
         evse = self.evse.features()
         self.ev = self.lpc = self.lpp = self.cs = self.mpc = self.evcs = self.cevc = None

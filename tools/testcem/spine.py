@@ -200,9 +200,11 @@ class SpineCem:
         return {
             "specificationVersionList": {"specificationVersion": [self.spec_version]},
             "deviceInformation": {"description": self._device_description()},
-            "entityInformation": [{"description": {"entityAddress": {"device": self.device, "entity": list(e)},
-                                                   "entityType": "DeviceInformation" if e == (0,) else self.entity_type}}
-                                  for e in ents],
+            "entityInformation": [
+                {"description": {"entityAddress": {"device": self.device, "entity": list(e)},
+                                 "entityType": "DeviceInformation" if e == (0,) else self.entity_type}}
+                for e in ents
+            ],
             "featureInformation": feats,
         }
 

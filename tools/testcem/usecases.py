@@ -29,8 +29,8 @@ from .ucevctl import CEVC, OPEV, OSCEV
 from .ucevmon import EVCC, EVCEM, EVSECC, EVSOC
 from .ucgrid import EVCS, LPC, MPC
 
-__all__ = ["ALL_USE_CASES", "GUARD_USE_CASES", "HEMS_USE_CASES", "ROLES", "our_use_case_table", "EVSECC", "EVCC", "EVCEM", "OPEV", "OSCEV", "EVSOC", "CEVC",
-           "LPC", "MPC", "EVCS"]
+__all__ = ["ALL_USE_CASES", "GUARD_USE_CASES", "HEMS_USE_CASES", "ROLES", "our_use_case_table",
+           "EVSECC", "EVCC", "EVCEM", "OPEV", "OSCEV", "EVSOC", "CEVC", "LPC", "MPC", "EVCS"]
 
 ALL_USE_CASES = (EVSECC, EVCC, EVCEM, OPEV, OSCEV, EVSOC, CEVC, LPC, MPC, EVCS)
 
