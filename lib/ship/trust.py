@@ -1,8 +1,12 @@
 # Which SHIP peers (by SKI) may talk to us. Persisted as JSON on the flash file system and
 # always written to a temp file first, then renamed over the old one: a crash or power loss
 # mid-write leaves the previous store intact (rename is atomic on LittleFS and POSIX).
+# Every change is one edit applied to the file as it is now (read again under a lock
+# directory, <store>.lock, which `tools/gw trust` takes too), never a rewrite of what this
+# process remembers: an edit made meanwhile by another writer is kept.
 import json
 import os
+import time
 
 import jsonfile
 
@@ -11,6 +15,7 @@ from ship.cert import normalize_ski
 
 _MAX_PENDING = const(8)
 _MAX_PEERS = const(32)
+_LOCK_TRIES = const(200)  # x 5 ms: a lock older than that is a writer that died; taken over
 
 TRUSTED = const(0)
 PENDING = const(1)
@@ -30,6 +35,8 @@ class TrustStore:
         self.trusted = {}
         self.denied = set()
         self.pending = {}  # ski -> address text
+        self._order = []  # pending SKIs, oldest first
+        self.dropped = 0  # pending requests that yielded to newer ones
         self.error = None
         self._stamp = None
         self._window_until = None
@@ -45,24 +52,30 @@ class TrustStore:
         return (st[6], st[8])  # size, mtime
 
     def load(self):
-        self._stamp = self._file_stamp()
-        self.trusted = {}
-        self.denied = set()
+        stamp = self._file_stamp()
+        self._stamp = stamp
         self.error = None
-        if self._stamp is None:
+        if stamp is None:
+            self.trusted = {}
+            self.denied = set()
             return
+        trusted = {}
+        denied = set()
         try:
             with open(self.path) as f:
                 doc = json.load(f)
-            trusted = doc.get("trusted", {})
-            for ski in trusted:
-                e = trusted[ski]
-                self.trusted[normalize_ski(ski)] = {"id": e.get("id"), "by": e.get("by", "user")}
+            t = doc.get("trusted", {})
+            for ski in t:
+                e = t[ski]
+                trusted[normalize_ski(ski)] = {"id": e.get("id"), "by": e.get("by", "user")}
             for ski in doc.get("denied", []):
-                self.denied.add(normalize_ski(ski))
+                denied.add(normalize_ski(ski))
         except (ValueError, AttributeError, TypeError, OSError) as e:
             # keep serving with what is known; the file is left alone for inspection
             self.error = "trust store %s unreadable: %s" % (self.path, e)
+            return
+        self.trusted = trusted
+        self.denied = denied
 
     def reload_if_changed(self):
         """Pick up edits made by the host tool; True when the store was reloaded."""
@@ -74,6 +87,22 @@ class TrustStore:
     def save(self):
         jsonfile.write(self.path, {"trusted": self.trusted, "denied": sorted(self.denied)})
         self._stamp = self._file_stamp()
+
+    def _edit(self, change):
+        # one change, applied to the store as it is on flash now, under the lock
+        lock = self.path + ".lock"
+        held = _lock(lock)
+        try:
+            self.load()
+            if self.error:
+                raise OSError(self.error)  # never overwrite a store we could not read
+            r = change()
+            if r is not False:
+                self.save()
+            return r
+        finally:
+            if held:
+                _unlock(lock)
 
     def _save_pending(self):
         if self.pending_path:
@@ -101,8 +130,15 @@ class TrustStore:
         if self.window_open(now):
             self.add(ski, by="window")
             return TRUSTED
-        if ski not in self.pending and len(self.pending) < _MAX_PENDING:
+        if ski not in self.pending:
+            # bounded: the oldest request yields to the newest, so strangers that keep
+            # reconnecting cannot keep a genuine new peer off the list (its connection is closed)
+            if len(self._order) >= _MAX_PENDING:
+                old = self._order.pop(0)
+                self.pending.pop(old, None)
+                self.dropped += 1
             self.pending[ski] = addr
+            self._order.append(ski)
             self._save_pending()
         return PENDING
 
@@ -111,34 +147,42 @@ class TrustStore:
 
     def add(self, ski, ship_id=None, by="user"):
         ski = normalize_ski(ski)
-        if ski not in self.trusted and len(self.trusted) >= _MAX_PEERS:
-            raise ValueError("trust store full")
-        self.trusted[ski] = {"id": ship_id, "by": by}
-        self.denied.discard(ski)
-        if self.pending.pop(ski, None) is not None:
-            self._save_pending()
-        self.save()
+
+        def change():
+            if ski not in self.trusted and len(self.trusted) >= _MAX_PEERS:
+                raise ValueError("trust store full")
+            self.trusted[ski] = {"id": ship_id, "by": by}
+            self.denied.discard(ski)
+
+        self._edit(change)
+        self.forget_pending(ski)
 
     def deny(self, ski):
         ski = normalize_ski(ski)
-        self.trusted.pop(ski, None)
-        self.denied.add(ski)
-        if self.pending.pop(ski, None) is not None:
-            self._save_pending()
-        self.save()
+
+        def change():
+            self.trusted.pop(ski, None)
+            self.denied.add(ski)
+
+        self._edit(change)
+        self.forget_pending(ski)
 
     def remove(self, ski):
         ski = normalize_ski(ski)
-        had = self.trusted.pop(ski, None) is not None
-        if ski in self.denied:
-            self.denied.discard(ski)
-            had = True
-        if had:
-            self.save()
-        return had
+
+        def change():
+            had = self.trusted.pop(ski, None) is not None
+            if ski in self.denied:
+                self.denied.discard(ski)
+                had = True
+            return had
+
+        return self._edit(change)
 
     def forget_pending(self, ski):
         if self.pending.pop(ski, None) is not None:
+            if ski in self._order:
+                self._order.remove(ski)
             self._save_pending()
 
     def check_id(self, ski, ship_id):
@@ -147,7 +191,36 @@ class TrustStore:
         if e is None:
             return True
         if e["id"] is None:
-            e["id"] = ship_id
-            self.save()
-            return True
+
+            def change():
+                f = self.trusted.get(ski)
+                if f is None or f["id"] is not None:
+                    return False
+                f["id"] = ship_id
+
+            try:
+                self._edit(change)
+            except OSError:
+                e["id"] = ship_id  # remembered in RAM; the file is left alone
+            f = self.trusted.get(ski)
+            return f is None or f["id"] in (None, ship_id)
         return e["id"] == ship_id
+
+
+def _lock(path):
+    # mkdir is atomic on POSIX, LittleFS and FAT: the directory is the lock
+    for _ in range(_LOCK_TRIES):
+        try:
+            os.mkdir(path)
+            return True
+        except OSError:
+            time.sleep(0.005)
+    # a writer that died holding it; on the device there is no other process
+    return False
+
+
+def _unlock(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
