@@ -42,6 +42,8 @@ def pending():
         print("no pairing requests")
     for ski in t.pending:
         print("%s  from %s" % (ski, t.pending[ski] or "?"))
+    if t.dropped:
+        print("%d older requests dropped for newer ones (the list holds 8)" % t.dropped)
 
 
 def approve(ski=None):
@@ -133,6 +135,7 @@ def status():
         "  last: " + sup.state.last if sup.state.last else ""))
     print("SHIP %s:%d  SKI %s  ID %s" % (gw.ship["host"], gw.node.port or 0, gw.ski, gw.ship["ship_id"]))
     print("SHIP stats: %s" % gw.node.stats)
+    print("SHIP admission: %s" % gw.node.admission_text())
     peers()
     pending()
 

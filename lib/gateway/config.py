@@ -14,6 +14,11 @@ _DEFAULTS = {
         "cem": None,
         "cem_browse": False,  # with cem null: dial the first trusted CEM found by mDNS
         "timers_ms": {},
+        # admission control (lib/ship/admission.py): connections not yet known trusted (TLS,
+        # upgrade, CMI, hello/pending) get `preauth` slots plus one reserve slot kept for a
+        # trusted peer; trusted connections get `sessions` slots. A WROOM holds two TLS
+        # sessions beside one handshake; a PSRAM board can take more.
+        "admission": {"preauth": 2, "sessions": 2},
     },
     "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
     # DNS-SD for SHIP (lib/mdns). enabled null: on on the ESP32, off on the host (a host run
@@ -184,8 +189,13 @@ def parse(doc):
     t = s["timers_ms"]
     _need(isinstance(t, dict), "ship.timers_ms", "must be an object")
     for k in t:
-        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong"), "ship.timers_ms." + k, "unknown timer")
-        _need(isinstance(t[k], int) and t[k] > 0, "ship.timers_ms." + k, "must be a positive integer")
+        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong", "send"), "ship.timers_ms." + k, "unknown timer")
+        _need(isinstance(t[k], int) and 0 < t[k] <= 3600000, "ship.timers_ms." + k, "must be 1..3600000")
+    a = s["admission"]
+    _need(isinstance(a, dict), "ship.admission", "must be an object")
+    for k in a:
+        _need(k in ("preauth", "sessions"), "ship.admission." + k, "unknown key (preauth, sessions)")
+        _need(isinstance(a[k], int) and not isinstance(a[k], bool) and 1 <= a[k] <= 8, "ship.admission." + k, "must be 1..8")
     cem = s["cem"]
     if cem is not None:
         _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")
@@ -308,4 +318,5 @@ def ship_settings(cfg, ski):
         "ship_id": "%s-%s-%s" % (ident["brand"], ident["model"], serial),
         "serial": serial,
         "timers": Timers(**s["timers_ms"]),
+        "admission": s["admission"],
     }

@@ -7,6 +7,7 @@ import time
 
 import log
 from compat import const, sockaddr_host
+from ship import admission as A
 from ship import connection as C
 from ship import tlsctx
 from ship import trust as T
@@ -20,6 +21,22 @@ _TAG = "ship"
 _UPGRADE_MS = const(10000)
 _TRUST_POLL_MS = const(1000)
 _CLOSE_DOUBLE = const(1000)
+_TLS_MS = const(10000)  # TLS handshake + HTTP upgrade of an incoming connection
+_MARGIN_MS = const(1000)  # admission deadlines back the protocol timers up, a little later
+_SWEEP_MS = const(1000)
+
+
+class _Admitted:
+    # An incoming connection's hold on the admission table: its pre-auth slot (slot, gen),
+    # or a session once its peer is proven trusted.
+    def __init__(self, slot, gen, task):
+        self.slot = slot
+        self.gen = gen
+        self.task = task
+        self.peer = None
+        self.session = False
+        self.evicted = False
+        self.done = False
 
 
 class Peer:
@@ -100,6 +117,16 @@ class ShipNode:
         self.server = None
         self.port = None
         self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0}
+        # admission control (ship/admission.py): budgets from the board config
+        t = cfg["timers"]
+        b = cfg.get("admission") or {}
+        self.adm = A.Admission(
+            b.get("preauth", 2), b.get("sessions", 2), b.get("reserve", 1), _TLS_MS + _MARGIN_MS,
+            t.cmi + _MARGIN_MS, t.hello + _MARGIN_MS, b.get("grace_ms", 2000),
+        )
+        self._slots = [None] * self.adm.size  # slot -> _Admitted
+        self._sweeper = None
+        tlsctx.on_cert = self._on_cert
         self._server_ctx = tlsctx.server_context(cert_der, key_der)
         self._client_ctx = None
         self._cert = cert_der
@@ -117,6 +144,8 @@ class ShipNode:
             self._accept, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
         )
         self.port = port
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop())
         if self.cfg.get("cem"):
             self.dial_cem(self.cfg["cem"])
         return self.port
@@ -134,13 +163,107 @@ class ShipNode:
                 p.close()
         if self._dial_task:
             self._dial_task.cancel()
+        if self._sweeper:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self.server:
             self.server.close()
             await self.server.wait_closed()
 
+    # ---- admission ---------------------------------------------------------------------------
+
+    def _on_cert(self, task, ski):
+        # inside the TLS handshake (tlsctx's verify callback): must not raise
+        for h in self._slots:
+            if h is not None and h.task is task:
+                t = self.trust
+                ok = ski not in t.denied and (t.is_trusted(ski) or t.window_open(time.ticks_ms()))
+                if self.adm.claim(h.slot, h.gen, ok):
+                    return True
+                self._slots[h.slot] = None
+                h.evicted = True
+                return False
+        return False  # evicted meanwhile
+
+    def _evict(self, i, why):
+        h = self._slots[i]
+        self._slots[i] = None
+        if h is None or h.done:
+            return
+        h.evicted = True
+        log.info(_TAG, "%s: closing a pre-auth connection (%s)", h.peer.addr if h.peer else "tls", why)
+        p = h.peer
+        if p is None:
+            if h.task is not None:
+                h.task.cancel()  # in the TLS handshake or the upgrade: nothing to say
+            return
+        conn = p.conn
+        now = time.ticks_ms()
+        if conn.state == C.HELLO:
+            conn.deny(now, why)  # hello aborted, close 4452
+        else:
+            conn.abort(C.CLOSE_NORMAL, why)
+        self._wake(p)
+
+    def _sweep(self, now):
+        while True:
+            i = self.adm.expire(now)
+            if i < 0:
+                return
+            self._evict(i, "stage deadline passed")
+
+    async def _sweep_loop(self):
+        while True:
+            now = time.ticks_ms()
+            self._sweep(now)
+            wait = self.adm.ms_to_deadline(now)
+            await asyncio.sleep_ms(_SWEEP_MS if wait is None or wait > _SWEEP_MS else wait + 1)
+
+    def _promote(self, h, replacing):
+        if h.session or h.evicted:
+            return h.session
+        ok = self.adm.promote(h.slot, h.gen, replacing)
+        if self._slots[h.slot] is h:
+            self._slots[h.slot] = None
+        h.session = ok
+        if not ok:
+            h.done = True
+        return ok
+
+    def _release(self, h):
+        if h.done:
+            if h.session:
+                h.session = False
+                self.adm.end_session()
+            return
+        h.done = True
+        if h.session:
+            h.session = False
+            self.adm.end_session()
+        elif h.slot >= 0:
+            self.adm.leave(h.slot, h.gen)
+            if self._slots[h.slot] is h:
+                self._slots[h.slot] = None
+
+    def admission_text(self):
+        a = self.adm
+        return "pre-auth %d/%d+%d  sessions %d/%d  %s" % (a.used(), a.preauth, a.reserve, a.live, a.sessions, a.stats)
+
     async def _accept(self, reader, writer):
+        now = time.ticks_ms()
+        self._sweep(now)
+        slot, gen, victim = self.adm.arrive(now)
+        if victim >= 0:
+            self._evict(victim, "its slot went to a newcomer")
+        if slot < 0:
+            # budget full of connections that may not be reclaimed: closed without a word
+            await _quiet_close(writer)
+            return
+        h = _Admitted(slot, gen, asyncio.current_task())
+        self._slots[slot] = h
         addr = _peer_text(writer)
         ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"])
+        self._deadlines(ws)
         box = [None]
 
         def admit():
@@ -151,12 +274,14 @@ class ShipNode:
 
         try:
             try:
-                await ws.accept(self.cfg["timers"].cmi, admit)
+                await ws.accept(min(self.cfg["timers"].cmi, _TLS_MS), admit)
             finally:
                 if box[0] is None:
                     tlsctx.take_peer_ski()  # never leave an entry behind
             self.stats["accepted"] += 1
-            await self._run(ws, box[0], addr, False)
+            await self._run(ws, box[0], addr, False, h)
+        except asyncio.CancelledError:
+            log.info(_TAG, "%s: evicted before SHIP", addr)
         except UpgradeError as e:
             if e.status == 403:
                 self.stats["no_cert"] += 1
@@ -168,6 +293,7 @@ class ShipNode:
                 self.stats["refused_tls"] += 1
             log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
         finally:
+            self._release(h)
             await _quiet_close(writer)
             if self.probe:
                 ws = None  # so the probe sees the connection's memory freed
@@ -200,6 +326,7 @@ class ShipNode:
                 asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
             )
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"])
+            self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
             try:
                 await ws.connect(host, path, self.cfg["timers"].cmi)
@@ -219,10 +346,27 @@ class ShipNode:
 
     # ---- one connection -------------------------------------------------------------------
 
-    async def _run(self, ws, ski, addr, outgoing):
+    def _deadlines(self, ws):
+        t = self.cfg["timers"]
+        ws.send_ms = t.send
+        ws.close_ms = t.close
+
+    async def _run(self, ws, ski, addr, outgoing, h=None):
         now = time.ticks_ms()
         decision = self.trust.decide(ski, now, addr)
+        if h is None:
+            # our own dial (trusted peers only): a session; a double connection resolves itself
+            h = _Admitted(-1, 0, None)
+            h.session = self.adm.open_session(True)
+        elif decision == T.TRUSTED:
+            if not self._promote(h, ski in self.peers):
+                log.warn(_TAG, "%s: SKI %s trusted, but all %d sessions are taken: refused", addr, ski, self.adm.sessions)
+                await ws.close(C.CLOSE_NORMAL, "no session slot")
+                return None
+        else:
+            self.adm.stage(h.slot, h.gen, A.CMI, now)
         peer = Peer(self, ski, addr, outgoing)
+        h.peer = peer
         peer.ws = ws
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
@@ -276,6 +420,12 @@ class ShipNode:
                 if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
                     peer.trust_at = now
                     self._check_trust(peer, now)
+                if not h.session and not h.evicted and conn.state != C.CLOSED:
+                    if conn.state == C.HELLO:
+                        self.adm.stage(h.slot, h.gen, A.HELLO, now)
+                    elif conn.state > C.HELLO and not self._promote(h, len(self.peers.get(ski, ())) > 1):
+                        # approved while pending, but the trusted sessions are all taken
+                        conn.abort(C.CLOSE_NORMAL, "no session slot")
                 self._resolve_double(peer)
                 await self._flush(peer)
                 if conn.state in (C.DATA, C.CLOSING):
@@ -286,7 +436,8 @@ class ShipNode:
             log.info(_TAG, "%s: connection lost: %r", addr, e)
             conn.ws_closed(1006)
         finally:
-            reader.cancel()  # blocked in a read, which is safe to cancel
+            reader.cancel()  # blocked in a read (or a bounded send), which is safe to cancel
+            self._release(h)
             self._unregister(peer)
             peer.spine.closed(peer)
             self.trust.forget_pending(ski)
@@ -314,6 +465,10 @@ class ShipNode:
     async def _flush(self, peer):
         conn = peer.conn
         ws = peer.ws
+        if conn.state == C.CLOSED and ws.send_ms > ws.close_ms:
+            # the last words (hello aborted, the close frame) wait no longer than a close
+            # does: a peer that does not read cannot keep the connection past its timer
+            ws.send_ms = ws.close_ms
         while conn.out:
             act = conn.out.pop(0)
             kind = act[0]
@@ -340,6 +495,9 @@ class ShipNode:
                 conn.approve(now)
             elif peer.ski in self.trust.denied:
                 conn.deny(now)
+            elif not peer.outgoing and peer.ski not in self.trust.pending:
+                # its pairing request yielded to newer ones (the pending list is bounded)
+                conn.deny(now, "pairing request dropped")
         elif conn.state > C.HELLO and conn.state < C.CLOSING and not trusted:
             # the user removed the pairing: announce, then close with 4500 (ship.md 9.2)
             conn.close(now, "removedConnection", C.CLOSE_USER)

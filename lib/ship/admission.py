@@ -1,0 +1,181 @@
+# Admission control for incoming SHIP connections, sans-IO: who gets a slot, whose slot is
+# reclaimed, and when a connection that has not proven itself trusted must go.
+#
+# A connection is *pre-authentication* from its TCP accept until its peer is known trusted
+# (TLS handshake, HTTP upgrade, CMI, hello; an unknown peer stays pre-auth while it is held
+# pending). Pre-auth connections live in a fixed table of `preauth` slots plus `reserve`
+# slots; trusted connections count against `sessions`. Rules:
+# - a new connection takes a free normal slot, else a free reserve slot; else it takes the
+#   slot of the oldest connection whose certificate showed an untrusted SKI, else of the
+#   oldest one that showed none yet after `grace` ms; else it is closed without a word;
+# - the certificate's SKI is seen inside the TLS handshake (claim()): a trusted one is never
+#   evicted; an untrusted one that sits in a reserve slot is refused at once, so the reserve
+#   stays free for a trusted peer while strangers hold the normal slots;
+# - a peer proven trusted leaves the table for a session (promote()); sessions are bounded,
+#   except that a trusted SKI that already has a session may open its replacement;
+# - every stage has a deadline (TLS + upgrade, CMI, hello); expire() hands back the slots past
+#   theirs, as a backstop to the protocol timers.
+# Slots carry a generation number: a slot handed to a newcomer invalidates the old holder's
+# (slot, gen), so its late leave() changes nothing.
+from compat import const, ticks_add, ticks_diff
+
+FREE = const(0)
+TLS = const(1)  # TLS handshake and HTTP upgrade
+CMI = const(2)
+HELLO = const(3)  # hello; an unknown peer is held pending here
+
+UNKNOWN = const(0)  # no certificate seen yet
+UNTRUSTED = const(1)
+TRUSTED = const(2)
+
+STAGE_NAMES = ("free", "tls", "cmi", "hello")
+
+_MAX_SLOTS = const(16)
+
+
+class Admission:
+    def __init__(self, preauth=2, sessions=2, reserve=1, tls_ms=10000, cmi_ms=10000, hello_ms=60000, grace_ms=2000):
+        if preauth < 1 or reserve < 0 or sessions < 1 or preauth + reserve > _MAX_SLOTS:
+            raise ValueError("admission budget")
+        self.preauth = preauth
+        self.reserve = reserve
+        self.sessions = sessions
+        self.grace = grace_ms
+        self._limits = (0, tls_ms, cmi_ms, hello_ms)
+        n = preauth + reserve
+        self.size = n
+        self._st = bytearray(n)  # stage
+        self._cl = bytearray(n)  # claim
+        self._gen = [0] * n
+        self._since = [0] * n  # when the connection arrived
+        self._dl = [0] * n  # deadline of its stage
+        self.live = 0  # trusted sessions
+        self.stats = {"admitted": 0, "refused": 0, "evicted": 0, "expired": 0, "reserve_refused": 0,
+                      "sessions_refused": 0}
+
+    # ---- queries ----------------------------------------------------------------------------
+
+    def used(self):
+        n = 0
+        for s in self._st:
+            if s != FREE:
+                n += 1
+        return n
+
+    def stage_of(self, slot):
+        return self._st[slot]
+
+    def gen(self, slot):
+        return self._gen[slot]
+
+    def _mine(self, slot, gen):
+        return 0 <= slot < self.size and self._gen[slot] == gen and self._st[slot] != FREE
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def arrive(self, now):
+        """A new TCP connection. Returns (slot, gen, victim): slot -1 means close it now;
+        victim >= 0 is a slot whose holder must be closed (the slot is the newcomer's)."""
+        st = self._st
+        free = -1
+        for i in range(self.size):
+            if st[i] == FREE:
+                free = i
+                break
+        victim = -1
+        if free < 0:
+            victim = self._victim(now)
+            if victim < 0:
+                self.stats["refused"] += 1
+                return -1, 0, -1
+            self.stats["evicted"] += 1
+            free = victim
+        self._take(free, now)
+        self.stats["admitted"] += 1
+        return free, self._gen[free], victim
+
+    def _victim(self, now):
+        # oldest untrusted; else oldest unknown past its grace; never a trusted claim
+        best = -1
+        for want in (UNTRUSTED, UNKNOWN):
+            for i in range(self.size):
+                if self._cl[i] != want:
+                    continue
+                if want == UNKNOWN and ticks_diff(now, self._since[i]) < self.grace:
+                    continue
+                if best < 0 or ticks_diff(self._since[best], self._since[i]) > 0:
+                    best = i
+            if best >= 0:
+                return best
+        return -1
+
+    def _take(self, i, now):
+        self._gen[i] = (self._gen[i] + 1) & 0x3FFFFFFF
+        self._st[i] = TLS
+        self._cl[i] = UNKNOWN
+        self._since[i] = now
+        self._dl[i] = ticks_add(now, self._limits[TLS])
+
+    def claim(self, slot, gen, trusted):
+        """The certificate of the slot's TLS handshake names a trusted SKI, or not. False: refuse
+        the handshake (an untrusted peer in a reserve slot)."""
+        if not self._mine(slot, gen):
+            return False
+        self._cl[slot] = TRUSTED if trusted else UNTRUSTED
+        if not trusted and slot >= self.preauth:
+            self.stats["reserve_refused"] += 1
+            self._free(slot)
+            return False
+        return True
+
+    def stage(self, slot, gen, stage, now):
+        """The connection moved on to stage (CMI, HELLO): its deadline restarts."""
+        if self._mine(slot, gen) and self._st[slot] != stage:
+            self._st[slot] = stage
+            self._dl[slot] = ticks_add(now, self._limits[stage])
+
+    def promote(self, slot, gen, replacing=False):
+        """The peer is proven trusted: it leaves the pre-auth table for a session. False when
+        the session budget is full (and the peer has no session to replace): close it."""
+        if self._mine(slot, gen):
+            self._free(slot)
+        return self.open_session(replacing)
+
+    def open_session(self, replacing=False):
+        if self.live >= self.sessions and not replacing:
+            self.stats["sessions_refused"] += 1
+            return False
+        self.live += 1
+        return True
+
+    def end_session(self):
+        if self.live > 0:
+            self.live -= 1
+
+    def leave(self, slot, gen):
+        """The connection ended while pre-auth (a stale (slot, gen) is ignored)."""
+        if self._mine(slot, gen):
+            self._free(slot)
+
+    def _free(self, i):
+        self._st[i] = FREE
+        self._cl[i] = UNKNOWN
+        self._gen[i] = (self._gen[i] + 1) & 0x3FFFFFFF
+
+    def expire(self, now):
+        """One slot whose stage deadline has passed, freed, or -1. Call until -1."""
+        for i in range(self.size):
+            if self._st[i] != FREE and ticks_diff(now, self._dl[i]) >= 0:
+                self._free(i)
+                self.stats["expired"] += 1
+                return i
+        return -1
+
+    def ms_to_deadline(self, now):
+        best = None
+        for i in range(self.size):
+            if self._st[i] != FREE:
+                d = ticks_diff(self._dl[i], now)
+                if best is None or d < best:
+                    best = d
+        return None if best is None else max(0, best)
