@@ -44,12 +44,14 @@ def test_invariants(preauth, sessions, reserve, events):
             s = sorted(held)[pick % len(held)]
             g, c, t = held[s]
             if kind in ("claim_t", "claim_u"):
-                ok = a.claim(s, g, kind == "claim_t")
-                if not ok:
-                    assert kind == "claim_u" and s >= preauth
-                    del held[s]
-                else:
-                    held[s] = (g, kind == "claim_t", t)
+                v = a.claim(s, g, kind == "claim_t")
+                assert v != -2
+                held[s] = (g, kind == "claim_t", t)
+                if v >= 0:
+                    assert kind == "claim_u" and v != s and held[v][1] is False
+                    del held[v]
+                # strangers never hold more than the pre-auth budget
+                assert sum(1 for _, c, _ in held.values() if c is False) <= preauth
             elif kind in ("cmi", "hello"):
                 a.stage(s, g, A.CMI if kind == "cmi" else A.HELLO, now)
             elif kind == "promote":

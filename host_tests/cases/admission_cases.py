@@ -15,19 +15,20 @@ def case_free_slots_first_then_reserve_then_refuse_young_unknowns():
     assert a.stats["refused"] == 1 and a.used() == 3
 
 
-def case_untrusted_in_reserve_refused_at_its_certificate():
+def case_strangers_hold_at_most_preauth_slots_newest_wins():
     a = new()
     s0, g0, _ = a.arrive(0)
-    s1, g1, _ = a.arrive(0)
-    s2, g2, _ = a.arrive(0)
+    s1, g1, _ = a.arrive(5)
+    s2, g2, _ = a.arrive(10)
     assert s2 == 2  # the reserve slot
-    assert a.claim(s0, g0, False) and a.claim(s1, g1, False)
-    assert not a.claim(s2, g2, False)  # a stranger may not sit in the reserve
-    assert a.stage_of(s2) == A.FREE and a.stats["reserve_refused"] == 1
-    # the reserve is free again for the next one, which turns out trusted
-    s3, g3, v = a.arrive(10)
-    assert s3 == 2 and v == -1
-    assert a.claim(s3, g3, True)
+    assert a.claim(s0, g0, False) == -1 and a.claim(s1, g1, False) == -1
+    # a third stranger: the oldest one goes (it may be the genuine peer being paired)
+    assert a.claim(s2, g2, False) == s0
+    assert a.stage_of(s0) == A.FREE and a.stats["evicted"] == 1
+    # so a slot is free for the next one, which turns out trusted
+    s3, g3, v = a.arrive(20)
+    assert s3 == s0 and v == -1
+    assert a.claim(s3, g3, True) == -1
     assert a.promote(s3, g3) and a.live == 1 and a.used() == 2
 
 
@@ -36,9 +37,9 @@ def case_oldest_untrusted_evicted_for_a_newcomer():
     s0, g0, _ = a.arrive(0)
     s1, g1, _ = a.arrive(5)
     s2, g2, _ = a.arrive(10)
-    a.claim(s0, g0, False)
-    a.claim(s1, g1, False)
-    a.claim(s2, g2, True)  # a trusted claim in the reserve is never evicted
+    assert a.claim(s0, g0, False) == -1
+    assert a.claim(s1, g1, False) == -1
+    assert a.claim(s2, g2, True) == -1  # a trusted claim is never evicted
     s3, g3, v = a.arrive(20)
     assert v == s0 and s3 == s0 and g3 != g0
     s4, g4, v = a.arrive(30)
@@ -63,7 +64,7 @@ def case_trusted_claims_never_evicted():
     a = new(preauth=1, reserve=1)
     s0, g0, _ = a.arrive(0)
     s1, g1, _ = a.arrive(0)
-    assert a.claim(s0, g0, True) and a.claim(s1, g1, True)
+    assert a.claim(s0, g0, True) == -1 and a.claim(s1, g1, True) == -1
     assert a.arrive(100000)[0] == -1
 
 
@@ -105,7 +106,7 @@ def case_generations_wrap_and_stale_calls_ignored():
     a.leave(s, g)
     a.leave(s, g)
     assert a.used() == 0
-    assert not a.claim(s, g, True)
+    assert a.claim(s, g, True) == -2
     a.stage(s, g, A.HELLO, 0)
     assert a.stage_of(s) == A.FREE
     a._gen[0] = 0x3FFFFFFF

@@ -9,8 +9,9 @@
 #   slot of the oldest connection whose certificate showed an untrusted SKI, else of the
 #   oldest one that showed none yet after `grace` ms; else it is closed without a word;
 # - the certificate's SKI is seen inside the TLS handshake (claim()): a trusted one is never
-#   evicted; an untrusted one that sits in a reserve slot is refused at once, so the reserve
-#   stays free for a trusted peer while strangers hold the normal slots;
+#   evicted; untrusted ones may hold at most `preauth` slots: when one more shows up, the
+#   oldest of them goes (the newest stranger may be the genuine new peer the user is pairing),
+#   so the reserve slot(s) always stay free for a trusted peer;
 # - a peer proven trusted leaves the table for a session (promote()); sessions are bounded,
 #   except that a trusted SKI that already has a session may open its replacement;
 # - every stage has a deadline (TLS + upgrade, CMI, hello); expire() hands back the slots past
@@ -50,8 +51,7 @@ class Admission:
         self._since = [0] * n  # when the connection arrived
         self._dl = [0] * n  # deadline of its stage
         self.live = 0  # trusted sessions
-        self.stats = {"admitted": 0, "refused": 0, "evicted": 0, "expired": 0, "reserve_refused": 0,
-                      "sessions_refused": 0}
+        self.stats = {"admitted": 0, "refused": 0, "evicted": 0, "expired": 0, "sessions_refused": 0}
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -117,16 +117,28 @@ class Admission:
         self._dl[i] = ticks_add(now, self._limits[TLS])
 
     def claim(self, slot, gen, trusted):
-        """The certificate of the slot's TLS handshake names a trusted SKI, or not. False: refuse
-        the handshake (an untrusted peer in a reserve slot)."""
+        """The certificate of the slot's TLS handshake names a trusted SKI, or not. Returns -2
+        when (slot, gen) is no longer the caller's (refuse the handshake), else a slot whose
+        holder must be closed (the oldest stranger, when strangers would hold more than
+        `preauth` slots), or -1."""
         if not self._mine(slot, gen):
-            return False
-        self._cl[slot] = TRUSTED if trusted else UNTRUSTED
-        if not trusted and slot >= self.preauth:
-            self.stats["reserve_refused"] += 1
-            self._free(slot)
-            return False
-        return True
+            return -2
+        if trusted:
+            self._cl[slot] = TRUSTED
+            return -1
+        self._cl[slot] = UNTRUSTED
+        n = 0
+        old = -1
+        for i in range(self.size):
+            if self._st[i] != FREE and self._cl[i] == UNTRUSTED:
+                n += 1
+                if i != slot and (old < 0 or ticks_diff(self._since[old], self._since[i]) > 0):
+                    old = i
+        if n <= self.preauth or old < 0:
+            return -1
+        self._free(old)
+        self.stats["evicted"] += 1
+        return old
 
     def stage(self, slot, gen, stage, now):
         """The connection moved on to stage (CMI, HELLO): its deadline restarts."""

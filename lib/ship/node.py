@@ -178,11 +178,15 @@ class ShipNode:
             if h is not None and h.task is task:
                 t = self.trust
                 ok = ski not in t.denied and (t.is_trusted(ski) or t.window_open(time.ticks_ms()))
-                if self.adm.claim(h.slot, h.gen, ok):
-                    return True
-                self._slots[h.slot] = None
-                h.evicted = True
-                return False
+                victim = self.adm.claim(h.slot, h.gen, ok)
+                if victim == -2:
+                    break
+                if victim >= 0:
+                    try:
+                        self._evict(victim, "a newer stranger came")
+                    except Exception:  # never unwind through mbedTLS
+                        pass
+                return True
         return False  # evicted meanwhile
 
     def _evict(self, i, why):

@@ -32,8 +32,8 @@ CIPHERS = ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-
 # Handshakes in flight whose SKI was not yet taken are bounded by whoever accepts connections
 # (ship/admission.py: the pre-auth slots), not here: the callback never refuses a certificate
 # for lack of room, so other peers' unfinished handshakes cannot keep a trusted peer out.
-# Entries of tasks that ended without take_peer_ski() are pruned once the table passes this.
-_PRUNE_AT = const(8)
+# Entries of tasks that ended without take_peer_ski() are pruned whenever one is added.
+_PRUNE_AT = const(8)  # client role: expectations pruned past this many
 
 # What the callback returns to refuse a certificate. It must be a negative mbedTLS code:
 # mbedTLS hands the value up unchanged, and a positive one would come out of mbedtls_ssl_read()
@@ -88,7 +88,7 @@ def _verify(cert, depth):
         want = _expect.get(key)
         if want is not None and want != ski:
             return _REJECT
-        if key not in _pending and len(_pending) >= _PRUNE_AT:
+        if key not in _pending and _pending:
             _prune()
         if on_cert is not None and want is None and not on_cert(key, ski):
             return _REJECT
