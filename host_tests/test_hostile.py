@@ -149,25 +149,26 @@ def test_idle_tls_sessions_do_not_lock_out_the_cem(gw, cem):
 
 
 def test_parallel_handshakes_do_not_lock_out_the_cem(tmp_path, cem):
-    """60 TLS handshakes at once (then silence), then the CEM: served within seconds, not after
-    the attackers' 10 s TLS + upgrade timer (the SHIP value here, not the shortened one)."""
+    """60 TLS handshakes at once (the ones that get through then sit idle); 2 s into the flood
+    the CEM dials, retrying as CEMs do: served within seconds, not after the attackers' 10 s
+    TLS + upgrade timer (the SHIP value here, not the shortened one)."""
     g = start_gateway(tmp_path / "parallel", cem, cmi_ms=10000)
     try:
 
         async def go():
-            t0 = time.monotonic()
-            held = await open_all([Intruder(g.port).tls(timeout=15) for _ in range(60)])
-            flood = time.monotonic() - t0
-            # the attackers that got through TLS now sit idle, holding whatever they hold
-            took = await served(g, cem, tries=6, pause=0.4)
+            flood = asyncio.ensure_future(open_all([Intruder(g.port).tls(timeout=15) for _ in range(60)]))
+            await asyncio.sleep(2.0)
+            took = await served(g, cem, tries=10, pause=0.4)
+            held = await flood
             for a in held:
                 a.close()
-            return flood, took, len(held)
+            return took, len(held)
 
-        flood, took, n = run(go())
-        # before the fix the idle ones kept the CEM out until their 10 s timer; a CEM that
-        # retries gets in at once now (margin for a loaded host)
-        assert took < 3, "CEM needed %.1f s after a %.1f s flood (%d attackers held)" % (took, flood, n)
+        took, n = run(go())
+        print("CEM served %.2f s after it started dialling, %d attackers held" % (took, n))
+        # before the fix the first idle ones kept it out until their 10 s timer ran out (8 s
+        # more from here); the margin is for a loaded host
+        assert took < 5, "CEM needed %.1f s" % took
     finally:
         g.stop()
 
