@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases import admission_cases, caserun
+from cases.admission_cases import _used
 from ship import admission as A
 
 
@@ -30,7 +31,7 @@ def test_invariants(preauth, sessions, reserve, events):
     for kind, pick, dt in events:
         now += dt
         if kind == "arrive":
-            before = a.used()
+            before = _used(a)
             s, g, v = a.arrive(now)
             if s < 0:
                 # refused only when full and nothing may be reclaimed
@@ -71,6 +72,6 @@ def test_invariants(preauth, sessions, reserve, events):
         if kind == "end":
             a.end_session()
         assert 0 <= a.live <= sessions
-        assert a.used() == len(held) <= a.size
+        assert _used(a) == len(held) <= a.size
         for s, (g, _, _) in held.items():
-            assert a.gen(s) == g and a.stage_of(s) != A.FREE
+            assert a._gen[s] == g and a._st[s] != A.FREE

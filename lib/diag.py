@@ -43,7 +43,7 @@ def pending():
     for ski in t.pending:
         print("%s  from %s" % (ski, t.pending[ski] or "?"))
     if t.dropped:
-        print("%d older requests dropped for newer ones (the list holds 8)" % t.dropped)
+        print("%d dropped for newer ones" % t.dropped)
 
 
 def approve(ski=None):
@@ -135,7 +135,6 @@ def status():
         "  last: " + sup.state.last if sup.state.last else ""))
     print("SHIP %s:%d  SKI %s  ID %s" % (gw.ship["host"], gw.node.port or 0, gw.ski, gw.ship["ship_id"]))
     print("SHIP stats: %s" % gw.node.stats)
-    print("SHIP admission: %s" % gw.node.admission_text())
     peers()
     pending()
 

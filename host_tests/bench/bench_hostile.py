@@ -156,7 +156,7 @@ def test_hostile_bench(tmp_path):
         after = heap(gw)
         adm = gw.mark()
         gw.type("diag.status()")
-        line = gw.wait_for(r"^SHIP admission: (.*)", start=adm, timeout=10).group(1)
+        line = gw.wait_for(r"^SHIP stats: (.*)", start=adm, timeout=10).group(1)
     finally:
         gw.stop()
 
@@ -174,6 +174,6 @@ def test_hostile_bench(tmp_path):
         whole, whole - after_calm))
     print("  while under attack (budget full)   %6d B" % peak)
     print("  after the attack                   %6d B  (%+d B against after the calm sessions)" % (after, after - after_calm))
-    print("  admission: %s" % line)
+    print("  SHIP stats: %s" % line)
     assert max(hostile) < 10
     assert after - after_calm < 4096

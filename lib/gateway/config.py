@@ -191,11 +191,8 @@ def parse(doc):
     for k in t:
         _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong", "send"), "ship.timers_ms." + k, "unknown timer")
         _need(isinstance(t[k], int) and 0 < t[k] <= 3600000, "ship.timers_ms." + k, "must be 1..3600000")
-    a = s["admission"]
-    _need(isinstance(a, dict), "ship.admission", "must be an object")
-    for k in a:
-        _need(k in ("preauth", "sessions"), "ship.admission." + k, "unknown key (preauth, sessions)")
-        _need(isinstance(a[k], int) and not isinstance(a[k], bool) and 1 <= a[k] <= 8, "ship.admission." + k, "must be 1..8")
+    for k in ("preauth", "sessions"):  # _merge refused other keys
+        _num(s["admission"], k, "ship.admission", 1, 8, 2, True)
     cem = s["cem"]
     if cem is not None:
         _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")

@@ -29,15 +29,11 @@ UNKNOWN = const(0)  # no certificate seen yet
 UNTRUSTED = const(1)
 TRUSTED = const(2)
 
-STAGE_NAMES = ("free", "tls", "cmi", "hello")
-
-_MAX_SLOTS = const(16)
-
 
 class Admission:
-    def __init__(self, preauth=2, sessions=2, reserve=1, tls_ms=10000, cmi_ms=10000, hello_ms=60000, grace_ms=2000):
-        if preauth < 1 or reserve < 0 or sessions < 1 or preauth + reserve > _MAX_SLOTS:
-            raise ValueError("admission budget")
+    # stats: the dict its counters go to (the node's, so that diag shows them with the rest)
+    def __init__(self, preauth=2, sessions=2, reserve=1, tls_ms=10000, cmi_ms=10000, hello_ms=60000, grace_ms=2000,
+                 stats=None):
         self.preauth = preauth
         self.reserve = reserve
         self.sessions = sessions
@@ -51,22 +47,12 @@ class Admission:
         self._since = [0] * n  # when the connection arrived
         self._dl = [0] * n  # deadline of its stage
         self.live = 0  # trusted sessions
-        self.stats = {"admitted": 0, "refused": 0, "evicted": 0, "expired": 0, "sessions_refused": 0}
+        st = {} if stats is None else stats
+        for k in ("admitted", "refused", "evicted", "expired", "sessions_refused"):
+            st[k] = 0
+        self.stats = st
 
     # ---- queries ----------------------------------------------------------------------------
-
-    def used(self):
-        n = 0
-        for s in self._st:
-            if s != FREE:
-                n += 1
-        return n
-
-    def stage_of(self, slot):
-        return self._st[slot]
-
-    def gen(self, slot):
-        return self._gen[slot]
 
     def _mine(self, slot, gen):
         return 0 <= slot < self.size and self._gen[slot] == gen and self._st[slot] != FREE
@@ -90,7 +76,11 @@ class Admission:
                 return -1, 0, -1
             self.stats["evicted"] += 1
             free = victim
-        self._take(free, now)
+        self._gen[free] = (self._gen[free] + 1) & 0x3FFFFFFF
+        self._st[free] = TLS
+        self._cl[free] = UNKNOWN
+        self._since[free] = now
+        self._dl[free] = ticks_add(now, self._limits[TLS])
         self.stats["admitted"] += 1
         return free, self._gen[free], victim
 
@@ -108,13 +98,6 @@ class Admission:
             if best >= 0:
                 return best
         return -1
-
-    def _take(self, i, now):
-        self._gen[i] = (self._gen[i] + 1) & 0x3FFFFFFF
-        self._st[i] = TLS
-        self._cl[i] = UNKNOWN
-        self._since[i] = now
-        self._dl[i] = ticks_add(now, self._limits[TLS])
 
     def claim(self, slot, gen, trusted):
         """The certificate of the slot's TLS handshake names a trusted SKI, or not. Returns -2
@@ -149,8 +132,9 @@ class Admission:
     def promote(self, slot, gen, replacing=False):
         """The peer is proven trusted: it leaves the pre-auth table for a session. False when
         the session budget is full (and the peer has no session to replace): close it."""
-        if self._mine(slot, gen):
-            self._free(slot)
+        if not self._mine(slot, gen):
+            return False  # reclaimed meanwhile
+        self._free(slot)
         return self.open_session(replacing)
 
     def open_session(self, replacing=False):
@@ -182,12 +166,3 @@ class Admission:
                 self.stats["expired"] += 1
                 return i
         return -1
-
-    def ms_to_deadline(self, now):
-        best = None
-        for i in range(self.size):
-            if self._st[i] != FREE:
-                d = ticks_diff(self._dl[i], now)
-                if best is None or d < best:
-                    best = d
-        return None if best is None else max(0, best)

@@ -300,7 +300,8 @@ class ShipConnection:
     def _on_hello(self, f, now):
         phase = f.get("phase")
         waiting = f.get("waiting")
-        if waiting is not None and (not isinstance(waiting, int) or isinstance(waiting, bool) or waiting < 0 or waiting > _WAIT_MAX):
+        # (true/false pass as 1/0 ms, which are below prolong_min: aborted too)
+        if waiting is not None and (not isinstance(waiting, int) or waiting < 0 or waiting > _WAIT_MAX):
             self._unexpected("bad waiting")
             return
         if phase == "aborted":

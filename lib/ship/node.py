@@ -23,7 +23,7 @@ _TRUST_POLL_MS = const(1000)
 _CLOSE_DOUBLE = const(1000)
 _TLS_MS = const(10000)  # TLS handshake + HTTP upgrade of an incoming connection
 _MARGIN_MS = const(1000)  # admission deadlines back the protocol timers up, a little later
-_SWEEP_MS = const(1000)
+_SWEEP_MS = const(500)  # the admission deadlines are checked this often
 
 
 class _Admitted:
@@ -35,8 +35,6 @@ class _Admitted:
         self.task = task
         self.peer = None
         self.session = False
-        self.evicted = False
-        self.done = False
 
 
 class Peer:
@@ -122,7 +120,7 @@ class ShipNode:
         b = cfg.get("admission") or {}
         self.adm = A.Admission(
             b.get("preauth", 2), b.get("sessions", 2), b.get("reserve", 1), _TLS_MS + _MARGIN_MS,
-            t.cmi + _MARGIN_MS, t.hello + _MARGIN_MS, b.get("grace_ms", 2000),
+            t.cmi + _MARGIN_MS, t.hello + _MARGIN_MS, b.get("grace_ms", 2000), self.stats,
         )
         self._slots = [None] * self.adm.size  # slot -> _Admitted
         self._sweeper = None
@@ -182,83 +180,54 @@ class ShipNode:
                 if victim == -2:
                     break
                 if victim >= 0:
-                    try:
-                        self._evict(victim, "a newer stranger came")
-                    except Exception:  # never unwind through mbedTLS
-                        pass
+                    self._evict(victim, "slot reclaimed")  # (tlsctx catches what escapes)
                 return True
         return False  # evicted meanwhile
 
     def _evict(self, i, why):
         h = self._slots[i]
         self._slots[i] = None
-        if h is None or h.done:
+        if h is None:
             return
-        h.evicted = True
-        log.info(_TAG, "%s: closing a pre-auth connection (%s)", h.peer.addr if h.peer else "tls", why)
         p = h.peer
+        log.info(_TAG, "%s: pre-auth closed: %s", p.addr if p else "tls", why)
         if p is None:
-            if h.task is not None:
-                h.task.cancel()  # in the TLS handshake or the upgrade: nothing to say
+            h.task.cancel()  # in the TLS handshake or the upgrade: nothing to say
             return
-        conn = p.conn
-        now = time.ticks_ms()
-        if conn.state == C.HELLO:
-            conn.deny(now, why)  # hello aborted, close 4452
-        else:
-            conn.abort(C.CLOSE_NORMAL, why)
+        c = p.conn
+        c.deny(time.ticks_ms(), why)  # pending: hello aborted, close 4452
+        c.abort(C.CLOSE_NORMAL, why)  # any other stage (nothing once closed)
         self._wake(p)
 
-    def _sweep(self, now):
-        while True:
-            i = self.adm.expire(now)
-            if i < 0:
-                return
-            self._evict(i, "stage deadline passed")
-
     async def _sweep_loop(self):
+        adm = self.adm
         while True:
-            now = time.ticks_ms()
-            self._sweep(now)
-            wait = self.adm.ms_to_deadline(now)
-            await asyncio.sleep_ms(_SWEEP_MS if wait is None or wait > _SWEEP_MS else wait + 1)
+            i = adm.expire(time.ticks_ms())
+            if i >= 0:
+                self._evict(i, "deadline")
+            else:
+                await asyncio.sleep_ms(_SWEEP_MS)
 
     def _promote(self, h, replacing):
-        if h.session or h.evicted:
-            return h.session
-        ok = self.adm.promote(h.slot, h.gen, replacing)
-        if self._slots[h.slot] is h:
-            self._slots[h.slot] = None
-        h.session = ok
-        if not ok:
-            h.done = True
-        return ok
+        if not h.session:
+            h.session = self.adm.promote(h.slot, h.gen, replacing)
+            if self._slots[h.slot] is h:
+                self._slots[h.slot] = None
+        return h.session
 
     def _release(self, h):
-        if h.done:
-            if h.session:
-                h.session = False
-                self.adm.end_session()
-            return
-        h.done = True
+        # idempotent: a stale (slot, gen) is ignored by the policy
         if h.session:
             h.session = False
             self.adm.end_session()
-        elif h.slot >= 0:
-            self.adm.leave(h.slot, h.gen)
-            if self._slots[h.slot] is h:
-                self._slots[h.slot] = None
-
-    def admission_text(self):
-        a = self.adm
-        return "pre-auth %d/%d+%d  sessions %d/%d  %s" % (a.used(), a.preauth, a.reserve, a.live, a.sessions, a.stats)
+        self.adm.leave(h.slot, h.gen)
+        if h.slot >= 0 and self._slots[h.slot] is h:
+            self._slots[h.slot] = None
 
     async def _accept(self, reader, writer):
-        now = time.ticks_ms()
-        self._sweep(now)
-        slot, gen, victim = self.adm.arrive(now)
+        slot, gen, victim = self.adm.arrive(time.ticks_ms())
         if victim >= 0:
-            self._evict(victim, "its slot went to a newcomer")
+            self._evict(victim, "slot reclaimed")
         if slot < 0:
             # budget full of connections that may not be reclaimed: closed without a word
             await _quiet_close(writer)
@@ -285,7 +254,7 @@ class ShipNode:
             self.stats["accepted"] += 1
             await self._run(ws, box[0], addr, False, h)
         except asyncio.CancelledError:
-            log.info(_TAG, "%s: evicted before SHIP", addr)
+            pass  # its slot was reclaimed (logged)
         except UpgradeError as e:
             if e.status == 403:
                 self.stats["no_cert"] += 1
@@ -364,8 +333,8 @@ class ShipNode:
             h.session = self.adm.open_session(True)
         elif decision == T.TRUSTED:
             if not self._promote(h, ski in self.peers):
-                log.warn(_TAG, "%s: SKI %s trusted, but all %d sessions are taken: refused", addr, ski, self.adm.sessions)
-                await ws.close(C.CLOSE_NORMAL, "no session slot")
+                log.warn(_TAG, "%s: no session slot", addr)
+                await ws.close(C.CLOSE_NORMAL)
                 return None
         else:
             self.adm.stage(h.slot, h.gen, A.CMI, now)
@@ -424,19 +393,20 @@ class ShipNode:
                 if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
                     peer.trust_at = now
                     self._check_trust(peer, now)
-                if not h.session and not h.evicted and conn.state != C.CLOSED:
+                if not h.session and conn.state != C.CLOSED:
                     if conn.state == C.HELLO:
                         self.adm.stage(h.slot, h.gen, A.HELLO, now)
                     elif conn.state > C.HELLO and not self._promote(h, len(self.peers.get(ski, ())) > 1):
                         # approved while pending, but the trusted sessions are all taken
-                        conn.abort(C.CLOSE_NORMAL, "no session slot")
+                        conn.abort(C.CLOSE_NORMAL, "no session")
                 self._resolve_double(peer)
                 await self._flush(peer)
                 if conn.state in (C.DATA, C.CLOSING):
                     await peer.spine.poll(peer)
                 if self.probe:
                     self.probe("step")
-        except OSError as e:
+        except (OSError, WsClosed) as e:
+            # a send that failed or timed out, or a close frame the reader answered meanwhile
             log.info(_TAG, "%s: connection lost: %r", addr, e)
             conn.ws_closed(1006)
         finally:

@@ -16,6 +16,10 @@ from ship.cert import normalize_ski
 _MAX_PENDING = const(8)
 _MAX_PEERS = const(32)
 _LOCK_TRIES = const(200)  # x 5 ms: a lock older than that is a writer that died; taken over
+_ADD = const(0)
+_DENY = const(1)
+_REMOVE = const(2)
+_ID = const(3)
 
 TRUSTED = const(0)
 PENDING = const(1)
@@ -88,21 +92,47 @@ class TrustStore:
         jsonfile.write(self.path, {"trusted": self.trusted, "denied": sorted(self.denied)})
         self._stamp = self._file_stamp()
 
-    def _edit(self, change):
-        # one change, applied to the store as it is on flash now, under the lock
+    def _edit(self, op, ski, a=None, b=None):
+        # One change (op: _ADD, _DENY, _REMOVE, _ID), applied to the store as it is on flash
+        # now, under the lock: a directory (mkdir is atomic on POSIX, LittleFS and FAT); one
+        # older than _LOCK_TRIES x 5 ms is a writer that died, and is taken over (on the device
+        # there is no other process). False when there was nothing to change.
         lock = self.path + ".lock"
-        held = _lock(lock)
+        for _ in range(_LOCK_TRIES):
+            try:
+                os.mkdir(lock)
+                break
+            except OSError:
+                time.sleep(0.005)
         try:
             self.load()
             if self.error:
                 raise OSError(self.error)  # never overwrite a store we could not read
-            r = change()
-            if r is not False:
-                self.save()
-            return r
+            t = self.trusted
+            if op == _ADD:
+                if ski not in t and len(t) >= _MAX_PEERS:
+                    raise ValueError("trust store full")
+                t[ski] = {"id": a, "by": b}
+                self.denied.discard(ski)
+            elif op == _DENY:
+                t.pop(ski, None)
+                self.denied.add(ski)
+            elif op == _REMOVE:
+                if t.pop(ski, None) is None and ski not in self.denied:
+                    return False
+                self.denied.discard(ski)
+            else:
+                e = t.get(ski)
+                if e is None or e["id"] is not None:
+                    return False
+                e["id"] = a
+            self.save()
+            return True
         finally:
-            if held:
-                _unlock(lock)
+            try:
+                os.rmdir(lock)
+            except OSError:
+                pass
 
     def _save_pending(self):
         if self.pending_path:
@@ -150,37 +180,16 @@ class TrustStore:
 
     def add(self, ski, ship_id=None, by="user"):
         ski = normalize_ski(ski)
-
-        def change():
-            if ski not in self.trusted and len(self.trusted) >= _MAX_PEERS:
-                raise ValueError("trust store full")
-            self.trusted[ski] = {"id": ship_id, "by": by}
-            self.denied.discard(ski)
-
-        self._edit(change)
+        self._edit(_ADD, ski, ship_id, by)
         self.forget_pending(ski)
 
     def deny(self, ski):
         ski = normalize_ski(ski)
-
-        def change():
-            self.trusted.pop(ski, None)
-            self.denied.add(ski)
-
-        self._edit(change)
+        self._edit(_DENY, ski)
         self.forget_pending(ski)
 
     def remove(self, ski):
-        ski = normalize_ski(ski)
-
-        def change():
-            had = self.trusted.pop(ski, None) is not None
-            if ski in self.denied:
-                self.denied.discard(ski)
-                had = True
-            return had
-
-        return self._edit(change)
+        return self._edit(_REMOVE, normalize_ski(ski))
 
     def forget_pending(self, ski):
         if self.pending.pop(ski, None) is not None:
@@ -194,36 +203,10 @@ class TrustStore:
         if e is None:
             return True
         if e["id"] is None:
-
-            def change():
-                f = self.trusted.get(ski)
-                if f is None or f["id"] is not None:
-                    return False
-                f["id"] = ship_id
-
             try:
-                self._edit(change)
+                self._edit(_ID, ski, ship_id)
             except OSError:
                 e["id"] = ship_id  # remembered in RAM; the file is left alone
-            f = self.trusted.get(ski)
-            return f is None or f["id"] in (None, ship_id)
-        return e["id"] == ship_id
+            e = self.trusted.get(ski, e)
+        return e["id"] in (None, ship_id)
 
-
-def _lock(path):
-    # mkdir is atomic on POSIX, LittleFS and FAT: the directory is the lock
-    for _ in range(_LOCK_TRIES):
-        try:
-            os.mkdir(path)
-            return True
-        except OSError:
-            time.sleep(0.005)
-    # a writer that died holding it; on the device there is no other process
-    return False
-
-
-def _unlock(path):
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass

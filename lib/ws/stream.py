@@ -285,17 +285,13 @@ class WsConnection:
     # an uncontended flag costs no allocation, unlike awaiting asyncio.Lock.acquire().
 
     async def _wait_tx(self):
-        if self._busy:
-            try:
-                await asyncio.wait_for_ms(self._until_free(), self.send_ms)
-            except asyncio.TimeoutError:
-                self._stalled()
-
-    async def _until_free(self):
         ev = self._txev
         while self._busy:
             ev.clear()
-            await ev.wait()
+            try:
+                await asyncio.wait_for_ms(ev.wait(), self.send_ms)
+            except asyncio.TimeoutError:
+                self._stalled()
 
     async def _drain(self):
         # The stream's drain under the send deadline. MicroPython's Stream keeps what the
