@@ -135,9 +135,6 @@ class Admission:
         if not self._mine(slot, gen):
             return False  # reclaimed meanwhile
         self._free(slot)
-        return self.open_session(replacing)
-
-    def open_session(self, replacing=False):
         if self.live >= self.sessions and not replacing:
             self.stats["sessions_refused"] += 1
             return False

@@ -328,9 +328,8 @@ class ShipNode:
         now = time.ticks_ms()
         decision = self.trust.decide(ski, now, addr)
         if h is None:
-            # our own dial (trusted peers only): a session; a double connection resolves itself
+            # our own dial (to the trusted ship.cem only): not counted against the budgets
             h = _Admitted(-1, 0, None)
-            h.session = self.adm.open_session(True)
         elif decision == T.TRUSTED:
             if not self._promote(h, ski in self.peers):
                 log.warn(_TAG, "%s: no session slot", addr)

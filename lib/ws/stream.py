@@ -295,11 +295,11 @@ class WsConnection:
 
     async def _drain(self):
         # The stream's drain under the send deadline. MicroPython's Stream keeps what the
-        # socket did not take in out_buf; when that is empty there is nothing to wait for, and
-        # no task is made (the common case costs no allocation).
+        # socket did not take in out_buf; when that is empty there is nothing to wait for:
+        # its drain only yields (as it always does), and no task is made.
         w = self._w
         if not getattr(w, "out_buf", True):
-            return
+            return await w.drain()
         try:
             await asyncio.wait_for_ms(w.drain(), self.send_ms)
         except asyncio.TimeoutError:
@@ -383,7 +383,8 @@ class WsConnection:
                 # Stream.write() keeps what the socket did not take in a copy (out_buf), so
                 # tx is free again at once; drain (under the deadline) only when it did so.
                 w.write(txmv)
-                await self._drain()
+                if getattr(w, "out_buf", True):
+                    await self._drain()
             except BaseException:
                 # Transport error or cancellation inside a frame: no frame may follow.
                 self._fail_tx()
