@@ -392,7 +392,7 @@ class ShipNode:
                 if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
                     peer.trust_at = now
                     self._check_trust(peer, now)
-                if not h.session and conn.state != C.CLOSED:
+                if h.slot >= 0 and not h.session and conn.state != C.CLOSED:
                     if conn.state == C.HELLO:
                         self.adm.stage(h.slot, h.gen, A.HELLO, now)
                     elif conn.state > C.HELLO and not self._promote(h, len(self.peers.get(ski, ())) > 1):
