@@ -1,10 +1,14 @@
 # A JSON document on flash (trust store, crash state, LPC failsafe values, ECHONET location,
 # the configs and register maps), read in one place and written so that a reset mid-write
-# leaves the previous document: the text goes to a temp file that is then renamed over the old
-# one. LittleFS renames over an existing file atomically; MicroPython's FAT driver removes the
-# target and renames when FatFs refuses (extmod/vfs_fat.c).
+# leaves the previous document: the text goes to a temp file of its own (ticks + random
+# suffix, so that two writers never share one), is flushed to the medium, and is then renamed
+# over the old one. LittleFS renames over an existing file atomically; MicroPython's FAT driver
+# removes the target and renames when FatFs refuses (extmod/vfs_fat.c).
 import json
 import os
+from random import getrandbits
+
+from compat import MICROPYTHON, ticks_ms
 
 
 def load(path):
@@ -22,7 +26,12 @@ def read(path, default):
 
 
 def write(path, doc):
-    tmp = path + ".tmp"
+    tmp = "%s.%d-%d.tmp" % (path, ticks_ms(), getrandbits(24))
     with open(tmp, "w") as f:
         json.dump(doc, f)
+        f.flush()
+        if not MICROPYTHON:
+            os.fsync(f.fileno())  # MicroPython's close() syncs the file itself
     os.rename(tmp, path)
+    if MICROPYTHON and hasattr(os, "sync"):
+        os.sync()  # the ESP32's: the rename reaches the flash now

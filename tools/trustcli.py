@@ -4,10 +4,12 @@ A running gateway picks changes up within a few seconds; pending pairing request
 seen are listed from pending.json beside the store.
 """
 
+import contextlib
 import json
 import os
 import re
 import sys
+import time
 
 
 def configure(p):
@@ -44,16 +46,49 @@ def _load(path):
 
 
 def _save(path, doc):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # a temp file of this writer's own; the running gateway writes the same store
+    tmp = "%s.%d-%d.tmp" % (path, os.getpid(), time.monotonic_ns() & 0xFFFFFF)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """The store's lock directory, as lib/ship/trust.py takes it: read, change, write under it."""
+    lock = path + ".lock"
+    held = False
+    for _ in range(200):  # 1 s; a lock older than that belongs to a writer that died
+        try:
+            os.mkdir(lock)
+            held = True
+            break
+        except FileExistsError:
+            time.sleep(0.005)
+    try:
+        yield
+    finally:
+        if held:
+            with contextlib.suppress(OSError):
+                os.rmdir(lock)
 
 
 def run(args):
     store = os.path.join(args.dir, "trust.json")
+    if args.action == "list":
+        return _edit(args, store)
+    os.makedirs(args.dir, exist_ok=True)
+    with _locked(store):
+        return _edit(args, store)
+
+
+def _edit(args, store):
     doc = _load(store)
     if args.action == "list":
         print("trusted:")

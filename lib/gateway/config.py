@@ -26,6 +26,11 @@ _DEFAULTS = {
         "pin": None,
         "pin_tries": 5,
         "pin_lock_s": 60,
+        # admission control (lib/ship/admission.py): connections not yet known trusted (TLS,
+        # upgrade, CMI, hello/pending) get `preauth` slots plus one reserve slot kept for a
+        # trusted peer; trusted connections get max_sessions slots. A WROOM holds two TLS
+        # sessions beside one handshake; a PSRAM board can take more.
+        "admission": {"preauth": 2},
     },
     # the pairing button (BOOT, GPIO0, on the ESP32 boards): held hold_ms, it opens the pairing
     # window for window_s; status_led (a pin, or null) blinks while the window is open
@@ -209,8 +214,9 @@ def parse(doc):
     t = s["timers_ms"]
     _need(isinstance(t, dict), "ship.timers_ms", "must be an object")
     for k in t:
-        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong"), "ship.timers_ms." + k, "unknown timer")
-        _need(isinstance(t[k], int) and t[k] > 0, "ship.timers_ms." + k, "must be a positive integer")
+        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong", "send"), "ship.timers_ms." + k, "unknown timer")
+        _need(isinstance(t[k], int) and 0 < t[k] <= 3600000, "ship.timers_ms." + k, "must be 1..3600000")
+    _num(s["admission"], "preauth", "ship.admission", 1, 8, 2, True)  # _merge refused other keys
     _need(s["pin_mode"] in PIN_MODES, "ship.pin_mode", "none, optional or required")
     _need(s["pin"] is None or valid_pin(s["pin"]), "ship.pin", "null or 8..16 digits as a string")
     _num(s, "pin_tries", "ship", 1, 100, 5, True)
@@ -360,4 +366,5 @@ def ship_settings(cfg, ski):
         "pin": s["pin"],
         "pin_tries": s["pin_tries"],
         "pin_lock_s": s["pin_lock_s"],
+        "admission": s["admission"],
     }

@@ -59,6 +59,8 @@ def pending(gw=None):
         print("no pairing requests")
     for ski in t.pending:
         print("%s  from %s" % (ski, t.pending[ski] or "?"))
+    if t.dropped:
+        print("%d dropped for newer ones" % t.dropped)
 
 
 def approve(ski=None, gw=None):

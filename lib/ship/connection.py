@@ -34,12 +34,23 @@ CLOSE_USER = const(4500)
 _CTRL_CAP = const(1024)
 _UNKNOWN_NAME = const(40)  # how much of an unknown message's name is kept for the log
 
+# `waiting` is an unsigned 32-bit number of milliseconds in the SHIP schema: a larger one is a
+# protocol error. A legal value reaches ticks arithmetic only up to _WAIT_CAP: ticks_add
+# takes less than half the ticks period (2**29 ms on the ESP32), and a peer that waits
+# longer than our own hello timer needs no prolongation anyway.
+_WAIT_MAX = 0xFFFFFFFF
+_WAIT_CAP = const(3600000)
+
 
 class Timers:
     # Defaults are the SHIP values; tests shorten them.
     # idle/pong: liveness after the handshake, as ship-go does (ping after 50 s of silence,
     # drop when nothing comes back within another 10 s)
-    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500, idle=50000, pong=10000):
+    # send: the write deadline of the WebSocket (ship-go's write wait); a peer that does not
+    # take our bytes within it is dropped
+    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500, idle=50000, pong=10000,
+                 send=10000):
+        self.send = send
         self.idle = idle
         self.pong = pong
         self.cmi = cmi
@@ -132,9 +143,9 @@ class ShipConnection:
                 self._send(M.PIN_OK)
                 self._pin_check_done(now)
 
-    def deny(self, now):
+    def deny(self, now, why="trust denied"):
         if (self.state == HELLO or self.awaiting_pin) and not self._trusted:
-            self._reject("trust denied")
+            self._reject(why)
 
     def close(self, now, reason="unspecific", code=CLOSE_NORMAL):
         """Close on our initiative: announce in data exchange, plain WebSocket close before."""
@@ -392,7 +403,8 @@ class ShipConnection:
     def _on_hello(self, f, now):
         phase = f.get("phase")
         waiting = f.get("waiting")
-        if waiting is not None and (not isinstance(waiting, int) or waiting < 0):
+        # (true/false pass as 1/0 ms, which are below prolong_min: aborted too)
+        if waiting is not None and (not isinstance(waiting, int) or waiting < 0 or waiting > _WAIT_MAX):
             self._unexpected("bad waiting")
             return
         if phase == "aborted":
@@ -423,6 +435,8 @@ class ShipConnection:
             self._unexpected("bad hello phase")
 
     def _schedule_prolong(self, now, waiting):
+        if waiting > _WAIT_CAP:
+            waiting = _WAIT_CAP
         if waiting < self._t.prolong_min:
             self._send(M.HELLO_ABORTED)
             self._fail(CLOSE_NORMAL, "peer waiting time too short")

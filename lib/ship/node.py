@@ -7,6 +7,7 @@ import time
 
 import log
 from compat import const, sockaddr_host
+from ship import admission as A
 from ship import connection as C
 from ship import pin as P
 from ship import tlsctx
@@ -21,6 +22,20 @@ _TAG = "ship"
 _UPGRADE_MS = const(10000)
 _TRUST_POLL_MS = const(1000)
 _CLOSE_DOUBLE = const(1000)
+_TLS_MS = const(10000)  # TLS handshake + HTTP upgrade of an incoming connection
+_MARGIN_MS = const(1000)  # admission deadlines back the protocol timers up, a little later
+_SWEEP_MS = const(500)  # the admission deadlines are checked this often
+
+
+class _Admitted:
+    # An incoming connection's hold on the admission table: its pre-auth slot (slot, gen),
+    # or a session once its peer is proven trusted.
+    def __init__(self, slot, gen, task):
+        self.slot = slot
+        self.gen = gen
+        self.task = task
+        self.peer = None
+        self.session = False
 
 
 class Peer:
@@ -105,6 +120,17 @@ class ShipNode:
         self.server = None
         self.port = None
         self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0}
+        # admission control (ship/admission.py): budgets from the board config (ship.admission
+        # for the pre-auth slots, ship.max_sessions for the trusted sessions)
+        t = cfg["timers"]
+        b = cfg.get("admission") or {}
+        self.adm = A.Admission(
+            b.get("preauth", 2), cfg.get("max_sessions") or 2, b.get("reserve", 1), _TLS_MS + _MARGIN_MS,
+            t.cmi + _MARGIN_MS, t.hello + _MARGIN_MS, b.get("grace_ms", 2000), self.stats,
+        )
+        self._slots = [None] * self.adm.size  # slot -> _Admitted
+        self._sweeper = None
+        tlsctx.on_cert = self._on_cert
         self._server_ctx = tlsctx.server_context(cert_der, key_der)
         self._client_ctx = None
         self._cert = cert_der
@@ -122,6 +148,8 @@ class ShipNode:
             self._accept, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
         )
         self.port = port
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop())
         if self.cfg.get("cem"):
             self.dial_cem(self.cfg["cem"])
         return self.port
@@ -140,6 +168,9 @@ class ShipNode:
         if self._dial_task:
             self._dial_task.cancel()
             self._dial_task = None
+        if self._sweeper:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self.server:
             self.server.close()
         for lst in list(self.peers.values()):
@@ -152,9 +183,75 @@ class ShipNode:
             await self.server.wait_closed()
             self.server = None
 
+    # ---- admission ---------------------------------------------------------------------------
+
+    def _on_cert(self, task, ski):
+        # inside the TLS handshake (tlsctx's verify callback): must not raise
+        for h in self._slots:
+            if h is not None and h.task is task:
+                t = self.trust
+                ok = ski not in t.denied and (t.is_trusted(ski) or t.window_open(time.ticks_ms()))
+                victim = self.adm.claim(h.slot, h.gen, ok)
+                if victim == -2:
+                    break
+                if victim >= 0:
+                    self._evict(victim, "slot reclaimed")  # (tlsctx catches what escapes)
+                return True
+        return False  # evicted meanwhile
+
+    def _evict(self, i, why):
+        h = self._slots[i]
+        self._slots[i] = None
+        if h is None:
+            return
+        p = h.peer
+        log.info(_TAG, "%s: pre-auth closed: %s", p.addr if p else "tls", why)
+        if p is None:
+            h.task.cancel()  # in the TLS handshake or the upgrade: nothing to say
+            return
+        c = p.conn
+        c.deny(time.ticks_ms(), why)  # pending: hello aborted, close 4452
+        c.abort(C.CLOSE_NORMAL, why)  # any other stage (nothing once closed)
+        self._wake(p)
+
+    async def _sweep_loop(self):
+        adm = self.adm
+        while True:
+            i = adm.expire(time.ticks_ms())
+            if i >= 0:
+                self._evict(i, "deadline")
+            else:
+                await asyncio.sleep_ms(_SWEEP_MS)
+
+    def _promote(self, h, replacing):
+        if not h.session:
+            h.session = self.adm.promote(h.slot, h.gen, replacing)
+            if self._slots[h.slot] is h:
+                self._slots[h.slot] = None
+        return h.session
+
+    def _release(self, h):
+        # idempotent: a stale (slot, gen) is ignored by the policy
+        if h.session:
+            h.session = False
+            self.adm.end_session()
+        self.adm.leave(h.slot, h.gen)
+        if h.slot >= 0 and self._slots[h.slot] is h:
+            self._slots[h.slot] = None
+
     async def _accept(self, reader, writer):
+        slot, gen, victim = self.adm.arrive(time.ticks_ms())
+        if victim >= 0:
+            self._evict(victim, "slot reclaimed")
+        if slot < 0:
+            # budget full of connections that may not be reclaimed: closed without a word
+            await _quiet_close(writer)
+            return
+        h = _Admitted(slot, gen, asyncio.current_task())
+        self._slots[slot] = h
         addr = _peer_text(writer)
         ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"])
+        self._deadlines(ws)
         box = [None]
 
         def admit():
@@ -165,12 +262,14 @@ class ShipNode:
 
         try:
             try:
-                await ws.accept(self.cfg["timers"].cmi, admit)
+                await ws.accept(min(self.cfg["timers"].cmi, _TLS_MS), admit)
             finally:
                 if box[0] is None:
                     tlsctx.take_peer_ski()  # never leave an entry behind
             self.stats["accepted"] += 1
-            await self._run(ws, box[0], addr, False)
+            await self._run(ws, box[0], addr, False, h)
+        except asyncio.CancelledError:
+            pass  # its slot was reclaimed (logged)
         except UpgradeError as e:
             if e.status == 403:
                 self.stats["no_cert"] += 1
@@ -182,6 +281,7 @@ class ShipNode:
                 self.stats["refused_tls"] += 1
             log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
         finally:
+            self._release(h)
             await _quiet_close(writer)
             if self.probe:
                 ws = None  # so the probe sees the connection's memory freed
@@ -214,6 +314,7 @@ class ShipNode:
                 asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
             )
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"])
+            self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
             try:
                 await ws.connect(host, path, self.cfg["timers"].cmi)
@@ -223,7 +324,7 @@ class ShipNode:
                 log.warn(_TAG, "%s: server SKI %s is not the expected %s", addr, got, ski)
                 await ws.close(1008, "unexpected SKI")
                 return None
-            return await self._run(ws, ski, addr, True, pin)
+            return await self._run(ws, ski, addr, True, peer_pin=pin)
         except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError) as e:
             log.info(_TAG, "dial %s failed: %r", addr, e)
             return None
@@ -233,17 +334,28 @@ class ShipNode:
 
     # ---- one connection -------------------------------------------------------------------
 
-    async def _run(self, ws, ski, addr, outgoing, peer_pin=None):
-        mx = self.cfg.get("max_sessions")
-        if mx and ski not in self.peers and len(self.peers) >= mx:
-            # ship.max_sessions peers (SKIs) are served already: TLS memory is the limit
-            log.warn(_TAG, "%s: SKI %s refused, %d sessions already", addr, ski, mx)
-            self.stats["rejected"] += 1
-            await ws.close(1013, "too many sessions")
-            return None
+    def _deadlines(self, ws):
+        t = self.cfg["timers"]
+        ws.send_ms = t.send
+        ws.close_ms = t.close
+
+    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None):
         now = time.ticks_ms()
         decision = self.trust.decide(ski, now, addr)
+        if h is None:
+            # our own dial (to the trusted ship.cem only): not counted against the budgets
+            h = _Admitted(-1, 0, None)
+        elif decision == T.TRUSTED:
+            if not self._promote(h, ski in self.peers):
+                # ship.max_sessions trusted peers are served already: TLS memory is the limit
+                log.warn(_TAG, "%s: SKI %s refused, %d sessions already", addr, ski, self.adm.sessions)
+                self.stats["rejected"] += 1
+                await ws.close(1013, "too many sessions")
+                return None
+        else:
+            self.adm.stage(h.slot, h.gen, A.CMI, now)
         peer = Peer(self, ski, addr, outgoing)
+        h.peer = peer
         peer.ws = ws
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
@@ -301,17 +413,25 @@ class ShipNode:
                 if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
                     peer.trust_at = now
                     self._check_trust(peer, now)
+                if h.slot >= 0 and not h.session and conn.state != C.CLOSED:
+                    if conn.state == C.HELLO:
+                        self.adm.stage(h.slot, h.gen, A.HELLO, now)
+                    elif conn.state > C.HELLO and not self._promote(h, len(self.peers.get(ski, ())) > 1):
+                        # approved while pending, but the trusted sessions are all taken
+                        conn.abort(C.CLOSE_NORMAL, "no session")
                 self._resolve_double(peer)
                 await self._flush(peer)
                 if conn.state in (C.DATA, C.CLOSING):
                     await peer.spine.poll(peer)
                 if self.probe:
                     self.probe("step")
-        except OSError as e:
+        except (OSError, WsClosed) as e:
+            # a send that failed or timed out, or a close frame the reader answered meanwhile
             log.info(_TAG, "%s: connection lost: %r", addr, e)
             conn.ws_closed(1006)
         finally:
-            reader.cancel()  # blocked in a read, which is safe to cancel
+            reader.cancel()  # blocked in a read (or a bounded send), which is safe to cancel
+            self._release(h)
             self._unregister(peer)
             peer.spine.closed(peer)
             self.trust.forget_pending(ski)
@@ -340,6 +460,10 @@ class ShipNode:
         conn = peer.conn
         ws = peer.ws
         self._save_pin()
+        if conn.state == C.CLOSED and ws.send_ms > ws.close_ms:
+            # the last words (hello aborted, the close frame) wait no longer than a close
+            # does: a peer that does not read cannot keep the connection past its timer
+            ws.send_ms = ws.close_ms
         while conn.out:
             act = conn.out.pop(0)
             kind = act[0]
@@ -395,6 +519,9 @@ class ShipNode:
                 conn.approve(now)
             elif peer.ski in self.trust.denied:
                 conn.deny(now)
+            elif not peer.outgoing and peer.ski not in self.trust.pending:
+                # its pairing request yielded to newer ones (the pending list is bounded)
+                conn.deny(now, "pairing request dropped")
         elif conn.state > C.HELLO and conn.state < C.CLOSING and not trusted:
             # the user removed the pairing: announce, then close with 4500 (ship.md 9.2)
             conn.close(now, "removedConnection", C.CLOSE_USER)

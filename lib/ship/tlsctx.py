@@ -29,9 +29,11 @@ from ship.cert import peer_ski
 
 CIPHERS = ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-128-CBC-SHA256")
 
-# Handshakes in flight whose SKI was not yet taken. The device budgets one TLS connection plus
-# one handshake; a few more is headroom, not a use case.
-_MAX_PENDING = const(4)
+# Handshakes in flight whose SKI was not yet taken are bounded by whoever accepts connections
+# (ship/admission.py: the pre-auth slots), not here: the callback never refuses a certificate
+# for lack of room, so other peers' unfinished handshakes cannot keep a trusted peer out.
+# Entries of tasks that ended without take_peer_ski() are pruned whenever one is added.
+_PRUNE_AT = const(8)  # client role: expectations pruned past this many
 
 # What the callback returns to refuse a certificate. It must be a negative mbedTLS code:
 # mbedTLS hands the value up unchanged, and a positive one would come out of mbedtls_ssl_read()
@@ -39,7 +41,6 @@ _MAX_PENDING = const(4)
 # (-0x2700) is turned into MBEDTLS_ERR_X509_FATAL_ERROR (-0x3000) even under CERT_OPTIONAL, sends
 # alert 49 (access denied) and fails the connection's read/drain with OSError(-12288).
 _REJECT = const(-0x2700)
-_ENOMEM = const(12)
 
 # Keyed by the asyncio task in which the handshake ran (None outside asyncio): the callback
 # only gets the certificate, and the task is the one thing that tells connections apart. The
@@ -51,6 +52,10 @@ _ENOMEM = const(12)
 # must never be credited with another connection's SKI.
 _pending = {}  # task -> SKI hex of the peer's depth-0 certificate
 _expect = {}  # task -> SKI hex the peer must have (client role)
+
+# on_cert(task, ski) -> bool, set by the server's owner: told of each leaf certificate inside
+# the handshake (admission control); False refuses it (alert 49). Must not raise.
+on_cert = None
 
 
 def _key():
@@ -83,10 +88,10 @@ def _verify(cert, depth):
         want = _expect.get(key)
         if want is not None and want != ski:
             return _REJECT
-        if key not in _pending and len(_pending) >= _MAX_PENDING:
+        if key not in _pending and _pending:
             _prune()
-            if len(_pending) >= _MAX_PENDING:
-                return _REJECT
+        if on_cert is not None and want is None and not on_cert(key, ski):
+            return _REJECT
         _pending[key] = ski
         return 0
     except Exception:  # CertError, but also MemoryError: refusing is the safe side
@@ -104,10 +109,8 @@ def expect_peer_ski(ski, task=None):
     """
     if task is None:
         task = _key()
-    if task not in _expect and len(_expect) >= _MAX_PENDING:
+    if task not in _expect and len(_expect) >= _PRUNE_AT:
         _prune()
-        if len(_expect) >= _MAX_PENDING:
-            raise OSError(_ENOMEM)
     _expect[task] = ski
 
 

@@ -1,7 +1,11 @@
 # Which SHIP peers (by SKI) may talk to us. Persisted as JSON on the flash file system and
 # always written to a temp file first, then renamed over the old one: a crash or power loss
 # mid-write leaves the previous store intact (rename is atomic on LittleFS and POSIX).
+# Every change is one edit applied to the file as it is now (read again under a lock
+# directory, <store>.lock, which `tools/gw trust` takes too), never a rewrite of what this
+# process remembers: an edit made meanwhile by another writer is kept.
 import os
+import time
 
 import jsonfile
 from check import normalize_ski
@@ -9,6 +13,11 @@ from compat import const, ticks_diff, ticks_add
 
 _MAX_PENDING = const(8)
 _MAX_PEERS = const(32)
+_LOCK_TRIES = const(200)  # x 5 ms: a lock older than that is a writer that died; taken over
+_ADD = const(0)
+_DENY = const(1)
+_REMOVE = const(2)
+_ID = const(3)
 
 TRUSTED = const(0)
 PENDING = const(1)
@@ -28,6 +37,8 @@ class TrustStore:
         self.trusted = {}
         self.denied = set()
         self.pending = {}  # ski -> address text
+        self._order = []  # pending SKIs, oldest first
+        self.dropped = 0  # pending requests that yielded to newer ones
         self.error = None
         self._stamp = None
         self._window_until = None
@@ -43,23 +54,29 @@ class TrustStore:
         return (st[6], st[8])  # size, mtime
 
     def load(self):
-        self._stamp = self._file_stamp()
-        self.trusted = {}
-        self.denied = set()
+        stamp = self._file_stamp()
+        self._stamp = stamp
         self.error = None
-        if self._stamp is None:
+        if stamp is None:
+            self.trusted = {}
+            self.denied = set()
             return
+        trusted = {}
+        denied = set()
         try:
             doc = jsonfile.load(self.path)
-            trusted = doc.get("trusted", {})
-            for ski in trusted:
-                e = trusted[ski]
-                self.trusted[normalize_ski(ski)] = {"id": e.get("id"), "by": e.get("by", "user")}
+            t = doc.get("trusted", {})
+            for ski in t:
+                e = t[ski]
+                trusted[normalize_ski(ski)] = {"id": e.get("id"), "by": e.get("by", "user")}
             for ski in doc.get("denied", []):
-                self.denied.add(normalize_ski(ski))
+                denied.add(normalize_ski(ski))
         except (ValueError, AttributeError, TypeError, OSError) as e:
             # keep serving with what is known; the file is left alone for inspection
             self.error = "trust store %s unreadable: %s" % (self.path, e)
+            return
+        self.trusted = trusted
+        self.denied = denied
 
     def reload_if_changed(self):
         """Pick up edits made by the host tool; True when the store was reloaded."""
@@ -71,6 +88,48 @@ class TrustStore:
     def save(self):
         jsonfile.write(self.path, {"trusted": self.trusted, "denied": sorted(self.denied)})
         self._stamp = self._file_stamp()
+
+    def _edit(self, op, ski, a=None, b=None):
+        # One change (op: _ADD, _DENY, _REMOVE, _ID), applied to the store as it is on flash
+        # now, under the lock: a directory (mkdir is atomic on POSIX, LittleFS and FAT); one
+        # older than _LOCK_TRIES x 5 ms is a writer that died, and is taken over (on the device
+        # there is no other process). False when there was nothing to change.
+        lock = self.path + ".lock"
+        for _ in range(_LOCK_TRIES):
+            try:
+                os.mkdir(lock)
+                break
+            except OSError:
+                time.sleep(0.005)
+        try:
+            self.load()
+            if self.error:
+                raise OSError(self.error)  # never overwrite a store we could not read
+            t = self.trusted
+            if op == _ADD:
+                if ski not in t and len(t) >= _MAX_PEERS:
+                    raise ValueError("trust store full")
+                t[ski] = {"id": a, "by": b}
+                self.denied.discard(ski)
+            elif op == _DENY:
+                t.pop(ski, None)
+                self.denied.add(ski)
+            elif op == _REMOVE:
+                if t.pop(ski, None) is None and ski not in self.denied:
+                    return False
+                self.denied.discard(ski)
+            else:
+                e = t.get(ski)
+                if e is None or e["id"] is not None:
+                    return False
+                e["id"] = a
+            self.save()
+            return True
+        finally:
+            try:
+                os.rmdir(lock)
+            except OSError:
+                pass
 
     def _save_pending(self):
         if self.pending_path:
@@ -96,10 +155,20 @@ class TrustStore:
         if ski in self.trusted:
             return TRUSTED
         if self.window_open(now):
-            self.add(ski, by="window")
+            try:
+                self.add(ski, by="window")
+            except OSError:  # the store is unreadable: trusted for this run, left alone on flash
+                self.trusted[ski] = {"id": None, "by": "window"}
             return TRUSTED
-        if ski not in self.pending and len(self.pending) < _MAX_PENDING:
+        if ski not in self.pending:
+            # bounded: the oldest request yields to the newest, so strangers that keep
+            # reconnecting cannot keep a genuine new peer off the list (its connection is closed)
+            if len(self._order) >= _MAX_PENDING:
+                old = self._order.pop(0)
+                self.pending.pop(old, None)
+                self.dropped += 1
             self.pending[ski] = addr
+            self._order.append(ski)
             self._save_pending()
         return PENDING
 
@@ -108,34 +177,21 @@ class TrustStore:
 
     def add(self, ski, ship_id=None, by="user"):
         ski = normalize_ski(ski)
-        if ski not in self.trusted and len(self.trusted) >= _MAX_PEERS:
-            raise ValueError("trust store full")
-        self.trusted[ski] = {"id": ship_id, "by": by}
-        self.denied.discard(ski)
-        if self.pending.pop(ski, None) is not None:
-            self._save_pending()
-        self.save()
+        self._edit(_ADD, ski, ship_id, by)
+        self.forget_pending(ski)
 
     def deny(self, ski):
         ski = normalize_ski(ski)
-        self.trusted.pop(ski, None)
-        self.denied.add(ski)
-        if self.pending.pop(ski, None) is not None:
-            self._save_pending()
-        self.save()
+        self._edit(_DENY, ski)
+        self.forget_pending(ski)
 
     def remove(self, ski):
-        ski = normalize_ski(ski)
-        had = self.trusted.pop(ski, None) is not None
-        if ski in self.denied:
-            self.denied.discard(ski)
-            had = True
-        if had:
-            self.save()
-        return had
+        return self._edit(_REMOVE, normalize_ski(ski))
 
     def forget_pending(self, ski):
         if self.pending.pop(ski, None) is not None:
+            if ski in self._order:
+                self._order.remove(ski)
             self._save_pending()
 
     def check_id(self, ski, ship_id):
@@ -144,7 +200,10 @@ class TrustStore:
         if e is None:
             return True
         if e["id"] is None:
-            e["id"] = ship_id
-            self.save()
-            return True
-        return e["id"] == ship_id
+            try:
+                self._edit(_ID, ski, ship_id)
+            except OSError:
+                e["id"] = ship_id  # remembered in RAM; the file is left alone
+            e = self.trusted.get(ski, e)
+        return e["id"] in (None, ship_id)
+

@@ -18,6 +18,7 @@ from ws.codec import (
 )
 
 _HEAD_MAX = const(2048)
+_ETIMEDOUT = const(110)
 _CTL_MAX = const(131)  # 2 header + 4 mask + 125 payload
 
 
@@ -69,6 +70,11 @@ class WsConnection:
         self.close_code = 0  # set once the connection is closed for reading
         self.close_reason = ""
         self.pongs = 0
+        # Deadlines (ms): every wait to send (for the writer role, for the peer to take our
+        # bytes) ends within send_ms; close() gives its closing frame close_ms. A peer that
+        # does not read is dropped when they pass: OSError(ETIMEDOUT), nothing more is sent.
+        self.send_ms = 10000
+        self.close_ms = 1000
 
     # --- opening handshake
 
@@ -119,14 +125,14 @@ class WsConnection:
             if admit is not None and not admit():
                 raise upgrade.UpgradeError(403, "refused")
             self._w.write(upgrade.accept_response(key))
-            await self._w.drain()
+            await self._drain()
         except upgrade.UpgradeError as e:
             # no answer on a timeout: the TLS handshake may not have finished, and writing
             # would wait for the very peer that stalls
             if e.status and e.status != 408:
                 try:
                     self._w.write(upgrade.error_response(e.status))
-                    await self._w.drain()
+                    await self._drain()
                 except OSError:
                     pass
             await self._shut()
@@ -257,7 +263,7 @@ class WsConnection:
             if self._cn:
                 self._w.write(self._cbmv[: self._cn])
                 self._cn = 0
-                await self._w.drain()
+                await self._drain()
         finally:
             self._release()
 
@@ -282,7 +288,30 @@ class WsConnection:
         ev = self._txev
         while self._busy:
             ev.clear()
-            await ev.wait()
+            try:
+                await asyncio.wait_for_ms(ev.wait(), self.send_ms)
+            except asyncio.TimeoutError:
+                self._stalled()
+
+    async def _drain(self):
+        # The stream's drain under the send deadline. MicroPython's Stream keeps what the
+        # socket did not take in out_buf; when that is empty there is nothing to wait for:
+        # its drain only yields (as it always does), and no task is made.
+        w = self._w
+        if not getattr(w, "out_buf", True):
+            return await w.drain()
+        try:
+            await asyncio.wait_for_ms(w.drain(), self.send_ms)
+        except asyncio.TimeoutError:
+            self._stalled()
+
+    def _stalled(self):
+        # The peer did not take our bytes in time (or the writer role was held that long by
+        # a send that is stuck): the stream can carry nothing more.
+        self.close_sent = True
+        if not self.close_code:
+            self._mark(1006, "send timeout")
+        raise OSError(_ETIMEDOUT)
 
     def _release(self):
         self._busy = False
@@ -352,10 +381,10 @@ class WsConnection:
             self._tn = 0
             try:
                 # Stream.write() keeps what the socket did not take in a copy (out_buf), so
-                # tx is free again at once; drain (one generator each) only when it did so.
+                # tx is free again at once; drain (under the deadline) only when it did so.
                 w.write(txmv)
                 if getattr(w, "out_buf", True):
-                    await w.drain()
+                    await self._drain()
             except BaseException:
                 # Transport error or cancellation inside a frame: no frame may follow.
                 self._fail_tx()
@@ -368,7 +397,7 @@ class WsConnection:
             raise ValueError("ws: fewer bytes than announced")
         try:
             self._put()
-            await self._w.drain()
+            await self._drain()
         except OSError:
             self._fail_tx()
             raise
@@ -410,7 +439,7 @@ class WsConnection:
         self._tn = t + n
         try:
             self._put()
-            await self._w.drain()
+            await self._drain()
         except OSError:
             self._fail_tx()
             raise
@@ -423,6 +452,10 @@ class WsConnection:
         # With wait_ms, and only if no other task is reading, waits for the peer's close
         # frame (discarding data) before dropping TCP. A message left half-sent by another
         # task (or a cancelled one) cannot be followed by a close frame: then TCP just drops.
+        # The closing frame gets close_ms (to get the writer role and to go out); a peer that
+        # does not read in that time gets the TCP close alone.
+        if self.send_ms > self.close_ms:
+            self.send_ms = self.close_ms
         try:
             if not self.close_sent and self._left < 0:
                 self._queue_close(code, reason)
