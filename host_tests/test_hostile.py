@@ -420,7 +420,6 @@ def test_slowloris_upgrade_head(gw, cem):
 
     async def go():
         crowd = await open_all([Intruder(gw.port).tls() for _ in range(3)])
-        t0 = time.monotonic()
         took = await served(gw, cem)
         gone = 0
         for i in range(12):

@@ -133,7 +133,8 @@ def server(pki):
         ports = (_free_port(), _free_port())
         if ports[0] == ports[1]:
             continue
-        proc = mpyrun.start(SERVER, heapsize="256K", args=[srv.cert_path, srv.key_path, *map(str, ports), str(SERVER_TIMEOUT_MS)])
+        proc = mpyrun.start(SERVER, heapsize="256K",
+                            args=[srv.cert_path, srv.key_path, *map(str, ports), str(SERVER_TIMEOUT_MS)])
         s = Server(proc, *ports)
         try:
             s.expect(r"^READY ")

@@ -13,7 +13,6 @@ Host figures are from the 64-bit unix port, roughly 1.5-2x the ESP32's.
 """
 
 import asyncio
-import re
 import statistics
 import time
 
@@ -173,7 +172,8 @@ def test_hostile_bench(tmp_path):
     print("  budget full (2 pending, 1 in TLS, 2 trusted sessions) %6d B  (%+d B above after the calm sessions)" % (
         whole, whole - after_calm))
     print("  while under attack (budget full)   %6d B" % peak)
-    print("  after the attack                   %6d B  (%+d B against after the calm sessions)" % (after, after - after_calm))
+    print("  after the attack                   %6d B  (%+d B against after the calm sessions)"
+          % (after, after - after_calm))
     print("  SHIP stats: %s" % line)
     assert max(hostile) < 10
     assert after - after_calm < 4096

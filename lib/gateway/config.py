@@ -68,7 +68,9 @@ _DEFAULTS = {
                 "manufacturer": "FFFFFF", "discharges": None, "announce_interval_ms": 1000},
 }
 
-_CHARGER_KEYS = ("map", "link", "hw_min", "hw_max", "phases", "nominal_v", "timeout_ms", "retries", "fail_limit", "discharges")
+_CHARGER_KEYS = (
+    "map", "link", "hw_min", "hw_max", "phases", "nominal_v", "timeout_ms", "retries", "fail_limit", "discharges",
+)
 # ESP32 Ethernet PHYs (network.PHY_*) and RMII clock modes (ESP-IDF emac_rmii_clock_gpio_t)
 PHYS = ("LAN8720", "IP101", "RTL8201", "DP83848", "KSZ8041", "KSZ8081")
 CLOCKS = ("GPIO0_IN", "GPIO0_OUT", "GPIO16_OUT", "GPIO17_OUT")
@@ -150,7 +152,8 @@ def _charger(c):
     _need(isinstance(c, dict), "charger", "must be an object")
     for k in c:
         _need(k in _CHARGER_KEYS, "charger." + k, "unknown key")
-    _need(isinstance(c.get("map"), str) and c["map"], "charger.map", "must name a register map file (board_configs/chargers/*.json)")
+    _need(isinstance(c.get("map"), str) and c["map"], "charger.map",
+          "must name a register map file (board_configs/chargers/*.json)")
     out = {"map": c["map"]}
     out["hw_min"] = _num(c, "hw_min", "charger", 0, 80, 6)
     out["hw_max"] = _num(c, "hw_max", "charger", 1, 80, 16)
@@ -162,35 +165,35 @@ def _charger(c):
     out["fail_limit"] = _num(c, "fail_limit", "charger", 1, 100, 3, True)
     out["discharges"] = c.get("discharges", False)
     _need(isinstance(out["discharges"], bool), "charger.discharges", "must be true or false")
-    l = c.get("link", {})
-    _need(isinstance(l, dict), "charger.link", "must be an object")
-    for k in l:
+    lk = c.get("link", {})
+    _need(isinstance(lk, dict), "charger.link", "must be an object")
+    for k in lk:
         _need(k in _LINK_KEYS, "charger.link." + k, "unknown key")
-    kind = l.get("kind")
+    kind = lk.get("kind")
     _need(kind in LINK_KINDS, "charger.link.kind", "one of " + ", ".join(LINK_KINDS))
     w = "charger.link"
     link = {"kind": kind, "unit": None, "baudrate": None}
-    if "unit" in l:
-        link["unit"] = _num(l, "unit", w, 0, 255, 1, True)
-    if "baudrate" in l:
-        link["baudrate"] = _num(l, "baudrate", w, 1200, 1000000, 9600, True)
+    if "unit" in lk:
+        link["unit"] = _num(lk, "unit", w, 0, 255, 1, True)
+    if "baudrate" in lk:
+        link["baudrate"] = _num(lk, "baudrate", w, 1200, 1000000, 9600, True)
     if kind in ("rtu-over-tcp", "tcp"):
-        _need(isinstance(l.get("host"), str) and l["host"], w + ".host", "must be a host name or address")
-        link["host"] = l["host"]
-        link["port"] = _num(l, "port", w, 1, 65535, 502, True)
+        _need(isinstance(lk.get("host"), str) and lk["host"], w + ".host", "must be a host name or address")
+        link["host"] = lk["host"]
+        link["port"] = _num(lk, "port", w, 1, 65535, 502, True)
     elif kind == "serial":
-        _need(isinstance(l.get("path"), str) and l["path"], w + ".path", "must be a tty path")
-        link["path"] = l["path"]
+        _need(isinstance(lk.get("path"), str) and lk["path"], w + ".path", "must be a tty path")
+        link["path"] = lk["path"]
     else:
-        link["uart"] = _num(l, "uart", w, 0, 2, 2, True)
-        link["tx"] = _num(l, "tx", w, 0, 48, 17, True)
-        link["rx"] = _num(l, "rx", w, 0, 48, 16, True)
-        link["de"] = l.get("de")
+        link["uart"] = _num(lk, "uart", w, 0, 2, 2, True)
+        link["tx"] = _num(lk, "tx", w, 0, 48, 17, True)
+        link["rx"] = _num(lk, "rx", w, 0, 48, 16, True)
+        link["de"] = lk.get("de")
         _pin(link["de"], w + ".de")
     for k in ("host", "port", "path"):
-        _need(k not in l or k in link, w + "." + k, "not for kind " + kind)
+        _need(k not in lk or k in link, w + "." + k, "not for kind " + kind)
     for k in ("uart", "tx", "rx", "de"):
-        _need(k not in l or kind == "uart", w + "." + k, "only for kind uart")
+        _need(k not in lk or kind == "uart", w + "." + k, "only for kind uart")
     out["link"] = link
     return out
 
@@ -208,13 +211,16 @@ def parse(doc):
     _need(isinstance(s["host"], str), "ship.host", "must be a string")
     _need(isinstance(s["path"], str) and s["path"].startswith("/"), "ship.path", "must start with /")
     _need(isinstance(s["port"], int) and 0 <= s["port"] < 65536, "ship.port", "must be 0..65535")
-    _need(isinstance(s["max_message"], int) and 4096 <= s["max_message"] <= 65536, "ship.max_message", "must be 4096..65536")
-    _need(isinstance(s["pairing_window_s"], int) and s["pairing_window_s"] >= 0, "ship.pairing_window_s", "must be >= 0")
+    _need(isinstance(s["max_message"], int) and 4096 <= s["max_message"] <= 65536, "ship.max_message",
+          "must be 4096..65536")
+    _need(isinstance(s["pairing_window_s"], int) and s["pairing_window_s"] >= 0, "ship.pairing_window_s",
+          "must be >= 0")
     _num(s, "max_sessions", "ship", 1, 8, 2, True)
     t = s["timers_ms"]
     _need(isinstance(t, dict), "ship.timers_ms", "must be an object")
     for k in t:
-        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong", "send"), "ship.timers_ms." + k, "unknown timer")
+        _need(k in ("cmi", "hello", "prolong_threshold", "prolong_min", "close", "idle", "pong", "send"),
+              "ship.timers_ms." + k, "unknown timer")
         _need(isinstance(t[k], int) and 0 < t[k] <= 3600000, "ship.timers_ms." + k, "must be 1..3600000")
     _num(s["admission"], "preauth", "ship.admission", 1, 8, 2, True)  # _merge refused other keys
     _need(s["pin_mode"] in PIN_MODES, "ship.pin_mode", "none, optional or required")
@@ -234,9 +240,11 @@ def parse(doc):
     _pin(cfg["status_led"], "status_led")
     cem = s["cem"]
     if cem is not None:
-        _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem", "needs host, port and ski")
+        _need(isinstance(cem, dict) and "host" in cem and "port" in cem and "ski" in cem, "ship.cem",
+              "needs host, port and ski")
         _need(cem.get("pin") is None or valid_pin(cem["pin"]), "ship.cem.pin", "null or the CEM's PIN, 8..16 digits")
-        _need(isinstance(cem["host"], str) and isinstance(cem["port"], int), "ship.cem", "host is a string, port a number")
+        _need(isinstance(cem["host"], str) and isinstance(cem["port"], int), "ship.cem",
+              "host is a string, port a number")
         cem_host(cem["host"], "ship.cem.host")
         try:
             normalize_ski(cem["ski"])

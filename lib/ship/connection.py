@@ -48,8 +48,8 @@ class Timers:
     # drop when nothing comes back within another 10 s)
     # send: the write deadline of the WebSocket (ship-go's write wait); a peer that does not
     # take our bytes within it is dropped
-    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500, idle=50000, pong=10000,
-                 send=10000):
+    def __init__(self, cmi=10000, hello=60000, prolong_threshold=30000, prolong_min=1000, close=500, idle=50000,
+                 pong=10000, send=10000):
         self.send = send
         self.idle = idle
         self.pong = pong

@@ -481,8 +481,10 @@ class ShipNode:
             elif kind == "pin_ok":
                 self._pin_trust(peer)
             elif kind == "pin_wrong":
-                log.warn(_TAG, "%s: wrong PIN from SKI %s%s", peer.addr, peer.ski,
-                         "; PIN input locked for %d s" % (self.pin.guard.ms_left(time.ticks_ms()) // 1000) if act[1] else "")
+                lock = ""
+                if act[1]:
+                    lock = "; PIN input locked for %d s" % (self.pin.guard.ms_left(time.ticks_ms()) // 1000)
+                log.warn(_TAG, "%s: wrong PIN from SKI %s%s", peer.addr, peer.ski, lock)
             elif kind == "unknown":
                 # ignored; logged for the first few, then only counted (diag.peers())
                 if self.unknown_logged < 20:

@@ -103,9 +103,9 @@ def expect_peer_ski(ski, task=None):
 
     Register before the connection's first write, from the task that does the first write and
     its drain (task defaults to the current one); bound that task's time from outside (a
-    wait_for around the whole connection coroutine), not by wrapping the drain alone. The refusal happens at the server's
-    Certificate message, before any application byte is sent (ship.md 2.2). The entry ends
-    with take_peer_ski() for the same task, or when the task ends.
+    wait_for around the whole connection coroutine), not by wrapping the drain alone. The
+    refusal happens at the server's Certificate message, before any application byte is sent
+    (ship.md 2.2). The entry ends with take_peer_ski() for the same task, or when the task ends.
     """
     if task is None:
         task = _key()
