@@ -1,6 +1,6 @@
 """Hostile LAN peers against the gateway (MicroPython unix port, real TLS on 127.0.0.1).
 
-The attackers (host_tests/attacker.py) are CPython and independent of lib/; the trusted energy
+The attackers (host_tests/support/attacker.py) are CPython and independent of lib/; the trusted energy
 manager is the independent test CEM (tools/testcem). After every attack the test CEM must still
 reach data exchange, and the gateway's live heap must come back to its baseline (the heap probe
 of tools/host_run.py prints "HEAP closed N" after every connection).
@@ -25,14 +25,15 @@ import time
 
 import certs
 import pytest
-from attacker import HOST, Intruder, context, flood_pings_without_reading, frame, hello, ship
-from gateway_proc import FAST_TIMERS, Gateway
+from support.attacker import HOST, Intruder, context, flood_pings_without_reading, frame, hello, ship
+from support.gateway_proc import FAST_TIMERS, Gateway
+from support.paths import ROOT
 from testcem.identity import Identity
-from testcem.ship import ShipPeer, data_message
+from testcem.ship import ShipPeer
+from testcem.shipmsg import data_message
 
 HELLO_MS = 15000  # long enough that "closed at once" and "closed by the hello timer" differ
 HEAP_SLACK = 4096  # log lines and one-time imports aside, nothing may stay behind
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(coro, timeout=60.0):

@@ -2,7 +2,7 @@
 while the gateway's pre-authentication budget is full of attackers, against the same without
 them, and what the attackers cost in live heap.
 
-Attackers (host_tests/attacker.py, CPython, independent of lib/), kept alive by re-opening:
+Attackers (host_tests/support/attacker.py, CPython, independent of lib/), kept alive by re-opening:
 - idle: TLS with a self-signed certificate, then silence;
 - slow: TLS, then the upgrade head one byte every 0.5 s;
 - pending: through CMI, hello pending, held for the pairing;
@@ -16,8 +16,8 @@ import asyncio
 import statistics
 import time
 
-from attacker import Intruder, flood_pings_without_reading
-from gateway_proc import FAST_TIMERS, Gateway
+from support.attacker import Intruder, flood_pings_without_reading
+from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 
