@@ -452,4 +452,6 @@ def test_each_boards_tree_runs_its_features_under_micropython(board, tmp_path):
     # the build's table agrees with what the device's code turns on for this config
     assert sorted(r.stdout.split("on:", 1)[1].split("\n", 1)[0].split()) == sorted(on), r.stdout
     if board == "esp32-wroom.json":
-        assert s["left_out"] == WROOM_LEFT_OUT and s["total_mpy"] <= build.LIMIT
+        # (this tree is x64 code for the host; the 200 KB limit is checked on the xtensawin
+        # build, whose native modules are smaller, by test_size_target_and_report)
+        assert s["left_out"] == WROOM_LEFT_OUT

@@ -418,7 +418,9 @@ class ShipNode:
                         self.adm.stage(h.slot, h.gen, A.HELLO, now)
                     elif conn.state > C.HELLO and not self._promote(h, len(self.peers.get(ski, ())) > 1):
                         # approved while pending, but the trusted sessions are all taken
-                        conn.abort(C.CLOSE_NORMAL, "no session")
+                        log.warn(_TAG, "%s: SKI %s refused, %d sessions already", peer.addr, ski, self.adm.sessions)
+                        self.stats["rejected"] += 1
+                        conn.abort(C.CLOSE_NORMAL, "too many sessions")
                 self._resolve_double(peer)
                 await self._flush(peer)
                 if conn.state in (C.DATA, C.CLOSING):
