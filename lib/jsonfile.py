@@ -27,11 +27,19 @@ def read(path, default):
 
 def write(path, doc):
     tmp = "%s.%d-%d.tmp" % (path, ticks_ms(), getrandbits(24))
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-        f.flush()
-        if not MICROPYTHON:
-            os.fsync(f.fileno())  # MicroPython's close() syncs the file itself
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+            f.flush()
+            if not MICROPYTHON:
+                os.fsync(f.fileno())  # MicroPython's close() syncs the file itself
+        os.rename(tmp, path)
+    except Exception:
+        # the names are unique, so a failed write would leave its temp file on flash for good
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
     if MICROPYTHON and hasattr(os, "sync"):
         os.sync()  # the ESP32's: the rename reaches the flash now

@@ -264,7 +264,7 @@ def resume(data=None):
 
 
 def _bound(f):
-    return lambda self, *a: f(*a, gw=self.gw)
+    return lambda self, *a, **k: f(*a, gw=self.gw, **k)
 
 
 class Diag:

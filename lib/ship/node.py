@@ -136,6 +136,7 @@ class ShipNode:
         self._cert = cert_der
         self._key = key_der
         self._dial_task = None
+        self._stopping = False
         # benchmark hook: probe(event) after every step of a connection ("step", "closed")
         self.probe = None
 
@@ -158,16 +159,14 @@ class ShipNode:
         """Keep a connection to a CEM (configured, or found by mDNS): dials while it is
         trusted and not connected, with back-off. cem: dict host, port, ski, path."""
         self.cfg["cem"] = cem
-        if self._dial_task is None:
+        if self._dial_task is None and not self._stopping:
             self._dial_task = asyncio.create_task(self._dial_loop(cem))
 
     async def stop(self, wait_ms=2000):
         """An orderly stop: no new connections, every session closed with connectionClose
         (announce; the peer confirms, or our close timer ends it), waiting at most wait_ms
         for them to end; the transport of a session still open then goes with the process."""
-        if self._dial_task:
-            self._dial_task.cancel()
-            self._dial_task = None
+        self._stopping = True  # no new dial, no new session (_dial_loop, dial_cem, _run)
         if self._sweeper:
             self._sweeper.cancel()
             self._sweeper = None
@@ -179,6 +178,9 @@ class ShipNode:
         t0 = time.ticks_ms()
         while self.peers and time.ticks_diff(time.ticks_ms(), t0) < wait_ms:
             await asyncio.sleep_ms(20)
+        if self._dial_task:  # after the wait: the dialled session has sent its goodbye
+            self._dial_task.cancel()
+            self._dial_task = None
         if self.server:
             await self.server.wait_closed()
             self.server = None
@@ -292,8 +294,10 @@ class ShipNode:
     async def _dial_loop(self, cem):
         ski = T.normalize_ski(cem["ski"])
         backoff = DialBackoff(random.randint)
-        while True:
+        while not self._stopping:
             await asyncio.sleep_ms(backoff.next_delay())
+            if self._stopping:
+                break
             if ski in self.peers or not self.trust.is_trusted(ski):
                 # prefer being dialed; dial only trusted peers we are not connected to
                 await asyncio.sleep_ms(_TRUST_POLL_MS)
@@ -340,6 +344,9 @@ class ShipNode:
         ws.close_ms = t.close
 
     async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None):
+        if self._stopping:  # accepted or dialled before stop(), through TLS after it
+            await ws.close(1001, "going away")
+            return None
         now = time.ticks_ms()
         decision = self.trust.decide(ski, now, addr)
         if h is None:
@@ -414,9 +421,12 @@ class ShipNode:
                     peer.trust_at = now
                     self._check_trust(peer, now)
                 if h.slot >= 0 and not h.session and conn.state != C.CLOSED:
+                    # a stranger typing the PIN stays pre-auth (its slot keeps the HELLO stage and
+                    # deadline) until the PIN or an approval makes it trusted
                     if conn.state == C.HELLO:
                         self.adm.stage(h.slot, h.gen, A.HELLO, now)
-                    elif conn.state > C.HELLO and not self._promote(h, len(self.peers.get(ski, ())) > 1):
+                    elif conn.state > C.HELLO and not conn.awaiting_pin and not self._promote(
+                            h, len(self.peers.get(ski, ())) > 1):
                         # approved while pending, but the trusted sessions are all taken
                         log.warn(_TAG, "%s: SKI %s refused, %d sessions already", peer.addr, ski, self.adm.sessions)
                         self.stats["rejected"] += 1
@@ -436,7 +446,8 @@ class ShipNode:
             self._release(h)
             self._unregister(peer)
             peer.spine.closed(peer)
-            self.trust.forget_pending(ski)
+            if ski not in self.peers:  # a newer connection of the same peer keeps its request
+                self.trust.forget_pending(ski)
             if conn.close_code == C.CLOSE_REJECTED:
                 self.stats["rejected"] += 1
             log.info(_TAG, "%s: closed (%d %s)", addr, conn.close_code, conn.close_reason)
@@ -502,7 +513,9 @@ class ShipNode:
             self.trust.add(peer.ski, by="pin")
             log.warn(_TAG, "%s: SKI %s paired by PIN, now trusted", peer.addr, peer.ski)
             print("pairing: trusted SKI %s (PIN)" % peer.ski)
-        except ValueError as e:  # the store is full: this connection goes on, nothing persists
+        except (ValueError, OSError) as e:
+            # the store is full or unreadable: trusted for this run (as decide() does), not kept
+            self.trust.trusted[peer.ski] = {"id": None, "by": "pin"}
             log.error(_TAG, "%s: cannot keep SKI %s: %s", peer.addr, peer.ski, e)
 
     def _save_pin(self):

@@ -167,13 +167,9 @@ def load_or_make_secret(path, urandom):
 
 
 def load_state(path):
-    import json
+    import jsonfile
 
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    return jsonfile.read(path, None)
 
 
 def save_state(path, guard):

@@ -77,6 +77,8 @@ def _body_link_request(w, arg):
 class Session:
     """app: the SPINE application (usecases.station.SpineApp): device, use cases, write approval."""
 
+    sub_epoch = 0  # counts subscriptions made in any session (usecases.measurement.Delta)
+
     def __init__(self, app):
         self.app = app
         self.dev = app.device
@@ -367,6 +369,8 @@ class Session:
             return
         self._link_id += 1
         lst.append([self._link_id, client, Addr(self.dev.address, server.entity, server.feature)])
+        if not binding:
+            Session.sub_epoch += 1  # a new subscription somewhere: change-only notifies start over
         self._result(inc, D.E_OK)
 
     def _link_delete(self, inc, binding):

@@ -6,6 +6,7 @@
 from charger import F_EV_MAX
 from spine.device import OPS_READ, SERVER, Feature
 from spine.table import emit_list, field, list_function, scaled
+from spine.session import Session
 
 PHASES = ("a", "b", "c")
 # parameter elements of a per-phase value measured against neutral
@@ -96,7 +97,7 @@ class Delta:
                     steps[d[1]] = v - 1e-6  # 7.1 - 7.0 is 0.0999... in binary
         self.steps = steps
         self.sent = [None] * len(steps)
-        self.subs = 0  # subscribers at the last notify
+        self.epoch = -1  # Session.sub_epoch at the last notify
 
     def reset(self):
         # the next notify is a full one (a new EV, whose peer data went with its entity)
@@ -107,11 +108,13 @@ class Delta:
         """Notify the rows that moved a step (measured() rows); all rows moved: a full notify.
         A new subscriber gets the whole list first (it may not have read it)."""
         n = app.subscribers(entity, fid)
-        if n > self.subs:
-            self.reset()
-        self.subs = n
         if not n:
             return
+        if Session.sub_epoch != self.epoch:
+            # a subscription was made since the last notify (perhaps a new peer in place of
+            # one that left): the whole list first, whatever the count of subscribers
+            self.epoch = Session.sub_epoch
+            self.reset()
         sent = self.sent
         steps = self.steps
         out = []
