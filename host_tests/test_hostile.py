@@ -280,6 +280,42 @@ def test_pending_list_cannot_be_starved(gw, cem):
     settle(gw, cem)
 
 
+def test_pending_peers_second_connection_keeps_its_request(tmp_path, cem):
+    """Regression (review of 18f2a7e): an unknown peer held pending opens a second connection;
+    the newer one wins (double connection) and the older one's end dropped the pairing request,
+    so the newer one was closed with 4452 "pairing request dropped" at the next trust poll. The
+    request stays: the newer connection is still pending after 2.5 s and diag.pending() lists it."""
+    g = start_gateway(tmp_path / "double", cem, console=True)
+    try:
+        stranger = certs.create(cn="TwoTabs")
+        ski = certs.ski_hex(stranger[0])
+
+        async def go():
+            first = Intruder(g.port, cert=stranger)
+            assert await first.pending() == "pending"
+            await asyncio.sleep(0.3)
+            second = Intruder(g.port, cert=stranger)
+            try:
+                phase = await second.pending()
+            except (ConnectionError, ssl.SSLError, OSError) as e:
+                raise AssertionError("the newer connection was closed at once: %r" % (e,))
+            assert phase == "pending"
+            try:
+                assert await first.closed_within(3.0), "the older connection was kept"
+                assert not await second.closed_within(2.5), "the newer connection lost its pairing request"
+                mark = g.mark()
+                g.type("diag.pending()")
+                g.wait_for(r"^%s  from " % ski, start=mark, timeout=5)
+            finally:
+                first.close()
+                second.close()
+
+        run(go())
+        assert "pairing request dropped" not in g.output()
+    finally:
+        g.stop()
+
+
 # ---- 4. a peer that does not read ----------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from support.gateway_proc import Gateway
+from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.shipmsg import CLOSE_REJECTED, ShipError
@@ -199,3 +199,48 @@ def test_unknown_control_messages_keep_the_session(plain_gw):
 
     run(go())
     plain_gw.wait_for(r"ignored unknown control message commissioningRequestXY")
+
+
+async def stranger_at_pin(gw, ident):
+    """A stranger through hello (the gateway says ready: it may type the PIN) and the protocol
+    handshake, then sitting in the PIN phase without typing one."""
+    p = peer(ident, ship_id="Stranger-%s" % ident.ski[:6])
+    await p.connect(HOST, gw.port, expected_ski=gw.ski)
+    await p.upgrade()
+    await p.cmi()
+    await p.hello("ready")
+    await p.protocol_handshake()
+    return p
+
+
+@pytest.mark.parametrize("strangers", [2, 3])
+def test_strangers_awaiting_the_pin_take_no_session_slot(tmp_path, strangers):
+    """Regression (review of 18f2a7e): with a PIN mode on, a stranger let through hello to type
+    the PIN was promoted to a trusted session; two of them (max_sessions 2) locked the trusted
+    CEM out with 1013 "too many sessions". They stay pre-auth until the PIN makes them trusted."""
+    cem = Identity.generate(common_name="SlotCEM")
+    # a hello (and PIN) timer long enough that the strangers still sit there when the CEM dials
+    g = Gateway(tmp_path / "slots", ship={"pin_mode": "required", "pin": PIN, "max_sessions": 2,
+                                          "timers_ms": dict(FAST_TIMERS, hello=20000)})
+    g.trust(cem.ski)
+    g.start()
+    try:
+        async def go():
+            held = []
+            for i in range(strangers):
+                held.append(await stranger_at_pin(g, Identity.generate(common_name="Stranger%d" % i)))
+            await asyncio.sleep(0.5)  # the gateway's loop has seen them in the PIN phase
+            assert sum(1 for s in held if s.close_code is None) >= 2
+            p = peer(cem, ship_id="SlotCEM-1")
+            await p.dial(HOST, g.port, expected_ski=g.ski)
+            assert p.handshake_complete
+            dg = await p.recv_datagram(timeout=5)
+            assert dg["header"]["cmdClassifier"] == "read"
+            assert await p.close()
+            for s in held:
+                await s.drop()
+
+        run(go(), timeout=60)
+        assert "too many sessions" not in g.output()
+    finally:
+        g.stop()

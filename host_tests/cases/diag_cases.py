@@ -45,3 +45,25 @@ def case_status_without_gateway():
     diag.status()
     diag.peers()
     diag.logs()
+
+
+class _Gw:
+    # what the bound screens use of a running gateway (gateway.app.Gateway)
+    def __init__(self):
+        self.windows = []
+        self.trust = TrustStore(_fresh() + "/trust.json")
+
+    def pair(self, seconds):
+        self.windows.append(seconds)
+
+
+def case_bound_diag_takes_keywords():
+    # the console's `diag` is Diag(gw): diag.pair(seconds=60) reaches pair(seconds=60, gw=gw)
+    gw = _Gw()
+    d = diag.Diag(gw)
+    d.pair(seconds=60)
+    d.pair(30)
+    d.pair()
+    assert gw.windows == [60, 30, None]
+    d.approve(ski=SKI)
+    assert gw.trust.is_trusted(SKI)

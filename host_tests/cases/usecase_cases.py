@@ -607,3 +607,31 @@ def case_opev_falls_back_when_its_writer_falls_silent_or_leaves():
     assert ch.effective()[0] == (6, 6, 6) and ch.effective()[1] == 6
     # the guard's heartbeat never supervised OPEV: it did not write it
     assert app.ev.opev.owner is None
+
+
+def case_measurement_notify_whole_for_a_new_subscriber_in_place_of_one_that_left():
+    # one subscriber leaves and another session subscribes before the next notify: the count of
+    # subscribers is the same, but the newcomer has not seen the list: the next notify is whole
+    app, ch, hems, guard = two_peers(plugged=True)
+    clock = app.clock
+    link_from(CEM, hems, "sub", (EV, 6), ([1], 7), "Measurement")
+
+    def second(s, **changes):
+        ch.update(**changes)
+        clock.t += 1000
+        app.tick(clock.t)
+        return _meas_notifies(s)
+
+    n = second(hems, i1=10.5, i2=10.5, i3=10.5, u1=230.0, u2=230.0, u3=230.0, power=7245, total_wh=5000,
+               session_wh=0)
+    assert len(n) == 1 and b'"filter"' not in n[0] and n[0].count(b'{"measurementId":') == 7, n
+    n = second(hems, i1=11.1)
+    assert len(n) == 1 and b'"filter"' in n[0], n  # only what moved
+    # the HEMS goes, the guard subscribes: still one subscriber
+    app.sessions.remove(hems)
+    app.peer_lost(hems, clock.t)
+    link_from(GUARD, guard, "sub", (EV, 6), ([1], 7), "Measurement")
+    assert app.subscribers(tuple(EV), 6) == 1
+    n = second(guard, i1=11.7)
+    assert len(n) == 1, n
+    assert b'"filter"' not in n[0] and n[0].count(b'{"measurementId":') == 7, n[0]
