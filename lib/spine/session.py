@@ -77,7 +77,7 @@ def _body_link_request(w, arg):
 class Session:
     """app: the SPINE application (usecases.station.SpineApp): device, use cases, write approval."""
 
-    sub_epoch = 0  # counts subscriptions made in any session (usecases.measurement.Delta)
+    sub_epoch = 0  # counts subscriptions made in any session (SpineApp.sub_epoch, for usecases.measurement.Delta)
 
     def __init__(self, app):
         self.app = app

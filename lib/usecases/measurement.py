@@ -6,7 +6,6 @@
 from charger import F_EV_MAX
 from spine.device import OPS_READ, SERVER, Feature
 from spine.table import emit_list, field, list_function, scaled
-from spine.session import Session
 
 PHASES = ("a", "b", "c")
 # parameter elements of a per-phase value measured against neutral
@@ -97,7 +96,7 @@ class Delta:
                     steps[d[1]] = v - 1e-6  # 7.1 - 7.0 is 0.0999... in binary
         self.steps = steps
         self.sent = [None] * len(steps)
-        self.epoch = -1  # Session.sub_epoch at the last notify
+        self.epoch = -1  # app.sub_epoch() at the last notify
 
     def reset(self):
         # the next notify is a full one (a new EV, whose peer data went with its entity)
@@ -110,10 +109,11 @@ class Delta:
         n = app.subscribers(entity, fid)
         if not n:
             return
-        if Session.sub_epoch != self.epoch:
+        e = app.sub_epoch()
+        if e != self.epoch:
             # a subscription was made since the last notify (perhaps a new peer in place of
             # one that left): the whole list first, whatever the count of subscribers
-            self.epoch = Session.sub_epoch
+            self.epoch = e
             self.reset()
         sent = self.sent
         steps = self.steps

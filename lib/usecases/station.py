@@ -161,6 +161,10 @@ class SpineApp:
         if sent:
             self._wake()
 
+    def sub_epoch(self):
+        """Changes whenever a session makes a subscription (spine.session.Session.sub_epoch)."""
+        return Session.sub_epoch
+
     def subscribers(self, entity, fid):
         """Sessions subscribed to a feature of ours."""
         f = self.device.feature(entity, fid)
