@@ -260,7 +260,7 @@ def test_flood_starves_nothing_and_leaks_nothing(rig, tmp_path):
     def heap_after(coro):
         mark = gw.mark()
         asyncio.run(asyncio.wait_for(coro, 40))
-        return int(gw.wait_for(r"^HEAP closed (\d+)", 10, mark).group(1))
+        return int(gw.wait_for(r"^HEAP closed (\d+) open 0$", 10, mark).group(1))
 
     heap_after(ship_session())  # first session: one-time set-up lands before the baseline
     # the smallest of three sessions: the GC is conservative, a stale word may keep a block

@@ -3,7 +3,7 @@
 The attackers (host_tests/support/attacker.py) are CPython and independent of lib/; the trusted energy
 manager is the independent test CEM (tools/testcem). After every attack the test CEM must still
 reach data exchange, and the gateway's live heap must come back to its baseline (the heap probe
-of tools/host_run.py prints "HEAP closed N" after every connection).
+of tools/host_run.py prints "HEAP closed N open K" after every connection).
 
 The first five tests are the defects of the issue "A hostile LAN cannot lock out the trusted
 energy manager"; each failed at the commit before the fixes (3a58225's lib/):
@@ -83,21 +83,27 @@ async def served(gw, cem, tries=6, pause=0.5):
 
 
 def heap_after_session(gw, cem):
-    """Live heap once a good session has ended (the heap probe's figure)."""
+    """Live heap once a good session has ended and no other connection is open (the heap
+    probe's figure; one taken while an attacker's connection was still closing would count it)."""
     mark = gw.mark()
     run(served(gw, cem))
-    return int(gw.wait_for(r"^HEAP closed (\d+)", start=mark, timeout=10).group(1))
+    return int(gw.wait_for(r"^HEAP closed (\d+) open 0$", start=mark, timeout=10).group(1))
 
 
-def settle(gw, cem):
+def settle(gw, cem, tries=3):
     """Once the attackers are gone: a good session, then the live heap against the baseline
-    (the figure after the module's first good session)."""
+    (the figure after the module's first good session). The GC is conservative: a stale word on
+    the C stack can keep a freed TLS context alive through one collection, so a figure over the
+    slack is taken again after another session; a leak stays over it every time."""
     time.sleep(1.0)  # the gateway notices the attackers' closes
-    heap = heap_after_session(gw, cem)
-    if gw.baseline is None:
-        gw.baseline = heap
-    assert heap - gw.baseline < HEAP_SLACK, "live heap %d, baseline %d" % (heap, gw.baseline)
-    return heap
+    seen = []
+    for _ in range(tries):
+        seen.append(heap_after_session(gw, cem))
+        if gw.baseline is None:
+            gw.baseline = seen[0]
+        if seen[-1] - gw.baseline < HEAP_SLACK:
+            return seen[-1]
+    raise AssertionError("live heap %s, baseline %d" % (seen, gw.baseline))
 
 
 @pytest.fixture(autouse=True)

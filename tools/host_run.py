@@ -1,6 +1,7 @@
 # Runs the gateway on the host under the MicroPython unix port (make run, end-to-end tests):
 #   MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD_CONFIG DATA_DIR
-# GW_HEAP_PROBE=1 prints live-heap figures for the benchmarks ("HEAP base|max|conn N");
+# GW_HEAP_PROBE=1 prints live-heap figures for the benchmarks ("HEAP base|max N", and
+# "HEAP closed N open K" once a connection has ended, K connections still open);
 # GW_HEAP_PROBE=live also the live heap after every connection step ("HEAP live N").
 import gc
 import os
@@ -15,8 +16,14 @@ class HeapProbe:
         self.base = 0
         self.high = 0
         self.live = os.getenv("GW_HEAP_PROBE") == "live"
+        self.open = 0  # accepted connections not yet closed
 
     def __call__(self, event):
+        if event == "open":
+            self.open += 1
+            return
+        if event == "closed":
+            self.open -= 1
         gc.collect()
         a = gc.mem_alloc()
         if event in ("imports", "base"):
@@ -39,7 +46,8 @@ class HeapProbe:
 
         await asyncio.sleep_ms(20)
         gc.collect()
-        print("HEAP closed", gc.mem_alloc())
+        # "open K": connections still open then; a figure with K > 0 includes their memory
+        print("HEAP closed %d open %d" % (gc.mem_alloc(), self.open))
 
 
 if len(sys.argv) != 3:

@@ -55,7 +55,7 @@ def run_once(tmp_path, cem, heapsize=None, tag="x", sessions=1):
         for _ in range(sessions):
             mark = gw.mark()
             scenario(gw, cem)
-            closed.append(int(gw.wait_for(r"^HEAP closed (\d+)", start=mark).group(1)))
+            closed.append(int(gw.wait_for(r"^HEAP closed (\d+) open 0$", start=mark).group(1)))
         heap = {"closed": closed}
         for line in gw.output().splitlines():
             m = re.match(r"HEAP (imports|base|max) (\d+)$", line)

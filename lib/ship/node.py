@@ -137,7 +137,8 @@ class ShipNode:
         self._key = key_der
         self._dial_task = None
         self._stopping = False
-        # benchmark hook: probe(event) after every step of a connection ("step", "closed")
+        # benchmark hook: probe(event) as a connection is accepted ("open"), after every step of it
+        # ("step") and once it is gone ("closed")
         self.probe = None
 
     # ---- server ---------------------------------------------------------------------------
@@ -251,6 +252,8 @@ class ShipNode:
             return
         h = _Admitted(slot, gen, asyncio.current_task())
         self._slots[slot] = h
+        if self.probe:
+            self.probe("open")
         addr = _peer_text(writer)
         ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"])
         self._deadlines(ws)
