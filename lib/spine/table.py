@@ -46,42 +46,76 @@ def number(v):
     return n // d if n % d == 0 else n / d
 
 
+# ISO 8601 duration designators with their seconds (a month 30 days, a year 365), date part
+# and time part. Strings and tuples: constants in flash when frozen.
+_DATE_UNITS = "YMWD"
+_DATE_S = (31536000, 2592000, 604800, 86400)
+_TIME_UNITS = "HMS"
+_TIME_S = (3600, 60, 1)
+DURATION_MAX_S = 999999999  # ~31.7 years: longer durations are clamped (a small int on the ESP32)
+_FRAC_DIGITS = 9  # fraction digits kept (a small int); the rest is below 0.04 s even for a year
+
+
 def duration_s(text):
-    """Seconds of an ISO 8601 duration (PT2H, P1DT30M, PT1H2M3S, PT0.5S), or None."""
+    """Seconds of an ISO 8601 duration (PT2H, P1DT30M, PT1H2M3S, PT0.5S, -PT5S), rounded, or None.
+    Magnitudes above DURATION_MAX_S are clamped to it: the digits come from a peer and are counted
+    without ever building a big integer."""
     if not isinstance(text, str) or len(text) > 40:
         return None
-    neg = text.startswith("-")
-    if neg:
-        text = text[1:]
-    if not text.startswith("P") or len(text) < 3:
+    n = len(text)
+    i = 1 if text.startswith("-") else 0
+    if n - i < 3 or text[i] != "P":
         return None
-    total = 0
-    num = ""
-    in_time = False
+    i += 1
+    units, secs = _DATE_UNITS, _DATE_S
+    total = 0  # whole seconds, at most DURATION_MAX_S + 1 ("more than the cap")
+    frac = 0.0  # seconds from fractions
     seen = False
-    for ch in text[1:]:
-        if ch == "T":
-            if in_time or num:
+    while i < n:
+        if text[i] == "T":
+            if units is _TIME_UNITS:
                 return None
-            in_time = True
-        elif ch.isdigit() or ch == ".":
-            num += ch
+            units, secs = _TIME_UNITS, _TIME_S
+            i += 1
+            continue
+        j = i
+        v = 0
+        while j < n and "0" <= text[j] <= "9":
+            d = ord(text[j]) - 48
+            v = v * 10 + d if v <= (DURATION_MAX_S - d) // 10 else DURATION_MAX_S + 1
+            j += 1
+        f = 0
+        fd = 0
+        if j < n and text[j] == ".":
+            j += 1
+            while j < n and "0" <= text[j] <= "9":
+                if fd < _FRAC_DIGITS:
+                    f = f * 10 + ord(text[j]) - 48
+                    fd += 1
+                j += 1
+            if j == i + 1:  # "." alone
+                return None
+        if j == i or j >= n:
+            return None  # a designator without a number, or a number without a designator
+        k = units.find(text[j])
+        if k < 0:
+            return None
+        m = secs[k]
+        if v > (DURATION_MAX_S - total) // m:
+            total = DURATION_MAX_S + 1
         else:
-            if not num or num.count(".") > 1 or num == ".":
-                return None
-            mult = {"Y": 31536000, "W": 604800, "D": 86400} if not in_time else {"H": 3600, "M": 60, "S": 1}
-            if not in_time and ch == "M":
-                mult = {"M": 2592000}
-            if ch not in mult:
-                return None
-            total += (float(num) if "." in num else int(num)) * mult[ch]
-            num = ""
-            seen = True
-    if num or not seen:
+            total += v * m
+        if f:
+            frac += f / (10 ** fd) * m  # float first: f * m could be a big integer
+        seen = True
+        i = j + 1
+    if not seen:
         return None
-    if isinstance(total, float):
-        total = int(total + 0.5)
-    return -total if neg else total
+    if total <= DURATION_MAX_S and frac:
+        total = int(total + frac + 0.5)
+    if total > DURATION_MAX_S:
+        total = DURATION_MAX_S
+    return -total if text[0] == "-" else total
 
 
 def duration_text(s):
