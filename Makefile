@@ -48,15 +48,20 @@ certs: venv
 # output goes to $(RUN_DIR)/sim.log. The simulator stops when the gateway does. In a terminal
 # the gateway's console runs (GW_CONSOLE=tty); Ctrl-D there ends the gateway with status 4
 # (lib/gateway/console.py RESTART_STATUS) and the loop starts it again, the device's soft reset.
+# The gateway runs in the background of this shell so that a SIGTERM to make reaches it: the
+# shell's trap turns it into SIGINT, the gateway's orderly stop (SHIP goodbyes), as `gw run` does.
+# A Ctrl-C in a terminal reaches the gateway directly. Its stdin is the terminal through fd 3
+# (an asynchronous command's own stdin is /dev/null).
 SIM_ARGS = --map board_configs/chargers/sim.json --port 5020 --rtu-over-tcp --control-port 5021
 
 run: certs
-	@tools/gw sim $(SIM_ARGS) >$(RUN_DIR)/sim.log 2>&1 & sim=$$!; \
-	trap 'kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT INT TERM; \
-	console=; [ -t 0 ] && console=tty; \
+	@tools/gw sim $(SIM_ARGS) >$(RUN_DIR)/sim.log 2>&1 & sim=$$!; gw=; \
+	trap '[ -n "$$gw" ] && wait $$gw 2>/dev/null; kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT; \
+	trap 'kill -INT $$gw 2>/dev/null; exit 143' TERM; trap 'exit 130' INT; \
+	console=; [ -t 0 ] && console=tty; exec 3<&0; \
 	while :; do \
-	  GW_CONSOLE=$$console MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR); \
-	  rc=$$?; [ $$rc -eq 4 ] || exit $$rc; echo "gateway restarting (Ctrl-D at the console)"; \
+	  GW_CONSOLE=$$console MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR) <&3 3<&- & \
+	  gw=$$!; wait $$gw; rc=$$?; gw=; [ $$rc -eq 4 ] || exit $$rc; echo "gateway restarting (Ctrl-D at the console)"; \
 	done
 
 clean:
