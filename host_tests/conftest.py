@@ -11,9 +11,9 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# host_tests/ for the support package and the cases; lib/ for the sans-IO cores under CPython;
-# tools/ for the test peers.
-for p in (os.path.join(ROOT, "tools"), os.path.join(ROOT, "lib"), HERE):
+# host_tests/ for the support package and the cases; lib/ and native/ for the sans-IO cores
+# under CPython; tools/ for the test peers.
+for p in (os.path.join(ROOT, "tools"), os.path.join(ROOT, "native"), os.path.join(ROOT, "lib"), HERE):
     if p not in sys.path:
         sys.path.insert(0, p)
 

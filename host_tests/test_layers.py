@@ -1,5 +1,5 @@
-"""Which way the imports in lib/ run (the rooms of README "Layout"): every lib/ module is
-parsed with ast, imports inside functions included, and each import between lib modules must
+"""Which way the imports in lib/ run (the rooms of README "Layout"): every lib/ and native/
+module is parsed with ast, imports inside functions included, and each import between them must
 go from a room to one it may import; no two modules may import each other round a circle.
 
 A lib package or top-level module missing from ROOMS fails the test: give it a room. Rules for
@@ -10,10 +10,14 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
+NATIVE = os.path.join(ROOT, "native")
 
 # The ground floor: shims, the log ring, JSON files, input checks, the UTF-8 validator. Everyone
 # may import it.
 GROUND = ("compat", "log", "jsonfile", "check", "utf8")
+
+# native/: the viper modules, each in the room it serves (utf8 is on the ground floor)
+NATIVE_ROOMS = {"ws_mask": "ws", "eejson_lexer": "eejson", "eejson_escape": "eejson"}
 
 # room -> the rooms it may import (besides itself and the ground floor)
 ALLOWED = {
@@ -37,18 +41,21 @@ def room(mod):
     top = mod.split(".", 1)[0]
     if top in GROUND:
         return "ground"
+    if top in NATIVE_ROOMS:
+        return NATIVE_ROOMS[top]
     return top if top in ALLOWED else None
 
 
 def lib_modules():
-    """{dotted name: path} of every .py under lib/."""
+    """{dotted name: path} of every .py under lib/ and native/ (one import path on the device)."""
     out = {}
-    for d, dirs, files in os.walk(LIB):
-        dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__"))]
-        for f in files:
-            if f.endswith(".py"):
-                rel = os.path.relpath(os.path.join(d, f), LIB)[:-3].replace(os.sep, ".")
-                out[rel[: -len(".__init__")] if rel.endswith(".__init__") else rel] = os.path.join(d, f)
+    for top in (LIB, NATIVE):
+        for d, dirs, files in os.walk(top):
+            dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__"))]
+            for f in files:
+                if f.endswith(".py"):
+                    rel = os.path.relpath(os.path.join(d, f), top)[:-3].replace(os.sep, ".")
+                    out[rel[: -len(".__init__")] if rel.endswith(".__init__") else rel] = os.path.join(d, f)
     return out
 
 

@@ -51,16 +51,18 @@ def ids():
 # independence
 
 def test_testcem_does_not_import_firmware_lib():
-    # import every test CEM module with lib/ on the path and check nothing was loaded from lib/
-    code = ("import sys; sys.path[:0] = [%r, %r]\n"
+    # import every test CEM module with lib/ and native/ on the path and check nothing was
+    # loaded from either
+    code = ("import sys; sys.path[:0] = [%r, %r, %r]\n"
             "import testcem.cli, testcem.ship, testcem.shipmsg, testcem.shipserver, testcem.ws, testcem.dialect\n"
             "import testcem.identity, testcem.tls, testcem.spine, testcem.spinemsg, testcem.spinemodel\n"
             "import testcem.ucbase, testcem.ucevmon, testcem.ucevctl, testcem.ucgrid, testcem.ucdata\n"
             "import testcem.ucrun, testcem.usecases\n"
-            "lib = %r\n"
-            "bad = [n for n, m in list(sys.modules.items()) if (getattr(m, '__file__', None) or '').startswith(lib)]\n"
+            "ours = (%r, %r)\n"
+            "bad = [n for n, m in list(sys.modules.items()) if (getattr(m, '__file__', None) or '').startswith(ours)]\n"
             "print(bad); sys.exit(1 if bad else 0)\n") % (
-        os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), os.path.join(ROOT, "lib") + os.sep)
+        os.path.join(ROOT, "lib"), os.path.join(ROOT, "native"), os.path.join(ROOT, "tools"),
+        os.path.join(ROOT, "lib") + os.sep, os.path.join(ROOT, "native") + os.sep)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
 

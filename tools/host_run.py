@@ -1,5 +1,5 @@
 # Runs the gateway on the host under the MicroPython unix port (make run, end-to-end tests):
-#   MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD_CONFIG DATA_DIR
+#   MICROPYPATH=lib:native:.frozen micropython tools/host_run.py BOARD_CONFIG DATA_DIR
 # GW_HEAP_PROBE=1 prints live-heap figures for the benchmarks ("HEAP base|max N", and
 # "HEAP closed N open K" once a connection has ended, K connections still open);
 # GW_HEAP_PROBE=live also the live heap after every connection step ("HEAP live N").

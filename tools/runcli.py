@@ -5,7 +5,7 @@ the board config and data directory as arguments.
 2. the charging-station simulator, when the board config's charger link is Modbus over TCP to
    a loopback address: gw sim on that port, its control port one above, output in DATA/sim.log
    (--no-sim when another controller listens there)
-3. MICROPYPATH=lib:.frozen micropython tools/host_run.py BOARD DATA, until Ctrl-C; the
+3. MICROPYPATH=lib:native:.frozen micropython tools/host_run.py BOARD DATA, until Ctrl-C; the
    simulator is stopped with it. In a terminal the gateway's console runs (GW_CONSOLE=tty, as
    make run sets it): `gw>` takes diag.status() and the rest, and Ctrl-D restarts the gateway
    (it exits with RESTART_STATUS, the soft reset of the device)
@@ -74,7 +74,7 @@ def run(args):
         log = open(os.path.join(args.data, "sim.log"), "w")
         sim = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         print("charger simulator: %s (log %s)" % (" ".join(argv[2:]), log.name))
-    env = dict(os.environ, MICROPYPATH="%s:.frozen" % os.path.join(ROOT, "lib"))
+    env = dict(os.environ, MICROPYPATH="%s:%s:.frozen" % (os.path.join(ROOT, "lib"), os.path.join(ROOT, "native")))
     if "GW_CONSOLE" not in env and sys.stdin.isatty():
         env["GW_CONSOLE"] = "tty"  # the console in this terminal, as make run has it
     gw = [None]

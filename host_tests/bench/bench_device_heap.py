@@ -39,7 +39,8 @@ import time
 
 if __name__ == "__main__":  # re-run as a script inside unshare -rn: no conftest set the path
     _HT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[:0] = [_HT, os.path.join(os.path.dirname(_HT), "lib"), os.path.join(os.path.dirname(_HT), "tools")]
+    sys.path[:0] = [_HT, os.path.join(os.path.dirname(_HT), "lib"), os.path.join(os.path.dirname(_HT), "native"),
+                    os.path.join(os.path.dirname(_HT), "tools")]
 
 from support import mpyrun
 from support.gateway_proc import Gateway
@@ -401,7 +402,7 @@ def main(tmp, only=None, wheel=True, netns=True):
         log("    (%.0f s so far)" % (time.monotonic() - t0))
     if wheel and (only is None or WHEEL_CONFIG in only) and (netns or not CONFIGS[WHEEL_CONFIG][0]):
         wheel_bin = mpyrun.MICROPYTHON
-        wpath = os.path.join(ROOT, "lib") + ":.frozen"
+        wpath = os.path.join(ROOT, "lib") + ":" + os.path.join(ROOT, "native") + ":.frozen"
         s64, _ = bisect(tmp, WHEEL_CONFIG, wheel_bin, wpath, WHEEL_BRACKET, cems, log)
         log("  64-bit wheel, lib/ from source, config %s: smallest passing heap %s" % (
             WHEEL_CONFIG, "%d KB" % (s64 // 1024) if s64 else "none"))

@@ -657,11 +657,11 @@ def as_plain_python(mod):
 
 
 def case_bytecode_fallback_reads_and_writes_the_same():
-    import eejson.escape
-    import eejson.lexer
+    import eejson_escape
+    import eejson_lexer
 
-    gr = as_plain_python(eejson.lexer)
-    gw = as_plain_python(eejson.escape)
+    gr = as_plain_python(eejson_lexer)
+    gw = as_plain_python(eejson_escape)
     assert not gr["VIPER"] and not gw["VIPER"]
     saved = (reader_mod._lex, reader_mod._shash, reader_mod._same, reader_mod.NATIVE,
              writer_mod._esc_len, writer_mod._esc_copy, writer_mod._copy, writer_mod._itoa, writer_mod._ENC)

@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from support.paths import CASES, HOST_TESTS, LIB, ROOT
+from support.paths import CASES, HOST_TESTS, LIB, NATIVE, ROOT
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MICROPYTHON = os.path.join(VENV_BIN, "micropython")
@@ -38,7 +38,7 @@ def mpy_env(extra_path=(), env=None):
     """os.environ plus ``env`` (a dict of extra variables) and MICROPYPATH."""
     out = dict(os.environ, **(env or {}))
     # .frozen must stay on the path or asyncio disappears.
-    out["MICROPYPATH"] = ":".join([LIB, *extra_path, ".frozen"])
+    out["MICROPYPATH"] = ":".join([LIB, NATIVE, *extra_path, ".frozen"])
     return out
 
 

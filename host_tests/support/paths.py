@@ -20,6 +20,7 @@ SUPPORT = _up(_abspath(__file__).replace("\\", "/"))
 HOST_TESTS = _up(SUPPORT)
 ROOT = _up(HOST_TESTS)
 LIB = ROOT + "/lib"
+NATIVE = ROOT + "/native"  # the viper modules, beside lib/ on every path
 TOOLS = ROOT + "/tools"
 CASES = HOST_TESTS + "/cases"  # the case files shared by both runtimes
 MPY_SCRIPTS = HOST_TESTS + "/mpy"  # scripts run under MicroPython by the tests

@@ -26,17 +26,17 @@
 # memoryviews of it, so a message allocates nothing but the values delivered. A string equal
 # to an entry of a Names table (the keys and enumerations the SPINE layer knows), or to one
 # the runtime has interned already, is handed out without any allocation at all.
-# The lexer is viper (machine code) on MicroPython (lexer.py); under CPython the same code runs
+# The lexer is viper (machine code) on MicroPython (native/eejson_lexer.py); under CPython the same code runs
 # as plain Python.
 from array import array
 
 from compat import MICROPYTHON, const
-from eejson.lexer import lex as _lex, same as _same, shash as _shash
+from eejson_lexer import lex as _lex, same as _same, shash as _shash
 
 _MAX_DEPTH = const(32)
 _MV_CACHE = const(64)  # strings up to this length decode through a cached memoryview
 
-# the state slots read here, named as lexer.py names them (its table lists them all)
+# the state slots read here, named as eejson_lexer.py names them (its table lists them all)
 _POS = const(0)
 _LX = const(1)
 _EX = const(2)

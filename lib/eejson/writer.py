@@ -39,18 +39,18 @@
 # U+2028/U+2029 as \u2028/\u2029, all other UTF-8 passed through. (Go before 1.22 wrote
 # \b and \f as \u0008 and \u000c; readers decode both alike.) Keys are strings likewise.
 # Strings are str (under CPython without lone surrogates: they have no UTF-8 form).
-# Escaping, copying and integers up to 9 digits run in viper (escape.py); a message allocates
+# Escaping, copying and integers up to 9 digits run in viper (native/eejson_escape.py); a message allocates
 # nothing but the sink's tail view, integers beyond 9 digits (str()) and floats.
 from array import array
 
 from compat import MICROPYTHON, const
-from eejson.escape import copy as _copy, esc_copy as _esc_copy, esc_len as _esc_len, itoa as _itoa
+from eejson_escape import copy as _copy, esc_copy as _esc_copy, esc_len as _esc_len, itoa as _itoa
 
 _MAX_DEPTH = const(32)
 _DOBJ = const(1)
 _POBJ = const(2)
 _LIST = const(3)
-# esc_len/esc_copy state slots, as escape.py names them
+# esc_len/esc_copy state slots, as eejson_escape.py names them
 _IN = const(0)
 _LEFT = const(1)
 _OUT = const(2)

@@ -1,8 +1,9 @@
 # RFC 6455 framing without I/O. The decoder is a push parser that unmasks payload in the
 # caller's buffer and hands the sink views of it, so a message of any size passes through a
 # fixed receive buffer; control frames are gathered into a 125-byte buffer owned here.
-from compat import const, xor_mask
+from compat import const
 from utf8 import valid as utf8_valid  # the close reason: strict, as CPython decodes
+from ws_mask import xor_mask
 
 OP_CONT = const(0)
 OP_TEXT = const(1)

@@ -4,7 +4,8 @@
 import asyncio
 import os
 
-from compat import const, xor_mask
+from compat import const
+from ws_mask import xor_mask
 from ws import upgrade
 from ws.codec import (
     OP_BINARY,

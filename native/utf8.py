@@ -1,7 +1,7 @@
 # Strict UTF-8 (RFC 3629: no overlongs, no encoded surrogates, nothing above U+10FFFF), so
 # that MicroPython, whose str decoding checks only the byte structure, agrees with CPython.
 # One validator for the layers above: the WebSocket close reason (ws/codec.py) and the
-# strings of the JSON reader (eejson/lexer.py, whose lexer calls scan() from its viper code
+# strings of the JSON reader (native/eejson_lexer.py, whose lexer calls scan() from its viper code
 # on a run of string bytes that holds a byte >= 0x80).
 #
 # scan(buf, i, end, st, k) checks buf[i:end] as the continuation of the state in st[k:k+3]

@@ -1,4 +1,4 @@
-# The EEBUS JSON reader's hot loops (reader.py): viper functions, machine code on MicroPython.
+# The EEBUS JSON reader's hot loops (lib/eejson/reader.py): viper functions, machine code on MicroPython.
 # A MicroPython module of native code: from source the native emitter compiles it at import;
 # frozen (firmware/manifest.py) or built (tools/gw build) mpy-cross compiles it with the
 # target's -march. Under CPython compat's no-op @micropython.viper and ptr8/ptr32 run the same

@@ -1,4 +1,4 @@
-# The EEBUS JSON writer's hot loops (writer.py): string escaping, copying and small integers as
+# The EEBUS JSON writer's hot loops (lib/eejson/writer.py): string escaping, copying and small integers as
 # viper functions, machine code on MicroPython (compiled at import from source, by mpy-cross
 # with the target's -march when frozen or built); under CPython compat's no-op
 # @micropython.viper and ptr8/ptr32 run the same code as plain Python. Viper reads a str
