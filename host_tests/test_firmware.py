@@ -40,3 +40,68 @@ def test_lib_compiles_for_the_esp32_and_the_host(tmp_path, arch):
                 if out.read_bytes()[2] >> 2:
                     native.append(os.path.relpath(os.path.join(root, f), LIB).replace(os.sep, "/"))
     assert sorted(native) == ["compat.py", "eejson/escape.py", "eejson/lexer.py", "utf8.py"]
+
+
+# --- TLS memory options, per firmware build --------------------------------------------------
+
+FW = os.path.join(mpyrun.ROOT, "firmware")
+# What MicroPython's own ports/esp32/boards/sdkconfig.base (1.28 and 1.29; not in this
+# repository) sets among the options checked below: DTLS on for its tls module, asymmetric
+# buffers, mbedTLS allocating through malloc (PSRAM where there is some).
+PORT_BASE = {"CONFIG_MBEDTLS_SSL_PROTO_DTLS": "y", "CONFIG_MBEDTLS_ASYMMETRIC_CONTENT_LEN": "y",
+             "CONFIG_MBEDTLS_DEFAULT_MEM_ALLOC": "y"}
+# (board, variant, PSRAM): every build firmware/README.md names
+BUILDS = [("OPENEVGW_ESP32", None, False), ("OPENEVGW_ESP32", "POE", False), ("OPENEVGW_ESP32", "SPIRAM", True),
+          ("OPENEVGW_ESP32_S3", None, True), ("OPENEVGW_ESP32_S3", "SPIRAM_OCT", True)]
+
+
+def _defaults(path):
+    text = re.sub(r"#.*", "", open(path).read())
+    out = []
+    for m in re.finditer(r"SDKCONFIG_DEFAULTS([^)]*)\)", text):
+        out += m.group(1).split()
+    return out
+
+
+def effective_sdkconfig(board, variant):
+    """The sdkconfig values of a build as the port's CMakeLists concatenates the fragments (later
+    lines win), the port's own fragments reduced to PORT_BASE."""
+    d = os.path.join(FW, "boards", board)
+    frags = _defaults(os.path.join(d, "mpconfigboard.cmake"))
+    if variant:
+        frags += _defaults(os.path.join(d, "mpconfigvariant_%s.cmake" % variant))
+    out = {}
+    for f in frags:
+        if f == "boards/sdkconfig.base":
+            out.update(PORT_BASE)
+        elif f.startswith("${MICROPY_BOARD_DIR}/"):
+            for line in open(os.path.join(d, f[len("${MICROPY_BOARD_DIR}/"):])):
+                m = re.fullmatch(r"(CONFIG_[A-Z0-9_]+)=(.*)", line.strip())
+                if m:
+                    out[m.group(1)] = m.group(2)
+    return out
+
+
+@pytest.mark.parametrize("board,variant,psram", BUILDS, ids=lambda v: str(v))
+def test_tls_memory_options(board, variant, psram):
+    s = effective_sdkconfig(board, variant)
+    # full-size records in: a SHIP peer (Go crypto/tls, Java) sends up to 16 KB and negotiates
+    # no max_fragment_length
+    assert s["CONFIG_MBEDTLS_SSL_IN_CONTENT_LEN"] == "16384"
+    assert s["CONFIG_MBEDTLS_SSL_OUT_CONTENT_LEN"] == "4096"
+    # one mbedtls_ssl_config per SSLContext serves every connection: never free its key,
+    # certificate or CA list after a handshake
+    assert s.get("CONFIG_MBEDTLS_DYNAMIC_FREE_CONFIG_DATA") == "n"
+    assert s.get("CONFIG_MBEDTLS_DYNAMIC_FREE_CA_CERT") == "n"
+    dynamic = s.get("CONFIG_MBEDTLS_DYNAMIC_BUFFER") == "y"
+    # internal RAM only: per-record buffers; PSRAM: static buffers (there in PSRAM)
+    assert dynamic is not psram
+    if dynamic:
+        # ESP-IDF's Kconfig: DYNAMIC_BUFFER depends on !SSL_PROTO_DTLS and
+        # !SSL_VARIABLE_BUFFER_LENGTH, and TLS 1.3 depends on !DYNAMIC_BUFFER; a dependency
+        # left unmet silently drops the option from the build
+        assert s["CONFIG_MBEDTLS_SSL_PROTO_DTLS"] == "n"
+        assert s.get("CONFIG_MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH") != "y"
+        assert s.get("CONFIG_MBEDTLS_SSL_PROTO_TLS1_3") == "n"
+        assert s["CONFIG_MBEDTLS_ASYMMETRIC_CONTENT_LEN"] == "y"
+
