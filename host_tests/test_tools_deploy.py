@@ -66,8 +66,8 @@ def test_deploy_mpremote_options(capsys, build_dir):
 
 def test_deploy_romfs_exact(capsys, build_dir):
     # lib/ as the ROMFS image first (mpremote refuses a board without a romfs partition, or a too
-    # large image, before it erases anything, and the chain stops), then :lib goes (it would
-    # shadow /rom on sys.path), then the rest of the build to the file system
+    # large image, before it erases anything, and the chain stops), then :lib goes (stale
+    # modules of an earlier file-system deploy), then the rest of the build to the file system
     d = build_dir
     rc, cmds, _ = gw_lines(capsys, "deploy", d, "--port", "/dev/ttyUSB0", "--dry-run", "--romfs")
     assert rc == 0

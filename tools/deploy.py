@@ -17,8 +17,10 @@ to the file system; one connection:
       + fs cp -r DIR/board.json ... DIR/main.py : + reset
 mpremote builds the image from the .mpy tree (--no-mpy: nothing left to compile), refuses a board
 without ROMFS or an image larger than the partition before it erases anything, and the chain
-stops there. :lib is removed after a successful write because /lib comes before /rom on the
-device's sys.path: a module left there from a file-system deploy would shadow the ROMFS copy.
+stops there. On the esp32 port /rom comes before /lib on sys.path (ROMFS is mounted in mp_init,
+/lib appended after it), so the image wins; :lib is removed after a successful write anyway,
+so that a module since dropped from lib/ (a feature turned off, a module removed) cannot still
+be imported from an earlier file-system deploy, and its flash is freed.
 
 With --dry-run both print the exact command lines and touch nothing.
 """

@@ -34,8 +34,8 @@ compiles lib/ with the repository's own `gw build` (--all, -march of that binary
 sys.implementation._mpy) into a temporary tree and bisects the same configurations with
 MICROPYPATH=.frozen:<tree>/lib, so lib/ loads as .mpy files from the file system the way
 `gw deploy` puts it on a stock board: bytecode, constants and qstrs copied into the GC heap at
-import. Either variable alone runs its part; both run both. The stock binary is built locally
-like the frozen one (a variant whose manifest includes only $(MPY_DIR)/extmod/asyncio).
+import. The stock binary is built locally like the frozen one (a variant whose manifest
+includes only $(MPY_DIR)/extmod/asyncio).
 
 ROMFS (the custom firmware's ROMFS variants, `gw deploy --romfs`): GW_MPY32_ROMFS names a third
 build of that kind whose frozen module _gwromfs holds a ROMFS image of lib/ (the tree `gw build
@@ -43,6 +43,8 @@ build of that kind whose frozen module _gwromfs holds a ROMFS image of lib/ (the
 binary's read-only data as a flash partition is, and on import mounts it at /rom (vfs.VfsRom)
 and puts /rom on sys.path, as the firmware does at boot. The gateway is started after
 `import _gwromfs`; .mpy bytecode, strings and qstr text are then used in place from the image.
+The image is the lib/ of the binary's build time, as with GW_MPY32. Each of GW_MPY32,
+GW_MPY32_STOCK and GW_MPY32_ROMFS runs its part alone or with the others.
 """
 
 import asyncio
