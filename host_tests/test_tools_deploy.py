@@ -64,6 +64,37 @@ def test_deploy_mpremote_options(capsys, build_dir):
                      d + "/main.py", ":", "+", "reset"]]
 
 
+def test_deploy_romfs_exact(capsys, build_dir):
+    # lib/ as the ROMFS image first (mpremote refuses a board without a romfs partition, or a too
+    # large image, before it erases anything, and the chain stops), then :lib goes (stale
+    # modules of an earlier file-system deploy), then the rest of the build to the file system
+    d = build_dir
+    rc, cmds, _ = gw_lines(capsys, "deploy", d, "--port", "/dev/ttyUSB0", "--dry-run", "--romfs")
+    assert rc == 0
+    assert cmds == [
+        ["mpremote", "connect", "/dev/ttyUSB0", "exec", PROBE],
+        ["mpremote", "connect", "/dev/ttyUSB0", "romfs", "--no-mpy", "deploy", d + "/lib", "+",
+         "exec", "import os; 'lib' in os.listdir('/') or os.mkdir('/lib')", "+", "fs", "rm", "-r", ":lib", "+",
+         "fs", "cp", "-r", d + "/board.json", d + "/boot.py", d + "/chargers", d + "/data", d + "/main.py", ":",
+         "+", "reset"],
+    ]
+
+
+def test_deploy_romfs_refusals(capsys, build_dir, tmp_path):
+    rc, cmds, err = gw_lines(capsys, "deploy", build_dir, "--port", "/dev/ttyUSB0", "--dry-run", "--romfs",
+                             "--skip-lib")
+    assert rc == 2 and cmds == [] and "choose one" in err
+    rc, cmds, err = gw_lines(capsys, "deploy", build_dir, "--port", "/dev/ttyUSB0", "--dry-run", "--romfs",
+                             "--tool", "ampy")
+    assert rc == 2 and cmds == [] and "--romfs is for mpremote" in err
+    d = tmp_path / "nolib"
+    (d / "data").mkdir(parents=True)
+    (d / "board.json").write_text("{}")
+    (d / ".gw-build").write_text(json.dumps({"mpy": "6.3"}))
+    rc, cmds, err = gw_lines(capsys, "deploy", str(d), "--port", "/dev/ttyUSB0", "--dry-run", "--romfs")
+    assert rc == 2 and cmds == [] and "no lib/" in err
+
+
 def test_deploy_ampy_exact(capsys, build_dir):
     d = build_dir
     rc, cmds, _ = gw_lines(capsys, "deploy", d, "--tool", "ampy", "--port", "/dev/ttyUSB1", "--clean", "--dry-run")
@@ -192,7 +223,9 @@ def test_mpremote_accepts_the_commands(build_dir):
     import deploy
 
     cmds = deploy.mpremote_commands("/dev/ttyUSB0", deploy.entries(build_dir), clean=True, force=True)
+    cmds += deploy.mpremote_commands("/dev/ttyUSB0", deploy.entries(build_dir, True), romfs=build_dir + "/lib")
     cmds += [deploy.check_command("/dev/ttyUSB0")] + deploy.repl_commands("/dev/ttyUSB0")
+    seen = set()
     for cmd in cmds:
         assert cmd[0] == "mpremote"
         # mpremote's own command loop (main.main), parsing without running anything
@@ -215,8 +248,13 @@ def test_mpremote_accepts_the_commands(build_dir):
             a = p.parse_args(rest[:t])
             if name == "fs":
                 assert a.command[0] in ("cp", "rm") and a.recursive
+            if name == "romfs":
+                assert a.command == ["deploy"] and a.mpy is False and a.partition == 0
+                assert os.path.isdir(a.path)
             rest = a.next_command + rest[t:]
         assert names[0] == "connect"
+        seen.update(names)
+    assert {"romfs", "exec", "fs", "repl"} <= seen
 
 
 def test_ampy_knows_the_commands():

@@ -10,6 +10,18 @@ files from a source deploy, which would shadow the .mpy: the importer tries x.py
 ampy (--tool ampy, the fallback for systems where mpremote cannot open the port) needs one
 connection per entry: ampy --port PORT put DIR/lib /lib, ...; ampy reset --hard at the end.
 
+--romfs (mpremote, a firmware with a ROMFS partition: firmware/README.md) writes DIR/lib as a
+ROMFS image to the board's romfs partition, where its bytecode runs in place, and copies the rest
+to the file system; one connection:
+  mpremote connect PORT romfs --no-mpy deploy DIR/lib + exec ENSURE_LIB + fs rm -r :lib
+      + fs cp -r DIR/board.json ... DIR/main.py : + reset
+mpremote builds the image from the .mpy tree (--no-mpy: nothing left to compile), refuses a board
+without ROMFS or an image larger than the partition before it erases anything, and the chain
+stops there. On the esp32 port /rom comes before /lib on sys.path (ROMFS is mounted in mp_init,
+/lib appended after it), so the image wins; :lib is removed after a successful write anyway,
+so that a module since dropped from lib/ (a feature turned off, a module removed) cannot still
+be imported from an earlier file-system deploy, and its flash is freed.
+
 With --dry-run both print the exact command lines and touch nothing.
 """
 
@@ -42,8 +54,12 @@ def check_command(port):
     return ["mpremote", "connect", port, "exec", MPY_PROBE]
 
 
-def mpremote_commands(port, paths, clean=False, force=False, reset=True):
+def mpremote_commands(port, paths, clean=False, force=False, reset=True, romfs=None):
+    """romfs: the build's lib/ to write as the ROMFS image (paths then leave lib/ out)."""
     cmd = ["mpremote", "connect", port]
+    if romfs:
+        cmd += ["romfs", "--no-mpy", "deploy", romfs, "+"]
+        clean = True
     if clean:
         cmd += ["exec", ENSURE_LIB, "+", "fs", "rm", "-r", ":lib", "+"]
     cmd += ["fs", "cp", "-r"] + (["-f"] if force else []) + list(paths) + [":"]
@@ -78,6 +94,9 @@ def configure(p):
     p.add_argument("--force", action="store_true", help="mpremote: copy files even when unchanged")
     p.add_argument("--skip-lib", action="store_true",
                    help="do not copy lib/ (a firmware with lib/ frozen in: frozen modules are found before /lib)")
+    p.add_argument("--romfs", action="store_true",
+                   help="mpremote: write lib/ to the board's ROMFS partition (firmware variant ROMFS), "
+                        "the rest to the file system, and remove :lib")
     p.add_argument("--no-reset", action="store_true", help="do not hard-reset the board afterwards")
     p.add_argument("--no-check", action="store_true",
                    help="mpremote: do not compare the board's mpy version with the build's first")
@@ -86,16 +105,25 @@ def configure(p):
 
 def commands(args):
     """(check, cmds): the version probe to run first (or None) and the copy commands."""
-    paths = entries(args.dir, args.skip_lib)
+    if args.romfs and args.skip_lib:
+        raise ToolError("--romfs writes lib/ to the ROMFS partition; --skip-lib leaves it out: choose one")
+    paths = entries(args.dir, args.skip_lib or args.romfs)
+    romfs = None
+    if args.romfs:
+        romfs = os.path.join(args.dir, "lib")
+        if not os.path.isdir(romfs):
+            raise ToolError("%s has no lib/ to write to the ROMFS partition" % args.dir)
     port = pick_port(args.port, args.dry_run)
     if args.tool == "ampy":
+        if args.romfs:
+            raise ToolError("--romfs is for mpremote (ampy cannot write a ROMFS partition)")
         if args.force:
             raise ToolError("--force is for mpremote (ampy always copies)")
         return None, ampy_commands(port, paths, args.clean, not args.no_reset, args.baud)
     if args.baud:
         raise ToolError("--baud is for ampy (mpremote takes the port's own rate)")
     check = None if (args.no_check or args.skip_lib) else check_command(port)
-    return check, mpremote_commands(port, paths, args.clean, args.force, not args.no_reset)
+    return check, mpremote_commands(port, paths, args.clean, args.force, not args.no_reset, romfs)
 
 
 def run(args):

@@ -27,6 +27,24 @@ mDNS configurations are skipped. Outside a namespace of its own each gateway run
 no port is shared and the runs do not queue behind other users of the lock. GW_DEVHEAP_CONFIGS=all,minimal picks
 configurations; GW_DEVHEAP_WHEEL=0 skips the 64-bit wheel comparison (config "all" run
 from source on .venv's wheel, for the ratio).
+
+The stock-firmware truth: GW_MPY32_STOCK names a second 32-bit unix port of the same version
+with only asyncio frozen, as micropython.org's ESP32_GENERIC firmware has it. The bench then
+compiles lib/ with the repository's own `gw build` (--all, -march of that binary, read from its
+sys.implementation._mpy) into a temporary tree and bisects the same configurations with
+MICROPYPATH=.frozen:<tree>/lib, so lib/ loads as .mpy files from the file system the way
+`gw deploy` puts it on a stock board: bytecode, constants and qstrs copied into the GC heap at
+import. The stock binary is built locally like the frozen one (a variant whose manifest
+includes only $(MPY_DIR)/extmod/asyncio).
+
+ROMFS (the custom firmware's ROMFS variants, `gw deploy --romfs`): GW_MPY32_ROMFS names a third
+build of that kind whose frozen module _gwromfs holds a ROMFS image of lib/ (the tree `gw build
+--all` makes, packed by the pinned mpremote's romfs builder) as a bytes constant, in the
+binary's read-only data as a flash partition is, and on import mounts it at /rom (vfs.VfsRom)
+and puts /rom on sys.path, as the firmware does at boot. The gateway is started after
+`import _gwromfs`; .mpy bytecode, strings and qstr text are then used in place from the image.
+The image is the lib/ of the binary's build time, as with GW_MPY32. Each of GW_MPY32,
+GW_MPY32_STOCK and GW_MPY32_ROMFS runs its part alone or with the others.
 """
 
 import asyncio
@@ -47,6 +65,8 @@ from support.gateway_proc import Gateway
 from support.paths import ROOT
 
 MPY32 = os.environ.get("GW_MPY32")
+MPY32_STOCK = os.environ.get("GW_MPY32_STOCK")
+MPY32_ROMFS = os.environ.get("GW_MPY32_ROMFS")
 INSIDE = os.environ.get("GW_IN_NETNS") == "1"
 LOCK = "/tmp/gw-e2e.lock"
 HOST = "127.0.0.1"
@@ -68,6 +88,9 @@ CONFIGS = {
 }
 WHEEL_CONFIG = "all"
 WHEEL_BRACKET = (192, 896)
+STOCK_BRACKET = (128, 512)  # lib/ as .mpy files: its code lives in the GC heap as well
+ROMFS_BRACKET = (96, 384)
+ROMFS_MODULE = "_gwromfs"  # frozen into the GW_MPY32_ROMFS binary: mounts its image at /rom
 
 _STAGE_RE = re.compile(r"^STAGE (\S+) (\d+) (\d+)$")
 _MAXFREE_RE = re.compile(r"max free sz: (\d+)")
@@ -76,10 +99,11 @@ _MAXFREE_RE = re.compile(r"max free sz: (\d+)")
 class DevGateway(Gateway):
     """gateway_proc.Gateway, started from a chosen binary and import path, console on a pipe."""
 
-    def __init__(self, data_dir, binary, path, **kw):
+    def __init__(self, data_dir, binary, path, prelude=None, **kw):
         super().__init__(data_dir, console=True, **kw)
         self.binary = binary
         self.path = path
+        self.prelude = prelude
 
     def start(self, timeout=30.0):
         env = dict(os.environ, MICROPYPATH=self.path, GW_CONSOLE="pipe")
@@ -88,7 +112,12 @@ class DevGateway(Gateway):
         cmd = [self.binary]
         if self.heapsize:
             cmd += ["-X", "heapsize=%d" % self.heapsize]
-        cmd += [os.path.join(ROOT, "tools", "host_run.py"), self.config_path, self.data_dir]
+        run = [os.path.join(ROOT, "tools", "host_run.py"), self.config_path, self.data_dir]
+        if self.prelude:
+            # the prelude first (it mounts the ROMFS image), then host_run.py as the script
+            cmd += ["-c", "%s\nimport sys\nsys.argv[:] = %r\nexec(open(sys.argv[0]).read())" % (self.prelude, run)]
+        else:
+            cmd += run
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.follow(self.proc.stdout)
@@ -256,7 +285,7 @@ def _stop(gw):
         time.sleep(0.02)
 
 
-def run_once(tmp, name, binary, path, heapsize, cems, probe=False):
+def run_once(tmp, name, binary, path, heapsize, cems, probe=False, prelude=None):
     """One full scenario; (passed, stages, heap probe lines, reason)."""
     from sim import Simulator
 
@@ -272,7 +301,7 @@ def run_once(tmp, name, binary, path, heapsize, cems, probe=False):
             fcntl.flock(lk, fcntl.LOCK_EX)
         sim = Simulator(MAP, port=0, framing="rtu", seed=11).start()
         gw = DevGateway(os.path.join(tmp, "%s-%s-%d-%d" % (name, os.path.basename(binary), heapsize, probe)),
-                        binary, path, heapsize=heapsize, env_probe=probe,
+                        binary, path, prelude, heapsize=heapsize, env_probe=probe,
                         charger={"map": MAP, "link": {"kind": "rtu-over-tcp", "host": HOST, "port": sim.port},
                                  "timeout_ms": 300, "retries": 1},
                         extra=extra)
@@ -309,13 +338,13 @@ def run_once(tmp, name, binary, path, heapsize, cems, probe=False):
         return ok, stages, heap, reason
 
 
-def bisect(tmp, name, binary, path, bracket_kb, cems, log):
+def bisect(tmp, name, binary, path, bracket_kb, cems, log, prelude=None):
     lo, hi = bracket_kb[0] * 1024 // STEP, bracket_kb[1] * 1024 // STEP
     runs = []
 
     def passes(n):
         t = time.monotonic()
-        ok, _, _, why = run_once(tmp, name, binary, path, n * STEP, cems)
+        ok, _, _, why = run_once(tmp, name, binary, path, n * STEP, cems, prelude=prelude)
         runs.append((n * STEP, ok))
         log("    %-9s heap %4d KB: %s (%.0f s)%s" % (name, n * STEP // 1024, "pass" if ok else "FAIL",
                                                    time.monotonic() - t, "" if ok else "  " + why))
@@ -338,7 +367,17 @@ def word_bytes(binary, path):
     return 8 if p.stdout.strip() == "True" else 4
 
 
-def module_costs(binary, path):
+def romfs_check(binary):
+    """Where the ROMFS binary's gateway.app comes from: it must be the mounted image."""
+    p = subprocess.run([binary, "-c", "import %s, gateway.app; print(gateway.app.__file__)" % ROMFS_MODULE],
+                       env=dict(os.environ, MICROPYPATH=".frozen"), cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    where = p.stdout.strip()
+    assert where.startswith("/rom/"), "GW_MPY32_ROMFS: gateway.app not from /rom: %r %s" % (where, p.stderr[-300:])
+    return where
+
+
+def module_costs(binary, path, prelude=""):
     """Live heap that importing each lib/ package or module alone adds, in a fresh process."""
     mods = ["compat", "log", "charger", "jsonfile", "bridge", "diag", "ws", "eejson", "modbus", "ship", "spine",
             "usecases", "echonet", "mdns", "gateway"]
@@ -349,8 +388,8 @@ def module_costs(binary, path):
     out = {}
     for m in mods + ["ALL"]:
         target = "gateway.app" if m == "ALL" else full.get(m, m)
-        code = ("import gc\ngc.collect()\na=gc.mem_alloc()\nimport %s\ngc.collect()\nprint('COST', gc.mem_alloc()-a)\n"
-                % target)
+        code = (prelude + "import gc\ngc.collect()\na=gc.mem_alloc()\nimport %s\ngc.collect()\n"
+                "print('COST', gc.mem_alloc()-a)\n" % target)
         p = subprocess.run([binary, "-c", code], env=dict(os.environ, MICROPYPATH=path), cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
         m2 = re.search(r"COST (-?\d+)", p.stdout)
@@ -370,6 +409,38 @@ def report_config(log, name, smallest, stages, heap, blk):
         log("    %-18s %9d %9d %16d" % (k, live, free, mx * blk))
 
 
+def stock_tree(tmp, binary):
+    """lib/ compiled by `gw build --all` for binary's mpy version and arch; the MICROPYPATH entry."""
+    import build
+
+    p = subprocess.run([binary, "-c", "import sys; print(sys.implementation._mpy)"], capture_output=True,
+                       text=True, timeout=30)
+    target = build.decode_mpy(int(p.stdout.strip()))
+    out = os.path.join(tmp, "stock-tree")
+    s = build.build(out, march=target[2], target=target, source=binary, limit=1 << 30, all_features=True)
+    return os.path.join(out, "lib"), s
+
+
+def bisect_configs(tmp, names, binary, path, bracket, cems, log, t0, prelude=None):
+    """Smallest passing heap per configuration, with the probed figures."""
+    blk = 4 * word_bytes(binary, path)
+    results = {}
+    for name in names:
+        smallest, _ = bisect(tmp, name, binary, path, bracket or CONFIGS[name][3], cems, log, prelude)
+        stages, heap = {}, {}
+        if smallest:
+            for hs in (smallest, smallest + STEP, smallest + 2 * STEP):
+                ok, stages, heap, why = run_once(tmp, name, binary, path, hs, cems, probe=True, prelude=prelude)
+                if ok:
+                    if hs != smallest:
+                        log("    (figures run at %d KB: the probed run failed at the smallest heap)" % (hs // 1024))
+                    break
+        results[name] = smallest
+        report_config(log, name, smallest, stages, heap, blk)
+        log("    (%.0f s so far)" % (time.monotonic() - t0))
+    return results
+
+
 def main(tmp, only=None, wheel=True, netns=True):
     out = []
 
@@ -381,26 +452,35 @@ def main(tmp, only=None, wheel=True, netns=True):
 
     cems = [Identity.generate(common_name="BenchCEM1"), Identity.generate(common_name="BenchCEM2")]
     path32 = ".frozen"
-    blk32 = 4 * word_bytes(MPY32, path32)
     names = [n for n in CONFIGS if (only is None or n in only) and (netns or not CONFIGS[n][0])]
-    log("device-heap bench: %s (%d-bit, lib/ frozen, MICROPYPATH=.frozen), GC block %d B"
-        % (MPY32, blk32 * 2, blk32))
     results = {}
     t0 = time.monotonic()
-    for name in names:
-        smallest, _ = bisect(tmp, name, MPY32, path32, CONFIGS[name][3], cems, log)
-        stages, heap = {}, {}
-        if smallest:
-            for hs in (smallest, smallest + STEP, smallest + 2 * STEP):
-                ok, stages, heap, why = run_once(tmp, name, MPY32, path32, hs, cems, probe=True)
-                if ok:
-                    if hs != smallest:
-                        log("    (figures run at %d KB: the probed run failed at the smallest heap)" % (hs // 1024))
-                    break
-        results[name] = smallest
-        report_config(log, name, smallest, stages, heap, blk32)
-        log("    (%.0f s so far)" % (time.monotonic() - t0))
-    if wheel and (only is None or WHEEL_CONFIG in only) and (netns or not CONFIGS[WHEEL_CONFIG][0]):
+    if MPY32:
+        log("device-heap bench: %s (%d-bit, lib/ frozen, MICROPYPATH=.frozen), GC block %d B"
+            % (MPY32, word_bytes(MPY32, path32) * 8, 4 * word_bytes(MPY32, path32)))
+        results = bisect_configs(tmp, names, MPY32, path32, None, cems, log, t0)
+    stock, romfs = {}, {}
+    if MPY32_STOCK:
+        lib, s = stock_tree(tmp, MPY32_STOCK)
+        spath = ".frozen:" + lib
+        log("stock-firmware bench: %s (%d-bit, asyncio frozen, lib/ as %d .mpy files, %.1f KB, -march=%s, "
+            "MICROPYPATH=%s)" % (MPY32_STOCK, word_bytes(MPY32_STOCK, spath) * 8, s["lib_files"],
+                                 s["total_mpy"] / 1024.0, s["march"], spath))
+        stock = bisect_configs(tmp, names, MPY32_STOCK, spath, STOCK_BRACKET, cems, log, t0)
+        log("resident after import, 32-bit, lib/ as .mpy files (live heap an import adds in a fresh process, B):")
+        for k, v in module_costs(MPY32_STOCK, spath).items():
+            log("    %-42s %s" % (k, v))
+    if MPY32_ROMFS:
+        where = romfs_check(MPY32_ROMFS)
+        log("ROMFS bench: %s (%d-bit, asyncio frozen, lib/ as .mpy files in a ROMFS image mounted at /rom by "
+            "the frozen module %s; gateway.app from %s)" % (MPY32_ROMFS, word_bytes(MPY32_ROMFS, ".frozen") * 8,
+                                                           ROMFS_MODULE, where))
+        romfs = bisect_configs(tmp, names, MPY32_ROMFS, ".frozen", ROMFS_BRACKET, cems, log, t0,
+                               prelude="import " + ROMFS_MODULE)
+        log("resident after import, 32-bit, lib/ in ROMFS (live heap an import adds in a fresh process, B):")
+        for k, v in module_costs(MPY32_ROMFS, ".frozen", "import %s\n" % ROMFS_MODULE).items():
+            log("    %-42s %s" % (k, v))
+    if MPY32 and wheel and (only is None or WHEEL_CONFIG in only) and (netns or not CONFIGS[WHEEL_CONFIG][0]):
         wheel_bin = mpyrun.MICROPYTHON
         wpath = os.path.join(ROOT, "lib") + ":" + os.path.join(ROOT, "native") + ":.frozen"
         s64, _ = bisect(tmp, WHEEL_CONFIG, wheel_bin, wpath, WHEEL_BRACKET, cems, log)
@@ -408,13 +488,17 @@ def main(tmp, only=None, wheel=True, netns=True):
             WHEEL_CONFIG, "%d KB" % (s64 // 1024) if s64 else "none"))
         if s64 and results.get(WHEEL_CONFIG):
             log("  ratio 32-bit frozen / 64-bit source: %.2f" % (results[WHEEL_CONFIG] / s64))
-    log("resident after import, 32-bit frozen (live heap an import adds in a fresh process, B):")
-    for k, v in module_costs(MPY32, path32).items():
-        log("    %-42s %s" % (k, v))
-    log("summary (32-bit, lib/ frozen, smallest -X heapsize, %d B steps):" % STEP)
-    for name in names:
-        log("    %-9s %s" % (name, "%d KB" % (results[name] // 1024) if results[name] else "none"))
-    return results
+    if MPY32:
+        log("resident after import, 32-bit frozen (live heap an import adds in a fresh process, B):")
+        for k, v in module_costs(MPY32, path32).items():
+            log("    %-42s %s" % (k, v))
+    for label, res in (("lib/ frozen", results), ("lib/ as .mpy files, stock firmware", stock),
+                       ("lib/ in ROMFS", romfs)):
+        if res:
+            log("summary (32-bit, %s, smallest -X heapsize, %d B steps):" % (label, STEP))
+            for name in names:
+                log("    %-9s %s" % (name, "%d KB" % (res[name] // 1024) if res[name] else "none"))
+    return list(results.values()) + list(stock.values()) + list(romfs.values())
 
 
 def _unshare_works():
@@ -433,8 +517,9 @@ def _only():
 def test_device_heap(tmp_path):
     import pytest
 
-    if not MPY32:
-        pytest.skip("GW_MPY32 (a 32-bit unix port with lib/ frozen, micropython.md 3a) not set")
+    if not (MPY32 or MPY32_STOCK or MPY32_ROMFS):
+        pytest.skip("GW_MPY32 (a 32-bit unix port with lib/ frozen, micropython.md 3a), GW_MPY32_STOCK "
+                    "(only asyncio frozen) or GW_MPY32_ROMFS (lib/ in a frozen ROMFS image) not set")
     wheel = os.environ.get("GW_DEVHEAP_WHEEL", "1") != "0"
     if _unshare_works():
         cmd = ["unshare", "-rn", "sh", "-c", SETUP, "sh", sys.executable, os.path.abspath(__file__), str(tmp_path)]
@@ -443,10 +528,10 @@ def test_device_heap(tmp_path):
     else:
         print("\nunshare -rn not available: the mDNS configurations are skipped")
         res = main(str(tmp_path), _only(), wheel=wheel, netns=False)
-        assert all(res.values())
+        assert res and all(res)
 
 
 if __name__ == "__main__":
     # the inner run, inside the network namespace (test_device_heap starts it)
     res = main(sys.argv[1], _only(), wheel=os.environ.get("GW_DEVHEAP_WHEEL", "1") != "0", netns=INSIDE)
-    sys.exit(0 if res and all(res.values()) else 1)
+    sys.exit(0 if res and all(res) else 1)
