@@ -214,6 +214,30 @@ def test_deploy_mpy_mismatch_stops_before_copying(capsys, build_dir, monkeypatch
     assert ran == []
 
 
+@pytest.mark.parametrize("mpy,native,ok", [
+    (6 | (3 | 10 << 2) << 8, True, True),  # v6.3 xtensawin, as built
+    (6 | (3 | 11 << 2) << 8, True, False),  # an ESP32-C3: rv32imc
+    (6 | (2 | 10 << 2) << 8, True, False),  # an older sub-version
+    (6 | 3 << 8, True, False),  # a firmware without a native emitter
+    (6 | (3 | 11 << 2) << 8, False, True),  # bytecode only loads anywhere its major version does
+])
+def test_deploy_checks_the_native_code_against_the_board(capsys, build_dir, monkeypatch, mpy, native, ok):
+    import build
+
+    marker = os.path.join(build_dir, ".gw-build")
+    with open(marker, "w") as f:
+        json.dump({"mpy": "6.3", "lib_files": 2, "march": "xtensawin", "native": ["ws_mask.py"] if native else []}, f)
+    ran = []
+    monkeypatch.setattr(build, "capture", lambda cmd, timeout=30: "%d\n" % mpy)
+    monkeypatch.setattr(devport, "run_one", lambda cmd, out: ran.append(cmd) or 0)
+    rc, _, err = gw_lines(capsys, "deploy", build_dir, "--port", "socket://x")
+    if ok:
+        assert rc == 0 and ran, err
+    else:
+        assert rc == 2 and "native code mismatch" in err and "ws_mask.py" in err, err
+        assert ran == []
+
+
 # --- the printed lines are valid for the tools themselves ----------------------------------
 
 

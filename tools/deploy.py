@@ -139,6 +139,14 @@ def run(args):
             raise ToolError("mpy version mismatch: the board on %s loads mpy v%d.%d, %s holds v%s; rebuild "
                             "with 'gw build --port %s --out %s' or flash a matching firmware (gw flash)"
                             % (check[2], major, sub, args.dir, built["mpy"], check[2], args.dir))
+        native = built.get("native") or []
+        want_sub = int(built["mpy"].split(".")[1])
+        if native and (arch != built["march"] or sub != want_sub):
+            # machine code loads only on its own arch and mpy sub-version (bytecode would load)
+            raise ToolError("native code mismatch: %s holds %s machine code for mpy v%s (%s), the board on %s "
+                            "is %s with mpy v%d.%d; rebuild with 'gw build --port %s --out %s'"
+                            % (args.dir, built["march"], built["mpy"], ", ".join(native), check[2], arch, major,
+                               sub, check[2], args.dir))
         print("board on %s: mpy v%d.%d %s; build: mpy v%s" % (check[2], major, sub, arch, built["mpy"]))
     return execute(cmds, args.dry_run)
 
