@@ -10,54 +10,13 @@
 from charger import F_I1, F_SESSION_WH, F_U1
 from compat import const
 from spine.table import scaled
-from usecases.measurement import Delta, current_range, for_phases, measured, measurement, tenth
+from usecases.measurement import (
+    Delta, NEUTRAL_RMS, PHASES, current_range, measured, measurement, measurement_desc, parameter_desc, tenth,
+)
 
 EVCEM = ("measurementOfElectricityDuringEvCharging", "1.0.1", (1, 2, 3), "release")
 
 FT_MEASUREMENT = const(6)  # on the EV entity
-
-
-# the descriptions of a three-phase station (usecases.measurement.for_phases cuts them)
-_MEAS_DESC = (
-    ("measurementId", 0, "measurementType", "current", "commodityType", "electricity", "unit", "A",
-     "scopeType", "acCurrent"),
-    ("measurementId", 1, "measurementType", "current", "commodityType", "electricity", "unit", "A",
-     "scopeType", "acCurrent"),
-    ("measurementId", 2, "measurementType", "current", "commodityType", "electricity", "unit", "A",
-     "scopeType", "acCurrent"),
-    ("measurementId", 3, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPower"),
-    ("measurementId", 4, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPower"),
-    ("measurementId", 5, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPower"),
-    ("measurementId", 6, "measurementType", "energy", "commodityType", "electricity", "unit", "Wh",
-     "scopeType", "charge"),
-)
-_PARAM_DESC = (
-    ("electricalConnectionId", 0, "parameterId", 0, "measurementId", 0, "voltageType", "ac", "acMeasuredPhases", "a",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "acMeasurementVariant", "rms",
-     "scopeType", "acCurrent"),
-    ("electricalConnectionId", 0, "parameterId", 1, "measurementId", 1, "voltageType", "ac", "acMeasuredPhases", "b",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "acMeasurementVariant", "rms",
-     "scopeType", "acCurrent"),
-    ("electricalConnectionId", 0, "parameterId", 2, "measurementId", 2, "voltageType", "ac", "acMeasuredPhases", "c",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "acMeasurementVariant", "rms",
-     "scopeType", "acCurrent"),
-    ("electricalConnectionId", 0, "parameterId", 3, "voltageType", "ac", "acMeasuredPhases", "abc",
-     "acMeasurementType", "real", "scopeType", "acPowerTotal"),
-    ("electricalConnectionId", 0, "parameterId", 4, "measurementId", 3, "voltageType", "ac", "acMeasuredPhases", "a",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "acMeasurementVariant", "rms",
-     "scopeType", "acPower"),
-    ("electricalConnectionId", 0, "parameterId", 5, "measurementId", 4, "voltageType", "ac", "acMeasuredPhases", "b",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "acMeasurementVariant", "rms",
-     "scopeType", "acPower"),
-    ("electricalConnectionId", 0, "parameterId", 6, "measurementId", 5, "voltageType", "ac", "acMeasuredPhases", "c",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "acMeasurementVariant", "rms",
-     "scopeType", "acPower"),
-    ("electricalConnectionId", 0, "parameterId", 7, "measurementId", 6, "voltageType", "ac",
-     "acMeasuredPhases", "abc", "scopeType", "charge"),
-)
 
 
 class Evcem:
@@ -65,8 +24,27 @@ class Evcem:
         self.ch = charger
         self.np = phases
         self.voltage = voltage
-        self.param_desc, self.meas_desc = for_phases(_PARAM_DESC, _MEAS_DESC, phases)
-        self.delta = Delta(self.meas_desc)
+        self.delta = Delta(self.meas_desc())
+
+    # the description rows are built per read (a CEM reads them when it connects), not kept
+
+    def meas_desc(self):
+        n = self.np
+        return tuple(
+            [measurement_desc(p, "current", "A", "acCurrent") for p in range(n)]
+            + [measurement_desc(3 + p, "power", "W", "acPower") for p in range(n)]
+            + [measurement_desc(6, "energy", "Wh", "charge")]
+        )
+
+    def param_desc(self):
+        n = self.np
+        allp = "abc"[:n]
+        return tuple(
+            [parameter_desc(p, p, PHASES[p], NEUTRAL_RMS, "acCurrent") for p in range(n)]
+            + [parameter_desc(3, None, allp, ("acMeasurementType", "real"), "acPowerTotal")]
+            + [parameter_desc(4 + p, 3 + p, PHASES[p], NEUTRAL_RMS, "acPower") for p in range(n)]
+            + [parameter_desc(7, 6, allp, (), "charge")]
+        )
 
     def feature(self):
         return measurement(FT_MEASUREMENT, self.meas_desc, self._measurement_rows, self._constraint_rows)

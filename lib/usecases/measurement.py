@@ -1,46 +1,29 @@
 # The ElectricalConnection and Measurement servers as the use cases share them (spine.md 12.3,
 # 12.10, 12.12): the EVSE entity's carry MPC's data (with LPC's nominal-max characteristic),
 # the EV entity's EVCEM's (with EVCC's permitted values and the current parameters OPEV/OSCEV
-# limits point at). Written once here: the feature layouts, the value rows, the cut of the
-# three-phase descriptions to fewer phases, and the EV's current range that permitted values,
-# constraints and limits all state.
+# limits point at). Written once here: the feature layouts, the description and value rows,
+# and the EV's current range that permitted values, constraints and limits all state.
 from charger import F_EV_MAX
 from spine.device import OPS_READ, SERVER, Feature
 from spine.table import emit_list, field, list_function, scaled
 
+PHASES = ("a", "b", "c")
+# parameter elements of a per-phase value measured against neutral
+NEUTRAL = ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real")
+NEUTRAL_RMS = NEUTRAL + ("acMeasurementVariant", "rms")
 _MEAS_KEYS = ("measurementId",)
 _PARAM_KEYS = ("electricalConnectionId", "parameterId")
 
 
-def for_phases(params, descs, n):
-    """The description rows of a three-phase station (constant tuples: they stay in flash when
-    frozen) cut to n phases: parameters of phase b or c go, with the measurements only they
-    point at, and a parameter over all phases ("abc") measures "abc"[:n]. The order stays."""
-    if n >= 3:
-        return params, descs
-    allp = "abc"[:n]
-    ps = []
-    mids = []
-    for r in params:
-        ph = field(r, "acMeasuredPhases")
-        if len(ph) == 1:
-            if ph not in allp:
-                continue
-        else:
-            r = _with(r, "acMeasuredPhases", allp)
-        ps.append(r)
-        m = field(r, "measurementId")
-        if m is not None:
-            mids.append(m)
-    return tuple(ps), tuple(d for d in descs if field(d, "measurementId") in mids)
+def measurement_desc(mid, mtype, unit, scope):
+    return ("measurementId", mid, "measurementType", mtype, "commodityType", "electricity", "unit", unit,
+            "scopeType", scope)
 
 
-def _with(row, key, value):
-    out = list(row)
-    for i in range(0, len(out), 2):
-        if out[i] == key:
-            out[i + 1] = value
-    return tuple(out)
+def parameter_desc(pid, mid, phases, extra=(), scope=None):
+    # mid None: a parameter without a measurement of its own (the EV's acPowerTotal)
+    return (("electricalConnectionId", 0, "parameterId", pid) + (() if mid is None else ("measurementId", mid))
+            + ("voltageType", "ac", "acMeasuredPhases", phases) + extra + (("scopeType", scope) if scope else ()))
 
 
 def measured(mid, value, source="measuredValue"):

@@ -6,7 +6,9 @@
 # per phase, 8+p voltage per phase; parameter ids equal the measurement ids.
 from charger import F_I1, F_POWER, F_TOTAL_WH, F_U1
 from compat import const
-from usecases.measurement import Delta, electrical_connection, for_phases, measured, measurement, tenth
+from usecases.measurement import (
+    Delta, NEUTRAL, PHASES, electrical_connection, measured, measurement, measurement_desc, parameter_desc, tenth,
+)
 
 MPC = ("monitoringOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
 
@@ -14,65 +16,37 @@ FT_ELECTRICAL = const(6)  # on the EVSE entity
 FT_MEASUREMENT = const(7)
 
 
-# the descriptions of a three-phase station (usecases.measurement.for_phases cuts them)
-_MEAS_DESC = (
-    ("measurementId", 0, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPowerTotal"),
-    ("measurementId", 1, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPower"),
-    ("measurementId", 2, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPower"),
-    ("measurementId", 3, "measurementType", "power", "commodityType", "electricity", "unit", "W",
-     "scopeType", "acPower"),
-    ("measurementId", 4, "measurementType", "energy", "commodityType", "electricity", "unit", "Wh",
-     "scopeType", "acEnergyConsumed"),
-    ("measurementId", 5, "measurementType", "current", "commodityType", "electricity", "unit", "A",
-     "scopeType", "acCurrent"),
-    ("measurementId", 6, "measurementType", "current", "commodityType", "electricity", "unit", "A",
-     "scopeType", "acCurrent"),
-    ("measurementId", 7, "measurementType", "current", "commodityType", "electricity", "unit", "A",
-     "scopeType", "acCurrent"),
-    ("measurementId", 8, "measurementType", "voltage", "commodityType", "electricity", "unit", "V",
-     "scopeType", "acVoltage"),
-    ("measurementId", 9, "measurementType", "voltage", "commodityType", "electricity", "unit", "V",
-     "scopeType", "acVoltage"),
-    ("measurementId", 10, "measurementType", "voltage", "commodityType", "electricity", "unit", "V",
-     "scopeType", "acVoltage"),
-)
-_PARAM_DESC = (
-    ("electricalConnectionId", 0, "parameterId", 0, "measurementId", 0, "voltageType", "ac",
-     "acMeasuredPhases", "abc", "acMeasurementType", "real", "scopeType", "acPowerTotal"),
-    ("electricalConnectionId", 0, "parameterId", 1, "measurementId", 1, "voltageType", "ac", "acMeasuredPhases", "a",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "scopeType", "acPower"),
-    ("electricalConnectionId", 0, "parameterId", 2, "measurementId", 2, "voltageType", "ac", "acMeasuredPhases", "b",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "scopeType", "acPower"),
-    ("electricalConnectionId", 0, "parameterId", 3, "measurementId", 3, "voltageType", "ac", "acMeasuredPhases", "c",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "scopeType", "acPower"),
-    ("electricalConnectionId", 0, "parameterId", 4, "measurementId", 4, "voltageType", "ac",
-     "acMeasuredPhases", "abc", "scopeType", "acEnergyConsumed"),
-    ("electricalConnectionId", 0, "parameterId", 5, "measurementId", 5, "voltageType", "ac", "acMeasuredPhases", "a",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "scopeType", "acCurrent"),
-    ("electricalConnectionId", 0, "parameterId", 6, "measurementId", 6, "voltageType", "ac", "acMeasuredPhases", "b",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "scopeType", "acCurrent"),
-    ("electricalConnectionId", 0, "parameterId", 7, "measurementId", 7, "voltageType", "ac", "acMeasuredPhases", "c",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real", "scopeType", "acCurrent"),
-    ("electricalConnectionId", 0, "parameterId", 8, "measurementId", 8, "voltageType", "ac", "acMeasuredPhases", "a",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent", "scopeType", "acVoltage"),
-    ("electricalConnectionId", 0, "parameterId", 9, "measurementId", 9, "voltageType", "ac", "acMeasuredPhases", "b",
-     "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent", "scopeType", "acVoltage"),
-    ("electricalConnectionId", 0, "parameterId", 10, "measurementId", 10, "voltageType", "ac",
-     "acMeasuredPhases", "c", "acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent",
-     "scopeType", "acVoltage"),
-)
-
-
 class Mpc:
     def __init__(self, charger, phases, voltage):
         self.ch = charger
         self.np = phases
         self.voltage = voltage
-        self._param_desc, self._meas_desc = for_phases(_PARAM_DESC, _MEAS_DESC, phases)
-        self.delta = Delta(self._meas_desc)
+        self.delta = Delta(self._meas_desc())
+
+    # the description rows are built per read (a CEM reads them when it connects), not kept
+
+    def _meas_desc(self):
+        n = self.np
+        return tuple(
+            [measurement_desc(0, "power", "W", "acPowerTotal")]
+            + [measurement_desc(1 + p, "power", "W", "acPower") for p in range(n)]
+            + [measurement_desc(4, "energy", "Wh", "acEnergyConsumed")]
+            + [measurement_desc(5 + p, "current", "A", "acCurrent") for p in range(n)]
+            + [measurement_desc(8 + p, "voltage", "V", "acVoltage") for p in range(n)]
+        )
+
+    def _param_desc(self):
+        n = self.np
+        allp = "abc"[:n]
+        return tuple(
+            [parameter_desc(0, 0, allp, ("acMeasurementType", "real"), "acPowerTotal")]
+            + [parameter_desc(1 + p, 1 + p, PHASES[p], NEUTRAL, "acPower") for p in range(n)]
+            + [parameter_desc(4, 4, allp, (), "acEnergyConsumed")]
+            + [parameter_desc(5 + p, 5 + p, PHASES[p], NEUTRAL, "acCurrent") for p in range(n)]
+            + [parameter_desc(8 + p, 8 + p, PHASES[p],
+                              ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent"), "acVoltage")
+               for p in range(n)]
+        )
 
     def features(self, characteristics):
         """characteristics: the rows of the ElectricalConnection characteristics (LPC's)."""

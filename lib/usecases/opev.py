@@ -21,23 +21,6 @@ _SRC = (SRC_OPEV, SRC_OSCEV)
 _KIND = (OBLIGATION, RECOMMENDATION)
 
 
-# OPEV's limits 0..2 and OSCEV's 3..5 on the current of phases a, b, c (measurementId, r[7])
-_LIMIT_DESC = (
-    ("limitId", 0, "limitType", "maxValueLimit", "limitCategory", "obligation", "measurementId", 0, "unit", "A",
-     "scopeType", "overloadProtection"),
-    ("limitId", 1, "limitType", "maxValueLimit", "limitCategory", "obligation", "measurementId", 1, "unit", "A",
-     "scopeType", "overloadProtection"),
-    ("limitId", 2, "limitType", "maxValueLimit", "limitCategory", "obligation", "measurementId", 2, "unit", "A",
-     "scopeType", "overloadProtection"),
-    ("limitId", 3, "limitType", "maxValueLimit", "limitCategory", "recommendation", "measurementId", 0, "unit", "A",
-     "scopeType", "selfConsumption"),
-    ("limitId", 4, "limitType", "maxValueLimit", "limitCategory", "recommendation", "measurementId", 1, "unit", "A",
-     "scopeType", "selfConsumption"),
-    ("limitId", 5, "limitType", "maxValueLimit", "limitCategory", "recommendation", "measurementId", 2, "unit", "A",
-     "scopeType", "selfConsumption"),
-)
-
-
 class Opev:
     """OPEV and OSCEV limits over the charger model. now(): ms ticks (for limit requests)."""
 
@@ -49,7 +32,6 @@ class Opev:
         # lists are kept (changed in place), so the EV entity shares them
         self.active = [False] * 6
         self.value = [None] * 6
-        self._limit_desc = _LIMIT_DESC if phases >= 3 else tuple(r for r in _LIMIT_DESC if r[7] < phases)
         # the session whose accepted write set the limits, and the current OPEV falls back to
         # when it goes silent or leaves (None: the EV's minimum; usecases.ev_fallback_a)
         self.owner = None
@@ -61,6 +43,16 @@ class Opev:
             list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",),
                           self._write_limits),
         ), "LoadControl Server")
+
+    def _limit_desc(self):
+        # built per read (a CEM reads it when it connects), not kept
+        lim = []
+        for k in range(2):
+            cat, scope = ("obligation", "overloadProtection") if k == 0 else ("recommendation", "selfConsumption")
+            for p in range(self.np):
+                lim.append(("limitId", 3 * k + p, "limitType", "maxValueLimit", "limitCategory", cat,
+                            "measurementId", p, "unit", "A", "scopeType", scope))
+        return tuple(lim)
 
     def notify(self, app, entity):
         app.notify(entity, FT_LOADCONTROL, "loadControlLimitListData")
