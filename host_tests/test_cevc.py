@@ -241,3 +241,11 @@ def test_mutation_run_under_micropython(tmp_path):
     assert m, r.stdout[-2000:]
     print(m.group(0))
     assert int(m.group(2)) > 100 and int(m.group(1)) > 10
+
+
+def test_cevc_names_the_ev_entity_usecases_ev_serves():
+    # usecases.cevc keeps its own copy of the EV's address (importing usecases.ev would bring
+    # the EV's description tables into every import of CEVC)
+    from usecases import cevc, ev
+
+    assert cevc._EV == ev.ADDRESS

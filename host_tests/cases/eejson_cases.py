@@ -627,6 +627,29 @@ def case_writer_window_starts_inside_escapes():
         assert write(emit, size) == full
 
 
+def case_writer_member_cut_writes_the_cut_name():
+    # member_cut(key, n, tail) writes what member(key[:n] + tail) writes, in every mode and
+    # wherever a window starts (spine.table's list functions name their item this way)
+    def emit(cut):
+        def e(w):
+            w.obj_begin()
+            for key in ("loadControlLimitListData", "measurementListData"):
+                if cut:
+                    w.member_cut(key, len(key) - 8, b"Data")
+                else:
+                    w.member(key[:-8] + "Data")
+                w.list_begin()
+                w.integer(1)
+                w.list_end()
+            w.obj_end()
+        return e
+
+    full = write(emit(False), 4096)
+    assert full == b'[{"loadControlLimitData":[1]},{"measurementData":[1]}]', full
+    for size in (1, 2, 3, 5, 7, 11, 4096):
+        assert write(emit(True), size) == full
+
+
 # --- memory ---
 
 

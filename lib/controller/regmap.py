@@ -80,21 +80,37 @@ def _scaling(scale):
 class Point:
     # One value polled from the controller. `last` is the raw value last decoded (-1: none),
     # so that unchanged registers cost one comparison and no allocation.
+    # The values most points have are the class's: a point holds only the attributes that
+    # differ (each one a slot of its instance table, resident for the whole run). Only these
+    # are set after start-up: last (every point has its own from __init__), and none other.
+    width = 1
+    lo_first = False
+    mask = 0
+    scale = 1
+    mul = 1
+    div = 0
+    enum = None  # {code: (state, plugged, charging, error or None)} or None
+    offset = 0
+
     def __init__(self, index, kind, address, typ, lo_first, mask, scale, field, enum, interval):
         self.index = index
         self.kind = kind
         self.address = address
         self.type = typ
-        self.width = _WIDTH[typ]
-        self.lo_first = lo_first
-        self.mask = mask
-        self.scale = scale
-        self.mul, self.div = _scaling(scale)
+        if _WIDTH[typ] != 1:
+            self.width = _WIDTH[typ]
+        if lo_first:
+            self.lo_first = lo_first
+        if mask:
+            self.mask = mask
+        if scale != 1:
+            self.scale = scale
+            self.mul, self.div = _scaling(scale)
         self.field = field
-        self.enum = enum  # {code: (state, plugged, charging, error or None)} or None
+        if enum is not None:
+            self.enum = enum
         self.interval = interval
         self.block = None
-        self.offset = 0
         self.last = -1
 
     def raw(self, regs, off):
@@ -259,7 +275,8 @@ def _plan(points, max_gap):
     for b in blocks:
         for p in b.points:
             p.block = b
-            p.offset = p.address - b.address
+            if p.address != b.address:
+                p.offset = p.address - b.address
     return blocks
 
 

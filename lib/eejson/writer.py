@@ -257,6 +257,24 @@ class Writer:
         self._nc = True
 
     def member(self, key):
+        self._key()
+        self._text(key)
+        self._put(b'":', 0, 2)
+        self._nc = False
+
+    def member_cut(self, key, n, tail):
+        """The member named key[:n] + tail (tail bytes), for a key with nothing to escape
+        (ASCII names): "loadControlLimitData" of "loadControlLimitListData" without
+        building the name (spine.table's list functions keep only theirs)."""
+        self._key()
+        if _ENC:
+            key = key.encode()
+        self._put(key, 0, n)
+        self._put(tail, 0, len(tail))
+        self._put(b'":', 0, 2)
+        self._nc = False
+
+    def _key(self):
         if self._kind[self._d - 1] == _DOBJ:
             if self._nc:
                 self._put(b'},{"', 0, 4)
@@ -266,9 +284,6 @@ class Writer:
             self._put(b',"', 0, 2)
         else:
             self._put(b'"', 0, 1)
-        self._text(key)
-        self._put(b'":', 0, 2)
-        self._nc = False
 
     def string(self, s):
         self._val()

@@ -8,65 +8,70 @@ from ship.pin import MODES as PIN_MODES, valid_pin
 # CEM (tools/testcem, which must not import lib/) keeps the same number, checked by a test
 SHIP_PORT = 4712
 
-_DEFAULTS = {
-    "ship": {
-        "host": "0.0.0.0",
-        "port": SHIP_PORT,
-        "path": "/ship/",
-        "max_message": 16384,
-        "pairing_window_s": 0,
-        "cem": None,
-        "cem_browse": False,  # with cem null: dial the first trusted CEM found by mDNS
-        "max_sessions": 2,  # SHIP peers at once (distinct SKIs); 4 with PSRAM
-        "timers_ms": {},
-        # SHIP PIN (ship/pin.py): none | optional | required; pin null: generated once and kept
-        # in the data directory (pin.json); pin_tries wrong PINs lock PIN input for pin_lock_s,
-        # doubling with every further lock
-        "pin_mode": "none",
-        "pin": None,
-        "pin_tries": 5,
-        "pin_lock_s": 60,
-        # admission control (lib/ship/admission.py): connections not yet known trusted (TLS,
-        # upgrade, CMI, hello/pending) get `preauth` slots plus one reserve slot kept for a
-        # trusted peer; trusted connections get max_sessions slots. A WROOM holds two TLS
-        # sessions beside one handshake; a PSRAM board can take more.
-        "admission": {"preauth": 2},
-    },
-    # the pairing button (BOOT, GPIO0, on the ESP32 boards): held hold_ms, it opens the pairing
-    # window for window_s; status_led (a pin, or null) blinks while the window is open
-    "pair_button": None,
-    "status_led": None,
-    "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
-    # DNS-SD for SHIP (lib/mdns). enabled null: on on the ESP32, off on the host (a host run
-    # multicasts only where a test turns it on, in a network namespace); instance default
-    # <brand>-<model>-<serial>, hostname default <brand>-<serial>, ip default the interface's
-    "mdns": {"enabled": None, "instance": None, "hostname": None, "ip": None},
-    # file_kb: a rotating log file in the data directory (two files of this size), 0: none;
-    # ring: bytes of the RAM ring of recent lines (120 per line), null: 3840 (32 lines)
-    "log": {"level": 2, "file_kb": 0, "ring": None},
-    # the charging controller behind Modbus; None: no charger bridge (SHIP only)
-    "charger": None,
-    # SPINE use cases on top of the charger (spine.md 12); null values: the defaults of
-    # usecases.lpc (failsafe limit 4.2 kW or the nominal max, 2 h, a guard heartbeat within 60 s,
-    # failsafe after 120 s without one)
-    # lpc_init: "always" (LPC-TS-017 after every start) or "paired" (only once a guard was
-    # ever seen, kept in lpc.json); ev_fallback_a: the OPEV safe current (null: the EV's minimum)
-    "usecases": {"evcs": True, "cevc": False, "failsafe_w": None, "failsafe_s": None,
-                 "hb_timeout_s": None, "lpc_timeout_s": None, "lpc_init": "always", "ev_fallback_a": None},
-    # device runtime (boot.py, gateway/netup, supervisor, timesync); kind none: the host, or a
-    # network brought up by other means
-    "network": {"kind": "none", "ssid": None, "password": None, "hostname": None, "timeout_s": 20,
-                "phy": None, "mdc": None, "mdio": None, "power": None, "addr": 0, "clock": None},
-    "safe_mode_pin": None,  # held low at reset: the application is not started
-    "ntp": {"servers": ["pool.ntp.org"], "retries": 5},
-    "watchdog_ms": 30000,  # hardware watchdog (machine.WDT), 0: none
-    # ECHONET Lite (lib/echonet) on UDP port 3610: host 0.0.0.0 is the device's one socket; a
-    # unicast host (127.0.0.2 on the host rig) adds a socket on the group 224.0.23.0.
-    # manufacturer: 6 hex digits (FFFFFF: unregistered); discharges null: charger.discharges
-    # (class 0x027E instead of 0x02A1); announce_interval_ms: least gap between INFs
-    "echonet": {"enabled": False, "host": "0.0.0.0", "port": 3610, "multicast": True,
-                "manufacturer": "FFFFFF", "discharges": None, "announce_interval_ms": 1000},
-}
+
+def _defaults():
+    # built per load, not kept: a dict tree held at module level would stay resident for the
+    # whole run (0.8 KB on the 32-bit build) to serve one call at start-up
+    return {
+        "ship": {
+            "host": "0.0.0.0",
+            "port": SHIP_PORT,
+            "path": "/ship/",
+            "max_message": 16384,
+            "pairing_window_s": 0,
+            "cem": None,
+            "cem_browse": False,  # with cem null: dial the first trusted CEM found by mDNS
+            "max_sessions": 2,  # SHIP peers at once (distinct SKIs); 4 with PSRAM
+            "timers_ms": {},
+            # SHIP PIN (ship/pin.py): none | optional | required; pin null: generated once and kept
+            # in the data directory (pin.json); pin_tries wrong PINs lock PIN input for pin_lock_s,
+            # doubling with every further lock
+            "pin_mode": "none",
+            "pin": None,
+            "pin_tries": 5,
+            "pin_lock_s": 60,
+            # admission control (lib/ship/admission.py): connections not yet known trusted (TLS,
+            # upgrade, CMI, hello/pending) get `preauth` slots plus one reserve slot kept for a
+            # trusted peer; trusted connections get max_sessions slots. A WROOM holds two TLS
+            # sessions beside one handshake; a PSRAM board can take more.
+            "admission": {"preauth": 2},
+        },
+        # the pairing button (BOOT, GPIO0, on the ESP32 boards): held hold_ms, it opens the pairing
+        # window for window_s; status_led (a pin, or null) blinks while the window is open
+        "pair_button": None,
+        "status_led": None,
+        "identity": {"brand": "OpenEVGW", "model": "Gateway", "type": "ChargingStation", "serial": None},
+        # DNS-SD for SHIP (lib/mdns). enabled null: on on the ESP32, off on the host (a host run
+        # multicasts only where a test turns it on, in a network namespace); instance default
+        # <brand>-<model>-<serial>, hostname default <brand>-<serial>, ip default the interface's
+        "mdns": {"enabled": None, "instance": None, "hostname": None, "ip": None},
+        # file_kb: a rotating log file in the data directory (two files of this size), 0: none;
+        # ring: bytes of the RAM ring of recent lines (120 per line), null: 3840 (32 lines)
+        "log": {"level": 2, "file_kb": 0, "ring": None},
+        # the charging controller behind Modbus; None: no charger bridge (SHIP only)
+        "charger": None,
+        # SPINE use cases on top of the charger (spine.md 12); null values: the defaults of
+        # usecases.lpc (failsafe limit 4.2 kW or the nominal max, 2 h, a guard heartbeat within 60 s,
+        # failsafe after 120 s without one)
+        # lpc_init: "always" (LPC-TS-017 after every start) or "paired" (only once a guard was
+        # ever seen, kept in lpc.json); ev_fallback_a: the OPEV safe current (null: the EV's minimum)
+        "usecases": {"evcs": True, "cevc": False, "failsafe_w": None, "failsafe_s": None,
+                     "hb_timeout_s": None, "lpc_timeout_s": None, "lpc_init": "always", "ev_fallback_a": None},
+        # device runtime (boot.py, gateway/netup, supervisor, timesync); kind none: the host, or a
+        # network brought up by other means
+        "network": {"kind": "none", "ssid": None, "password": None, "hostname": None, "timeout_s": 20,
+                    "phy": None, "mdc": None, "mdio": None, "power": None, "addr": 0, "clock": None},
+        "safe_mode_pin": None,  # held low at reset: the application is not started
+        "ntp": {"servers": ["pool.ntp.org"], "retries": 5},
+        "watchdog_ms": 30000,  # hardware watchdog (machine.WDT), 0: none
+        # ECHONET Lite (lib/echonet) on UDP port 3610: host 0.0.0.0 is the device's one socket; a
+        # unicast host (127.0.0.2 on the host rig) adds a socket on the group 224.0.23.0.
+        # manufacturer: 6 hex digits (FFFFFF: unregistered); discharges null: charger.discharges
+        # (class 0x027E instead of 0x02A1); announce_interval_ms: least gap between INFs
+        "echonet": {"enabled": False, "host": "0.0.0.0", "port": 3610, "multicast": True,
+                    "manufacturer": "FFFFFF", "discharges": None, "announce_interval_ms": 1000},
+    }
+
 
 _CHARGER_KEYS = (
     "map", "link", "hw_min", "hw_max", "phases", "nominal_v", "timeout_ms", "retries", "fail_limit", "discharges",
@@ -205,7 +210,7 @@ def parse(doc):
     for k in doc:
         if k != "board":
             rest[k] = doc[k]
-    cfg = _merge(_DEFAULTS, rest, "config")
+    cfg = _merge(_defaults(), rest, "config")
     cfg["board"] = board
     s = cfg["ship"]
     _need(isinstance(s["host"], str), "ship.host", "must be a string")

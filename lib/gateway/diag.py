@@ -263,29 +263,25 @@ def resume(data=None):
     print("safe mode off: machine.reset() (or Ctrl-D) starts the application")
 
 
-def _bound(f):
-    return lambda self, *a, **k: f(*a, gw=self.gw, **k)
+# the screens diag.x() binds to the running gateway (x(..., gw=gw)), and those that need none
+_BOUND = ("status", "pair", "pin", "pending", "approve", "deny", "trusted", "untrust", "peers", "charger", "modbus",
+          "echonet", "crashes")
+_FREE = ("logs", "resume")
 
 
 class Diag:
     """`diag` at the console: the screens above for one gateway (gateway.app.Gateway);
-    diag.approve(ski) is approve(ski, gw=gw)."""
+    diag.approve(ski) is approve(ski, gw=gw). The bound screens are made when asked for (at
+    the console's pace), not held: a class of a dozen closures stayed resident for the run."""
 
     def __init__(self, gw):
         self.gw = gw
 
-    status = _bound(status)
-    pair = _bound(pair)
-    pin = _bound(pin)
-    pending = _bound(pending)
-    approve = _bound(approve)
-    deny = _bound(deny)
-    trusted = _bound(trusted)
-    untrust = _bound(untrust)
-    peers = _bound(peers)
-    charger = _bound(charger)
-    modbus = _bound(modbus)
-    echonet = _bound(echonet)
-    crashes = _bound(crashes)
-    logs = staticmethod(logs)
-    resume = staticmethod(resume)
+    def __getattr__(self, name):
+        if name in _FREE:
+            return globals()[name]
+        if name not in _BOUND:
+            raise AttributeError(name)
+        f = globals()[name]
+        gw = self.gw
+        return lambda *a, **k: f(*a, gw=gw, **k)

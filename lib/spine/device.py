@@ -24,15 +24,23 @@ class Function:
     freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
     to measure and again per buffer window, so what it writes must not change in between.
     table: a spine.table.Table instead of emit/freeze; it also serves reads restricted by
-    selectors and elements."""
+    selectors and elements (a Table is itself the Function, spine.table.list_function)."""
+
+    # what a function lacks is the class's None: an instance holds only the attributes it has
+    # (every attribute is a slot in the instance's own table, there are 40 of them resident)
+    emit = write = freeze = table = None
 
     def __init__(self, name, ops, emit=None, write=None, freeze=None, table=None):
         self.name = name
         self.ops = ops
-        self.emit = emit
-        self.write = write
-        self.freeze = freeze
-        self.table = table
+        if emit is not None:
+            self.emit = emit
+        if write is not None:
+            self.write = write
+        if freeze is not None:
+            self.freeze = freeze
+        if table is not None:
+            self.table = table
 
     def readable(self):
         return self.emit is not None or self.freeze is not None or self.table is not None

@@ -193,10 +193,11 @@ def selected(row, selectors):
     return True
 
 
-def emit_list(w, item, rows, selectors=None, elements=None, keys=()):
+def emit_list(w, item, rows, selectors=None, elements=None, keys=(), of_function=False):
     """{item: [row, ...]}, restricted to rows matching selectors and to elements (the key
     fields always stay, so that a restricted entry still says which one it is). No row: {}
-    (the item member left out, as spine-go writes an empty list)."""
+    (the item member left out, as spine-go writes an empty list). of_function: item is the
+    function's name, the member is item_name() of it."""
     w.obj_begin()
     first = True
     for r in rows:
@@ -204,7 +205,10 @@ def emit_list(w, item, rows, selectors=None, elements=None, keys=()):
             continue
         if first:
             first = False
-            w.member(item)
+            if of_function and item.endswith("ListData"):
+                w.member_cut(item, len(item) - 8, b"Data")
+            else:
+                w.member(item)
             w.list_begin()
         emit_object(w, r, elements or None, keys)
     if not first:
@@ -217,15 +221,23 @@ def item_name(function):
     return function[:-8] + "Data" if function.endswith("ListData") else function
 
 
-class Table:
+class Table(Function):
     """A list function backed by rows. rows() returns the current rows (a tuple or list the
-    caller does not change afterwards: a send emits it more than once)."""
+    caller does not change afterwards: a send emits it more than once). The Table is the
+    Function itself (one object per list function, not two: they stay resident); its item
+    name (item_name()) is written from the function's name, not kept."""
 
-    def __init__(self, function, rows, keys=()):
-        self.function = function
-        self.item = item_name(function)
-        self.keys = keys
+    keys = ()
+
+    def __init__(self, function, rows, keys=(), ops=0, write=None):
+        Function.__init__(self, function, ops, write=write)
+        if keys:
+            self.keys = keys
         self._rows = rows  # a sequence, or a callable returning one (snapshot)
+
+    @property
+    def table(self):
+        return self
 
     def rows(self):
         r = self._rows
@@ -233,11 +245,11 @@ class Table:
 
     def emitter(self, selectors=None, elements=None):
         rows = self.rows()
-        item = self.item
+        name = self.name
         keys = self.keys
 
         def emit(w):
-            emit_list(w, item, rows, selectors, elements, keys)
+            emit_list(w, name, rows, selectors, elements, keys, True)
 
         return emit
 
@@ -295,4 +307,4 @@ def entries(tree, item):
 
 def list_function(name, ops, rows, keys=(), write=None):
     """A list function served from rows (a Table), e.g. measurementListData."""
-    return Function(name, ops, write=write, table=Table(name, rows, keys))
+    return Table(name, rows, keys, ops, write)

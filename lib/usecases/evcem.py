@@ -24,20 +24,27 @@ class Evcem:
         self.ch = charger
         self.np = phases
         self.voltage = voltage
-        n = phases
-        allp = "abc"[:n]
-        self.meas_desc = tuple(
+        self.delta = Delta(self.meas_desc())
+
+    # the description rows are built per read (a CEM reads them when it connects), not kept
+
+    def meas_desc(self):
+        n = self.np
+        return tuple(
             [measurement_desc(p, "current", "A", "acCurrent") for p in range(n)]
             + [measurement_desc(3 + p, "power", "W", "acPower") for p in range(n)]
             + [measurement_desc(6, "energy", "Wh", "charge")]
         )
-        self.param_desc = tuple(
+
+    def param_desc(self):
+        n = self.np
+        allp = "abc"[:n]
+        return tuple(
             [parameter_desc(p, p, PHASES[p], NEUTRAL_RMS, "acCurrent") for p in range(n)]
             + [parameter_desc(3, None, allp, ("acMeasurementType", "real"), "acPowerTotal")]
             + [parameter_desc(4 + p, 3 + p, PHASES[p], NEUTRAL_RMS, "acPower") for p in range(n)]
             + [parameter_desc(7, 6, allp, (), "charge")]
         )
-        self.delta = Delta(self.meas_desc)
 
     def feature(self):
         return measurement(FT_MEASUREMENT, self.meas_desc, self._measurement_rows, self._constraint_rows)

@@ -26,6 +26,7 @@ E_REJECTED = const(7)  # commandRejected
 _POS_GRID = const(1)
 _POS_SELF = const(2)
 _MAX_COSTS = const(4)
+_BILL_TYPES = Items(("chargingSummary",))
 _COST_TYPES = ("absolutePrice", "relativePrice", "co2Emission", "renewableEnergy", "radioactiveWaste")
 
 
@@ -151,10 +152,6 @@ class Evcs:
         self._rows = ()  # rendered rows in id order, replaced (never changed) on each change
         self._next = 1
         self._start = None  # (now, clock text, total Wh) of the running session
-        self._desc = tuple(("billId", i, "billWriteable", True, "supportedBillType", Items(["chargingSummary"]))
-                           for i in range(1, max_bills + 1))
-        self._cons = tuple(("billId", i, "positionCountMin", 0, "positionCountMax", 2)
-                           for i in range(1, max_bills + 1))
 
     def feature(self):
         return Feature(FT_BILL, "Bill", SERVER, (
@@ -169,13 +166,16 @@ class Evcs:
     def _write(self, session, inc):
         return self.write_bills(inc.data.result if inc.data is not None else None, inc.partial)
 
+    # the description and constraint rows are built per read (a CEM reads them once), not kept
+
     def description_rows(self):
         # billWriteable: the broker may write cost and the energy split (Tinkerforge says
         # false and accepts writes anyway)
-        return self._desc
+        return tuple(("billId", i, "billWriteable", True, "supportedBillType", _BILL_TYPES)
+                     for i in range(1, self.max + 1))
 
     def constraints_rows(self):
-        return self._cons
+        return tuple(("billId", i, "positionCountMin", 0, "positionCountMax", 2) for i in range(1, self.max + 1))
 
     def bill_rows(self):
         return self._rows

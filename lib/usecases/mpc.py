@@ -21,16 +21,24 @@ class Mpc:
         self.ch = charger
         self.np = phases
         self.voltage = voltage
-        n = phases
-        allp = "abc"[:n]
-        self._meas_desc = tuple(
+        self.delta = Delta(self._meas_desc())
+
+    # the description rows are built per read (a CEM reads them when it connects), not kept
+
+    def _meas_desc(self):
+        n = self.np
+        return tuple(
             [measurement_desc(0, "power", "W", "acPowerTotal")]
             + [measurement_desc(1 + p, "power", "W", "acPower") for p in range(n)]
             + [measurement_desc(4, "energy", "Wh", "acEnergyConsumed")]
             + [measurement_desc(5 + p, "current", "A", "acCurrent") for p in range(n)]
             + [measurement_desc(8 + p, "voltage", "V", "acVoltage") for p in range(n)]
         )
-        self._param_desc = tuple(
+
+    def _param_desc(self):
+        n = self.np
+        allp = "abc"[:n]
+        return tuple(
             [parameter_desc(0, 0, allp, ("acMeasurementType", "real"), "acPowerTotal")]
             + [parameter_desc(1 + p, 1 + p, PHASES[p], NEUTRAL, "acPower") for p in range(n)]
             + [parameter_desc(4, 4, allp, (), "acEnergyConsumed")]
@@ -39,7 +47,6 @@ class Mpc:
                               ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "apparent"), "acVoltage")
                for p in range(n)]
         )
-        self.delta = Delta(self._meas_desc)
 
     def features(self, characteristics):
         """characteristics: the rows of the ElectricalConnection characteristics (LPC's)."""

@@ -32,13 +32,6 @@ class Opev:
         # lists are kept (changed in place), so the EV entity shares them
         self.active = [False] * 6
         self.value = [None] * 6
-        lim = []
-        for k in range(2):
-            cat, scope = ("obligation", "overloadProtection") if k == 0 else ("recommendation", "selfConsumption")
-            for p in range(phases):
-                lim.append(("limitId", 3 * k + p, "limitType", "maxValueLimit", "limitCategory", cat,
-                            "measurementId", p, "unit", "A", "scopeType", scope))
-        self._limit_desc = tuple(lim)
         # the session whose accepted write set the limits, and the current OPEV falls back to
         # when it goes silent or leaves (None: the EV's minimum; usecases.ev_fallback_a)
         self.owner = None
@@ -50,6 +43,16 @@ class Opev:
             list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",),
                           self._write_limits),
         ), "LoadControl Server")
+
+    def _limit_desc(self):
+        # built per read (a CEM reads it when it connects), not kept
+        lim = []
+        for k in range(2):
+            cat, scope = ("obligation", "overloadProtection") if k == 0 else ("recommendation", "selfConsumption")
+            for p in range(self.np):
+                lim.append(("limitId", 3 * k + p, "limitType", "maxValueLimit", "limitCategory", cat,
+                            "measurementId", p, "unit", "A", "scopeType", scope))
+        return tuple(lim)
 
     def notify(self, app, entity):
         app.notify(entity, FT_LOADCONTROL, "loadControlLimitListData")
