@@ -22,6 +22,7 @@
 # - No getpeercert() on the unix wheel and no session resumption: the callback sees the peer
 #   certificate on every handshake (SHIP-TS-SEC-02 comes for free).
 import asyncio
+import socket
 import tls
 
 from compat import const
@@ -149,6 +150,28 @@ async def handshake(aw, timeout_ms, expect=None):
         _expect.pop(t, None)
         ski = _pending.pop(t, None)
     return r, ski
+
+
+# Nagle's algorithm off (TCP_NODELAY; the unix port lacks the names, lwIP and Linux share the
+# numbers). With it on, a TLS record written while an earlier one is unacknowledged waits for
+# the peer's ACK, which a peer delays by up to 40 ms (Linux) or 200 ms (Windows, lwIP): the
+# server's handshake flight (several records), and every SHIP message sent right after
+# another (hello after CMI, a SPINE reply after its header), cost a delayed ACK each.
+_NODELAY = (getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
+
+
+def wrap(raw, ctx, server_side, server_hostname=None):
+    """A TLS stream over raw, a connected asyncio stream (start_server's or open_connection's
+    without ssl=, which is how Nagle can be turned off on the socket underneath: a TLS socket
+    has no setsockopt). The handshake runs in the first read/drain, as with ssl=."""
+    s = raw.s
+    try:
+        s.setsockopt(*_NODELAY)
+    except (OSError, TypeError, AttributeError):
+        pass  # a port without TCP options: correct, only slower
+    t = ctx.wrap_socket(s, server_side=server_side, server_hostname=server_hostname, do_handshake_on_connect=False)
+    t.setblocking(False)
+    return asyncio.StreamReader(t, raw.e)
 
 
 def _context(protocol, cert_der, key_der):
