@@ -31,6 +31,14 @@ round trip is what counts), and subscribes to nothing, so its "hb" mark is when 
 The figures are medians over CONNECTIONS connections per side, the two sides interleaved; the
 ratio of the medians is the figure to compare between machines (2-core CI hosts are noisy).
 Targets (issue 15, host): data exchange within 30 ms, first accepted write within 100 ms.
+
+What the remaining gateway time is (none of it a wait): tls, mbedTLS's ECDHE and ECDSA on both
+certificates (no session resumption in MicroPython's tls); discovery, the 5 KB detailed
+discovery reply streamed through the 1 KB window of the SPINE writer, which runs the emitter
+once to measure and once per window, while the gateway also parses our discovery reply to its
+own read; usecases, the gateway's own start-up (subscriptions, use-case and heartbeat reads)
+going on meanwhile. Waits SHIP requires and that are not on this path: the hello of an
+untrusted peer (pending until approved), the client role's random dial delay (ship.md 9.3).
 """
 
 import asyncio
