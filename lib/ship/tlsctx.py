@@ -154,7 +154,7 @@ async def handshake(aw, timeout_ms, expect=None):
 
 # Nagle's algorithm off (TCP_NODELAY; the unix port lacks the names, lwIP and Linux share the
 # numbers). With it on, a TLS record written while an earlier one is unacknowledged waits for
-# the peer's ACK, which a peer delays by up to 40 ms (Linux) or 200 ms (Windows, lwIP): the
+# the peer's ACK, which a peer may delay (40 ms on Linux, up to 250 ms with lwIP): the
 # server's handshake flight (several records), and every SHIP message sent right after
 # another (hello after CMI, a SPINE reply after its header), cost a delayed ACK each.
 _NODELAY = (getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
