@@ -146,9 +146,8 @@ class ShipNode:
     async def start(self):
         self.trust.reload_if_changed()
         port = self.cfg["port"] or _free_port(self.cfg["host"])
-        self.server = await asyncio.start_server(
-            self._accept, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
-        )
+        # TLS is put on in _accept (tlsctx.wrap: Nagle off underneath)
+        self.server = await asyncio.start_server(self._accept, self.cfg["host"], port, backlog=2)
         self.port = port
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop())
@@ -242,13 +241,20 @@ class ShipNode:
         if h.slot >= 0 and self._slots[h.slot] is h:
             self._slots[h.slot] = None
 
-    async def _accept(self, reader, writer):
+    async def _accept(self, raw, _):
         slot, gen, victim = self.adm.arrive(time.ticks_ms())
         if victim >= 0:
             self._evict(victim, "slot reclaimed")
         if slot < 0:
             # budget full of connections that may not be reclaimed: closed without a word
-            await _quiet_close(writer)
+            await _quiet_close(raw)
+            return
+        try:
+            reader = writer = tlsctx.wrap(raw, self._server_ctx, True)
+        except OSError as e:
+            self.adm.leave(slot, gen)
+            log.info(_TAG, "TLS set-up failed: %r", e)
+            await _quiet_close(raw)
             return
         h = _Admitted(slot, gen, asyncio.current_task())
         self._slots[slot] = h
@@ -317,9 +323,9 @@ class ShipNode:
         writer = None
         got = None
         try:
-            reader, writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
-            )
+            raw, _ = await asyncio.wait_for_ms(asyncio.open_connection(host, port), _UPGRADE_MS)
+            writer = raw
+            reader = writer = tlsctx.wrap(raw, self._client_ctx, False, host)
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"])
             self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
