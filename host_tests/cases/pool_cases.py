@@ -28,13 +28,13 @@ class _Null:
 def case_sets_are_lent_until_none_is_left():
     p = Pool(3, SIZES)
     got = [p.take() for _ in range(3)]
-    assert all(s is not None for s in got) and len(set(id(s) for s in got)) == 3
+    assert sorted(got) == [0, 1, 2]
     assert p.free == 0 and p.low == 0
-    assert p.take() is None and p.refused == 1
-    for s in got:
-        assert [len(b) for b in s.bufs] == list(SIZES)
+    assert p.take() == -1 and p.free == 0
+    for k in got:
+        assert [len(b) for b in p.sets[k]] == list(SIZES)
     # no two sets share a buffer
-    assert len(set(id(b) for s in got for b in s.bufs)) == 9
+    assert len(set(id(b) for k in got for b in p.sets[k])) == 9
 
 
 def case_giving_back_is_idempotent():
@@ -42,37 +42,41 @@ def case_giving_back_is_idempotent():
     a = p.take()
     p.give(a)
     p.give(a)  # a second give (an error path running twice) changes nothing
-    p.give(None)
+    p.give(-1)
     assert p.free == 2
     b = p.take()
     c = p.take()
-    assert b is not None and c is not None and b is not c and p.take() is None
+    assert b >= 0 and c >= 0 and b != c and p.take() == -1
+    bufs = p.sets[b]
     p.give(b)
-    assert p.take() is b  # the same buffers again, never new ones
+    assert p.take() == b and p.sets[b] is bufs  # the same buffers again, never new ones
 
 
 def case_a_storm_leaves_the_pool_full():
     p = Pool(4, SIZES)
     held = []
+    none_left = 0
     for i in range(200):
         s = p.take()
-        if s is not None:
+        if s >= 0:
             held.append(s)
-        if i % 3 == 0 or s is None:
+        else:
+            none_left += 1
+        if i % 3 == 0 or s < 0:
             while held:
                 p.give(held.pop(i % len(held)))
                 if i % 5:
                     break
     for s in held:
         p.give(s)
-    assert p.free == p.size == 4 and p.low == 0 and p.refused > 0
+    assert p.free == p.size == 4 and p.low == 0 and none_left > 0 and not any(p.held)
 
 
 def case_largest_buffers_first():
     # every set's 2 KB block is made before any 1 KB buffer (a fresh heap on MicroPython:
     # ascending addresses are not guaranteed, so only the sizes and the count are checked)
     p = Pool(2, (512, 2048, 1024))
-    assert [len(b) for b in p.slots[0].bufs] == [512, 2048, 1024]
+    assert [len(b) for b in p.sets[0]] == [512, 2048, 1024]
     assert p.size == 2 and p.free == 2
 
 
@@ -88,14 +92,14 @@ def case_max_connections_counts_every_holder():
 def case_cores_use_the_lent_buffers():
     p = Pool(1, SIZES)
     s = p.take()
-    ws = WsConnection(None, None, False, buf=s.bufs[0])
-    assert ws._buf is s.bufs[0] and ws._txn == 1024 and len(ws._rxmv) == 1024
-    c = ShipConnection(True, "id", True, _Null(), 0, ctrl=s.bufs[1])
-    assert c._ctrl is s.bufs[1]
-    w = Writer(1024, s.bufs[2])
-    assert w.buf is s.bufs[2]
+    ws = WsConnection(None, None, False, buf=p.sets[s][0])
+    assert ws._buf is p.sets[s][0] and ws._txn == 1024 and len(ws._rxmv) == 1024
+    c = ShipConnection(True, "id", True, _Null(), 0, ctrl=p.sets[s][1])
+    assert c._ctrl is p.sets[s][1]
+    w = Writer(1024, p.sets[s][2])
+    assert w.buf is p.sets[s][2]
     # what a previous connection left in the buffers does not leak into this one's output
-    s.bufs[2][:] = b"\xff" * 1024
+    p.sets[s][2][:] = b"\xff" * 1024
     w.measure(_emit_small)
     k = w.window(_emit_small, 0)
     assert bytes(w.mv[:k]) == b'[{"a":1}]'  # the EEBUS dialect: an object is a list of members
@@ -144,9 +148,9 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     keep, plugs, j = _fill_heap(1024)
     assert j < len(plugs)  # the plugs ran out of room, not out of slots
     try:
-        ws = WsConnection(None, None, False, buf=s.bufs[0])
-        c = ShipConnection(True, "id", True, _Null(), 0, ctrl=s.bufs[1])
-        w = Writer(1024, s.bufs[2])
+        ws = WsConnection(None, None, False, buf=p.sets[s][0])
+        c = ShipConnection(True, "id", True, _Null(), 0, ctrl=p.sets[s][1])
+        w = Writer(1024, p.sets[s][2])
         made = ws is not None and c is not None and w is not None
         failed = False
         try:

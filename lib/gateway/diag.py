@@ -154,9 +154,6 @@ def status(gw=None):
         "  last: " + sup.state.last if sup.state.last else ""))
     print("SHIP %s:%d  SKI %s  ID %s" % (gw.ship["host"], gw.node.port or 0, gw.ski, gw.ship["ship_id"]))
     print("SHIP stats: %s" % gw.node.stats)
-    pl = gw.pool
-    print("connection buffers: %d of %d sets free (least free %d, none left %d times)" % (
-        pl.free, pl.size, pl.low, pl.refused))
     peers(gw)
     pending(gw)
 

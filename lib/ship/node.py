@@ -266,7 +266,7 @@ class ShipNode:
         if self.probe:
             self.probe("open")
         addr = _peer_text(writer)
-        lent = None
+        bufs = lent = None
         ws = None
         box = [None]
 
@@ -277,16 +277,16 @@ class ShipNode:
             return box[0] is not None
 
         try:
-            if self.pool is not None:
+            if self.pool:
                 lent = await self._lend()
-                if lent is None:
+                if lent < 0:
                     # more connections than the sets made for them (the admission's budget,
                     # plus a session replacing its own): closed without a word
                     self.stats["no_buffers"] += 1
-                    log.warn(_TAG, "%s: no free connection buffers, closed", addr)
                     return
+                bufs = self.pool.sets[lent]
             ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"],
-                              buf=lent.bufs[0] if lent else None)
+                              buf=bufs and bufs[0])
             self._deadlines(ws)
             try:
                 await ws.accept(min(self.cfg["timers"].cmi, _TLS_MS), admit)
@@ -294,7 +294,7 @@ class ShipNode:
                 if box[0] is None:
                     tlsctx.take_peer_ski()  # never leave an entry behind
             self.stats["accepted"] += 1
-            await self._run(ws, box[0], addr, False, h, lent=lent)
+            await self._run(ws, box[0], addr, False, h, bufs=bufs)
         except asyncio.CancelledError:
             pass  # its slot was reclaimed (logged)
         except UpgradeError as e:
@@ -312,7 +312,8 @@ class ShipNode:
             await _quiet_close(writer)
             # after the close: the reader task is cancelled (it reads nothing more) and the
             # stream keeps its own copy of what is unsent, so the set may serve another
-            self._give(lent)
+            if lent is not None:
+                self.pool.give(lent)
             if self.probe:
                 ws = None  # so the probe sees the connection's memory freed
                 self.probe("closed")
@@ -320,18 +321,12 @@ class ShipNode:
     async def _lend(self):
         # A set of connection buffers. An evicted holder gives its set back once its task has
         # unwound (a pending peer gets its close frame first), so a newcomer waits that long.
-        pool = self.pool
-        s = pool.take()
         t0 = time.ticks_ms()
-        limit = self.cfg["timers"].close + _MARGIN_MS
-        while s is None and time.ticks_diff(time.ticks_ms(), t0) < limit:
+        while True:
+            k = self.pool.take()
+            if k >= 0 or time.ticks_diff(time.ticks_ms(), t0) > self.cfg["timers"].close + _MARGIN_MS:
+                return k
             await asyncio.sleep_ms(_LEND_POLL_MS)
-            s = pool.take()
-        return s
-
-    def _give(self, lent):
-        if lent is not None:
-            self.pool.give(lent)
 
     # ---- client ---------------------------------------------------------------------------
 
@@ -357,19 +352,19 @@ class ShipNode:
         addr = "%s:%d" % (host, port)
         writer = None
         got = None
-        lent = None
+        lent = -1
+        bufs = None
         try:
-            if self.pool is not None:
+            if self.pool:
                 lent = self.pool.take()
-                if lent is None:
+                if lent < 0:
                     self.stats["no_buffers"] += 1
-                    log.warn(_TAG, "dial %s: no free connection buffers", addr)
                     return None
+                bufs = self.pool.sets[lent]
             reader, writer = await asyncio.wait_for_ms(
                 asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
             )
-            ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"],
-                              buf=lent.bufs[0] if lent else None)
+            ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"], buf=bufs and bufs[0])
             self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
             try:
@@ -380,14 +375,15 @@ class ShipNode:
                 log.warn(_TAG, "%s: server SKI %s is not the expected %s", addr, got, ski)
                 await ws.close(1008, "unexpected SKI")
                 return None
-            return await self._run(ws, ski, addr, True, peer_pin=pin, lent=lent)
+            return await self._run(ws, ski, addr, True, peer_pin=pin, bufs=bufs)
         except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError) as e:
             log.info(_TAG, "dial %s failed: %r", addr, e)
             return None
         finally:
             if writer is not None:
                 await _quiet_close(writer)
-            self._give(lent)
+            if bufs:
+                self.pool.give(lent)
 
     # ---- one connection -------------------------------------------------------------------
 
@@ -396,7 +392,7 @@ class ShipNode:
         ws.send_ms = t.send
         ws.close_ms = t.close
 
-    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None, lent=None):
+    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None, bufs=None):
         if self._stopping:  # accepted or dialled before stop(), through TLS after it
             await ws.close(1001, "going away")
             return None
@@ -417,12 +413,12 @@ class ShipNode:
         peer = Peer(self, ski, addr, outgoing)
         h.peer = peer
         peer.ws = ws
-        if lent is not None:
-            peer.spine_buf = lent.bufs[2]
+        if bufs:
+            peer.spine_buf = bufs[2]
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
             not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"],
-            pin=self.pin, peer_pin=peer_pin, ctrl=lent.bufs[1] if lent else None,
+            pin=self.pin, peer_pin=peer_pin, ctrl=bufs and bufs[1],
         )
         peer.conn = conn
         sink = _Sink(conn)
