@@ -37,7 +37,7 @@ def built(tmp_path_factory):
 
 # what the default board (esp32-wroom: echonet off, usecases.cevc off by default) leaves out
 WROOM_LEFT_OUT = [["echonet/", "echonet"], ["gateway/echonet_service.py", "echonet"],
-                  ["usecases/cevc.py", "usecases.cevc"]]
+                  ["usecases/evcs.py", "usecases.evcs"], ["usecases/cevc.py", "usecases.cevc"]]
 
 
 def lib_sources():
@@ -93,10 +93,11 @@ def test_size_target_and_report(built, capsys):
     print("\nlib/ as .mpy: %.1f KB in %d files (target 200 KB)" % (total / 1024.0, s["lib_files"]))
     assert total <= 200 * 1024
     assert s["mpy"] == "%d.%d" % cross_major_sub() and s["march"] == "xtensawin" and s["native"] == NATIVE
-    # the WROOM's tree: no ECHONET, no CEVC; everything else
+    # the WROOM's tree: no ECHONET, no EVCS, no CEVC; everything else
     assert s["left_out"] == WROOM_LEFT_OUT
     assert sorted(s["left_out_files"]) == sorted(
-        [r for r in lib_sources() if r.startswith("echonet/")] + ["gateway/echonet_service.py", "usecases/cevc.py"])
+        [r for r in lib_sources() if r.startswith("echonet/")]
+        + ["gateway/echonet_service.py", "usecases/evcs.py", "usecases/cevc.py"])
     assert s["lib_files"] == len(lib_sources()) - len(s["left_out_files"])
     assert s["limit"] == build.LIMIT == 200 * 1024
 
@@ -105,7 +106,7 @@ def test_report_names_what_was_left_out(built, capsys):
     build.report(summary_of(built), "the firmware")
     out = capsys.readouterr().out.splitlines()
     assert ("left out for this board: echonet/ (echonet off), gateway/echonet_service.py (echonet off), "
-            "usecases/cevc.py (usecases.cevc off) (--all keeps them)") in out
+            "usecases/evcs.py (usecases.evcs off), usecases/cevc.py (usecases.cevc off) (--all keeps them)") in out
     assert any(line.startswith("deployed lib ") and "ok" in line for line in out), out
 
 
