@@ -64,10 +64,7 @@ class WindowWatch:
             return None
         self.open = is_open
         if is_open:
-            # the store's snapshot from the opening, when it keeps one (a peer may have been
-            # trusted through the window before this poll)
-            before = getattr(self.trust, "window_before", None)
-            self._before = tuple(self.trust.trusted) if before is None else before
+            self._before = tuple(self.trust.trusted)
             return ("open",)
         new = [s for s in self.trust.trusted if s not in self._before]
         self._before = ()

@@ -157,8 +157,9 @@ class ShipNode:
     async def start(self):
         self.trust.reload_if_changed()
         port = self.cfg["port"] or _free_port(self.cfg["host"])
-        # TLS is put on in _accept (tlsctx.wrap: Nagle off underneath)
-        self.server = await asyncio.start_server(self._accept, self.cfg["host"], port, backlog=2)
+        self.server = await asyncio.start_server(
+            self._accept, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
+        )
         self.port = port
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop())
@@ -252,20 +253,13 @@ class ShipNode:
         if h.slot >= 0 and self._slots[h.slot] is h:
             self._slots[h.slot] = None
 
-    async def _accept(self, raw, _):
+    async def _accept(self, reader, writer):
         slot, gen, victim = self.adm.arrive(time.ticks_ms())
         if victim >= 0:
             self._evict(victim, "slot reclaimed")
         if slot < 0:
             # budget full of connections that may not be reclaimed: closed without a word
-            await _quiet_close(raw)
-            return
-        try:
-            reader = writer = tlsctx.wrap(raw, self._server_ctx, True)
-        except OSError as e:
-            self.adm.leave(slot, gen)
-            log.info(_TAG, "TLS set-up failed: %r", e)
-            await _quiet_close(raw)
+            await _quiet_close(writer)
             return
         h = _Admitted(slot, gen, asyncio.current_task())
         self._slots[slot] = h
@@ -367,9 +361,9 @@ class ShipNode:
                     self.stats["no_buffers"] += 1
                     return None
                 bufs = self.pool.sets[lent]
-            raw, _ = await asyncio.wait_for_ms(asyncio.open_connection(host, port), _UPGRADE_MS)
-            writer = raw
-            reader = writer = tlsctx.wrap(raw, self._client_ctx, False, host)
+            reader, writer = await asyncio.wait_for_ms(
+                asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
+            )
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"], buf=bufs and bufs[0])
             self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
