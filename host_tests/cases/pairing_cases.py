@@ -109,3 +109,26 @@ def case_window_watch_with_the_trust_store():
     assert ev == ("closed", ["c" * 40]), ev
     assert t.trusted["c" * 40]["by"] == "window"
     os.remove(path)
+
+
+def case_window_watch_counts_a_peer_trusted_before_its_first_poll():
+    # the window opens and a peer is trusted through it before the pairing task polls (a
+    # handshake is quicker than the 20 ms poll): it is reported at the close all the same
+    import os
+
+    path = "/tmp/pairing_cases_trust_early.json"
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    t = T.TrustStore(path)
+    t.add("a" * 40)
+    w = PB.WindowWatch(t)
+    assert w.step(0) is None
+    t.open_window(0, 2)
+    assert t.decide("d" * 40, 5) == T.TRUSTED
+    assert w.step(20) == ("open",)
+    t.open_window(100, 2)  # extended while open: the snapshot from the opening stays
+    ev = w.step(2100)
+    assert ev == ("closed", ["d" * 40]), ev
+    os.remove(path)

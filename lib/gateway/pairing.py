@@ -64,7 +64,10 @@ class WindowWatch:
             return None
         self.open = is_open
         if is_open:
-            self._before = tuple(self.trust.trusted)
+            # the store's snapshot from the opening, when it keeps one (a peer may have been
+            # trusted through the window before this poll)
+            before = getattr(self.trust, "window_before", None)
+            self._before = tuple(self.trust.trusted) if before is None else before
             return ("open",)
         new = [s for s in self.trust.trusted if s not in self._before]
         self._before = ()

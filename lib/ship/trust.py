@@ -42,6 +42,7 @@ class TrustStore:
         self.error = None
         self._stamp = None
         self._window_until = None
+        self.window_before = None  # who was trusted when the pairing window opened
         self.load()
 
     # ---- persistence ----------------------------------------------------------------------
@@ -139,6 +140,10 @@ class TrustStore:
 
     def open_window(self, now, seconds):
         """A pairing window: unknown peers are accepted until it closes by itself."""
+        if not self.window_open(now):
+            # taken here, not when the pairing task next polls: a peer can be trusted through
+            # the window before that (a SHIP handshake takes about 20 ms on the host)
+            self.window_before = tuple(self.trusted)
         self._window_until = ticks_add(now, seconds * 1000)
 
     def window_open(self, now):
