@@ -30,7 +30,7 @@ def test_any_hello_is_answered_without_exception(trusted, phase, waiting, prolon
         f.append({"waiting": waiting})
     if prolong:
         f.append({"prolongationRequest": True})
-    ship_limits_cases._deliver(c, b"\x01" + json.dumps({"connectionHello": f}).encode())
+    ship_limits_cases.deliver(c, b"\x01" + json.dumps({"connectionHello": f}).encode())
     # whatever came, the connection is either still in the hello with a deadline it can
     # compute, or closed with a reason
     d = c.ms_to_deadline(now)

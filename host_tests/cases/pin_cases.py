@@ -1,5 +1,6 @@
 # SHIP PIN verification: the policy (ship/pin.py) and the PIN phase of the connection core, both
 # roles. Plain functions with asserts: CPython (test_ship_pin.py) and MicroPython (test_cases_mpy).
+from cases.shipstub import NullSpine, deliver
 from ship import connection as C
 from ship import messages as M
 from ship import pin as P
@@ -29,27 +30,6 @@ def pin_input(pin):
     return b'\x01{"connectionPinInput":[{"pin":"%s"}]}' % pin.encode()
 
 
-class Spine:
-    def spine_begin(self):
-        pass
-
-    def spine_data(self, buf, off, n):
-        pass
-
-    def spine_end(self):
-        pass
-
-    def spine_abort(self, why):
-        pass
-
-
-def deliver(conn, msg):
-    buf = bytearray(msg)
-    conn.ws_begin()
-    conn.ws_data(buf, 0, len(buf))
-    conn.ws_end()
-
-
 def sent(conn):
     return [a[1] for a in conn.out if a[0] == "send"]
 
@@ -77,7 +57,7 @@ def policy(mode="required", tries=3, lock_ms=1000):
 
 
 def server(pol, trusted=False, now=0):
-    c = C.ShipConnection(True, OUR_ID, trusted, Spine(), now, T, pin=pol)
+    c = C.ShipConnection(True, OUR_ID, trusted, NullSpine(), now, T, pin=pol)
     c.start(now)
     for m in (M.CMI, HELLO_READY, ANNOUNCE, SELECT):
         deliver(c, m)
@@ -174,7 +154,7 @@ def case_lock_is_capped():
 
 
 def case_none_mode_untrusted_peer_held_pending():
-    c = C.ShipConnection(True, OUR_ID, False, Spine(), 0, T, pin=P.PinPolicy())
+    c = C.ShipConnection(True, OUR_ID, False, NullSpine(), 0, T, pin=P.PinPolicy())
     c.start(0)
     deliver(c, M.CMI)
     assert acts(c, "pending") and not c.awaiting_pin
@@ -303,7 +283,7 @@ def case_pinok_without_our_pin_closes():
 
 
 def client(peer_pin):
-    c = C.ShipConnection(False, OUR_ID, True, Spine(), 0, T, peer_pin=peer_pin)
+    c = C.ShipConnection(False, OUR_ID, True, NullSpine(), 0, T, peer_pin=peer_pin)
     c.start(0)
     for m in (M.CMI, HELLO_READY, SELECT):
         deliver(c, m)
@@ -347,7 +327,7 @@ def case_client_without_pin_required_closes_optional_goes_on():
 
 
 def case_announce_11_answered_with_select_10():
-    c = C.ShipConnection(True, OUR_ID, True, Spine(), 0, T)
+    c = C.ShipConnection(True, OUR_ID, True, NullSpine(), 0, T)
     c.start(0)
     for m in (M.CMI, HELLO_READY, ANNOUNCE_11):
         deliver(c, m)
@@ -357,7 +337,7 @@ def case_announce_11_answered_with_select_10():
 
 
 def case_unknown_control_ignored_in_pin_and_data():
-    c = C.ShipConnection(True, OUR_ID, True, Spine(), 0, T)
+    c = C.ShipConnection(True, OUR_ID, True, NullSpine(), 0, T)
     c.start(0)
     for m in (M.CMI, HELLO_READY, ANNOUNCE, SELECT):
         deliver(c, m)
@@ -380,7 +360,7 @@ def case_unknown_control_name_bounded():
 
 def case_unknown_control_in_protocol_handshake_still_error_2():
     # SHIP-TS-PROT-03 stays: the protocol handshake tolerates nothing unexpected
-    c = C.ShipConnection(True, OUR_ID, True, Spine(), 0, T)
+    c = C.ShipConnection(True, OUR_ID, True, NullSpine(), 0, T)
     c.start(0)
     deliver(c, M.CMI)
     deliver(c, HELLO_READY)

@@ -2,6 +2,7 @@
 # CPython and MicroPython. The fragmented-heap case runs under MicroPython only (gc.mem_free).
 import gc
 
+from cases.shipstub import NullSpine
 from eejson.writer import Writer
 from ship import admission as A
 from ship.connection import ShipConnection
@@ -9,20 +10,6 @@ from ws.pool import Pool
 from ws.stream import WsConnection
 
 SIZES = (2048, 1024, 1024)  # ship.node.BUFS (ship.node needs MicroPython's tls to import)
-
-
-class _Null:
-    def spine_begin(self):
-        pass
-
-    def spine_data(self, buf, off, n):
-        pass
-
-    def spine_end(self):
-        pass
-
-    def spine_abort(self, reason):
-        pass
 
 
 def case_sets_are_lent_until_none_is_left():
@@ -94,7 +81,7 @@ def case_cores_use_the_lent_buffers():
     s = p.take()
     ws = WsConnection(None, None, False, buf=p.sets[s][0])
     assert ws._buf is p.sets[s][0] and ws._txn == 1024 and len(ws._rxmv) == 1024
-    c = ShipConnection(True, "id", True, _Null(), 0, ctrl=p.sets[s][1])
+    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
     assert c._ctrl is p.sets[s][1]
     w = Writer(1024, p.sets[s][2])
     assert w.buf is p.sets[s][2]
@@ -149,7 +136,7 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     assert j < len(plugs)  # the plugs ran out of room, not out of slots
     try:
         ws = WsConnection(None, None, False, buf=p.sets[s][0])
-        c = ShipConnection(True, "id", True, _Null(), 0, ctrl=p.sets[s][1])
+        c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
         w = Writer(1024, p.sets[s][2])
         made = ws is not None and c is not None and w is not None
         failed = False

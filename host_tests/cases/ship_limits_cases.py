@@ -3,6 +3,7 @@
 import json
 import os
 
+from cases.shipstub import NullSpine, deliver
 from ship import connection as C
 from ship import messages as M
 from ship import trust as T
@@ -10,31 +11,10 @@ from ship import trust as T
 _DIR = "/tmp" if os.getenv("TMPDIR") is None else os.getenv("TMPDIR")
 
 
-class _Spine:
-    def spine_begin(self):
-        pass
-
-    def spine_data(self, buf, off, n):
-        pass
-
-    def spine_end(self):
-        pass
-
-    def spine_abort(self, why):
-        pass
-
-
-def _deliver(conn, msg):
-    buf = bytearray(msg)
-    conn.ws_begin()
-    conn.ws_data(buf, 0, len(buf))
-    conn.ws_end()
-
-
 def _in_hello(trusted, now=0):
-    c = C.ShipConnection(True, "Test-GW-1", trusted, _Spine(), now)
+    c = C.ShipConnection(True, "Test-GW-1", trusted, NullSpine(), now)
     c.start(now)
-    _deliver(c, M.CMI)
+    deliver(c, M.CMI)
     del c.out[:]
     return c
 
@@ -51,7 +31,7 @@ def case_waiting_above_unsigned_int_is_a_protocol_error():
     for w in (b"4611686018427387904", b"4294967296", b"-1", b"1e12", b'"60000"', b"null"):
         for trusted in (False, True):
             c = _in_hello(trusted)
-            _deliver(c, _hello(b"pending" if not trusted else b"ready", w))
+            deliver(c, _hello(b"pending" if not trusted else b"ready", w))
             if w == b"null":
                 continue  # no waiting at all is judged by phase (see the ship core cases)
             assert c.state == C.CLOSED, (w, trusted)
@@ -61,7 +41,7 @@ def case_waiting_above_unsigned_int_is_a_protocol_error():
 
 def case_largest_waiting_accepted_and_no_prolongation_needed():
     c = _in_hello(False, now=1000)
-    _deliver(c, _hello(b"ready", b"4294967295"))
+    deliver(c, _hello(b"ready", b"4294967295"))
     assert c.state == C.HELLO  # pending on our side, the peer waits "forever": fine
     assert c._prolong_at is None
     c.tick(1000 + 59999)
@@ -72,22 +52,22 @@ def case_largest_waiting_accepted_and_no_prolongation_needed():
 
 def case_waiting_near_our_timer_schedules_prolongation():
     c = _in_hello(False)
-    _deliver(c, _hello(b"ready", b"40000"))
+    deliver(c, _hello(b"ready", b"40000"))
     assert c._prolong_at == 20000
     assert c.ms_to_deadline(0) == 20000
 
 
 def case_close_maxtime_out_of_range_uses_default():
     c = _in_hello(True)
-    _deliver(c, _hello(b"ready", b"60000"))
+    deliver(c, _hello(b"ready", b"60000"))
     for m in (
         b'\x01{"messageProtocolHandshake":[{"handshakeType":"announceMax"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}',
         b'\x01{"messageProtocolHandshake":[{"handshakeType":"select"},{"version":[{"major":1},{"minor":0}]},{"formats":[{"format":["JSON-UTF8"]}]}]}',
         b'\x01{"connectionPinState":[{"pinState":"none"}]}',
     ):
-        _deliver(c, m)
+        deliver(c, m)
     assert c.state == C.DATA
-    _deliver(c, b'\x03{"connectionClose":[{"phase":"announce"},{"maxTime":99999999999999999999}]}')
+    deliver(c, b'\x03{"connectionClose":[{"phase":"announce"},{"maxTime":99999999999999999999}]}')
     assert c.state == C.CLOSING
     assert c.ms_to_deadline(c.now) <= 500
 
