@@ -62,10 +62,8 @@ _ENC = not NATIVE
 
 
 class Writer:
-    # buf: the output buffer (a bytearray of size bytes, e.g. lent from a start-up pool); None:
-    # one is made
-    def __init__(self, size=1024, buf=None):
-        self.buf = bytearray(size) if buf is None else buf
+    def __init__(self, size=1024):
+        self.buf = bytearray(size)
         self.mv = memoryview(self.buf)
         self._size = size
         self._kind = bytearray(_MAX_DEPTH)
