@@ -94,10 +94,16 @@ def settle(gw, cem, tries=3):
     """Once the attackers are gone: a good session, then the live heap against the baseline
     (the figure after the module's first good session). The GC is conservative: a stale word on
     the C stack can keep a freed TLS context alive through one collection, so a figure over the
-    slack is taken again after another session; a leak stays over it every time."""
+    slack is taken again after another session. Seen in about one full run in four (more often
+    under CPU load), about one connection's objects (14 KB) stayed over three sessions after an
+    attack and were gone a test later; the cause is not found. So a figure still over the slack
+    is taken once more after the gateway's own timers (the hello timer, the longest) have run:
+    memory that stays past them is a leak."""
     time.sleep(1.0)  # the gateway notices the attackers' closes
     seen = []
-    for _ in range(tries):
+    for i in range(tries + 1):
+        if i == tries:
+            time.sleep(HELLO_MS / 1000 + 2)
         seen.append(heap_after_session(gw, cem))
         if gw.baseline is None:
             gw.baseline = seen[0]
