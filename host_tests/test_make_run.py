@@ -32,17 +32,8 @@ def test_make_run_starts_and_stops_on_sigterm(tmp_path):
            "make", "-s", "-o", ".venv/.stamp", "run", "RUN_DIR=" + run_dir]
     p = subprocess.Popen(cmd, cwd=mpyrun.ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
     try:
-        deadline = time.monotonic() + 90  # a guard against a hang, not a timing assertion
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip())
-            if "charger link up" in line:
-                break
-        text = "\n".join(lines)
+        text = mpyrun.output_until(p, "charger link up", 90)
         assert "SKI " in text and "SHIP 127.0.0.1:4712" in text, text
         assert "ECHONET" in text and "3610" in text, text
         assert "charger link up" in text, text

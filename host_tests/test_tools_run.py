@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import gw
 from support import mpyrun
@@ -42,17 +41,8 @@ def test_run_starts_gateway_and_simulator(tmp_path):
     data = tmp_path / "data"
     p = subprocess.Popen([sys.executable, os.path.join(mpyrun.ROOT, "tools", "gw.py"), "run", str(board), str(data)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
     try:
-        deadline = time.monotonic() + 60  # a guard against a hang, not a timing assertion
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip())
-            if "charger link up" in line:
-                break
-        text = "\n".join(lines)
+        text = mpyrun.output_until(p, "charger link up", 60)
         assert (data / "cert.der").exists() and "SKI " in text
         assert "SHIP 127.0.0.1:%d" % ship in text
         assert "charger link up" in text, text

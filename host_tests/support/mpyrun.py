@@ -159,6 +159,21 @@ class LineProc:
                 self._cv.wait(left)
 
 
+def output_until(proc, marker, timeout):
+    """The text proc (text-mode stdout pipe) printed up to the first line holding marker, or up
+    to its end or timeout seconds (a guard against a hang, not a timing assertion)."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if marker in line:
+            break
+    return "\n".join(lines)
+
+
 def stop(proc, timeout=5.0):
     """Stop a started process; returns its remaining output."""
     if proc.poll() is None:
