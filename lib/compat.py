@@ -3,6 +3,7 @@
 # The viper modules (native/: ws_mask, utf8, eejson_lexer, eejson_escape) take the shim below
 # under CPython; on MicroPython they are machine code.
 import sys
+from socket import MSG_PEEK as _MSG_PEEK
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -61,6 +62,39 @@ def sockaddr_host(addr):
     if isinstance(ip, (bytes, bytearray)) and len(ip) == 4:
         ip = "%d.%d.%d.%d" % (ip[0], ip[1], ip[2], ip[3])
     return ip, port
+
+
+PEEK = const(256)  # a datagram shorter than this never needs a larger block
+_ONE = bytearray(1)
+
+
+def recv_datagram(s, rx):
+    """The next datagram queued on the non-blocking UDP socket s, as (data, addr); None when
+    none is queued; (None, addr) when it was dropped because the heap had no block for it.
+
+    MicroPython has no recvfrom_into, and recvfrom(rx) takes an rx-byte block for every
+    datagram (shrunk after the read): on a fragmented heap that block is what fails, and its
+    MemoryError would end the service. So the datagram is first peeked at with at most PEEK
+    bytes, which gives its address and, when it is shorter, all of it; a readinto of one byte
+    then takes it off the queue (a datagram socket discards the rest of a datagram that a read
+    did not take; a longer readinto would loop on into the next datagram). Only a datagram of
+    PEEK bytes or more takes recvfrom(rx)."""
+    try:
+        d, addr = s.recvfrom(PEEK, _MSG_PEEK)
+    except OSError:  # EAGAIN: none queued
+        return None
+    if len(d) < PEEK:
+        if d:
+            s.readinto(_ONE, 1)
+        else:
+            s.recvfrom(1)  # empty: a read of 0 bytes reads as the end of a stream on some ports
+        return d, addr
+    d = None
+    try:
+        return s.recvfrom(rx)
+    except MemoryError:  # raised before the read: the datagram is still queued
+        s.readinto(_ONE, 1)
+        return None, addr
 
 
 def hexlify(b):

@@ -11,8 +11,9 @@
 # first socket. A group that cannot be joined (no multicast route outside a network
 # namespace) leaves unicast working.
 #
-# Allocation: the engine allocates nothing per frame; recvfrom() does (the datagram, its
-# address, a tuple: MicroPython has no recvfrom_into). Sends reuse one memoryview per
+# Allocation: the engine allocates nothing per frame; receiving does (the datagram, its
+# address, a tuple: MicroPython has no recvfrom_into), never more than compat.PEEK bytes at
+# once for a frame shorter than that (compat.recv_datagram). Sends reuse one memoryview per
 # answer length.
 import asyncio
 import socket
@@ -20,6 +21,7 @@ import time
 from asyncio import core
 
 import log
+from compat import recv_datagram
 from echonet.frame import RX_SIZE
 
 GROUP = "224.0.23.0"
@@ -111,11 +113,14 @@ class EchonetUdp:
 
     def serve_one(self, s):
         """Receive and answer one datagram; False when the socket had none."""
-        try:
-            data, addr = s.recvfrom(RX_SIZE)
-        except OSError:
+        got = recv_datagram(s, RX_SIZE)
+        if got is None:
             return False
+        data, addr = got
         e = self.e
+        if data is None:  # longer than compat.PEEK and no block for it: dropped
+            e.errors += 1
+            return True
         try:
             n = e.feed(data, len(data), time.ticks_ms())
         except Exception as x:  # one bad datagram must not stop the service

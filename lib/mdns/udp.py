@@ -8,7 +8,7 @@ import socket
 import time
 
 import log
-from compat import const
+from compat import const, recv_datagram
 from mdns.responder import ip4
 
 GROUP = "224.0.0.251"
@@ -77,10 +77,13 @@ class Mdns:
         parts = [x for x in (rsp, br) if x is not None]  # both: poll(), due_in(), w.buf
         while self.running:
             while True:
-                try:
-                    data, addr = s.recvfrom(_RX)
-                except OSError:  # EAGAIN: nothing queued
+                got = recv_datagram(s, _RX)
+                if got is None:
                     break
+                data, addr = got
+                if data is None:  # longer than compat.PEEK and no block for it: dropped
+                    self.stats["errors"] += 1
+                    continue
                 self.stats["rx"] += 1
                 delay = self._received(data, addr)
                 if delay:
