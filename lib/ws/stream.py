@@ -4,7 +4,7 @@
 import asyncio
 import os
 
-from compat import const
+from compat import const, detached
 from ws_mask import xor_mask
 from ws import upgrade
 from ws.codec import (
@@ -105,7 +105,7 @@ class WsConnection:
             fired[0] = True
             me.cancel()
 
-        wd = asyncio.create_task(dog())
+        wd = asyncio.create_task(detached(dog()))
         try:
             return await coro
         except asyncio.CancelledError:
