@@ -463,7 +463,8 @@ class WsConnection:
                 await self._send_ctl(True)
             if wait_ms and not self.close_code:
                 try:
-                    await asyncio.wait_for_ms(self._until_closed(), wait_ms)
+                    # wait_for_ms runs it in a task of its own: one that ends keeping nothing
+                    await asyncio.wait_for_ms(detached(self._until_closed()), wait_ms)
                 except (WsClosed, asyncio.TimeoutError):
                     pass
         except OSError:
