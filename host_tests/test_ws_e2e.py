@@ -272,6 +272,35 @@ def test_frame_pipelined_behind_the_head(server):
     assert data.startswith(b"HTTP/1.1 101 ")
 
 
+def test_more_than_rx_pipelined_behind_the_head(server):
+    # The head and more frame bytes than the 1 KB rx part holds in one segment: they lie over
+    # the tx part of the connection's block until fed (no send may overwrite them), the ping
+    # among them is answered once they are, and the echo is whole.
+    big = bytes(range(256)) * 6
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=T)
+    with s:
+        s.sendall(raw_request("/e2e/pipelined-big") + frame(2, big, key=KEY) + frame(9, b"hey", key=KEY))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        frames = []
+        while len(frames) < 2:
+            chunk = s.recv(4096)
+            assert chunk, (rest, frames)
+            rest += chunk
+            try:
+                frames = parse_frames(rest)
+            except (IndexError, struct.error):
+                frames = []
+            if frames and len(frames[-1][1]) < (len(big) if frames[-1][0] == 0x82 else 3):
+                frames = []  # the last frame is not whole yet
+    assert sorted(frames) == sorted([(0x82, big), (0x8A, b"hey")])
+
+
 @pytest.mark.parametrize(
     "data,status,line",
     [

@@ -1,6 +1,8 @@
 # WebSocket connection over MicroPython asyncio streams: the codec and upgrade cores plus the
-# I/O. Buffers are made once per connection; received payload goes to a sink in chunks of at
-# most rx_size bytes, sent messages go out as one frame through a fixed tx buffer.
+# I/O. One block per connection (given, e.g. lent by a ws.pool set made at start-up, or made
+# here) holds the tx buffer and behind it the rx buffer; the opening handshake reads its head
+# into the whole block, before either is in use. Received payload goes to a sink in chunks of
+# at most rx_size bytes, sent messages go out as one frame through the fixed tx buffer.
 import asyncio
 import os
 
@@ -18,7 +20,6 @@ from ws.codec import (
     encode_header,
 )
 
-_HEAD_MAX = const(2048)
 _ETIMEDOUT = const(110)
 _CTL_MAX = const(131)  # 2 header + 4 mask + 125 payload
 
@@ -43,24 +44,31 @@ class _Discard:
 
 
 class WsConnection:
-    def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384):
+    # buf: the block, a bytearray of tx_size + rx_size bytes (rx_size is then what is left
+    # behind tx_size); None: one is made. Its size bounds the upgrade head (2 KB by default).
+    def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384, buf=None):
         self._r = reader
         self._w = writer
         self.client = client
         self.path = None
-        self._rx = bytearray(rx_size)
-        self._rxmv = memoryview(self._rx)
-        self._tx = bytearray(tx_size)
-        self._txmv = memoryview(self._tx)
+        if buf is None:
+            buf = bytearray(tx_size + rx_size)
+        self._buf = buf
+        mv = memoryview(buf)
+        self._rxmv = mv[tx_size:]
+        # tx is the block's first tx_size bytes: encode_header and xor_mask index the bytearray
+        self._tx = buf
+        self._txmv = mv[:tx_size]
+        self._txn = tx_size
         self._cb = bytearray(_CTL_MAX)
         self._cbmv = memoryview(self._cb)
         self._cn = 0  # length of the control frame in _cb still to be sent
         self._dec = Decoder(client, max_message)
         self._busy = False  # a frame (and its drain) is being written
+        self._hold = False  # the writer role is held while received bytes lie over tx
         self._txev = asyncio.Event()
-        # Received bytes not yet fed (survive a cancelled read_some, and the bytes that
-        # followed the upgrade head in the head buffer).
-        self._pb = self._rx
+        # Received bytes not yet fed, buf[_po:_pe] (survive a cancelled read_some, and the bytes
+        # that followed the upgrade head); always inside the rx part, so a send cannot touch them
         self._po = 0
         self._pe = 0
         self._tn = 0
@@ -118,7 +126,7 @@ class WsConnection:
     async def accept(self, timeout_ms=5000, admit=None):
         # admit(): called once the request head is in (so a TLS handshake has completed);
         # False refuses the upgrade with 403 before any WebSocket byte is sent.
-        buf = bytearray(_HEAD_MAX)
+        buf = self._buf
         try:
             (path, key, hl), n = await self._within(
                 self._head(buf, upgrade.parse_request), timeout_ms, 408
@@ -141,26 +149,42 @@ class WsConnection:
         except OSError:
             await self._shut()
             raise
-        self._keep(buf, hl, n)
+        self._keep(hl, n)
         self.path = path
         return path
 
-    def _keep(self, buf, hl, n):
-        # Frames pipelined behind the head are fed from the head buffer before any read.
-        if hl < n:
-            self._pb = buf
-            self._po = hl
-            self._pe = n
+    def _keep(self, hl, n):
+        # Frames pipelined behind the head are fed before any read: moved into the rx part
+        # (memmove on MicroPython and CPython alike), where no send overwrites them. More than
+        # rx holds (a client must wait for the 101, RFC 6455 4.1; a server's first frames
+        # behind its 101 are a few bytes) stays where it is, over tx: the writer role is held
+        # (_hold) until read_some has fed it.
+        t = self._txn
+        left = n - hl
+        if left and hl < t:
+            if left <= len(self._buf) - t:
+                mv = memoryview(self._buf)
+                mv[t : t + left] = mv[hl:n]
+                hl = t
+            else:
+                self._hold = True
+                self._busy = True
+        self._po = hl
+        self._pe = hl + left
+
+    def _unhold(self):
+        if self._hold:
+            self._hold = False
+            self._release()
 
     async def connect(self, host, path, timeout_ms=5000):
         key = upgrade.new_key()
-        buf = bytearray(_HEAD_MAX)
         try:
-            hl, n = await self._within(self._dial(buf, host, path, key), timeout_ms, 0)
+            hl, n = await self._within(self._dial(self._buf, host, path, key), timeout_ms, 0)
+            self._keep(hl, n)
         except (upgrade.UpgradeError, OSError):
             await self._shut()
             raise
-        self._keep(buf, hl, n)
         self.path = path
 
     async def _dial(self, buf, host, path, key):
@@ -185,16 +209,16 @@ class WsConnection:
                 return 0
             if not n:
                 self._closed(1006, "connection lost")
-            self._pb = self._rx
-            self._po = 0
-            self._pe = n
-        buf = self._pb
+            self._po = self._txn
+            self._pe = self._txn + n
+        buf = self._buf
         dec = self._dec
         while self._po < self._pe:
             try:
                 used = dec.feed(buf, self._po, self._pe - self._po, sink)
             except WsError as e:
                 self._po = self._pe
+                self._unhold()
                 self._mark(e.code, e.reason)
                 if not self.close_sent:
                     self._queue_close(e.code, e.reason)
@@ -215,6 +239,7 @@ class WsConnection:
                     self.pongs += 1
                 else:
                     self._po = self._pe
+                    self._unhold()
                     code = dec.close_code
                     reason = bytes(dec.ctl[2 : dec.ctl_len]).decode() if code else ""
                     self._mark(code or 1005, reason)
@@ -224,6 +249,14 @@ class WsConnection:
                         self.close_sent = True
                         await self._send_ctl_quiet()
                     raise WsClosed(code or 1005, reason)
+        if self._hold:
+            # the bytes over tx are fed: senders may go on, and a pong queued meanwhile goes
+            self._unhold()
+            if self._cn:
+                try:
+                    await self._send_ctl(False)
+                except OSError:
+                    self._closed(1006, "connection reset")
         return n
 
     # Set before any await, so that a read_some cancelled while answering still reports it.
@@ -355,7 +388,7 @@ class WsConnection:
         self._left -= n
         tx = self._tx
         txmv = self._txmv
-        size = len(tx)
+        size = self._txn
         key = self._key
         w = self._w
         src = data
@@ -419,7 +452,7 @@ class WsConnection:
 
     async def send_binary(self, data):
         n = len(data)
-        if n + 14 > len(self._tx):
+        if n + 14 > self._txn:
             await self.begin(n)
             await self.write(data)
             await self.end()
