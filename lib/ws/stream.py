@@ -45,7 +45,7 @@ class _Discard:
 
 class WsConnection:
     # buf: the block, a bytearray of tx_size + rx_size bytes (rx_size is then what is left
-    # behind tx_size); None: one is made. Its size bounds the upgrade head (2 KB by default).
+    # behind tx_size); None: one is made. The upgrade head may take up to rx_size bytes.
     def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384, buf=None):
         self._r = reader
         self._w = writer
@@ -60,12 +60,12 @@ class WsConnection:
         self._tx = buf
         self._txmv = mv[:tx_size]
         self._txn = tx_size
+        self._rxn = len(buf) - tx_size
         self._cb = bytearray(_CTL_MAX)
         self._cbmv = memoryview(self._cb)
         self._cn = 0  # length of the control frame in _cb still to be sent
         self._dec = Decoder(client, max_message)
         self._busy = False  # a frame (and its drain) is being written
-        self._hold = False  # the writer role is held while received bytes lie over tx
         self._txev = asyncio.Event()
         # Received bytes not yet fed, buf[_po:_pe] (survive a cancelled read_some, and the bytes
         # that followed the upgrade head); always inside the rx part, so a send cannot touch them
@@ -87,11 +87,14 @@ class WsConnection:
 
     # --- opening handshake
 
-    async def _head(self, buf, parse):
+    async def _head(self, buf, parse, status):
+        # Read into the block's first rx-size bytes only: whatever comes behind the head then
+        # fits the rx part (_keep).
         mv = memoryview(buf)
+        lim = self._rxn
         n = 0
         while True:
-            r = await self._r.readinto(mv[n:])
+            r = await self._r.readinto(mv[n:lim])
             if r is None:
                 continue
             if not r:
@@ -100,6 +103,8 @@ class WsConnection:
             res = parse(buf, n)
             if res is not None:
                 return res, n
+            if n >= lim:
+                raise upgrade.UpgradeError(status, "head too large")
 
     async def _within(self, coro, ms, status):
         # Not wait_for_ms: that runs coro in a task of its own, and the TLS handshake inside
@@ -129,7 +134,7 @@ class WsConnection:
         buf = self._buf
         try:
             (path, key, hl), n = await self._within(
-                self._head(buf, upgrade.parse_request), timeout_ms, 408
+                self._head(buf, upgrade.parse_request, 431), timeout_ms, 408
             )
             if admit is not None and not admit():
                 raise upgrade.UpgradeError(403, "refused")
@@ -155,27 +160,15 @@ class WsConnection:
 
     def _keep(self, hl, n):
         # Frames pipelined behind the head are fed before any read: moved into the rx part
-        # (memmove on MicroPython and CPython alike), where no send overwrites them. More than
-        # rx holds (a client must wait for the 101, RFC 6455 4.1; a server's first frames
-        # behind its 101 are a few bytes) stays where it is, over tx: the writer role is held
-        # (_hold) until read_some has fed it.
+        # (memmove on MicroPython and CPython alike), where no send overwrites them. The head
+        # was read into rx-size bytes, so they fit, and no send has to wait for them.
         t = self._txn
         left = n - hl
-        if left and hl < t:
-            if left <= len(self._buf) - t:
-                mv = memoryview(self._buf)
-                mv[t : t + left] = mv[hl:n]
-                hl = t
-            else:
-                self._hold = True
-                self._busy = True
-        self._po = hl
-        self._pe = hl + left
-
-    def _unhold(self):
-        if self._hold:
-            self._hold = False
-            self._release()
+        if left:
+            mv = memoryview(self._buf)
+            mv[t : t + left] = mv[hl:n]
+        self._po = t
+        self._pe = t + left
 
     async def connect(self, host, path, timeout_ms=5000):
         key = upgrade.new_key()
@@ -190,7 +183,7 @@ class WsConnection:
     async def _dial(self, buf, host, path, key):
         self._w.write(upgrade.request(host, path, key))
         await self._w.drain()
-        return await self._head(buf, lambda b, n: upgrade.parse_response(b, n, key))
+        return await self._head(buf, lambda b, n: upgrade.parse_response(b, n, key), 0)
 
     # --- receiving
 
@@ -218,7 +211,6 @@ class WsConnection:
                 used = dec.feed(buf, self._po, self._pe - self._po, sink)
             except WsError as e:
                 self._po = self._pe
-                self._unhold()
                 self._mark(e.code, e.reason)
                 if not self.close_sent:
                     self._queue_close(e.code, e.reason)
@@ -239,7 +231,6 @@ class WsConnection:
                     self.pongs += 1
                 else:
                     self._po = self._pe
-                    self._unhold()
                     code = dec.close_code
                     reason = bytes(dec.ctl[2 : dec.ctl_len]).decode() if code else ""
                     self._mark(code or 1005, reason)
@@ -249,14 +240,6 @@ class WsConnection:
                         self.close_sent = True
                         await self._send_ctl_quiet()
                     raise WsClosed(code or 1005, reason)
-        if self._hold:
-            # the bytes over tx are fed: senders may go on, and a pong queued meanwhile goes
-            self._unhold()
-            if self._cn:
-                try:
-                    await self._send_ctl(False)
-                except OSError:
-                    self._closed(1006, "connection reset")
         return n
 
     # Set before any await, so that a read_some cancelled while answering still reports it.
