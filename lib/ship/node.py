@@ -28,8 +28,8 @@ _SWEEP_MS = const(500)  # the admission deadlines are checked this often
 _LEND_POLL_MS = const(20)
 
 # The buffers one connection borrows from the gateway's pool (ws.pool.Pool, made at start-up):
-# the WebSocket block (tx, then rx; the upgrade head is read into all of it), the SHIP control
-# message buffer, the SPINE writer's buffer.
+# the WebSocket block (tx, then rx; the upgrade head is read into its first rx-size bytes),
+# the SHIP control message buffer, the SPINE writer's buffer.
 BUFS = (2048, 1024, 1024)
 
 
