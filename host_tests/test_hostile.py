@@ -94,11 +94,12 @@ def settle(gw, cem, tries=3):
     """Once the attackers are gone: a good session, then the live heap against the baseline
     (the figure after the module's first good session). The GC is conservative: a stale word on
     the C stack can keep a freed TLS context alive through one collection, so a figure over the
-    slack is taken again after another session. Seen in about one full run in four (more often
-    under CPU load), about one connection's objects (14 KB) stayed over three sessions after an
-    attack and were gone a test later; the cause is not found. So a figure still over the slack
-    is taken once more after the gateway's own timers (the hello timer, the longest) have run:
-    memory that stays past them is a leak."""
+    slack is taken again after another session, and once more after the gateway's own timers
+    (the hello timer, the longest) have run: memory that stays past them is a leak. One such
+    retention was found: an ended connection's task kept alive by a task waiting off the run
+    queue (test_task_retention.py); about one full run in four, more under CPU load, saw its
+    ~11-14 KB stay over three sessions before the connection tasks ran through
+    compat.detached."""
     time.sleep(1.0)  # the gateway notices the attackers' closes
     seen = []
     for i in range(tries + 1):

@@ -6,7 +6,7 @@ import random
 import time
 
 import log
-from compat import const, sockaddr_host
+from compat import const, detached, sockaddr_host
 from ship import admission as A
 from ship import connection as C
 from ship import pin as P
@@ -158,7 +158,7 @@ class ShipNode:
         self.trust.reload_if_changed()
         port = self.cfg["port"] or _free_port(self.cfg["host"])
         self.server = await asyncio.start_server(
-            self._accept, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
+            self._accept_task, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
         )
         self.port = port
         if self._sweeper is None:
@@ -253,6 +253,10 @@ class ShipNode:
         if h.slot >= 0 and self._slots[h.slot] is h:
             self._slots[h.slot] = None
 
+    def _accept_task(self, reader, writer):
+        # the connection's task ends holding nothing of it (compat.detached)
+        return detached(self._accept(reader, writer))
+
     async def _accept(self, reader, writer):
         slot, gen, victim = self.adm.arrive(time.ticks_ms())
         if victim >= 0:
@@ -344,6 +348,7 @@ class ShipNode:
             peer = await self.dial(cem["host"], cem["port"], ski, cem.get("path", "/ship/"), cem.get("pin"))
             conn = peer.conn if peer is not None else None
             backoff.outcome(conn is not None and conn.peer_id is not None, conn is not None and conn.peer_pending)
+            peer = conn = None  # the ended connection is not kept through the back-off
 
     async def dial(self, host, port, ski, path="/ship/", pin=None):
         """Connect to a peer as SHIP client and run the connection until it ends."""
@@ -428,7 +433,7 @@ class ShipNode:
         timers = self.cfg["timers"]
         pinged = False
         ev = peer.event
-        reader = asyncio.create_task(self._reader(peer, sink))
+        reader = asyncio.create_task(detached(self._reader(peer, sink)))
         try:
             await self._flush(peer)
             while conn.state != C.CLOSED:

@@ -6,7 +6,7 @@
 import asyncio
 import os
 
-from compat import const
+from compat import const, detached
 from ws_mask import xor_mask
 from ws import upgrade
 from ws.codec import (
@@ -118,7 +118,7 @@ class WsConnection:
             fired[0] = True
             me.cancel()
 
-        wd = asyncio.create_task(dog())
+        wd = asyncio.create_task(detached(dog()))
         try:
             return await coro
         except asyncio.CancelledError:
