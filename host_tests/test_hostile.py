@@ -57,7 +57,7 @@ def start_gateway(path, cem, hello_ms=HELLO_MS, cmi_ms=FAST_TIMERS["cmi"], **kw)
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory, cem):
-    g = start_gateway(tmp_path_factory.mktemp("hostile"), cem)
+    g = start_gateway(tmp_path_factory.mktemp("hostile"), cem, console=True)
     g.baseline = None
     yield g
     g.stop()
@@ -109,8 +109,25 @@ def settle(gw, cem, tries=3):
         if gw.baseline is None:
             gw.baseline = seen[0]
         if seen[-1] - gw.baseline < HEAP_SLACK:
+            pool_full(gw)
             return seen[-1]
     raise AssertionError("live heap %s, baseline %d" % (seen, gw.baseline))
+
+
+def pool_full(gw, wait=5.0):
+    """Every connection's buffer set is back in the gateway's pool (read through its console)
+    once the connections are gone; returns (size, least free seen)."""
+    end = time.monotonic() + wait
+    while True:
+        mark = gw.mark()
+        gw.type("print('POOL', app.pool.free, app.pool.size, app.pool.low)")
+        m = gw.wait_for(r"^POOL (\d+) (\d+) (\d+)$", start=mark)
+        free, size, low = (int(x) for x in m.groups())
+        if free == size or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert free == size, "%d of %d connection buffer sets still lent" % (size - free, size)
+    return size, low
 
 
 @pytest.fixture(autouse=True)
@@ -165,8 +182,9 @@ def test_idle_tls_sessions_do_not_lock_out_the_cem(gw, cem):
 def test_parallel_handshakes_do_not_lock_out_the_cem(tmp_path, cem):
     """60 TLS handshakes at once (the ones that get through then sit idle); 2 s into the flood
     the CEM dials, retrying as CEMs do: served within seconds, not after the attackers' 10 s
-    TLS + upgrade timer (the SHIP value here, not the shortened one)."""
-    g = start_gateway(tmp_path / "parallel", cem, cmi_ms=10000)
+    TLS + upgrade timer (the SHIP value here, not the shortened one). Afterwards every
+    connection buffer set is back in the pool, and the storm used all of them."""
+    g = start_gateway(tmp_path / "parallel", cem, cmi_ms=10000, console=True)
     try:
 
         async def go():
@@ -183,6 +201,9 @@ def test_parallel_handshakes_do_not_lock_out_the_cem(tmp_path, cem):
         # before the fix the first idle ones kept it out until their 10 s timer ran out (8 s
         # more from here); the margin is for a loaded host
         assert took < 5, "CEM needed %.1f s" % took
+        size, low = pool_full(g, wait=15.0)
+        # the admission's pre-auth slots (3) were all held at once: as many sets were lent
+        assert size == 5 and low <= 2, (size, low)
     finally:
         g.stop()
 

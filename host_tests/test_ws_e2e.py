@@ -272,13 +272,43 @@ def test_frame_pipelined_behind_the_head(server):
     assert data.startswith(b"HTTP/1.1 101 ")
 
 
+def test_more_than_rx_pipelined_behind_the_head(server):
+    # The head and more frame bytes than the 1 KB rx part holds, in one segment: the head read
+    # stops at 1 KB, the rest is read as frames; the ping among them is answered and the echo
+    # is whole.
+    big = bytes(range(256)) * 6
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=T)
+    with s:
+        s.sendall(raw_request("/e2e/pipelined-big") + frame(2, big, key=KEY) + frame(9, b"hey", key=KEY))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        while True:  # what came with the head is parsed before waiting for more
+            try:
+                frames = parse_frames(rest)
+            except (IndexError, struct.error):
+                frames = []
+            if frames and len(frames[-1][1]) < (len(big) if frames[-1][0] == 0x82 else 3):
+                frames = []  # the last frame is not whole yet
+            if len(frames) >= 2:
+                break
+            chunk = s.recv(4096)
+            assert chunk, (rest, frames)
+            rest += chunk
+    assert sorted(frames) == sorted([(0x82, big), (0x8A, b"hey")])
+
+
 @pytest.mark.parametrize(
     "data,status,line",
     [
         (b"", 408, "timeout"),
-        # Exactly the 2 KB head buffer: more would be unread at close, and a reset could
-        # overtake the response.
-        ((b"GET /x HTTP/1.1\r\nX-Pad: " + b"a" * 3000)[:2048], 431, "head too large"),
+        # Exactly the 1 KB the head may take (the rx part of the block): more would be unread
+        # at close, and a reset could overtake the response.
+        ((b"GET /x HTTP/1.1\r\nX-Pad: " + b"a" * 3000)[:1024], 431, "head too large"),
         (None, 426, "unsupported WebSocket version"),
         (b"POST / HTTP/1.1\r\n\r\n", 405, "method not GET"),
     ],

@@ -62,8 +62,10 @@ _ENC = not NATIVE
 
 
 class Writer:
-    def __init__(self, size=1024):
-        self.buf = bytearray(size)
+    # buf: the output buffer (a bytearray of size bytes, e.g. lent from a start-up pool); None:
+    # one is made
+    def __init__(self, size=1024, buf=None):
+        self.buf = bytearray(size) if buf is None else buf
         self.mv = memoryview(self.buf)
         self._size = size
         self._kind = bytearray(_MAX_DEPTH)

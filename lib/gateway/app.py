@@ -1,6 +1,7 @@
 # The gateway application: configuration, identity, trust store and the SHIP node.
 # On the device main.py calls main(); on the host tools/host_run.py calls run().
 import asyncio
+import gc
 import time
 
 import log
@@ -12,10 +13,12 @@ from gateway.supervisor import Supervisor
 from gateway.timesync import TimeSync
 from ship.cert import peer_ski
 from ship import pin as P
-from ship.node import ShipNode
+from ship.admission import max_connections
+from ship.node import BUFS, ShipNode
 from ship.qrtext import qr_text
 from ship.trust import TrustStore
 from usecases.station import SpineApp
+from ws.pool import Pool
 
 _TAG = "app"
 _M_STATE = (1 << F_STATE) | (1 << F_PLUGGED) | (1 << F_CHARGING) | (1 << F_ERROR)
@@ -32,6 +35,10 @@ class Gateway:
         devconfig.load(data_dir + "/device.json", self.cfg)  # the device's own settings win
         if self.cfg["log"]["ring"] is not None:
             log.ring(self.cfg["log"]["ring"])  # first: before every long-lived buffer
+        # then every connection's buffers (ship.node.BUFS), on a heap rid of the configuration's
+        # parsing leftovers, before anything transient
+        gc.collect()
+        self.pool = Pool(max_connections(self.cfg["ship"]), BUFS)
         self.data_dir = data_dir
         # device runtime: crash handling and watchdog, the clock, memory housekeeping
         self.sup = sup or Supervisor(data_dir, _machine())
@@ -68,7 +75,7 @@ class Gateway:
         self.spine.clock_synced = self.clock.synced  # no heartbeat before NTP
         self.pin = _pin_policy(self.ship, data_dir)
         self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine, self.pin,
-                             data_dir + "/pinstate.json")
+                             data_dir + "/pinstate.json", self.pool)
 
     def _charger(self, c):
         from charger import Charger

@@ -163,3 +163,13 @@ class Admission:
                 self.stats["expired"] += 1
                 return i
         return -1
+
+
+def max_connections(cfg):
+    """How many SHIP connections can be open at once (ShipNode's cfg, or the board config's
+    ship section): the pre-auth slots (reserve included), the trusted sessions, and our own
+    dial when there is a CEM to dial (ship.cem, or ship.cem_browse finding one). The gateway
+    makes one set of connection buffers for each."""
+    b = cfg.get("admission") or {}
+    dial = 1 if cfg.get("cem") or cfg.get("cem_browse") else 0
+    return b.get("preauth", 2) + b.get("reserve", 1) + (cfg.get("max_sessions") or 2) + dial

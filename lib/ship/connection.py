@@ -80,9 +80,12 @@ class ShipConnection:
     WebSocket data.
     pin: a ship.pin.PinPolicy (None: announce none, as SHIP 1.0 nodes without PIN do);
     peer_pin: the PIN we type when the peer asks for one (client role, ship.cem.pin).
+    ctrl: the buffer control messages are gathered in, at least 1 KB (lent by the adapter's
+    pool); None: one is made.
     """
 
-    def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS, pin=None, peer_pin=None):
+    def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS, pin=None, peer_pin=None,
+                 ctrl=None):
         self.server = server
         self.state = CMI
         self.out = []
@@ -95,7 +98,7 @@ class ShipConnection:
         self._spine = spine
         self._my_id = ship_id
         self._trusted = trusted
-        self._ctrl = bytearray(_CTRL_CAP)
+        self._ctrl = bytearray(_CTRL_CAP) if ctrl is None else ctrl
         self._clen = 0
         self._mtype = -1
         self._skip = False
@@ -240,7 +243,8 @@ class ShipConnection:
             self._skip = True
             self._fail(CLOSE_NORMAL, "control message too long")
             return
-        self._ctrl[c : c + n] = buf[off : off + n]
+        # through a view: a slice of the bytearray would copy up to 1 KB on the heap
+        self._ctrl[c : c + n] = memoryview(buf)[off : off + n]
         self._clen = c + n
 
     def ws_end(self):

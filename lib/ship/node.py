@@ -25,6 +25,12 @@ _CLOSE_DOUBLE = const(1000)
 _TLS_MS = const(10000)  # TLS handshake + HTTP upgrade of an incoming connection
 _MARGIN_MS = const(1000)  # admission deadlines back the protocol timers up, a little later
 _SWEEP_MS = const(500)  # the admission deadlines are checked this often
+_LEND_POLL_MS = const(20)
+
+# The buffers one connection borrows from the gateway's pool (ws.pool.Pool, made at start-up):
+# the WebSocket block (tx, then rx; the upgrade head is read into its first rx-size bytes),
+# the SHIP control message buffer, the SPINE writer's buffer.
+BUFS = (2048, 1024, 1024)
 
 
 class _Admitted:
@@ -55,6 +61,7 @@ class Peer:
         self.heard = self.started  # when the peer last sent anything
         self.rx_error = None  # close code once the transport has ended
         self.event = asyncio.Event()
+        self.spine_buf = None  # the SPINE writer's buffer, lent with the connection's set
 
     @property
     def state(self):
@@ -104,11 +111,15 @@ class ShipNode:
     """cfg: dict with ship_id, host, port, path, max_message, timers (Timers), cem (dict or None).
 
     spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
-    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
+    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer); it
+    finds its writer's buffer in peer.spine_buf (None without a pool).
+    pool: a ws.pool.Pool of admission.max_connections(cfg) sets of BUFS; every connection borrows one for
+    its lifetime, and one that finds none is closed. None: each connection makes its own.
     """
 
-    def __init__(self, cfg, cert_der, key_der, ski, trust, spine_factory, pin=None, pin_path=None):
+    def __init__(self, cfg, cert_der, key_der, ski, trust, spine_factory, pin=None, pin_path=None, pool=None):
         self.cfg = cfg
+        self.pool = pool
         # PIN verification (ship.pin.PinPolicy or None); its attempt counters persist in pin_path
         self.pin = pin
         self.pin_path = pin_path
@@ -119,7 +130,7 @@ class ShipNode:
         self.peers = {}  # ski -> list of Peer (two only while a double connection is resolved)
         self.server = None
         self.port = None
-        self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0}
+        self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0, "no_buffers": 0}
         # admission control (ship/admission.py): budgets from the board config (ship.admission
         # for the pre-auth slots, ship.max_sessions for the trusted sessions)
         t = cfg["timers"]
@@ -259,8 +270,8 @@ class ShipNode:
         if self.probe:
             self.probe("open")
         addr = _peer_text(writer)
-        ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"])
-        self._deadlines(ws)
+        bufs = lent = None
+        ws = None
         box = [None]
 
         def admit():
@@ -270,13 +281,24 @@ class ShipNode:
             return box[0] is not None
 
         try:
+            if self.pool:
+                lent = await self._lend()
+                if lent < 0:
+                    # more connections than the sets made for them (the admission's budget,
+                    # plus a session replacing its own): closed without a word
+                    self.stats["no_buffers"] += 1
+                    return
+                bufs = self.pool.sets[lent]
+            ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"],
+                              buf=bufs and bufs[0])
+            self._deadlines(ws)
             try:
                 await ws.accept(min(self.cfg["timers"].cmi, _TLS_MS), admit)
             finally:
                 if box[0] is None:
                     tlsctx.take_peer_ski()  # never leave an entry behind
             self.stats["accepted"] += 1
-            await self._run(ws, box[0], addr, False, h)
+            await self._run(ws, box[0], addr, False, h, bufs=bufs)
         except asyncio.CancelledError:
             pass  # its slot was reclaimed (logged)
         except UpgradeError as e:
@@ -292,9 +314,23 @@ class ShipNode:
         finally:
             self._release(h)
             await _quiet_close(writer)
+            # after the close: the reader task is cancelled (it reads nothing more) and the
+            # stream keeps its own copy of what is unsent, so the set may serve another
+            if lent is not None:
+                self.pool.give(lent)
             if self.probe:
                 ws = None  # so the probe sees the connection's memory freed
                 self.probe("closed")
+
+    async def _lend(self):
+        # A set of connection buffers. An evicted holder gives its set back once its task has
+        # unwound (a pending peer gets its close frame first), so a newcomer waits that long.
+        t0 = time.ticks_ms()
+        while True:
+            k = self.pool.take()
+            if k >= 0 or time.ticks_diff(time.ticks_ms(), t0) > self.cfg["timers"].close + _MARGIN_MS:
+                return k
+            await asyncio.sleep_ms(_LEND_POLL_MS)
 
     # ---- client ---------------------------------------------------------------------------
 
@@ -321,11 +357,19 @@ class ShipNode:
         addr = "%s:%d" % (host, port)
         writer = None
         got = None
+        lent = -1
+        bufs = None
         try:
+            if self.pool:
+                lent = self.pool.take()
+                if lent < 0:
+                    self.stats["no_buffers"] += 1
+                    return None
+                bufs = self.pool.sets[lent]
             reader, writer = await asyncio.wait_for_ms(
                 asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
             )
-            ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"])
+            ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"], buf=bufs and bufs[0])
             self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
             try:
@@ -336,13 +380,15 @@ class ShipNode:
                 log.warn(_TAG, "%s: server SKI %s is not the expected %s", addr, got, ski)
                 await ws.close(1008, "unexpected SKI")
                 return None
-            return await self._run(ws, ski, addr, True, peer_pin=pin)
+            return await self._run(ws, ski, addr, True, peer_pin=pin, bufs=bufs)
         except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError) as e:
             log.info(_TAG, "dial %s failed: %r", addr, e)
             return None
         finally:
             if writer is not None:
                 await _quiet_close(writer)
+            if bufs:
+                self.pool.give(lent)
 
     # ---- one connection -------------------------------------------------------------------
 
@@ -351,7 +397,7 @@ class ShipNode:
         ws.send_ms = t.send
         ws.close_ms = t.close
 
-    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None):
+    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None, bufs=None):
         if self._stopping:  # accepted or dialled before stop(), through TLS after it
             await ws.close(1001, "going away")
             return None
@@ -372,10 +418,12 @@ class ShipNode:
         peer = Peer(self, ski, addr, outgoing)
         h.peer = peer
         peer.ws = ws
+        if bufs:
+            peer.spine_buf = bufs[2]
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
             not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"],
-            pin=self.pin, peer_pin=peer_pin,
+            pin=self.pin, peer_pin=peer_pin, ctrl=bufs and bufs[1],
         )
         peer.conn = conn
         sink = _Sink(conn)

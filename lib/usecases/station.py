@@ -388,7 +388,7 @@ class SpineApp:
         session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
 
     def endpoint(self, peer):
-        return Endpoint(self, Session(self))
+        return Endpoint(self, Session(self), getattr(peer, "spine_buf", None))
 
 
 _GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
@@ -417,12 +417,12 @@ def _guard_heartbeat(remote):
 class Endpoint:
     """What the SHIP node sees of SPINE for one connection (ShipNode's spine_factory)."""
 
-    def __init__(self, app, session):
+    def __init__(self, app, session, buf=None):
         self.app = app
         self.session = session
         # a send runs emit once to measure and again per window, with awaits in between:
-        # the writer is this connection's own
-        self.writer = Writer(1024)
+        # the writer is this connection's own (its buffer lent with the connection's set)
+        self.writer = Writer(1024, buf)
         self.peer = None
         s = session
         self.spine_begin = s.spine_begin

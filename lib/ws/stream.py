@@ -1,6 +1,8 @@
 # WebSocket connection over MicroPython asyncio streams: the codec and upgrade cores plus the
-# I/O. Buffers are made once per connection; received payload goes to a sink in chunks of at
-# most rx_size bytes, sent messages go out as one frame through a fixed tx buffer.
+# I/O. One block per connection (given, e.g. lent by a ws.pool set made at start-up, or made
+# here) holds the tx buffer and behind it the rx buffer; the opening handshake reads its head
+# into the whole block, before either is in use. Received payload goes to a sink in chunks of
+# at most rx_size bytes, sent messages go out as one frame through the fixed tx buffer.
 import asyncio
 import os
 
@@ -18,7 +20,6 @@ from ws.codec import (
     encode_header,
 )
 
-_HEAD_MAX = const(2048)
 _ETIMEDOUT = const(110)
 _CTL_MAX = const(131)  # 2 header + 4 mask + 125 payload
 
@@ -43,24 +44,31 @@ class _Discard:
 
 
 class WsConnection:
-    def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384):
+    # buf: the block, a bytearray of tx_size + rx_size bytes (rx_size is then what is left
+    # behind tx_size); None: one is made. The upgrade head may take up to rx_size bytes.
+    def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384, buf=None):
         self._r = reader
         self._w = writer
         self.client = client
         self.path = None
-        self._rx = bytearray(rx_size)
-        self._rxmv = memoryview(self._rx)
-        self._tx = bytearray(tx_size)
-        self._txmv = memoryview(self._tx)
+        if buf is None:
+            buf = bytearray(tx_size + rx_size)
+        self._buf = buf
+        mv = memoryview(buf)
+        self._rxmv = mv[tx_size:]
+        # tx is the block's first tx_size bytes: encode_header and xor_mask index the bytearray
+        self._tx = buf
+        self._txmv = mv[:tx_size]
+        self._txn = tx_size
+        self._rxn = len(buf) - tx_size
         self._cb = bytearray(_CTL_MAX)
         self._cbmv = memoryview(self._cb)
         self._cn = 0  # length of the control frame in _cb still to be sent
         self._dec = Decoder(client, max_message)
         self._busy = False  # a frame (and its drain) is being written
         self._txev = asyncio.Event()
-        # Received bytes not yet fed (survive a cancelled read_some, and the bytes that
-        # followed the upgrade head in the head buffer).
-        self._pb = self._rx
+        # Received bytes not yet fed, buf[_po:_pe] (survive a cancelled read_some, and the bytes
+        # that followed the upgrade head); always inside the rx part, so a send cannot touch them
         self._po = 0
         self._pe = 0
         self._tn = 0
@@ -79,11 +87,14 @@ class WsConnection:
 
     # --- opening handshake
 
-    async def _head(self, buf, parse):
+    async def _head(self, buf, parse, status):
+        # Read into the block's first rx-size bytes only: whatever comes behind the head then
+        # fits the rx part (_keep).
         mv = memoryview(buf)
+        lim = self._rxn
         n = 0
         while True:
-            r = await self._r.readinto(mv[n:])
+            r = await self._r.readinto(mv[n:lim])
             if r is None:
                 continue
             if not r:
@@ -92,6 +103,8 @@ class WsConnection:
             res = parse(buf, n)
             if res is not None:
                 return res, n
+            if n >= lim:
+                raise upgrade.UpgradeError(status, "head too large")
 
     async def _within(self, coro, ms, status):
         # Not wait_for_ms: that runs coro in a task of its own, and the TLS handshake inside
@@ -118,10 +131,10 @@ class WsConnection:
     async def accept(self, timeout_ms=5000, admit=None):
         # admit(): called once the request head is in (so a TLS handshake has completed);
         # False refuses the upgrade with 403 before any WebSocket byte is sent.
-        buf = bytearray(_HEAD_MAX)
+        buf = self._buf
         try:
             (path, key, hl), n = await self._within(
-                self._head(buf, upgrade.parse_request), timeout_ms, 408
+                self._head(buf, upgrade.parse_request, 431), timeout_ms, 408
             )
             if admit is not None and not admit():
                 raise upgrade.UpgradeError(403, "refused")
@@ -141,32 +154,36 @@ class WsConnection:
         except OSError:
             await self._shut()
             raise
-        self._keep(buf, hl, n)
+        self._keep(hl, n)
         self.path = path
         return path
 
-    def _keep(self, buf, hl, n):
-        # Frames pipelined behind the head are fed from the head buffer before any read.
-        if hl < n:
-            self._pb = buf
-            self._po = hl
-            self._pe = n
+    def _keep(self, hl, n):
+        # Frames pipelined behind the head are fed before any read: moved into the rx part
+        # (memmove on MicroPython and CPython alike), where no send overwrites them. The head
+        # was read into rx-size bytes, so they fit, and no send has to wait for them.
+        t = self._txn
+        left = n - hl
+        if left:
+            mv = memoryview(self._buf)
+            mv[t : t + left] = mv[hl:n]
+        self._po = t
+        self._pe = t + left
 
     async def connect(self, host, path, timeout_ms=5000):
         key = upgrade.new_key()
-        buf = bytearray(_HEAD_MAX)
         try:
-            hl, n = await self._within(self._dial(buf, host, path, key), timeout_ms, 0)
+            hl, n = await self._within(self._dial(self._buf, host, path, key), timeout_ms, 0)
+            self._keep(hl, n)
         except (upgrade.UpgradeError, OSError):
             await self._shut()
             raise
-        self._keep(buf, hl, n)
         self.path = path
 
     async def _dial(self, buf, host, path, key):
         self._w.write(upgrade.request(host, path, key))
         await self._w.drain()
-        return await self._head(buf, lambda b, n: upgrade.parse_response(b, n, key))
+        return await self._head(buf, lambda b, n: upgrade.parse_response(b, n, key), 0)
 
     # --- receiving
 
@@ -185,10 +202,9 @@ class WsConnection:
                 return 0
             if not n:
                 self._closed(1006, "connection lost")
-            self._pb = self._rx
-            self._po = 0
-            self._pe = n
-        buf = self._pb
+            self._po = self._txn
+            self._pe = self._txn + n
+        buf = self._buf
         dec = self._dec
         while self._po < self._pe:
             try:
@@ -355,7 +371,7 @@ class WsConnection:
         self._left -= n
         tx = self._tx
         txmv = self._txmv
-        size = len(tx)
+        size = self._txn
         key = self._key
         w = self._w
         src = data
@@ -419,7 +435,7 @@ class WsConnection:
 
     async def send_binary(self, data):
         n = len(data)
-        if n + 14 > len(self._tx):
+        if n + 14 > self._txn:
             await self.begin(n)
             await self.write(data)
             await self.end()

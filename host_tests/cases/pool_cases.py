@@ -1,0 +1,151 @@
+# The connection buffer pool (lib/ws/pool.py) and the cores that borrow from it; runs under
+# CPython and MicroPython. The fragmented-heap case runs under MicroPython only (gc.mem_free).
+import gc
+
+from cases.shipstub import NullSpine
+from eejson.writer import Writer
+from ship import admission as A
+from ship.connection import ShipConnection
+from ws.pool import Pool
+from ws.stream import WsConnection
+
+SIZES = (2048, 1024, 1024)  # ship.node.BUFS (ship.node needs MicroPython's tls to import)
+
+
+def case_sets_are_lent_until_none_is_left():
+    p = Pool(3, SIZES)
+    got = [p.take() for _ in range(3)]
+    assert sorted(got) == [0, 1, 2]
+    assert p.free == 0 and p.low == 0
+    assert p.take() == -1 and p.free == 0
+    for k in got:
+        assert [len(b) for b in p.sets[k]] == list(SIZES)
+    # no two sets share a buffer
+    assert len(set(id(b) for k in got for b in p.sets[k])) == 9
+
+
+def case_giving_back_is_idempotent():
+    p = Pool(2, SIZES)
+    a = p.take()
+    p.give(a)
+    p.give(a)  # a second give (an error path running twice) changes nothing
+    p.give(-1)
+    assert p.free == 2
+    b = p.take()
+    c = p.take()
+    assert b >= 0 and c >= 0 and b != c and p.take() == -1
+    bufs = p.sets[b]
+    p.give(b)
+    assert p.take() == b and p.sets[b] is bufs  # the same buffers again, never new ones
+
+
+def case_a_storm_leaves_the_pool_full():
+    p = Pool(4, SIZES)
+    held = []
+    none_left = 0
+    for i in range(200):
+        s = p.take()
+        if s >= 0:
+            held.append(s)
+        else:
+            none_left += 1
+        if i % 3 == 0 or s < 0:
+            while held:
+                p.give(held.pop(i % len(held)))
+                if i % 5:
+                    break
+    for s in held:
+        p.give(s)
+    assert p.free == p.size == 4 and p.low == 0 and none_left > 0 and not any(p.held)
+
+
+def case_largest_buffers_first():
+    # every set's 2 KB block is made before any 1 KB buffer (a fresh heap on MicroPython:
+    # ascending addresses are not guaranteed, so only the sizes and the count are checked)
+    p = Pool(2, (512, 2048, 1024))
+    assert [len(b) for b in p.sets[0]] == [512, 2048, 1024]
+    assert p.size == 2 and p.free == 2
+
+
+def case_max_connections_counts_every_holder():
+    # pre-auth slots + reserve + sessions (+ our dial when there is a CEM to dial)
+    assert A.max_connections({"max_sessions": 2, "admission": {"preauth": 2}, "cem": None}) == 5
+    assert A.max_connections({"max_sessions": 4, "admission": {"preauth": 3}, "cem": {"host": "x"}}) == 9
+    assert A.max_connections({"max_sessions": 2, "admission": {"preauth": 2}, "cem": None, "cem_browse": True}) == 6
+    a = A.Admission(2, 2, 1)
+    assert A.max_connections({"max_sessions": 2, "admission": {"preauth": 2}}) == a.size + a.sessions
+
+
+def case_cores_use_the_lent_buffers():
+    p = Pool(1, SIZES)
+    s = p.take()
+    ws = WsConnection(None, None, False, buf=p.sets[s][0])
+    assert ws._buf is p.sets[s][0] and ws._txn == 1024 and len(ws._rxmv) == 1024
+    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
+    assert c._ctrl is p.sets[s][1]
+    w = Writer(1024, p.sets[s][2])
+    assert w.buf is p.sets[s][2]
+    # what a previous connection left in the buffers does not leak into this one's output
+    p.sets[s][2][:] = b"\xff" * 1024
+    w.measure(_emit_small)
+    k = w.window(_emit_small, 0)
+    assert bytes(w.mv[:k]) == b'[{"a":1}]'  # the EEBUS dialect: an object is a list of members
+
+
+def _emit_small(w):
+    w.obj_begin()
+    w.member("a")
+    w.integer(1)
+    w.obj_end()
+
+
+def _fill_heap(chunk):
+    # Fill the heap with chunk-byte blocks, then free every other one and plug every hole that
+    # still takes a chunk: afterwards no free block holds `chunk` bytes. Returns the ballast.
+    keep = [None] * 2048
+    plugs = [None] * 512  # both lists before the heap is full
+    n = 0
+    try:
+        while n < len(keep):
+            keep[n] = bytearray(chunk - 32)
+            n += 1
+    except MemoryError:
+        pass
+    for i in range(0, n, 2):
+        keep[i] = None
+    gc.collect()
+    j = 0
+    try:
+        while j < len(plugs):
+            plugs[j] = bytearray(chunk)
+            j += 1
+    except MemoryError:
+        pass
+    return keep, plugs, j
+
+
+def case_accepting_allocates_no_big_buffer_with_a_lent_set():
+    # MicroPython only: on a heap whose largest free block is under 1 KB, a connection with a
+    # lent set is made (WebSocket adapter, SHIP core, SPINE writer); without one it fails.
+    if not hasattr(gc, "mem_free"):
+        return
+    p = Pool(1, SIZES)
+    s = p.take()
+    gc.collect()
+    keep, plugs, j = _fill_heap(1024)
+    assert j < len(plugs)  # the plugs ran out of room, not out of slots
+    try:
+        ws = WsConnection(None, None, False, buf=p.sets[s][0])
+        c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
+        w = Writer(1024, p.sets[s][2])
+        made = ws is not None and c is not None and w is not None
+        failed = False
+        try:
+            WsConnection(None, None, False)  # the control: its 2 KB block finds no room
+        except MemoryError:
+            failed = True
+    finally:
+        del keep, plugs
+        gc.collect()
+    assert made
+    assert failed, "the heap was not fragmented: the check could not fail"
