@@ -2,7 +2,8 @@
 whole, alone and in order (a readinto longer than a datagram would run on into the next one),
 with its sender, at every length around compat.PEEK; on a heap with no block of the receive
 size a short datagram still comes and a long one is dropped without an exception, and the
-datagrams behind it are not touched."""
+datagrams behind it are not touched; on a heap without even the peek's 256 B the datagram is
+dropped, and the next one after the heap is whole again comes."""
 
 import socket
 
@@ -51,25 +52,31 @@ assert recv_datagram(rx, RX) is None
 print("EMPTY")
 
 
-def fragmented(small1, big, small2):
-    # in a function: a new global could resize the module's dict on the fragmented heap
+def cut(piece):
+    # every other piece of a heap filled with them let go: no free block above a piece
     gc.collect()
-    hold = [None] * 600
+    hold = [None] * 2000
     k = 0
     try:
         while k < len(hold):
-            hold[k] = bytearray(400)
+            hold[k] = bytearray(piece)
             k += 1
     except MemoryError:
         pass
     for j in range(0, k, 2):
         hold[j] = None
     gc.collect()
+    return hold
+
+
+def fragmented(small1, big, small2):
+    # in a function: a new global could resize the module's dict on the fragmented heap
+    hold = cut(400)
     try:
         bytearray(RX)
         print("UNFRAGMENTED")
     except MemoryError:
-        print("FRAGMENTED", k)
+        print("FRAGMENTED")
     for d in (small1, big, small2):
         tx.sendto(d, dst)
     time.sleep_ms(100)
@@ -81,7 +88,23 @@ def fragmented(small1, big, small2):
     hold = None
 
 
+def no_peek(small1, small2):
+    # not even the peek's PEEK bytes: the datagram is dropped, the one after a cut comes
+    hold = cut(100)
+    tx.sendto(small1, dst)
+    time.sleep_ms(100)
+    got = [recv_datagram(rx, RX) for _ in range(2)]
+    assert got[0] == (None, None), got[0]
+    assert got[1] is None, got[1]
+    hold = None
+    gc.collect()
+    tx.sendto(small2, dst)
+    time.sleep_ms(100)
+    assert recv_datagram(rx, RX)[0] == small2
+
+
 fragmented(body(90, 60), body(91, 1400), body(92, PEEK - 1))
+no_peek(body(93, 60), body(94, 61))
 print("DROPPED ONE")
 """
 

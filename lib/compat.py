@@ -70,7 +70,8 @@ _ONE = bytearray(1)
 
 def recv_datagram(s, rx):
     """The next datagram queued on the non-blocking UDP socket s, as (data, addr); None when
-    none is queued; (None, addr) when it was dropped because the heap had no block for it.
+    none is queued; (None, addr) when it was dropped because the heap had no block for it
+    (addr None when not even the peek found one).
 
     MicroPython has no recvfrom_into, and recvfrom(rx) takes an rx-byte block for every
     datagram (shrunk after the read): on a fragmented heap that block is what fails, and its
@@ -83,6 +84,8 @@ def recv_datagram(s, rx):
         d, addr = s.recvfrom(PEEK, _MSG_PEEK)
     except OSError:  # EAGAIN: none queued
         return None
+    except MemoryError:  # not even PEEK bytes: the datagram, if one is queued, is dropped
+        return None if s.readinto(_ONE, 1) is None else (None, None)
     if len(d) < PEEK:
         if d:
             s.readinto(_ONE, 1)

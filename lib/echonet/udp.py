@@ -118,7 +118,7 @@ class EchonetUdp:
             return False
         data, addr = got
         e = self.e
-        if data is None:  # longer than compat.PEEK and no block for it: dropped
+        if data is None:  # no block for it: dropped (compat.recv_datagram)
             e.errors += 1
             return True
         try:

@@ -81,7 +81,7 @@ class Mdns:
                 if got is None:
                     break
                 data, addr = got
-                if data is None:  # longer than compat.PEEK and no block for it: dropped
+                if data is None:  # no block for it: dropped (compat.recv_datagram)
                     self.stats["errors"] += 1
                     continue
                 self.stats["rx"] += 1

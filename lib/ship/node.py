@@ -3,7 +3,9 @@
 # protocol logic itself stays in the cores.
 import asyncio
 import random
+import socket
 import time
+from asyncio import core
 
 import log
 from compat import const, detached, sockaddr_host
@@ -130,7 +132,8 @@ class ShipNode:
         self.peers = {}  # ski -> list of Peer (two only while a double connection is resolved)
         self.server = None
         self.port = None
-        self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0, "no_buffers": 0}
+        self.stats = {"accepted": 0, "refused_tls": 0, "no_cert": 0, "rejected": 0, "completed": 0, "no_buffers": 0,
+                      "dropped": 0}
         # admission control (ship/admission.py): budgets from the board config (ship.admission
         # for the pre-auth slots, ship.max_sessions for the trusted sessions)
         t = cfg["timers"]
@@ -157,9 +160,7 @@ class ShipNode:
     async def start(self):
         self.trust.reload_if_changed()
         port = self.cfg["port"] or _free_port(self.cfg["host"])
-        self.server = await asyncio.start_server(
-            self._accept_task, self.cfg["host"], port, ssl=self._server_ctx, backlog=2
-        )
+        self.server = asyncio.create_task(self._serve(_listen(self.cfg["host"], port)))
         self.port = port
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop())
@@ -183,7 +184,7 @@ class ShipNode:
             self._sweeper.cancel()
             self._sweeper = None
         if self.server:
-            self.server.close()
+            self.server.cancel()
         for lst in list(self.peers.values()):
             for p in lst:
                 p.close("unspecific")
@@ -193,9 +194,7 @@ class ShipNode:
         if self._dial_task:  # after the wait: the dialled session has sent its goodbye
             self._dial_task.cancel()
             self._dial_task = None
-        if self.server:
-            await self.server.wait_closed()
-            self.server = None
+        self.server = None
 
     # ---- admission ---------------------------------------------------------------------------
 
@@ -253,9 +252,34 @@ class ShipNode:
         if h.slot >= 0 and self._slots[h.slot] is h:
             self._slots[h.slot] = None
 
-    def _accept_task(self, reader, writer):
-        # the connection's task ends holding nothing of it (compat.detached)
-        return detached(self._accept(reader, writer))
+    async def _serve(self, s):
+        # Not asyncio.start_server: its accept loop ends for good when making a connection's
+        # TLS socket, stream or task raises anything but OSError, as a MemoryError does on a
+        # heap short of a block at that moment, and the gateway would never accept again.
+        # Here that one connection is dropped.
+        try:
+            while True:
+                yield core._io_queue.queue_read(s)
+                try:
+                    s2, addr = s.accept()
+                except OSError:
+                    continue
+                except MemoryError:
+                    self.stats["dropped"] += 1
+                    await asyncio.sleep_ms(50)  # the connection waits in the backlog meanwhile
+                    continue
+                try:
+                    s2 = self._server_ctx.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
+                    s2.setblocking(False)
+                    st = asyncio.StreamReader(s2, {"peername": addr})
+                    # the connection's task ends holding nothing of it (compat.detached)
+                    asyncio.create_task(detached(self._accept(st, st)))
+                except Exception as e:  # noqa: BLE001 - MemoryError above all
+                    self.stats["dropped"] += 1
+                    s2.close()
+                    log.warn(_TAG, "connection dropped on accept: %r", e)
+        finally:
+            s.close()
 
     async def _accept(self, reader, writer):
         slot, gen, victim = self.adm.arrive(time.ticks_ms())
@@ -311,6 +335,10 @@ class ShipNode:
             if box[0] is None:
                 self.stats["refused_tls"] += 1
             log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
+        except MemoryError:
+            # a heap short of a block for this connection's objects: it alone is closed
+            self.stats["dropped"] += 1
+            log.warn(_TAG, "%s: connection dropped, out of memory", addr)
         finally:
             self._release(h)
             await _quiet_close(writer)
@@ -381,7 +409,8 @@ class ShipNode:
                 await ws.close(1008, "unexpected SKI")
                 return None
             return await self._run(ws, ski, addr, True, peer_pin=pin, bufs=bufs)
-        except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError) as e:
+        except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError, MemoryError) as e:
+            # MemoryError: a heap short of a block for the TLS socket; the dial loop goes on
             log.info(_TAG, "dial %s failed: %r", addr, e)
             return None
         finally:
@@ -643,11 +672,18 @@ class ShipNode:
             p.close("removedConnection", C.CLOSE_USER)
 
 
-def _free_port(host):
-    # port 0 (tests, several gateways on one host): neither asyncio's Server nor the unix
-    # port's socket tells which port the OS chose, so probe random high ports
-    import socket
+def _listen(host, port):
+    s = socket.socket()
+    s.setblocking(False)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(socket.getaddrinfo(host, port)[0][-1])
+    s.listen(2)
+    return s
 
+
+def _free_port(host):
+    # port 0 (tests, several gateways on one host): the unix port's socket does not tell
+    # which port the OS chose, so probe random high ports
     for _ in range(64):
         port = random.randint(32768, 60999)
         s = socket.socket()
