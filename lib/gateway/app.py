@@ -133,6 +133,9 @@ class Gateway:
                      1 if ch.get(F_PLUGGED) else 0, 1 if ch.get(F_CHARGING) else 0, ch.get(F_ERROR))
 
     def _spine(self, peer):
+        # after the TLS handshake's garbage, before the session's long-lived objects: packed
+        # low, as at start-up (_packed), not between that garbage
+        _packed()
         ep = self.spine.endpoint(peer)
         return DataTap(ep) if log.level >= 3 else ep
 
