@@ -7,7 +7,6 @@ import time
 import log
 from charger import F_CHARGING, F_ERROR, F_LINK, F_PLUGGED, F_STATE
 from gateway import config, devconfig
-from gateway.datatap import DataTap
 from gateway.housekeeping import Housekeeping
 from gateway.supervisor import Supervisor
 from gateway.timesync import TimeSync
@@ -137,7 +136,12 @@ class Gateway:
         # low, as at start-up (_packed), not between that garbage
         _packed()
         ep = self.spine.endpoint(peer)
-        return DataTap(ep) if log.level >= 3 else ep
+        if log.level < 3:
+            return ep
+        # the debug tap only at log level 3: the module is not resident otherwise (~0.5 KB)
+        from gateway.datatap import DataTap
+
+        return DataTap(ep)
 
     async def start(self):
         port = await self.node.start()
