@@ -45,3 +45,26 @@ def case_ctrl_d_on_an_empty_line_is_eot():
     ed = LineEditor()
     assert ed.feed("\x04") == EOT  # the serial console's Ctrl-D: soft reset
     assert feed(ed, "ab\x04c\n") == ["abc"]  # inside a line it is ignored like other controls
+
+
+def case_namespace_diag_reaches_the_gateway_when_used():
+    # the console's diag imports gateway.diag at its first use; a screen is bound to gw then
+    from gateway.console import namespace
+
+    class Gw:
+        asked = None
+
+        def pair(self, seconds=None):
+            self.asked = seconds
+
+    gw = Gw()
+    ns = namespace(gw)
+    assert ns["app"] is gw
+    ns["diag"].pair(60)
+    assert gw.asked == 60
+    try:
+        ns["diag"].no_such_screen
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("an unknown screen must raise AttributeError")

@@ -66,11 +66,23 @@ def execute(line, ns):
         print("%s: %s" % (type(e).__name__, e))
 
 
+class _Diag:
+    """The console's `diag`: gateway.diag.Diag(gw) once a line uses it. The device runs its
+    console all the time and its screens rarely: the module (~1 KB of resident heap, 32-bit
+    frozen) is imported at the first diag.<screen>, not when the console starts."""
+
+    def __init__(self, gw):
+        self._gw = gw
+
+    def __getattr__(self, name):
+        from gateway.diag import Diag
+
+        return getattr(Diag(self._gw), name)
+
+
 def namespace(gw):
     """What a console line sees: diag bound to the running gateway gw, gw itself as app."""
-    from gateway.diag import Diag
-
-    return {"diag": Diag(gw), "app": gw, "gc": __import__("gc")}
+    return {"diag": _Diag(gw), "app": gw, "gc": __import__("gc")}
 
 
 def mode():

@@ -3,7 +3,6 @@
 import asyncio
 
 import log
-from mdns.browse import Browser
 from mdns.responder import Responder, ship_txt
 from mdns.udp import Mdns
 
@@ -29,6 +28,9 @@ def start(gw, port):
     rsp = Responder(instance, host, port, ip, txt)
     br = None
     if cfg["ship"]["cem"] is None and cfg["ship"]["cem_browse"]:
+        # imported only to browse (off by default): the module costs ~1 KB of resident heap
+        from mdns.browse import Browser
+
         br = Browser(own_ski=gw.ski)
     md = Mdns(rsp, br, ifip=ip)
     try:
