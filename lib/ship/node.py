@@ -269,9 +269,8 @@ class ShipNode:
                     await asyncio.sleep_ms(50)  # the connection waits in the backlog meanwhile
                     continue
                 try:
-                    s2 = self._server_ctx.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
-                    s2.setblocking(False)
-                    st = asyncio.StreamReader(s2, {"peername": addr})
+                    # TLS over the TCP socket, Nagle off underneath (tlsctx.wrap_socket)
+                    st = tlsctx.wrap_socket(s2, self._server_ctx, True, None, {"peername": addr})
                     # the connection's task ends holding nothing of it (compat.detached)
                     asyncio.create_task(detached(self._accept(st, st)))
                 except Exception as e:  # noqa: BLE001 - MemoryError above all
@@ -394,9 +393,9 @@ class ShipNode:
                     self.stats["no_buffers"] += 1
                     return None
                 bufs = self.pool.sets[lent]
-            reader, writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
-            )
+            raw, _ = await asyncio.wait_for_ms(asyncio.open_connection(host, port), _UPGRADE_MS)
+            writer = raw
+            reader = writer = tlsctx.wrap(raw, self._client_ctx, False, host)
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"], buf=bufs and bufs[0])
             self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)
