@@ -318,7 +318,9 @@ class WsConnection:
         if not getattr(w, "out_buf", True):
             return await w.drain()
         try:
-            await asyncio.wait_for_ms(w.drain(), self.send_ms)
+            # in a task of wait_for_ms's own, which could outlive the connection holding the
+            # stream and its unsent bytes: through compat.detached it ends keeping nothing
+            await asyncio.wait_for_ms(detached(w.drain()), self.send_ms)
         except asyncio.TimeoutError:
             self._stalled()
 
