@@ -1,8 +1,9 @@
 # WebSocket connection over MicroPython asyncio streams: the codec and upgrade cores plus the
 # I/O. One block per connection (given, e.g. lent by a ws.pool set made at start-up, or made
 # here) holds the tx buffer and behind it the rx buffer; the opening handshake reads its head
-# into the whole block, before either is in use. Received payload goes to a sink in chunks of
-# at most rx_size bytes, sent messages go out as one frame through the fixed tx buffer.
+# into the block's first rx_size bytes, before either is in use. Received payload goes to a
+# sink in chunks of at most rx_size bytes, sent messages go out as one frame through the fixed
+# tx buffer.
 import asyncio
 import os
 
