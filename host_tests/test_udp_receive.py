@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 
+from cases.heapfill import fill_heap
 from compat import PEEK, recv_datagram
 
 port = int(sys.argv[1])
@@ -52,26 +53,9 @@ assert recv_datagram(rx, RX) is None
 print("EMPTY")
 
 
-def cut(piece):
-    # every other piece of a heap filled with them let go: no free block above a piece
-    gc.collect()
-    hold = [None] * 2000
-    k = 0
-    try:
-        while k < len(hold):
-            hold[k] = bytearray(piece)
-            k += 1
-    except MemoryError:
-        pass
-    for j in range(0, k, 2):
-        hold[j] = None
-    gc.collect()
-    return hold
-
-
 def fragmented(small1, big, small2):
     # in a function: a new global could resize the module's dict on the fragmented heap
-    hold = cut(400)
+    hold = fill_heap(RX)  # no block of RX bytes free, holes of about RX - 32
     try:
         bytearray(RX)
         print("UNFRAGMENTED")
@@ -90,7 +74,7 @@ def fragmented(small1, big, small2):
 
 def no_peek(small1, small2):
     # not even the peek's PEEK bytes: the datagram is dropped, the one after a cut comes
-    hold = cut(100)
+    hold = fill_heap(PEEK)  # not even the peek's PEEK (+1) bytes
     tx.sendto(small1, dst)
     time.sleep_ms(100)
     got = [recv_datagram(rx, RX) for _ in range(2)]
@@ -129,7 +113,8 @@ def _free_port_pair():
 
 
 def test_datagrams_whole_and_alone_and_drop_on_fragmented_heap(tmp_path):
-    r = mpyrun.run_code(CODE, tmp_path, heapsize="96k", args=(str(_free_port_pair()),)).check()
+    r = mpyrun.run_code(CODE, tmp_path, heapsize="96k", args=(str(_free_port_pair()),),
+                          extra_path=mpyrun.CASE_PATH).check()
     lines = r.stdout.split()
     assert r.stdout.count("OK ") == 10
     assert "EMPTY" in lines

@@ -2,6 +2,7 @@
 # CPython and MicroPython. The fragmented-heap case runs under MicroPython only (gc.mem_free).
 import gc
 
+from cases.heapfill import fill_heap
 from cases.shipstub import NullSpine
 from eejson.writer import Writer
 from ship import admission as A
@@ -99,31 +100,6 @@ def _emit_small(w):
     w.obj_end()
 
 
-def _fill_heap(chunk):
-    # Fill the heap with chunk-byte blocks, then free every other one and plug every hole that
-    # still takes a chunk: afterwards no free block holds `chunk` bytes. Returns the ballast.
-    keep = [None] * 2048
-    plugs = [None] * 512  # both lists before the heap is full
-    n = 0
-    try:
-        while n < len(keep):
-            keep[n] = bytearray(chunk - 32)
-            n += 1
-    except MemoryError:
-        pass
-    for i in range(0, n, 2):
-        keep[i] = None
-    gc.collect()
-    j = 0
-    try:
-        while j < len(plugs):
-            plugs[j] = bytearray(chunk)
-            j += 1
-    except MemoryError:
-        pass
-    return keep, plugs, j
-
-
 def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     # MicroPython only: on a heap whose largest free block is under 1 KB, a connection with a
     # lent set is made (WebSocket adapter, SHIP core, SPINE writer); without one it fails.
@@ -132,7 +108,7 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     p = Pool(1, SIZES)
     s = p.take()
     gc.collect()
-    keep, plugs, j = _fill_heap(1024)
+    keep, plugs, j = fill_heap(1024)
     assert j < len(plugs)  # the plugs ran out of room, not out of slots
     try:
         ws = WsConnection(None, None, False, buf=p.sets[s][0])
