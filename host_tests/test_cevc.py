@@ -1,6 +1,5 @@
 """CEVC station-side data (lib/usecases/cevc.py) under CPython: the shared cases (MicroPython runs
 them in test_cases_mpy) and properties over written tree shapes."""
-import copy
 import re
 
 import pytest
@@ -8,9 +7,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cases import caserun, cevc_cases
 from charger import SRC_CEVC, Charger
-from eejson.writer import Writer
 from spine.table import Table
 from support import mpyrun
+from support.trees import mutate, rendered
 from usecases.cevc import Cevc
 
 
@@ -42,36 +41,9 @@ def valid_series(n, d, w):
     return cevc_cases.eebus_write([(d, w)] * n)
 
 
-def mutate(tree, data):
-    """Replace a few values somewhere inside a valid tree by arbitrary ones."""
-    tree = copy.deepcopy(tree)
-    for _ in range(data.draw(st.integers(1, 3))):
-        node = tree
-        while True:
-            if isinstance(node, dict) and node:
-                k = data.draw(st.sampled_from(sorted(node)))
-            elif isinstance(node, list) and node:
-                k = data.draw(st.integers(0, len(node) - 1))
-            else:
-                break
-            if data.draw(st.booleans()) or not isinstance(node[k], (dict, list)):
-                node[k] = data.draw(TREE)
-                break
-            node = node[k]
-    return tree
-
-
 def snapshot(c, now):
-    w = Writer(256)
-    out = []
-    for emit in (Table("timeSeriesListData", c.series_rows(now)).emitter(), c.incentive_description_emit(),
-                 c.incentive_data_emit(now)):
-        n = w.measure(emit)
-        buf = bytearray()
-        w.stream(emit, lambda mv: buf.extend(mv))
-        assert len(buf) == n
-        out.append(bytes(buf))
-    return out
+    return [rendered(emit) for emit in (Table("timeSeriesListData", c.series_rows(now)).emitter(),
+                                        c.incentive_description_emit(), c.incentive_data_emit(now))]
 
 
 def check_write(c, ch, fn, tree, partial, now):
@@ -115,7 +87,7 @@ def test_mutated_valid_writes(data, partial, which, n, d):
     if which == 2:
         c.write_incentive_description(cevc_cases.incentive_descriptions(), False, 0)
     fn = (c.write_series, c.write_incentive_description, c.write_incentive_data)[which]
-    check_write(c, ch, fn, mutate(base, data), partial, 1000)
+    check_write(c, ch, fn, mutate(base, data, TREE), partial, 1000)
 
 
 @settings(max_examples=200, deadline=None)

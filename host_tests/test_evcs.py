@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cases import caserun, evcs_cases
 from charger import Charger
-from eejson.writer import Writer
 from spine.table import Table
 from support import mpyrun
+from support.trees import mutate, rendered
 from usecases.evcs import Evcs
 
 
@@ -45,13 +45,7 @@ def fresh():
 
 
 def snapshot(e):
-    w = Writer(256)
-    emit = Table("billListData", e.bill_rows()).emitter()
-    n = w.measure(emit)
-    buf = bytearray()
-    w.stream(emit, lambda mv: buf.extend(mv))
-    assert len(buf) == n
-    return bytes(buf)
+    return rendered(Table("billListData", e.bill_rows()).emitter())
 
 
 def check(e, tree, partial):
@@ -63,24 +57,6 @@ def check(e, tree, partial):
         assert snapshot(e) == before
     else:
         snapshot(e)
-
-
-def mutate(tree, data):
-    tree = copy.deepcopy(tree)
-    for _ in range(data.draw(st.integers(1, 3))):
-        node = tree
-        while True:
-            if isinstance(node, dict) and node:
-                k = data.draw(st.sampled_from(sorted(node)))
-            elif isinstance(node, list) and node:
-                k = data.draw(st.integers(0, len(node) - 1))
-            else:
-                break
-            if data.draw(st.booleans()) or not isinstance(node[k], (dict, list)):
-                node[k] = data.draw(TREE)
-                break
-            node = node[k]
-    return tree
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,7 +74,7 @@ def test_mutated_valid_writes(data, partial, g):
                           "position": evcs_cases.grid_self({"number": g}, {"number": 100 - g})}]}
     e = fresh()
     assert e.write_bills(copy.deepcopy(tree), partial) == (0, None)
-    check(e, mutate(tree, data), partial)
+    check(e, mutate(tree, data, TREE), partial)
 
 
 # ---- mutation run under MicroPython: mutated wire bytes of a broker write, parsed and applied
