@@ -26,6 +26,7 @@ import time
 import certs
 import pytest
 from support.attacker import HOST, Intruder, context, flood_pings_without_reading, frame, hello, ship
+from support.bounded import runner
 from support.gateway_proc import FAST_TIMERS, Gateway
 from support.paths import ROOT
 from testcem.identity import Identity
@@ -36,11 +37,7 @@ HELLO_MS = 15000  # long enough that "closed at once" and "closed by the hello t
 HEAP_SLACK = 4096  # log lines and one-time imports aside, nothing may stay behind
 
 
-def run(coro, timeout=60.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+run = runner(60.0)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import time
 
 from support import mpyrun
 import pytest
+from support.bounded import runner
 from support.gateway_proc import Gateway
 from sim import Simulator
 from testcem.identity import Identity
@@ -36,11 +37,7 @@ EV = (1, 1)
 HB_TIMEOUT_S = 4.0
 
 
-def run(coro, timeout=120.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+run = runner(120.0)
 
 
 def entries(data, item):

@@ -10,6 +10,7 @@ import struct
 
 import certs
 import pytest
+from support.bounded import runner
 from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
@@ -22,11 +23,7 @@ HOST = "127.0.0.1"
 CEM_ID = "TestCEM-000000001"
 
 
-def run(coro, timeout=30.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+run = runner(30.0)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+from support.bounded import runner
 from support.gateway_proc import FAST_TIMERS, Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
@@ -18,11 +19,7 @@ HOST = "127.0.0.1"
 PIN = "31415926"
 
 
-def run(coro, timeout=40.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+run = runner(40.0)
 
 
 def peer(identity, **kw):

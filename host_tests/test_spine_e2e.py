@@ -4,6 +4,7 @@ SPINE implementation (tools/testcem/spine.py), over real SHIP/TLS on 127.0.0.1."
 import asyncio
 
 import pytest
+from support.bounded import runner
 from support.gateway_proc import Gateway
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
@@ -13,11 +14,7 @@ from testcem.spinemsg import SpineResultError, build_cmd, feature_address
 HOST = "127.0.0.1"
 
 
-def run(coro, timeout=40.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+run = runner(40.0)
 
 
 @pytest.fixture(scope="module")

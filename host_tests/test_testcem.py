@@ -24,6 +24,7 @@ from testcem.shipmsg import (CLOSE_NORMAL, CLOSE_REJECTED, ShipError, ShipMessag
                              protocol_handshake_msg)
 from testcem.shipserver import ShipServer
 
+from support.bounded import runner
 from support.paths import CAPTURES, ROOT
 
 CAPTURE_FILES = sorted(glob.glob(os.path.join(CAPTURES, "*.json")))
@@ -35,10 +36,7 @@ def _read(path):
         return f.read()
 
 
-def run(coro, timeout=15.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+run = runner(15.0)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from testcem.spinemsg import (CEM_USE_CASES, SpineError, SpineResultError, build
                               elements_name, feature_address, format_address, parse_datagram, parse_feature_spec,
                               result_cmd, selectors_name)
 
+from support.bounded import runner
 from support.paths import CAPTURES, ROOT
 
 HOST = "127.0.0.1"
@@ -45,10 +46,7 @@ def cap(name):
     return parse_datagram(cap_text(name))
 
 
-def run(coro, timeout=15.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+run = runner(15.0)
 
 
 def renamed(dg, mapping, counter=None, **header):

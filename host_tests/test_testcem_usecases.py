@@ -30,6 +30,7 @@ from testcem.ucbase import WriteError
 from testcem.usecases import (ALL_USE_CASES, CEVC, EVCC, EVCEM, EVCS, EVSECC, EVSOC, LPC, MPC, OPEV, OSCEV,
                               our_use_case_table)
 
+from support.bounded import runner
 from support.paths import CAPTURES, ROOT
 
 EVSESIM = "d:_n:Demo_EVSESim-sim-0001"
@@ -1012,10 +1013,7 @@ class Responder:
                                         req.msg_counter))
 
 
-def run(coro, timeout=15.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+run = runner(15.0)
 
 
 def test_our_use_case_announcement_and_client_features():

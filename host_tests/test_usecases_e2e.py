@@ -11,6 +11,7 @@ import time
 
 from support import mpyrun
 import pytest
+from support.bounded import runner
 from support.gateway_proc import Gateway
 from sim import Simulator
 from testcem.identity import Identity
@@ -22,11 +23,7 @@ MAP = os.path.join(mpyrun.ROOT, "board_configs", "chargers", "sim.json")
 EV = (1, 1)
 
 
-def run(coro, timeout=60.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+run = runner(60.0)
 
 
 @pytest.fixture(scope="module")
