@@ -84,14 +84,6 @@ class WriteLog:
                 self.cv.wait(left)
 
 
-def wait_for(sim, cond, timeout=3.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        s = sim.state()
-        if cond(s):
-            return s
-        time.sleep(0.02)
-    raise AssertionError("simulator never got there: %r" % (sim.state(),))
 
 
 
@@ -124,7 +116,7 @@ def test_bridge_against_the_simulator(kind, framing):
             c.cmd("request %s" % amps)
             tw = log.wait(m.limit.address, raw, POLL_S, since=t)
             assert tw - t < POLL_S
-            wait_for(sim, lambda s, a=amps: s["limit_a"] == a)
+            sim.wait_state(lambda s, a=amps: s["limit_a"] == a)
         # below the controller minimum: paused (0), the EV stays plugged and stops
         mk = c.mark()
         t = time.monotonic()
@@ -133,7 +125,7 @@ def test_bridge_against_the_simulator(kind, framing):
         c.wait(r"^EV state B plugged 1 charging 0", 2 * POLL_S + 1, mk)
         c.cmd("request 10")
         log.wait(m.limit.address, 100, POLL_S, since=t)
-        wait_for(sim, lambda s: s["state"] == "C")
+        sim.wait_state(lambda s: s["state"] == "C")
 
         # the watchdog stays fed by the polls: it never trips
         time.sleep(m.watchdog_ms / 1000.0 * 0.5)
@@ -142,7 +134,7 @@ def test_bridge_against_the_simulator(kind, framing):
         # injected faults, each survived without losing the link
         for kind_, count in (("timeout", 1), ("corrupt", 1), ("exception", 1)):
             sim.fault(kind_, count=count)
-            wait_for(sim, lambda s: not s["faults_pending"], 3)
+            sim.wait_state(lambda s: not s["faults_pending"], 3)
         time.sleep(0.3)
         st = c.stats()
         assert st["link"] == "up" and st["downs"] == 0, st
@@ -153,7 +145,7 @@ def test_bridge_against_the_simulator(kind, framing):
         sim.fault("reboot")
         log.wait(m.watchdog.address, m.watchdog.value, 3, since=t)
         log.wait(m.limit.address, 100, 3, since=t)
-        wait_for(sim, lambda s: s["limit_a"] == 10)
+        sim.wait_state(lambda s: s["limit_a"] == 10)
         assert c.stats()["reboots"] >= 1
 
         # many timeouts: the link goes down and is reported; then it comes back with the limit
@@ -172,7 +164,7 @@ def test_bridge_against_the_simulator(kind, framing):
         c.wait(r"^EV link up", 8, mk)
         log.wait(m.limit.address, 100, 3)
         log.wait(m.watchdog.address, m.watchdog.value, 3)
-        wait_for(sim, lambda s: s["limit_a"] == 10)
+        sim.wait_state(lambda s: s["limit_a"] == 10)
         st = c.stats()
         assert st["link"] == "up" and st["downs"] >= 2 and st["polls"] > 5, st
     finally:
@@ -253,7 +245,7 @@ def test_bridge_over_a_pty_pair():
         assert log.wait(m.limit.address, 90, POLL_S, since=t) - t < POLL_S
         for kind_ in ("timeout", "corrupt", "exception"):
             sim.fault(kind_)
-            wait_for(sim, lambda s: not s["faults_pending"], 3)
+            sim.wait_state(lambda s: not s["faults_pending"], 3)
         time.sleep(0.3)
         assert c.stats()["downs"] == 0
         mk = c.mark()

@@ -26,14 +26,6 @@ MAP = os.path.join(mpyrun.ROOT, "board_configs", "chargers", "sim.json")
 EVC = 0x02A101
 
 
-def wait_for(sim, cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        s = sim.state()
-        if cond(s):
-            return s
-        time.sleep(0.02)
-    raise AssertionError("simulator never got there: %r" % (sim.state(),))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +122,7 @@ def test_pychonet_discovers_reads_and_sets(rig):
 
             # Set accepted: a current setting becomes the effective limit at the controller
             assert await ev.setMessage(0xED, 100, 2) is True
-            wait_for(sim, lambda st: st["limit_a"] == 10)
+            sim.wait_state(lambda st: st["limit_a"] == 10, 5.0)
             assert _u(await ev.getMessage(0xED)) == 100
             # Set rejected: above the hardware maximum, an operation mode the station lacks
             assert await ev.setMessage(0xED, 500, 2) is False
@@ -138,9 +130,9 @@ def test_pychonet_discovers_reads_and_sets(rig):
             assert _u(await ev.getMessage(0xED)) == 100
             # standby pauses the station; charge restores the current setting
             assert await ev.setMessage(0xDA, 0x44) is True
-            wait_for(sim, lambda st: st["limit_a"] == 0)
+            sim.wait_state(lambda st: st["limit_a"] == 0, 5.0)
             assert await ev.setMessage(0xDA, 0x42) is True
-            wait_for(sim, lambda st: st["limit_a"] == 10)
+            sim.wait_state(lambda st: st["limit_a"] == 10, 5.0)
             # not in the Set map: pychonet filters it and sends OPC 0, answered with OPC 0
             assert await ev.setMessage(0xC7, 0x30) is False
             # the installation location is kept on flash

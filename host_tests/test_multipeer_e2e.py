@@ -53,13 +53,7 @@ def server(remote, ftype, entity):
 
 
 async def wait_sim(sim, pred, timeout=8.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        s = await asyncio.get_running_loop().run_in_executor(None, sim.state)
-        if pred(s):
-            return s
-        await asyncio.sleep(0.05)
-    raise AssertionError("simulator never reached the state: %r" % sim.state())
+    return await asyncio.get_running_loop().run_in_executor(None, sim.wait_state, pred, timeout)
 
 
 def start_station(tmp, idents, usecases):

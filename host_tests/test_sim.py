@@ -82,14 +82,6 @@ class Client:
             self.p.wait()
 
 
-def wait_for(sim, cond, timeout=3.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        s = sim.state()
-        if cond(s):
-            return s
-        time.sleep(0.02)
-    raise AssertionError("simulator never got there: %r" % (sim.state(),))
 
 
 # map -> (client link, framing the sim serves, error the corrupt fault gives)
@@ -122,7 +114,7 @@ def test_sim_serves_the_map_to_lib_modbus(name):
 
         # plug in: B, then charging at the power-on limit (the hardware max, 16 A)
         sim.plug()
-        wait_for(sim, lambda s: s["state"] == "C" and s["currents"][0] > 0)
+        sim.wait_state(lambda s: s["state"] == "C" and s["currents"][0] > 0)
         f = client.poll()
         assert f["state"] == "C" and f["plugged"] is True and f["charging"] is True
         assert 15 <= f["i1"] <= 16 and 15 <= f["i3"] <= 16, f
@@ -130,23 +122,23 @@ def test_sim_serves_the_map_to_lib_modbus(name):
 
         # a written limit is honoured
         assert client.cmd("limit 10").startswith("OK ")
-        s = wait_for(sim, lambda s: s["offered_a"] == 10 and 0 < s["currents"][0] <= 10)
+        s = sim.wait_state(lambda s: s["offered_a"] == 10 and 0 < s["currents"][0] <= 10)
         assert s["limit_a"] == 10
         f = client.poll()
         assert 9 <= f["i1"] <= 10 and f["charging"] is True, f
         # ... so is the EV's own maximum
         sim.set_ev_max(8)
-        wait_for(sim, lambda s: 0 < s["currents"][0] <= 8)
+        sim.wait_state(lambda s: 0 < s["currents"][0] <= 8)
         assert 7 <= client.poll()["i2"] <= 8
 
         # pause: limit 0 (or the enable off), the EV stays plugged and stops
         out = client.cmd("limit 0")
         assert out == ("OK None 0" if m.pause == "enable" else "OK 0 None"), out
-        wait_for(sim, lambda s: s["state"] == "B" and s["currents"] == [0, 0, 0])
+        sim.wait_state(lambda s: s["state"] == "B" and s["currents"] == [0, 0, 0])
         f = client.poll()
         assert f["state"] == "B" and f["plugged"] is True and f["charging"] is False and f["i1"] == 0, f
         assert client.cmd("limit 12").startswith("OK ")
-        wait_for(sim, lambda s: s["state"] == "C")
+        sim.wait_state(lambda s: s["state"] == "C")
         assert client.poll()["charging"] is True
 
         # energy counts up (whole Wh in most layouts: compare over some charging time)
@@ -160,14 +152,14 @@ def test_sim_serves_the_map_to_lib_modbus(name):
         # the watchdog: silence drops the offer to the failsafe current, a new limit restores it
         if m.watchdog:
             assert client.cmd("write 6 %d 400" % m.watchdog.address) == "OK"
-            wait_for(sim, lambda s: s["watchdog_raw"] == 400)
-            s = wait_for(sim, lambda s: s["tripped"], timeout=2)
+            sim.wait_state(lambda s: s["watchdog_raw"] == 400)
+            s = sim.wait_state(lambda s: s["tripped"], timeout=2)
             assert s["offered_a"] == m.failsafe_amps
-            wait_for(sim, lambda s: 0 < s["currents"][0] <= m.failsafe_amps)
+            sim.wait_state(lambda s: 0 < s["currents"][0] <= m.failsafe_amps)
             assert client.poll()["i1"] <= m.failsafe_amps
             assert client.cmd("write 6 %d %d" % (m.watchdog.address, m.watchdog.value)) == "OK"
             assert client.cmd("limit 12").startswith("OK ")
-            s = wait_for(sim, lambda s: not s["tripped"] and s["offered_a"] == 12)
+            s = sim.wait_state(lambda s: not s["tripped"] and s["offered_a"] == 12)
 
         # a value the controller does not take is refused with exception 3, nothing changes
         assert client.cmd("write 6 %d 1" % m.limit.address) == "ERR ModbusException 3"
@@ -175,7 +167,7 @@ def test_sim_serves_the_map_to_lib_modbus(name):
 
         # unplug
         sim.unplug()
-        wait_for(sim, lambda s: s["state"] == "A")
+        sim.wait_state(lambda s: s["state"] == "A")
         f = client.poll()
         assert f["state"] == "A" and f["plugged"] is False and f["i1"] == 0
 
@@ -196,7 +188,7 @@ def test_sim_serves_the_map_to_lib_modbus(name):
 
         # reboot: the written registers are back to their power-on values
         assert client.cmd("limit 7").startswith("OK ")
-        wait_for(sim, lambda s: s["limit_a"] == 7)
+        sim.wait_state(lambda s: s["limit_a"] == 7)
         boots = sim.state()["boots"]
         sim.fault("reboot")
         s = sim.state()

@@ -7,7 +7,6 @@ binding refused."""
 
 import asyncio
 import os
-import time
 
 from support import mpyrun
 import pytest
@@ -76,14 +75,11 @@ def server(remote, ftype, entity):
     raise AssertionError("no %s server on %s" % (ftype, entity))
 
 
-def wait_sim(sim, pred, timeout=6.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        s = sim.state()
-        if pred(s):
-            return s
-        time.sleep(0.1)
-    raise AssertionError("simulator never reached the state: %r" % sim.state())
+
+
+async def sim_reaches(sim, cond, timeout=6.0):
+    """The simulator's first state cond accepts (Simulator.wait_state, off the event loop)."""
+    return await asyncio.get_running_loop().run_in_executor(None, sim.wait_state, cond, timeout)
 
 
 def entries(data, item):
@@ -151,7 +147,7 @@ def test_plug_opev_oscev_evcem_unplug(station, cem_ident):
         got = {e["limitId"]: e for e in entries(n.data, "loadControlLimitData")}
         assert got[0]["isLimitActive"] is True and got[0]["value"] == {"number": 10, "scale": 0}
         assert got[3]["isLimitActive"] is False
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: s["limit_a"] == 10))
+        await sim_reaches(sim, lambda s: s["limit_a"] == 10)
         # out of range: 40 A is clamped to the permitted maximum, a negative value refused
         big = [{"limitId": 0, "isLimitActive": True, "value": {"number": 40, "scale": 0}}]
         assert (await cem.write(load.spec, "loadControlLimitListData", {"loadControlLimitData": big}, partial=True)).ok
@@ -164,7 +160,7 @@ def test_plug_opev_oscev_evcem_unplug(station, cem_ident):
         # OSCEV below OPEV: 8 A recommendation wins inside the obligations
         osc = [{"limitId": 3 + p, "isLimitActive": True, "value": {"number": 8, "scale": 0}} for p in range(3)]
         assert (await cem.write(load.spec, "loadControlLimitListData", {"loadControlLimitData": osc}, partial=True)).ok
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: s["limit_a"] == 8))
+        await sim_reaches(sim, lambda s: s["limit_a"] == 8)
 
         # CEVC: the energy broker's power limits (a constraints time series) become a
         # recommendation; 4140 W over 3 phases pauses-free at 6 A, below the 8 A of OSCEV
@@ -181,8 +177,7 @@ def test_plug_opev_oscev_evcem_unplug(station, cem_ident):
         r = await cem.write(ts.spec, "timeSeriesListData", plan, partial=False)
         assert r.ok, r
         # 5000 W / (3 x 229-232 V): 7.1-7.2 A
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: wait_sim(sim, lambda s: 7.1 <= s["limit_a"] <= 7.3))
+        await sim_reaches(sim, lambda s: 7.1 <= s["limit_a"] <= 7.3)
 
         # EVCEM: measurement descriptions and notifies of the currents per phase
         meas = server(remote, "Measurement", EV)
@@ -201,7 +196,7 @@ def test_plug_opev_oscev_evcem_unplug(station, cem_ident):
         assert dd.msg_counter > ucn.msg_counter
         assert EV not in {tuple(k) for k in cem.remote.entities}
         # the EV's limits went with it
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: s["limit_a"] == 16))
+        await sim_reaches(sim, lambda s: s["limit_a"] == 16)
         assert not cem.problems, cem.problems
         await cem.close()
 
@@ -250,26 +245,23 @@ def test_lpc_limit_and_failsafe(station, cem_ident):
         e = entries(n.data, "loadControlLimitData")[0]
         assert e["isLimitActive"] is True and e["value"] == {"number": 4500, "scale": 0}
         # 4500 W over 3 phases at the measured 229-232 V: 6.4-6.5 A per phase (rounded down)
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: wait_sim(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5))
+        await sim_reaches(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5)
         # negative limit -> rejected, nothing changes
         bad = {"loadControlLimitData": [{"limitId": 0, "isLimitActive": True, "value": {"number": -1, "scale": 0}}]}
         assert (await cem.write(load.spec, "loadControlLimitListData", bad, partial=True)).error_number == 7
         # deactivated: back to the station's maximum
         off = {"loadControlLimitData": [{"limitId": 0, "isLimitActive": False}]}
         assert (await cem.write(load.spec, "loadControlLimitListData", off, partial=True)).ok
-        await asyncio.get_running_loop().run_in_executor(None, lambda: wait_sim(sim, lambda s: s["limit_a"] == 16))
+        await sim_reaches(sim, lambda s: s["limit_a"] == 16)
         # heartbeats stop: failsafe (the failsafe limit 4500 W -> 6.4-6.5 A) after the shortened timeout
         cem.stop_heartbeat()
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: wait_sim(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5, 10))
+        await sim_reaches(sim, lambda s: 6.4 <= s["limit_a"] <= 6.5, 10)
         # heartbeats again and a new limit: out of failsafe
         cem.start_heartbeat(0.5)
         await asyncio.sleep(1.0)
         lim2 = {"loadControlLimitData": [{"limitId": 0, "isLimitActive": True, "value": {"number": 6900, "scale": 0}}]}
         assert (await cem.write(load.spec, "loadControlLimitListData", lim2, partial=True)).ok
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: wait_sim(sim, lambda s: 9.8 <= s["limit_a"] <= 10))
+        await sim_reaches(sim, lambda s: 9.8 <= s["limit_a"] <= 10)
         cem.stop_heartbeat()
         assert not cem.problems, cem.problems
         await cem.close()

@@ -371,6 +371,18 @@ class Simulator:
             s["faults_done"] = list(self.fault_log[-20:])
             return s
 
+    def wait_state(self, cond, timeout=3.0, poll=0.02):
+        """The first state() cond accepts within timeout seconds; AssertionError (with the
+        last state) when none does: for the tests, which wait on what a gateway wrote."""
+        end = time.monotonic() + timeout
+        while True:
+            s = self.state()
+            if cond(s):
+                return s
+            if time.monotonic() >= end:
+                raise AssertionError("simulator never got there: %r" % (s,))
+            time.sleep(poll)
+
     def _settled(self):
         # the next tick has put the change into the registers (when a loop runs)
         loop = self.loop
