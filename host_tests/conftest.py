@@ -3,6 +3,7 @@ the hypothesis profile. Test helpers live in the support package (`from support 
 paths in support/paths.py); nothing is imported from this file."""
 
 import os
+import signal
 import sys
 
 import pytest
@@ -27,3 +28,11 @@ settings.register_profile(
     "gw", print_blob=True, database=DirectoryBasedExampleDatabase(os.path.join(ROOT, ".hypothesis", "examples"))
 )
 settings.load_profile("gw")
+
+# Tests press Ctrl-C on the processes they start (gw sim, gw run) and check that they stop as a
+# user's would. A shell that runs the suite as a background job (`make test &` in a script) starts
+# it with SIGINT ignored, and an ignored signal stays ignored across exec, so every child would
+# ignore Ctrl-C and those tests fail for the way they were launched. The suite is not in the
+# terminal's foreground then, so the terminal's Ctrl-C does not reach it either way.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
