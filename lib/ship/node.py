@@ -30,9 +30,9 @@ _SWEEP_MS = const(500)  # the admission deadlines are checked this often
 _LEND_POLL_MS = const(20)
 
 # The buffers one connection borrows from the gateway's pool (ws.pool.Pool, made at start-up):
-# the WebSocket block (tx, then rx; the upgrade head is read into its first rx-size bytes),
-# the SHIP control message buffer, the SPINE writer's buffer.
-BUFS = (2048, 1024, 1024)
+# the WebSocket block (tx, then rx; the upgrade head is read into its first rx-size bytes) and
+# the SHIP control message buffer. The SPINE writer has none: it renders into the tx part.
+BUFS = (2048, 1024)
 
 
 class _Admitted:
@@ -63,7 +63,6 @@ class Peer:
         self.heard = self.started  # when the peer last sent anything
         self.rx_error = None  # close code once the transport has ended
         self.event = asyncio.Event()
-        self.spine_buf = None  # the SPINE writer's buffer, lent with the connection's set
 
     @property
     def state(self):
@@ -113,8 +112,7 @@ class ShipNode:
     """cfg: dict with ship_id, host, port, path, max_message, timers (Timers), cem (dict or None).
 
     spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
-    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer); it
-    finds its writer's buffer in peer.spine_buf (None without a pool).
+    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
     pool: a ws.pool.Pool of admission.max_connections(cfg) sets of BUFS; every connection borrows one for
     its lifetime, and one that finds none is closed. None: each connection makes its own.
     """
@@ -454,8 +452,6 @@ class ShipNode:
         peer = Peer(self, ski, addr, outgoing)
         h.peer = peer
         peer.ws = ws
-        if bufs:
-            peer.spine_buf = bufs[2]
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
             not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"],

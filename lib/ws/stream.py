@@ -3,7 +3,8 @@
 # here) holds the tx buffer and behind it the rx buffer; the opening handshake reads its head
 # into the block's first rx_size bytes, before either is in use. Received payload goes to a
 # sink in chunks of at most rx_size bytes, sent messages go out as one frame through the fixed
-# tx buffer.
+# tx buffer; a producer may also render a frame's payload straight into the tx buffer (room(),
+# advance()), so that it needs no buffer of its own and nothing is copied twice.
 import asyncio
 import os
 
@@ -62,6 +63,9 @@ class WsConnection:
         self._txmv = mv[:tx_size]
         self._txn = tx_size
         self._rxn = len(buf) - tx_size
+        # for a producer rendering into the tx buffer itself (room(), advance())
+        self.tx = buf
+        self.tx_end = tx_size
         self._cb = bytearray(_CTL_MAX)
         self._cbmv = memoryview(self._cb)
         self._cn = 0  # length of the control frame in _cb still to be sent
@@ -372,11 +376,8 @@ class WsConnection:
             await self._abort()
             raise ValueError("ws: more bytes than announced")
         self._left -= n
-        tx = self._tx
         txmv = self._txmv
         size = self._txn
-        key = self._key
-        w = self._w
         src = data
         i = 0
         while i < n:
@@ -390,25 +391,55 @@ class WsConnection:
                 if src is data:
                     src = memoryview(data)
                 txmv[t : t + k] = src[i : i + k]
-            if key:
-                xor_mask(tx, t, k, key, self._mpos)
-                self._mpos = (self._mpos + k) & 3
             i += k
-            t += k
-            if t < size:
-                self._tn = t
-                continue
-            self._tn = 0
-            try:
-                # Stream.write() keeps what the socket did not take in a copy (out_buf), so
-                # tx is free again at once; drain (under the deadline) only when it did so.
-                w.write(txmv)
-                if getattr(w, "out_buf", True):
-                    await self._drain()
-            except BaseException:
-                # Transport error or cancellation inside a frame: no frame may follow.
-                self._fail_tx()
-                raise
+            if self._placed(t, k):
+                await self._send_full()
+
+    def room(self):
+        """Inside begin()/end(): the offset in self.tx where the frame's next payload bytes go,
+        for a producer that puts them there itself (the SPINE writer renders its windows so);
+        it may fill self.tx up to self.tx_end, then calls advance() with the count."""
+        return self._tn
+
+    async def advance(self, k):
+        """k payload bytes have been put at self.tx[room():]. A producer that puts more than
+        begin() announced, or nothing while some are still due (its output shrank, and it
+        would never end), ends the connection as write() and end() do."""
+        left = self._left
+        if left < 0:
+            raise ValueError("ws: advance() outside begin()/end()")
+        if k > left or (k <= 0 and left):
+            await self._abort()
+            raise ValueError("ws: %s bytes than announced" % ("more" if k > left else "fewer"))
+        self._left = left - k
+        if self._placed(self._tn, k):
+            await self._send_full()
+
+    def _placed(self, t, k):
+        # k payload bytes are at tx[t:]: masked (client role), counted; True once tx is full
+        key = self._key
+        if key:
+            xor_mask(self._tx, t, k, key, self._mpos)
+            self._mpos = (self._mpos + k) & 3
+        t += k
+        if t < self._txn:
+            self._tn = t
+            return False
+        self._tn = 0
+        return True
+
+    async def _send_full(self):
+        w = self._w
+        try:
+            # Stream.write() keeps what the socket did not take in a copy (out_buf), so tx is
+            # free again at once; drain (under the deadline) only when it did so.
+            w.write(self._txmv)
+            if getattr(w, "out_buf", True):
+                await self._drain()
+        except BaseException:
+            # Transport error or cancellation inside a frame: no frame may follow.
+            self._fail_tx()
+            raise
 
     async def end(self):
         if self._left:
