@@ -2,7 +2,7 @@
 # lenient reader for the small control messages we receive.
 import json
 
-from compat import const
+from compat import MICROPYTHON, const
 
 TYPE_INIT = const(0)
 TYPE_CONTROL = const(1)
@@ -100,7 +100,10 @@ def parse_control(buf, n):
     while n and buf[n - 1] in b"\x00 \t\r\n":
         n -= 1
     try:
-        doc = json.loads(bytes(buf[:n]))
+        # MicroPython's json reads any buffer in place: no copy of up to 1 KB (two, through a
+        # slice and bytes()), which a heap cut into small pieces may not hold; CPython's
+        # takes bytes
+        doc = json.loads(memoryview(buf)[:n] if MICROPYTHON else bytes(buf[:n]))
     except (ValueError, UnicodeError):
         return None
     if not isinstance(doc, dict) or len(doc) != 1:
