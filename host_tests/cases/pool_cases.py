@@ -10,7 +10,7 @@ from ship.connection import ShipConnection
 from ws.pool import Pool
 from ws.stream import WsConnection
 
-SIZES = (2048, 1024)  # ship.node.BUFS (ship.node needs MicroPython's tls to import)
+SIZES = (2048,)  # ship.node.BUFS (ship.node needs MicroPython's tls to import)
 
 
 def case_sets_are_lent_until_none_is_left():
@@ -22,7 +22,9 @@ def case_sets_are_lent_until_none_is_left():
     for k in got:
         assert [len(b) for b in p.sets[k]] == list(SIZES)
     # no two sets share a buffer
-    assert len(set(id(b) for k in got for b in p.sets[k])) == 6
+    assert len(set(id(b) for k in got for b in p.sets[k])) == 3
+    p = Pool(2, (2048, 1024))  # sets of several buffers
+    assert [len(b) for b in p.sets[1]] == [2048, 1024] and p.sets[0][1] is not p.sets[1][1]
 
 
 def case_giving_back_is_idempotent():
@@ -82,8 +84,9 @@ def case_cores_use_the_lent_buffers():
     s = p.take()
     ws = WsConnection(None, None, False, buf=p.sets[s][0])
     assert ws._buf is p.sets[s][0] and ws._txn == 1024 and len(ws._rxmv) == 1024
-    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
-    assert c._ctrl is p.sets[s][1]
+    # control messages are gathered in the block's rx part: the core has no buffer of its own
+    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
+    assert c._ctrl is ws and ws.kept_buf is p.sets[s][0]
     # the SPINE writer has no buffer: it renders into the lent block's tx part, behind what the
     # frame holds already (here a 10-byte header), and what a previous connection left in the
     # block does not leak into this one's output
@@ -97,6 +100,16 @@ def case_cores_use_the_lent_buffers():
     # from an offset, and cut at the end of the room: the bytes of the whole output in between
     e = w.window_into(_emit_small, 2, ws.tx, 1020, ws.tx_end)
     assert e == 1024 and bytes(ws.tx[1020:1024]) == b'"a":' and ws.tx[1024] == 0xFF
+    # a CMI read into the rx part is taken from there
+    ws.tx[1024:1026] = b"\x00\x00"
+    _deliver(c, ws.tx, 1024, 2)
+    assert c.state == 1 and c.out[0] == ("send", b"\x00\x00")  # CMI answered, on to hello
+
+
+def _deliver(c, buf, off, n):
+    c.ws_begin()
+    c.ws_data(buf, off, n)
+    c.ws_end()
 
 
 def _emit_small(w):
@@ -119,7 +132,7 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     assert j < len(plugs)  # the plugs ran out of room, not out of slots
     try:
         ws = WsConnection(None, None, False, buf=p.sets[s][0])
-        c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
+        c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
         w = Writer(0)
         made = ws is not None and c is not None and w is not None
         failed = False
@@ -135,24 +148,24 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
 
 
 def case_a_long_control_message_needs_no_big_block():
-    # MicroPython only: a control message of nearly 1 KB, gathered in the lent buffer, is read
-    # on a heap whose largest free block is under 512 B (json reads the buffer in place; a
-    # copy of it would need such a block)
+    # MicroPython only: a control message of nearly 1 KB, gathered in the WebSocket's rx part,
+    # is read on a heap whose largest free block is under 512 B (json reads it in place; a copy
+    # of it would need such a block)
     if not hasattr(gc, "mem_free"):
         return
     p = Pool(1, SIZES)
     s = p.take()
-    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
-    c.ws_begin()
-    c.ws_data(b"\x00\x00", 0, 2)
-    c.ws_end()  # CMI
+    ws = WsConnection(None, None, False, buf=p.sets[s][0])
+    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
+    rx = ws.tx  # the block: its rx part starts at 1024
+    rx[1024:1026] = b"\x00\x00"
+    _deliver(c, rx, 1024, 2)  # CMI
     msg = b'\x01{"connectionHello":[' + b" " * 900 + b'{"phase":"ready"},{"waiting":60000}]}\x00'
+    rx[1024 : 1024 + len(msg)] = msg
     gc.collect()
     keep, plugs, j = fill_heap(512)
     try:
-        c.ws_begin()
-        c.ws_data(msg, 0, len(msg))
-        c.ws_end()
+        _deliver(c, rx, 1024, len(msg))
         state = c.state
         failed = False
         try:

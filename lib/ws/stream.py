@@ -4,7 +4,9 @@
 # into the block's first rx_size bytes, before either is in use. Received payload goes to a
 # sink in chunks of at most rx_size bytes, sent messages go out as one frame through the fixed
 # tx buffer; a producer may also render a frame's payload straight into the tx buffer (room(),
-# advance()), so that it needs no buffer of its own and nothing is copied twice.
+# advance()), so that it needs no buffer of its own and nothing is copied twice. A sink that needs
+# a small message whole (SHIP's control messages) has it kept in the rx part (keep()), and needs
+# no buffer of its own either.
 import asyncio
 import os
 
@@ -76,6 +78,10 @@ class WsConnection:
         # that followed the upgrade head); always inside the rx part, so a send cannot touch them
         self._po = 0
         self._pe = 0
+        # a message kept for the sink, buf[kept_at:kept_end] in the rx part (keep()); -1: none
+        self.kept_buf = buf
+        self.kept_at = -1
+        self.kept_end = -1
         self._tn = 0
         self._left = -1  # payload bytes the open outgoing frame still needs; -1: none open
         self._key = None
@@ -199,16 +205,22 @@ class WsConnection:
             raise WsClosed(self.close_code, self.close_reason)
         n = 0
         if self._po >= self._pe:
+            at = self._txn
+            mv = self._rxmv
+            if self.kept_at >= 0:
+                # the read lands behind the message kept so far, moved to the rx part's start
+                at = self._kept_first()
+                mv = memoryview(self._buf)[at:]
             try:
-                n = await self._r.readinto(self._rxmv)
+                n = await self._r.readinto(mv)
             except OSError:
                 self._closed(1006, "connection reset")
             if n is None:
                 return 0
             if not n:
                 self._closed(1006, "connection lost")
-            self._po = self._txn
-            self._pe = self._txn + n
+            self._po = at
+            self._pe = at + n
         buf = self._buf
         dec = self._dec
         while self._po < self._pe:
@@ -246,6 +258,50 @@ class WsConnection:
                         await self._send_ctl_quiet()
                     raise WsClosed(code or 1005, reason)
         return n
+
+    # --- a message kept whole in the rx part for the sink
+
+    def keep(self, buf, off, n):
+        """For a sink that needs a small message in one piece (SHIP's control messages): adds
+        the chunk buf[off:off+n] that ws_data handed over (a view of the rx part) to the message
+        kept there, kept_buf[kept_at:kept_end]. Later chunks are moved down behind it and later
+        reads land behind it, so it stays whole until the sink has read it at ws_end and called
+        keep_reset() (also before each message). False when it would not leave a byte of the rx
+        part free for the next read: a message kept must be shorter than the rx part."""
+        at = self.kept_at
+        if at < 0:
+            if n >= self._rxn:
+                return False
+            self.kept_at = off
+            self.kept_end = off + n
+            return True
+        e = self.kept_end
+        if e - at + n >= self._rxn:
+            return False
+        if off != e:
+            # forward in the rx part (behind a frame header, or a ping): bytes not yet fed lie
+            # beyond off + n, untouched (memmove on MicroPython and CPython alike)
+            mv = memoryview(self._buf)
+            mv[e : e + n] = mv[off : off + n]
+        self.kept_end = e + n
+        return True
+
+    def keep_reset(self):
+        self.kept_at = -1
+        self.kept_end = -1
+
+    def _kept_first(self):
+        # All received bytes are fed and a message is kept: it moves to the start of the rx
+        # part; returns where the next read lands
+        t = self._txn
+        at = self.kept_at
+        k = self.kept_end - at
+        if at != t:
+            mv = memoryview(self._buf)
+            mv[t : t + k] = mv[at : at + k]
+            self.kept_at = t
+            self.kept_end = t + k
+        return t + k
 
     # Set before any await, so that a read_some cancelled while answering still reports it.
     def _mark(self, code, reason):
@@ -526,6 +582,7 @@ class WsConnection:
             await self._shut()
 
     async def _until_closed(self):
+        self.keep_reset()  # what the sink kept is no longer read
         sink = _Discard()
         while True:
             await self.read_some(sink)
