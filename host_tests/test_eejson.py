@@ -207,6 +207,30 @@ def test_measure_equals_stream_and_window(plain, size):
     assert bytes(win) == out
 
 
+@settings(max_examples=200, deadline=None)
+@given(documents, st.lists(st.tuples(st.integers(0, 20), st.integers(1, 64)), min_size=1, max_size=40))
+def test_window_into_a_foreign_buffer(plain, rooms):
+    # the SPINE writer renders into the WebSocket's tx part (ws.room/advance): any start, any
+    # room, windows in sequence give the whole output, and nothing outside a room is written
+    assume(depth(json.loads(reference_text(plain))) <= 32)
+    emit = emit_plain(plain)
+    n, m, out = stream(emit, 16)
+    w = Writer(0)
+    assert w.measure(emit) == n
+    got = bytearray()
+    i = 0
+    while len(got) < n:
+        start, room = rooms[i % len(rooms)]
+        i += 1
+        buf = bytearray(b"\x5a" * (start + room + 3))
+        e = w.window_into(emit, len(got), buf, start, start + room)
+        assert start < e <= start + room
+        assert buf[:start] == b"\x5a" * start and buf[e:] == b"\x5a" * (len(buf) - e)
+        got.extend(buf[start:e])
+    assert bytes(got) == out
+    assert w.measure(emit) == n and len(w.buf) == 0  # the writer's own state is untouched
+
+
 def has_float(v):
     if isinstance(v, float):
         return True

@@ -109,6 +109,36 @@ def test_echo_small_and_10k(server):
     server.expect(r"^CLOSED /e2e/echo 1000")
 
 
+def test_echo_rendered_into_the_tx_part(server):
+    # the server puts each echo straight into its tx part (room/advance) in rooms of varying
+    # size, across the 1 KB buffer's flushes
+    async def go():
+        async with ws_connect(server.uri("into")) as ws:
+            for msg in (b"\x01", b"\x02" + b"small" * 20, os.urandom(1024), os.urandom(10240)):
+                await ws.send(msg)
+                assert await asyncio.wait_for(ws.recv(), T) == msg
+
+    arun(go())
+    server.expect(r"^MSG /e2e/into 10240 ")
+    server.expect(r"^CLOSED /e2e/into 1000")
+
+
+@pytest.mark.parametrize("what", [b"over", b"short"])
+def test_a_producer_off_its_announced_length_ends_the_connection(server, what):
+    # more bytes than begin() announced, or none while some are due (its output shrank, and
+    # it would never end): no frame is finished, the connection is dropped
+    async def go():
+        async with ws_connect(server.uri("into")) as ws:
+            await ws.send(what)
+            with pytest.raises(ConnectionClosed) as ei:
+                await asyncio.wait_for(ws.recv(), T)
+            return ei.value.rcvd
+
+    assert arun(go()) is None  # no close frame: TCP just dropped
+    m = server.expect(r"^ABORTED (.*)")
+    assert ("more" if what == b"over" else "fewer") in m.group(1)
+
+
 @pytest.mark.parametrize("protocols", [None, ["chat"], ["SHIP"]])
 def test_refused_without_ship(server, protocols):
     async def go():
@@ -388,6 +418,7 @@ def test_micropython_client_against_websockets_server():
     assert rc == 0 and "Traceback" not in out, out
     m = re.search(r"ECHO 10240 max_chunk (\d+)", out)
     assert m and int(m.group(1)) <= 1024, out
+    assert re.search(r"INTO 10240 steps \d+", out), out
     m = re.search(r"CONCURRENT ok cancels (\d+)", out)
     assert m and int(m.group(1)) > 0, out
     assert "CLOSED 1000 done" in out

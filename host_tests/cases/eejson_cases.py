@@ -119,6 +119,19 @@ def write(emit, size=1024):
         win.extend(w.mv[:k])
         off += k
     assert win == out
+    # window_into() a foreign buffer (as into the WebSocket's tx part), at a varying start:
+    # the same bytes, and nothing outside its room touched
+    into = Writer(0)
+    other = bytearray(b"\xa5" * (size + 9))
+    win = bytearray()
+    while len(win) < n:
+        t = len(win) % 9
+        e = into.window_into(emit, len(win), other, t, t + size)
+        assert e == t + size or len(win) + e - t == n
+        win.extend(other[t:e])
+        assert other[:t] == b"\xa5" * t and other[e:] == b"\xa5" * (len(other) - e)
+        other[:] = b"\xa5" * len(other)
+    assert win == out
     return bytes(out)
 
 

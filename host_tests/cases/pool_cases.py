@@ -10,7 +10,7 @@ from ship.connection import ShipConnection
 from ws.pool import Pool
 from ws.stream import WsConnection
 
-SIZES = (2048, 1024, 1024)  # ship.node.BUFS (ship.node needs MicroPython's tls to import)
+SIZES = (2048,)  # ship.node.BUFS (ship.node needs MicroPython's tls to import)
 
 
 def case_sets_are_lent_until_none_is_left():
@@ -22,7 +22,9 @@ def case_sets_are_lent_until_none_is_left():
     for k in got:
         assert [len(b) for b in p.sets[k]] == list(SIZES)
     # no two sets share a buffer
-    assert len(set(id(b) for k in got for b in p.sets[k])) == 9
+    assert len(set(id(b) for k in got for b in p.sets[k])) == 3
+    p = Pool(2, (2048, 1024))  # sets of several buffers
+    assert [len(b) for b in p.sets[1]] == [2048, 1024] and p.sets[0][1] is not p.sets[1][1]
 
 
 def case_giving_back_is_idempotent():
@@ -82,15 +84,32 @@ def case_cores_use_the_lent_buffers():
     s = p.take()
     ws = WsConnection(None, None, False, buf=p.sets[s][0])
     assert ws._buf is p.sets[s][0] and ws._txn == 1024 and len(ws._rxmv) == 1024
-    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
-    assert c._ctrl is p.sets[s][1]
-    w = Writer(1024, p.sets[s][2])
-    assert w.buf is p.sets[s][2]
-    # what a previous connection left in the buffers does not leak into this one's output
-    p.sets[s][2][:] = b"\xff" * 1024
-    w.measure(_emit_small)
-    k = w.window(_emit_small, 0)
-    assert bytes(w.mv[:k]) == b'[{"a":1}]'  # the EEBUS dialect: an object is a list of members
+    # control messages are gathered in the block's rx part: the core has no buffer of its own
+    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
+    assert c._ctrl is ws and ws.kept_buf is p.sets[s][0]
+    # the SPINE writer has no buffer: it renders into the lent block's tx part, behind what the
+    # frame holds already (here a 10-byte header), and what a previous connection left in the
+    # block does not leak into this one's output
+    assert ws.tx is p.sets[s][0] and ws.tx_end == 1024
+    p.sets[s][0][:] = b"\xff" * 2048
+    w = Writer(0)
+    n = w.measure(_emit_small)
+    e = w.window_into(_emit_small, 0, ws.tx, 10, ws.tx_end)
+    assert e == 10 + n and bytes(ws.tx[10:e]) == b'[{"a":1}]'  # EEBUS dialect: a list of members
+    assert bytes(ws.tx[:10]) == b"\xff" * 10 and ws.tx[e] == 0xFF
+    # from an offset, and cut at the end of the room: the bytes of the whole output in between
+    e = w.window_into(_emit_small, 2, ws.tx, 1020, ws.tx_end)
+    assert e == 1024 and bytes(ws.tx[1020:1024]) == b'"a":' and ws.tx[1024] == 0xFF
+    # a CMI read into the rx part is taken from there
+    ws.tx[1024:1026] = b"\x00\x00"
+    _deliver(c, ws.tx, 1024, 2)
+    assert c.state == 1 and c.out[0] == ("send", b"\x00\x00")  # CMI answered, on to hello
+
+
+def _deliver(c, buf, off, n):
+    c.ws_begin()
+    c.ws_data(buf, off, n)
+    c.ws_end()
 
 
 def _emit_small(w):
@@ -102,7 +121,8 @@ def _emit_small(w):
 
 def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     # MicroPython only: on a heap whose largest free block is under 1 KB, a connection with a
-    # lent set is made (WebSocket adapter, SHIP core, SPINE writer); without one it fails.
+    # lent set is made (WebSocket adapter, SHIP core, SPINE writer, which needs no buffer);
+    # without one it fails.
     if not hasattr(gc, "mem_free"):
         return
     p = Pool(1, SIZES)
@@ -112,8 +132,8 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
     assert j < len(plugs)  # the plugs ran out of room, not out of slots
     try:
         ws = WsConnection(None, None, False, buf=p.sets[s][0])
-        c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=p.sets[s][1])
-        w = Writer(1024, p.sets[s][2])
+        c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
+        w = Writer(0)
         made = ws is not None and c is not None and w is not None
         failed = False
         try:
@@ -124,4 +144,36 @@ def case_accepting_allocates_no_big_buffer_with_a_lent_set():
         del keep, plugs
         gc.collect()
     assert made
+    assert failed, "the heap was not fragmented: the check could not fail"
+
+
+def case_a_long_control_message_needs_no_big_block():
+    # MicroPython only: a control message of nearly 1 KB, gathered in the WebSocket's rx part,
+    # is read on a heap whose largest free block is under 512 B (json reads it in place; a copy
+    # of it would need such a block)
+    if not hasattr(gc, "mem_free"):
+        return
+    p = Pool(1, SIZES)
+    s = p.take()
+    ws = WsConnection(None, None, False, buf=p.sets[s][0])
+    c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
+    rx = ws.tx  # the block: its rx part starts at 1024
+    rx[1024:1026] = b"\x00\x00"
+    _deliver(c, rx, 1024, 2)  # CMI
+    msg = b'\x01{"connectionHello":[' + b" " * 900 + b'{"phase":"ready"},{"waiting":60000}]}\x00'
+    rx[1024 : 1024 + len(msg)] = msg
+    gc.collect()
+    keep, plugs, j = fill_heap(512)
+    try:
+        _deliver(c, rx, 1024, len(msg))
+        state = c.state
+        failed = False
+        try:
+            bytearray(600)  # the control: a block of 600 B finds no room
+        except MemoryError:
+            failed = True
+    finally:
+        del keep, plugs
+        gc.collect()
+    assert state == 2, state  # hello done: on to the protocol handshake
     assert failed, "the heap was not fragmented: the check could not fail"

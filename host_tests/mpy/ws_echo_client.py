@@ -77,6 +77,23 @@ async def main():
     assert got == digest(big), got
     print("ECHO", got[0], "max_chunk", sink.max_chunk)
 
+    # a producer that renders into the tx part itself (room/advance, as the SPINE writer
+    # does), in rooms of varying size: masked as the client must
+    await ws.begin(len(big))
+    off = 0
+    step = 0
+    while off < len(big):
+        t = ws.room()
+        k = min(ws.tx_end - t, len(big) - off, 1 + (step * 397) % 1100)
+        ws.tx[t : t + k] = big[off : off + k]
+        await ws.advance(k)
+        off += k
+        step += 1
+    await ws.end()
+    got = await recv(ws, sink)
+    assert got == digest(big), got
+    print("INTO", got[0], "steps", step)
+
     # The server pings while a slow message is being streamed by another task: the pong
     # must wait for the end of that frame, and the reader keeps getting cancelled.
     stats = [0, False]

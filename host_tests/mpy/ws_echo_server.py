@@ -2,7 +2,9 @@
 # argv[2] the upgrade timeout in ms.
 # Every message is echoed, except commands: b"close:<code>" closes with that code, b"ping"
 # sends a ping and reports b"pongs:<n>" once its pong is in. Echoes of messages above 1 KB go
-# out through begin()/write()/end() in odd-sized pieces.
+# out through begin()/write()/end() in odd-sized pieces. On /e2e/into every echo is put straight
+# into the tx part (room()/advance(), as the SPINE writer sends) in rooms of varying size, and
+# b"over"/b"short" make a producer that puts more/fewer bytes than it announced.
 import sys
 import asyncio
 import gc
@@ -52,7 +54,10 @@ async def serve_one(ws, path, sink):
                 await ws.close(code, "bye")
                 print("CLOSED", path, "local", code)
                 return
-            if m == b"ping":
+            if path == "/e2e/into":
+                if not await echo_into(ws, m):
+                    return
+            elif m == b"ping":
                 pings = ws.pongs
                 await ws.ping(b"srv")
             elif len(m) > 1024:
@@ -63,6 +68,28 @@ async def serve_one(ws, path, sink):
                 await ws.end()
             else:
                 await ws.send_binary(m)
+
+
+async def echo_into(ws, m):
+    n = len(m)
+    await ws.begin(n)
+    if m in (b"over", b"short"):
+        try:
+            await ws.advance(n + 1 if m == b"over" else 0)
+        except ValueError as e:
+            print("ABORTED", e)
+            return False
+    off = 0
+    step = 0
+    while off < n:
+        t = ws.room()
+        k = min(ws.tx_end - t, n - off, 1 + (step * 397) % 1100)
+        ws.tx[t : t + k] = m[off : off + k]
+        await ws.advance(k)
+        off += k
+        step += 1
+    await ws.end()
+    return True
 
 
 async def handle(r, w):

@@ -63,7 +63,8 @@ _ENC = not NATIVE
 
 class Writer:
     # buf: the output buffer (a bytearray of size bytes, e.g. lent from a start-up pool); None:
-    # one is made
+    # one is made. Size 0: a writer that measures and renders into others' buffers only
+    # (window_into)
     def __init__(self, size=1024, buf=None):
         self.buf = bytearray(size) if buf is None else buf
         self.mv = memoryview(self.buf)
@@ -114,6 +115,25 @@ class Writer:
         self._win = True
         emit(self)
         return self._size if self._win is None else self._p
+
+    def window_into(self, emit, off, buf, start, end):
+        # window(), but into buf[start:end] (another's buffer, e.g. the WebSocket's tx buffer:
+        # the writer then needs none of its own and its output is not copied again); returns
+        # where its bytes end in buf
+        own = self.buf
+        size = self._size
+        self.buf = buf
+        self._size = end
+        self._begin(False, None)
+        self._p = start
+        self._skip = off
+        self._win = True
+        try:
+            emit(self)
+        finally:
+            self.buf = own
+            self._size = size
+        return end if self._win is None else self._p
 
     # output primitives
 

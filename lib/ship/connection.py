@@ -31,7 +31,7 @@ CLOSE_NORMAL = const(4001)
 CLOSE_REJECTED = const(4452)
 CLOSE_USER = const(4500)
 
-_CTRL_CAP = const(1024)
+_CTRL_CAP = const(1024)  # a control message must be shorter (the WebSocket rx part's size)
 _UNKNOWN_NAME = const(40)  # how much of an unknown message's name is kept for the log
 
 # `waiting` is an unsigned 32-bit number of milliseconds in the SHIP schema: a larger one is a
@@ -63,6 +63,29 @@ class Timers:
 DEFAULT_TIMERS = Timers()
 
 
+class Gather:
+    # A control message gathered by copy into a buffer of its own, for the core on its own (as
+    # in tests). The node has the WebSocket keep it in its rx part instead (ws.stream keep()),
+    # through the same interface: keep_reset(); keep(buf, off, n), False once the message
+    # would not be shorter than the buffer; the message in kept_buf[kept_at:kept_end].
+    def __init__(self, size=_CTRL_CAP):
+        self.kept_buf = bytearray(size)
+        self.kept_at = 0
+        self.kept_end = 0
+
+    def keep_reset(self):
+        self.kept_end = 0
+
+    def keep(self, buf, off, n):
+        e = self.kept_end
+        if e + n >= len(self.kept_buf):
+            return False
+        # through a view: a slice of the bytearray would copy up to 1 KB on the heap
+        self.kept_buf[e : e + n] = memoryview(buf)[off : off + n]
+        self.kept_end = e + n
+        return True
+
+
 class ShipConnection:
     """One SHIP connection.
 
@@ -80,8 +103,8 @@ class ShipConnection:
     WebSocket data.
     pin: a ship.pin.PinPolicy (None: announce none, as SHIP 1.0 nodes without PIN do);
     peer_pin: the PIN we type when the peer asks for one (client role, ship.cem.pin).
-    ctrl: the buffer control messages are gathered in, at least 1 KB (lent by the adapter's
-    pool); None: one is made.
+    ctrl: what control messages are gathered in (the interface of Gather: the node passes its
+    WebSocket adapter, which keeps them in its rx part); None: a Gather of their own.
     """
 
     def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS, pin=None, peer_pin=None,
@@ -98,8 +121,7 @@ class ShipConnection:
         self._spine = spine
         self._my_id = ship_id
         self._trusted = trusted
-        self._ctrl = bytearray(_CTRL_CAP) if ctrl is None else ctrl
-        self._clen = 0
+        self._ctrl = Gather() if ctrl is None else ctrl
         self._mtype = -1
         self._skip = False
         self._scan = DataScanner(spine)
@@ -214,7 +236,7 @@ class ShipConnection:
 
     def ws_begin(self):
         self._mtype = -1
-        self._clen = 0
+        self._ctrl.keep_reset()
         self._skip = False
 
     def ws_data(self, buf, off, n):
@@ -238,18 +260,16 @@ class ShipConnection:
             except DataError as e:
                 self._drop_data(e)
             return
-        c = self._clen
-        if c + n > _CTRL_CAP:
+        if not self._ctrl.keep(buf, off, n):
             self._skip = True
+            self._ctrl.keep_reset()
             self._fail(CLOSE_NORMAL, "control message too long")
-            return
-        # through a view: a slice of the bytearray would copy up to 1 KB on the heap
-        self._ctrl[c : c + n] = memoryview(buf)[off : off + n]
-        self._clen = c + n
 
     def ws_end(self):
         now = self.now
+        g = self._ctrl
         if self._skip or self.state == CLOSED:
+            g.keep_reset()
             return
         t = self._mtype
         if t == M.TYPE_DATA:
@@ -258,14 +278,22 @@ class ShipConnection:
             except DataError as e:
                 self._drop_data(e)
             return
-        if t < 0 or (self._clen == 0 and t != M.TYPE_INIT):
+        # read where it was gathered (the WebSocket's rx part: valid until the next read), then
+        # let go of it
+        at = g.kept_at
+        n = g.kept_end - at
+        msg = None
+        if n and (t == M.TYPE_CONTROL or t == M.TYPE_END):
+            msg = M.parse_control(g.kept_buf, at, n)
+        cmi = n == 1 and g.kept_buf[at] == 0
+        g.keep_reset()
+        if t < 0 or (n == 0 and t != M.TYPE_INIT):
             # SHIP-TS-MSG-01: a message is a type byte plus at least one octet
             self._unexpected("message without value")
             return
         if t == M.TYPE_INIT:
-            self._on_cmi(now)
+            self._on_cmi(now, cmi)
         elif t == M.TYPE_CONTROL or t == M.TYPE_END:
-            msg = M.parse_control(self._ctrl, self._clen)
             if msg is None:
                 self._unexpected("malformed control message")
             elif t == M.TYPE_END:
@@ -278,8 +306,9 @@ class ShipConnection:
 
     # ---- state handlers -----------------------------------------------------------------
 
-    def _on_cmi(self, now):
-        if self.state != CMI or self._clen != 1 or self._ctrl[0] != 0:
+    def _on_cmi(self, now, valid):
+        # valid: the message's value is the one octet 0
+        if self.state != CMI or not valid:
             self._fail(CLOSE_NORMAL, "invalid CMI")
             return
         if self.server:

@@ -2,7 +2,7 @@
 # lenient reader for the small control messages we receive.
 import json
 
-from compat import const
+from compat import MICROPYTHON, const
 
 TYPE_INIT = const(0)
 TYPE_CONTROL = const(1)
@@ -91,16 +91,20 @@ def fields(value):
     return out
 
 
-def parse_control(buf, n):
-    """Decode a control or end message body (after the type byte) held in buf[:n].
+def parse_control(buf, off, n):
+    """Decode a control or end message body (after the type byte) held in buf[off:off+n].
 
     Returns (name, fields) for a single-key top-level object, or None for anything else.
     Trailing NUL bytes and whitespace are ignored (some peers send a NUL).
     """
-    while n and buf[n - 1] in b"\x00 \t\r\n":
+    while n and buf[off + n - 1] in b"\x00 \t\r\n":
         n -= 1
     try:
-        doc = json.loads(bytes(buf[:n]))
+        # MicroPython's json reads any buffer in place: no copy of up to 1 KB (two, through a
+        # slice and bytes()), which a heap cut into small pieces may not hold; CPython's
+        # takes bytes
+        mv = memoryview(buf)[off : off + n]
+        doc = json.loads(mv if MICROPYTHON else bytes(mv))
     except (ValueError, UnicodeError):
         return None
     if not isinstance(doc, dict) or len(doc) != 1:

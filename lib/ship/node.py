@@ -30,9 +30,10 @@ _SWEEP_MS = const(500)  # the admission deadlines are checked this often
 _LEND_POLL_MS = const(20)
 
 # The buffers one connection borrows from the gateway's pool (ws.pool.Pool, made at start-up):
-# the WebSocket block (tx, then rx; the upgrade head is read into its first rx-size bytes),
-# the SHIP control message buffer, the SPINE writer's buffer.
-BUFS = (2048, 1024, 1024)
+# the WebSocket block alone (tx, then rx; the upgrade head is read into its first rx-size
+# bytes). The SPINE writer renders into the tx part; SHIP control messages are gathered in the
+# rx part (WsConnection.keep).
+BUFS = (2048,)
 
 
 class _Admitted:
@@ -63,7 +64,6 @@ class Peer:
         self.heard = self.started  # when the peer last sent anything
         self.rx_error = None  # close code once the transport has ended
         self.event = asyncio.Event()
-        self.spine_buf = None  # the SPINE writer's buffer, lent with the connection's set
 
     @property
     def state(self):
@@ -113,8 +113,7 @@ class ShipNode:
     """cfg: dict with ship_id, host, port, path, max_message, timers (Timers), cem (dict or None).
 
     spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
-    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer); it
-    finds its writer's buffer in peer.spine_buf (None without a pool).
+    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
     pool: a ws.pool.Pool of admission.max_connections(cfg) sets of BUFS; every connection borrows one for
     its lifetime, and one that finds none is closed. None: each connection makes its own.
     """
@@ -329,7 +328,7 @@ class ShipNode:
                 if box[0] is None:
                     tlsctx.take_peer_ski()  # never leave an entry behind
             self.stats["accepted"] += 1
-            await self._run(ws, box[0], addr, False, h, bufs=bufs)
+            await self._run(ws, box[0], addr, False, h)
         except asyncio.CancelledError:
             pass  # its slot was reclaimed (logged)
         except UpgradeError as e:
@@ -415,7 +414,7 @@ class ShipNode:
                 log.warn(_TAG, "%s: server SKI %s is not the expected %s", addr, got, ski)
                 await ws.close(1008, "unexpected SKI")
                 return None
-            return await self._run(ws, ski, addr, True, peer_pin=pin, bufs=bufs)
+            return await self._run(ws, ski, addr, True, peer_pin=pin)
         except (OSError, WsClosed, UpgradeError, asyncio.TimeoutError, MemoryError) as e:
             # MemoryError: a heap short of a block for the TLS socket; the dial loop goes on
             log.info(_TAG, "dial %s failed: %r", addr, e)
@@ -433,7 +432,7 @@ class ShipNode:
         ws.send_ms = t.send
         ws.close_ms = t.close
 
-    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None, bufs=None):
+    async def _run(self, ws, ski, addr, outgoing, h=None, peer_pin=None):
         if self._stopping:  # accepted or dialled before stop(), through TLS after it
             await ws.close(1001, "going away")
             return None
@@ -454,12 +453,10 @@ class ShipNode:
         peer = Peer(self, ski, addr, outgoing)
         h.peer = peer
         peer.ws = ws
-        if bufs:
-            peer.spine_buf = bufs[2]
         peer.spine = self.spine_factory(peer)
         conn = C.ShipConnection(
             not outgoing, self.cfg["ship_id"], decision == T.TRUSTED, peer.spine, now, self.cfg["timers"],
-            pin=self.pin, peer_pin=peer_pin, ctrl=bufs and bufs[1],
+            pin=self.pin, peer_pin=peer_pin, ctrl=ws,
         )
         peer.conn = conn
         sink = _Sink(conn)

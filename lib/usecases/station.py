@@ -388,7 +388,7 @@ class SpineApp:
         session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
 
     def endpoint(self, peer):
-        return Endpoint(self, Session(self), getattr(peer, "spine_buf", None))
+        return Endpoint(self, Session(self))
 
 
 _GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
@@ -417,12 +417,13 @@ def _guard_heartbeat(remote):
 class Endpoint:
     """What the SHIP node sees of SPINE for one connection (ShipNode's spine_factory)."""
 
-    def __init__(self, app, session, buf=None):
+    def __init__(self, app, session):
         self.app = app
         self.session = session
         # a send runs emit once to measure and again per window, with awaits in between:
-        # the writer is this connection's own (its buffer lent with the connection's set)
-        self.writer = Writer(1024, buf)
+        # the writer is this connection's own; it has no buffer, its windows are rendered
+        # straight into the WebSocket's tx buffer (ws.room/advance)
+        self.writer = Writer(0)
         self.peer = None
         s = session
         self.spine_begin = s.spine_begin
@@ -455,8 +456,9 @@ class Endpoint:
             async def write(ws, _):
                 off = 0
                 while off < n:
-                    k = w.window(emit, off)
-                    await ws.write(w.mv[:k])
+                    t = ws.room()
+                    k = w.window_into(emit, off, ws.tx, t, ws.tx_end) - t
+                    await ws.advance(k)
                     off += k
 
             await peer.send_datagram_stream(n, write, None)

@@ -3,7 +3,10 @@
 # here) holds the tx buffer and behind it the rx buffer; the opening handshake reads its head
 # into the block's first rx_size bytes, before either is in use. Received payload goes to a
 # sink in chunks of at most rx_size bytes, sent messages go out as one frame through the fixed
-# tx buffer.
+# tx buffer; a producer may also render a frame's payload straight into the tx buffer (room(),
+# advance()), so that it needs no buffer of its own and nothing is copied twice. A sink that needs
+# a small message whole (SHIP's control messages) has it kept in the rx part (keep()), and needs
+# no buffer of its own either.
 import asyncio
 import os
 
@@ -62,6 +65,9 @@ class WsConnection:
         self._txmv = mv[:tx_size]
         self._txn = tx_size
         self._rxn = len(buf) - tx_size
+        # for a producer rendering into the tx buffer itself (room(), advance())
+        self.tx = buf
+        self.tx_end = tx_size
         self._cb = bytearray(_CTL_MAX)
         self._cbmv = memoryview(self._cb)
         self._cn = 0  # length of the control frame in _cb still to be sent
@@ -72,6 +78,10 @@ class WsConnection:
         # that followed the upgrade head); always inside the rx part, so a send cannot touch them
         self._po = 0
         self._pe = 0
+        # a message kept for the sink, buf[kept_at:kept_end] in the rx part (keep()); -1: none
+        self.kept_buf = buf
+        self.kept_at = -1
+        self.kept_end = -1
         self._tn = 0
         self._left = -1  # payload bytes the open outgoing frame still needs; -1: none open
         self._key = None
@@ -195,16 +205,22 @@ class WsConnection:
             raise WsClosed(self.close_code, self.close_reason)
         n = 0
         if self._po >= self._pe:
+            at = self._txn
+            mv = self._rxmv
+            if self.kept_at >= 0:
+                # the read lands behind the message kept so far, moved to the rx part's start
+                at = self._kept_first()
+                mv = memoryview(self._buf)[at:]
             try:
-                n = await self._r.readinto(self._rxmv)
+                n = await self._r.readinto(mv)
             except OSError:
                 self._closed(1006, "connection reset")
             if n is None:
                 return 0
             if not n:
                 self._closed(1006, "connection lost")
-            self._po = self._txn
-            self._pe = self._txn + n
+            self._po = at
+            self._pe = at + n
         buf = self._buf
         dec = self._dec
         while self._po < self._pe:
@@ -242,6 +258,50 @@ class WsConnection:
                         await self._send_ctl_quiet()
                     raise WsClosed(code or 1005, reason)
         return n
+
+    # --- a message kept whole in the rx part for the sink
+
+    def keep(self, buf, off, n):
+        """For a sink that needs a small message in one piece (SHIP's control messages): adds
+        the chunk buf[off:off+n] that ws_data handed over (a view of the rx part) to the message
+        kept there, kept_buf[kept_at:kept_end]. Later chunks are moved down behind it and later
+        reads land behind it, so it stays whole until the sink has read it at ws_end and called
+        keep_reset() (also before each message). False when it would not leave a byte of the rx
+        part free for the next read: a message kept must be shorter than the rx part."""
+        at = self.kept_at
+        if at < 0:
+            if n >= self._rxn:
+                return False
+            self.kept_at = off
+            self.kept_end = off + n
+            return True
+        e = self.kept_end
+        if e - at + n >= self._rxn:
+            return False
+        if off != e:
+            # forward in the rx part (behind a frame header, or a ping): bytes not yet fed lie
+            # beyond off + n, untouched (memmove on MicroPython and CPython alike)
+            mv = memoryview(self._buf)
+            mv[e : e + n] = mv[off : off + n]
+        self.kept_end = e + n
+        return True
+
+    def keep_reset(self):
+        self.kept_at = -1
+        self.kept_end = -1
+
+    def _kept_first(self):
+        # All received bytes are fed and a message is kept: it moves to the start of the rx
+        # part; returns where the next read lands
+        t = self._txn
+        at = self.kept_at
+        k = self.kept_end - at
+        if at != t:
+            mv = memoryview(self._buf)
+            mv[t : t + k] = mv[at : at + k]
+            self.kept_at = t
+            self.kept_end = t + k
+        return t + k
 
     # Set before any await, so that a read_some cancelled while answering still reports it.
     def _mark(self, code, reason):
@@ -372,11 +432,8 @@ class WsConnection:
             await self._abort()
             raise ValueError("ws: more bytes than announced")
         self._left -= n
-        tx = self._tx
         txmv = self._txmv
         size = self._txn
-        key = self._key
-        w = self._w
         src = data
         i = 0
         while i < n:
@@ -390,25 +447,55 @@ class WsConnection:
                 if src is data:
                     src = memoryview(data)
                 txmv[t : t + k] = src[i : i + k]
-            if key:
-                xor_mask(tx, t, k, key, self._mpos)
-                self._mpos = (self._mpos + k) & 3
             i += k
-            t += k
-            if t < size:
-                self._tn = t
-                continue
-            self._tn = 0
-            try:
-                # Stream.write() keeps what the socket did not take in a copy (out_buf), so
-                # tx is free again at once; drain (under the deadline) only when it did so.
-                w.write(txmv)
-                if getattr(w, "out_buf", True):
-                    await self._drain()
-            except BaseException:
-                # Transport error or cancellation inside a frame: no frame may follow.
-                self._fail_tx()
-                raise
+            if self._placed(t, k):
+                await self._send_full()
+
+    def room(self):
+        """Inside begin()/end(): the offset in self.tx where the frame's next payload bytes go,
+        for a producer that puts them there itself (the SPINE writer renders its windows so);
+        it may fill self.tx up to self.tx_end, then calls advance() with the count."""
+        return self._tn
+
+    async def advance(self, k):
+        """k payload bytes have been put at self.tx[room():]. A producer that puts more than
+        begin() announced, or nothing while some are still due (its output shrank, and it
+        would never end), ends the connection as write() and end() do."""
+        left = self._left
+        if left < 0:
+            raise ValueError("ws: advance() outside begin()/end()")
+        if k > left or (k <= 0 and left):
+            await self._abort()
+            raise ValueError("ws: %s bytes than announced" % ("more" if k > left else "fewer"))
+        self._left = left - k
+        if self._placed(self._tn, k):
+            await self._send_full()
+
+    def _placed(self, t, k):
+        # k payload bytes are at tx[t:]: masked (client role), counted; True once tx is full
+        key = self._key
+        if key:
+            xor_mask(self._tx, t, k, key, self._mpos)
+            self._mpos = (self._mpos + k) & 3
+        t += k
+        if t < self._txn:
+            self._tn = t
+            return False
+        self._tn = 0
+        return True
+
+    async def _send_full(self):
+        w = self._w
+        try:
+            # Stream.write() keeps what the socket did not take in a copy (out_buf), so tx is
+            # free again at once; drain (under the deadline) only when it did so.
+            w.write(self._txmv)
+            if getattr(w, "out_buf", True):
+                await self._drain()
+        except BaseException:
+            # Transport error or cancellation inside a frame: no frame may follow.
+            self._fail_tx()
+            raise
 
     async def end(self):
         if self._left:
@@ -495,6 +582,7 @@ class WsConnection:
             await self._shut()
 
     async def _until_closed(self):
+        self.keep_reset()  # what the sink kept is no longer read
         sink = _Discard()
         while True:
             await self.read_some(sink)
