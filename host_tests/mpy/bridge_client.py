@@ -17,7 +17,8 @@ from charger import (F_APPLIED, F_CHARGING, F_LINK, F_PLUGGED, F_STATE, OBLIGATI
 from controller import regmap
 from controller.bridge import Bridge
 from modbus.master import Master
-from modbus.transport import RtuOverTcp, Serial, Tcp
+from modbus.net import RtuOverTcp, Tcp
+from modbus.tty import Serial
 
 
 def main():

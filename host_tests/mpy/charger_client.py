@@ -19,7 +19,7 @@ from charger import FIELD_NAMES, Charger
 from controller import regmap
 from modbus.master import Master
 from modbus.pdu import ModbusException
-from modbus.transport import RtuOverTcp, Tcp
+from modbus.net import RtuOverTcp, Tcp
 
 
 def run(m, unit, fc, addr, count=1, data=None, out=None):

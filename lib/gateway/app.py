@@ -337,25 +337,27 @@ def _spine_options(cfg, data_dir):
 
 
 def _link(lk, rm):
-    # the transport for the charger section's link (config.py has checked it)
-    from modbus import transport
-
+    # the transport for the charger section's link (config.py has checked it); each link is a
+    # module of its own: only the one in use is imported
     kind = lk["kind"]
     baud = lk["baudrate"] or rm.baudrate
-    if kind == "rtu-over-tcp":
-        return transport.RtuOverTcp(lk["host"], lk["port"])
-    if kind == "tcp":
-        return transport.Tcp(lk["host"], lk["port"])
+    if kind == "rtu-over-tcp" or kind == "tcp":
+        from modbus.net import RtuOverTcp, Tcp
+
+        return (RtuOverTcp if kind == "rtu-over-tcp" else Tcp)(lk["host"], lk["port"])
     if kind == "serial":
-        return transport.Serial(lk["path"], baud)
+        from modbus.tty import Serial
+
+        return Serial(lk["path"], baud)
     from machine import UART, Pin
+    from modbus.uart import Uart
 
     parity = {"N": None, "E": 0, "O": 1}[rm.parity]
-    # rxbuf: a 255-byte reply must fit; timeout 0: reads never block (transport.Uart)
+    # rxbuf: a 255-byte reply must fit; timeout 0: reads never block (modbus.uart.Uart)
     u = UART(lk["uart"], baudrate=baud, bits=8, parity=parity, stop=rm.stopbits, tx=lk["tx"], rx=lk["rx"],
              rxbuf=512, timeout=0, timeout_char=0)
     de = None if lk["de"] is None else Pin(lk["de"], Pin.OUT)
-    return transport.Uart(u, baud, de)
+    return Uart(u, baud, de)
 
 
 def run(board_path, data_dir, host_files=True, probe=None):
