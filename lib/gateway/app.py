@@ -42,8 +42,7 @@ class Gateway:
         _packed()  # the imports' outgrown dict tables
         self.cfg = config.load(board_path)
         devconfig.load(data_dir + "/device.json", self.cfg)  # the device's own settings win
-        if self.cfg["log"]["ring"] is not None:
-            log.ring(self.cfg["log"]["ring"])  # first: before every long-lived buffer
+        log.ring(self.cfg["log"]["ring"])  # first: before every long-lived buffer (None: log.RING)
         # then every connection's buffers (ship.node.BUFS), on a heap rid of the configuration's
         # parsing leftovers, before anything transient
         _packed()
