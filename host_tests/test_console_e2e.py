@@ -69,7 +69,8 @@ def test_start_up_only_modules_and_config_are_let_go(gw):
     # let go (gateway.app _forget), and so is the parsed configuration; what runs on keeps its own
     mk = gw.mark()
     gw.type("print('LEFT', sorted(m for m in __import__('sys').modules if m in ('gateway.config', "
-            "'gateway.devconfig', 'controller.mapload', 'ship.qrtext')), app.cfg, app.pair_window_s())")
+            "'gateway.devconfig', 'controller.mapload', 'ship.qrtext', 'gateway.mdns_service')), app.cfg, "
+            "app.pair_window_s())")
     gw.wait_for(r"^LEFT \[\] None 120$", 5, mk)
     # a console line may still import one: it loads again
     mk = gw.mark()

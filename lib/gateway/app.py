@@ -37,7 +37,7 @@ def _read(path):
 
 def _forget(*names):
     # Modules only start-up needs (the parsers of the configs and of the register map, the QR
-    # text): out of sys.modules and their package, so that their functions and tables are
+    # text, the mDNS set-up): out of sys.modules and their package, so that their functions and tables are
     # freed once nothing else holds them; an import after start-up (a tool at the console)
     # loads them again.
     import sys
@@ -177,8 +177,6 @@ class Gateway:
 
         print("QR " + qr_text(self.ski, self.ship["ship_id"], ident["brand"], ident["type"], ident["model"],
                               self.ship["serial"], pin=pol.secret if pol.mode != "none" else None))
-        qr_text = None
-        _forget("ship.qrtext")
         window = self.cfg["ship"]["pairing_window_s"]
         if window:
             self.trust.open_window(time.ticks_ms(), window)
@@ -222,8 +220,10 @@ class Gateway:
                   " while running")
             sup.spawn("console", console.run(kind, self))
         # the configuration's tree of dicts (~1 KB) is for start-up: what runs on has its own
-        # values (the SHIP settings, the pairing window)
+        # values (the SHIP settings, the pairing window); so are these modules (what of
+        # mdns_service runs on, the CEM browse, holds its functions)
         self.cfg = None
+        _forget("ship.qrtext", "gateway.mdns_service")
         _packed()
         return port
 
