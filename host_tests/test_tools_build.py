@@ -403,7 +403,7 @@ import sys
 import jsonfile
 from gateway import app, config, console, diag, housekeeping, netup, pairing, supervisor, timesync
 from charger import Charger
-from controller import regmap
+from controller import mapload
 from controller.bridge import Bridge
 from modbus import transport
 from modbus.master import Master
@@ -423,7 +423,7 @@ ON = [k for k, on in (("mdns", cfg["mdns"]["enabled"] or raw.get("mdns", {}).get
 print("on:", " ".join(ON))
 # the link's module, as gateway.app._link imports it for this kind
 __import__({"uart": "modbus.uart", "serial": "modbus.tty"}.get(kind, "modbus.net"))
-rm = regmap.load_file(c["map"])
+rm = mapload.load_file(c["map"])
 ch = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
 # the SPINE use cases as Gateway builds them: station.py imports evcs and cevc when they are on
 sp = SpineApp("d:_n:x", {"brand": "B", "model": "M", "serial": "1"}, ch, app._spine_options(cfg, "."))

@@ -1,5 +1,6 @@
 # Reading and checking a register map document (board_configs/chargers/*.json, format in the
-# README there) into a controller.regmap.Map: start-up only (gateway.app lets this module go).
+# README there) into a controller.regmap.Map (load, load_file): start-up only (gateway.app lets
+# this module go).
 #
 # A map is checked whole at load and refused with MapError naming the entry and the reason,
 # so that a typo in a map stops the gateway at boot instead of writing a wrong current later.
@@ -177,7 +178,7 @@ def _fc(kind, d, path):
     return fc
 
 
-def build(doc):
+def load(doc):
     """A checked regmap.Map from a parsed map document; MapError names what is wrong."""
     m = Map()
     _obj(doc, "map")
@@ -301,9 +302,9 @@ def _writes(m, doc):
                              _int(d, "value", path, 0, 1 if kind == _K_COIL else 0xFFFF))
 
 
-def build_file(path):
+def load_file(path):
     try:
         doc = jsonfile.load(path)
     except ValueError as e:
         raise MapError("%s: not JSON (%s)" % (path, e))
-    return build(doc)
+    return load(doc)

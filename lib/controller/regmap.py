@@ -4,7 +4,7 @@
 # and the raw values the bridge writes (limit, pause, watchdog, failsafe, standby).
 #
 # This module is what the running gateway keeps. Reading and checking a map document is
-# controller/mapload.py: load() imports it, and the gateway lets it go after start-up.
+# controller/mapload.py (load, load_file), which the gateway lets go after start-up.
 from array import array
 
 from compat import const
@@ -129,7 +129,7 @@ class Write:
 
 
 class Map:
-    # Filled in by controller.mapload.build (the attributes its readers set), used by the
+    # Filled in by controller.mapload.load (the attributes its readers set), used by the
     # poller (decode, forget) and the bridge (encode_limit, init_writes).
 
     def _raw(self, amps):
@@ -206,16 +206,3 @@ class Map:
         standby off, failsafe current, watchdog timeout, in that order (the failsafe current
         must be in place before the watchdog can fall back to it)."""
         return [w for w in (self.standby, self.failsafe, self.watchdog) if w is not None]
-
-
-def load(doc):
-    """A checked Map from a parsed map document; MapError names what is wrong."""
-    from controller.mapload import build
-
-    return build(doc)
-
-
-def load_file(path):
-    from controller.mapload import build_file
-
-    return build_file(path)

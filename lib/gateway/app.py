@@ -111,13 +111,13 @@ class Gateway:
 
     def _charger(self, c):
         from charger import Charger
-        from controller import regmap
+        from controller import mapload, regmap
         from controller.bridge import Bridge
         from gateway.config import ConfigError
         from modbus.master import Master
 
         try:
-            rm = regmap.load_file(c["map"])
+            rm = mapload.load_file(c["map"])
         except OSError as e:
             raise ConfigError("charger.map: cannot read %s (%s)" % (c["map"], e))
         except regmap.MapError as e:
