@@ -8,7 +8,7 @@ performance section quotes the figure: pytest host_tests/test_measurement_volume
 import os
 
 from charger import Charger
-from controller import regmap
+from controller import mapload
 from eejson.writer import Writer
 from sim import Station
 from spine.session import Session
@@ -20,7 +20,7 @@ MAP = os.path.join(U.__file__.rsplit("host_tests", 1)[0], "board_configs", "char
 
 
 def minute(seconds=60, seed=1):
-    st = Station(regmap.load_file(MAP), seed=seed)
+    st = Station(mapload.load_file(MAP), seed=seed)
     clock = U.Clock()
     ch = Charger(6, 16, 3, 230)
     ch.tick(clock.t)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cases import caserun, regmap_cases
 from charger import Charger, FIELD_NAMES
-from controller import regmap
+from controller import mapload, regmap
 from controller.regmap import MapError
 from mapcodec import decode_limit, encode, store
 
@@ -151,7 +151,7 @@ def _mutate(doc, data):
 
 def _load(doc):
     try:
-        return regmap.load(doc)
+        return mapload.load(doc)
     except MapError as e:
         msg = e.args[0]
         assert isinstance(msg, str) and ": " in msg, msg
@@ -196,13 +196,13 @@ def test_mutated_shipped_maps_load_or_raise_map_error(path, data):
 @given(JUNK)
 def test_junk_is_refused_with_map_error(doc):
     with pytest.raises(MapError):
-        regmap.load(doc)
+        mapload.load(doc)
 
 
 @SETTINGS
 @given(st.sampled_from(SHIPPED), st.data())
 def test_random_registers_decode(path, data):
-    m = regmap.load(_doc(path))
+    m = mapload.load(_doc(path))
     c = Charger()
     for _ in range(3):
         for b in m.blocks:
@@ -219,7 +219,7 @@ def test_random_registers_decode(path, data):
 @SETTINGS
 @given(st.sampled_from(SHIPPED), st.data())
 def test_decode_encode_round_trip(path, data):
-    m = regmap.load(_doc(path))
+    m = mapload.load(_doc(path))
     for p in m.points:
         if p.enum is not None:
             # every named code decodes to its own entry
@@ -242,7 +242,7 @@ def test_decode_encode_round_trip(path, data):
 @given(st.sampled_from(SHIPPED + [None]), st.one_of(st.integers(0, 100), st.floats(0, 100, allow_nan=False)), st.data())
 def test_encode_limit_never_exceeds_and_round_trips(path, amps, data):
     doc = _doc(path) if path else regmap_cases.small()
-    m = regmap.load(doc)
+    m = mapload.load(doc)
     value, enable = m.encode_limit(amps)
     if amps < m.limit_min or amps == 0:
         assert (value, enable) in ((0, None), (None, m.enable_off if m.enable else None))
@@ -264,6 +264,6 @@ def test_encode_limit_never_exceeds_and_round_trips(path, amps, data):
 @given(st.one_of(st.integers(-5, -1), st.floats(max_value=-1e-9), st.just(float("nan")), st.text(max_size=2),
                  st.none()))
 def test_encode_limit_refuses_junk_with_value_error(amps):
-    m = regmap.load(regmap_cases.small())
+    m = mapload.load(regmap_cases.small())
     with pytest.raises(ValueError):
         m.encode_limit(amps)

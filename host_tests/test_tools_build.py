@@ -36,8 +36,10 @@ def built(tmp_path_factory):
 
 
 # what the default board (esp32-wroom: echonet off, usecases.cevc off by default) leaves out
+# the charger's one link is a UART on the ESP32 boards: the other links' modules stay out
+OTHER_LINKS = [["modbus/net.py", "modbus.net"], ["modbus/tty.py", "modbus.tty"]]
 WROOM_LEFT_OUT = [["echonet/", "echonet"], ["gateway/echonet_service.py", "echonet"],
-                  ["usecases/evcs.py", "usecases.evcs"], ["usecases/cevc.py", "usecases.cevc"]]
+                  ["usecases/evcs.py", "usecases.evcs"], ["usecases/cevc.py", "usecases.cevc"]] + OTHER_LINKS
 
 
 def lib_sources():
@@ -97,7 +99,7 @@ def test_size_target_and_report(built, capsys):
     assert s["left_out"] == WROOM_LEFT_OUT
     assert sorted(s["left_out_files"]) == sorted(
         [r for r in lib_sources() if r.startswith("echonet/")]
-        + ["gateway/echonet_service.py", "usecases/evcs.py", "usecases/cevc.py"])
+        + ["gateway/echonet_service.py", "usecases/evcs.py", "usecases/cevc.py", "modbus/net.py", "modbus/tty.py"])
     assert s["lib_files"] == len(lib_sources()) - len(s["left_out_files"])
     assert s["limit"] == build.LIMIT == 200 * 1024
 
@@ -106,7 +108,8 @@ def test_report_names_what_was_left_out(built, capsys):
     build.report(summary_of(built), "the firmware")
     out = capsys.readouterr().out.splitlines()
     assert ("left out for this board: echonet/ (echonet off), gateway/echonet_service.py (echonet off), "
-            "usecases/evcs.py (usecases.evcs off), usecases/cevc.py (usecases.cevc off) (--all keeps them)") in out
+            "usecases/evcs.py (usecases.evcs off), usecases/cevc.py (usecases.cevc off), "
+            "modbus/net.py (modbus.net off), modbus/tty.py (modbus.tty off) (--all keeps them)") in out
     assert any(line.startswith("deployed lib ") and "ok" in line for line in out), out
 
 
@@ -289,15 +292,18 @@ def test_a_board_with_everything_on_deploys_every_module(tmp_path, capsys):
     board = everything_on_board(tmp_path)
     out = str(tmp_path / "o")
     s = build.build(out, board=board, limit=10 ** 9)
-    assert s["left_out"] == [] and s["left_out_files"] == []
+    # every module but the other links' (a charger has one link: its UART here)
+    links = [p for p, _ in OTHER_LINKS]
+    assert s["left_out"] == OTHER_LINKS and s["left_out_files"] == links
     produced = sorted(os.path.relpath(os.path.join(d, f), os.path.join(out, "lib")).replace(os.sep, "/")[:-4] + ".py"
                       for d, _, fs in os.walk(os.path.join(out, "lib")) for f in fs)
-    assert produced == lib_sources()
+    assert produced == [r for r in lib_sources() if r not in links]
     build.report(s, "the firmware")
-    assert "left out for this board: nothing" in capsys.readouterr().out
-    # --all on the WROOM config deploys the same modules, the same bytes
+    assert ("left out for this board: modbus/net.py (modbus.net off), modbus/tty.py (modbus.tty off) "
+            "(--all keeps them)") in capsys.readouterr().out
+    # --all on the WROOM config deploys every module: these and the other links
     a = build.build(str(tmp_path / "a"), all_features=True, limit=10 ** 9)
-    assert a["left_out"] == [] and a["lib_files"] == s["lib_files"] and a["total_mpy"] == s["total_mpy"]
+    assert a["left_out"] == [] and a["lib_files"] == s["lib_files"] + len(links)
 
 
 def test_the_limit_is_checked_on_the_deployed_total(tmp_path, capsys, monkeypatch):
@@ -359,6 +365,9 @@ GUARDED = {
     ("gateway/app.py", "gateway/mdns_service.py"): "mdns",
     ("usecases/station.py", "usecases/evcs.py"): "usecases.evcs",
     ("usecases/station.py", "usecases/cevc.py"): "usecases.cevc",
+    ("gateway/app.py", "modbus/uart.py"): "modbus.uart",
+    ("gateway/app.py", "modbus/net.py"): "modbus.net",
+    ("gateway/app.py", "modbus/tty.py"): "modbus.tty",
 }
 
 
@@ -394,7 +403,7 @@ import sys
 import jsonfile
 from gateway import app, config, console, diag, housekeeping, netup, pairing, supervisor, timesync
 from charger import Charger
-from controller import regmap
+from controller import mapload
 from controller.bridge import Bridge
 from modbus import transport
 from modbus.master import Master
@@ -405,12 +414,16 @@ cfg = config.load("board.json")
 # what Gateway turns on, read from the config here and not from build.FEATURES: mdns.enabled null
 # is on on the device (the unix port's parser makes it off)
 raw = jsonfile.load("board.json")
+c = cfg["charger"]
+kind = c["link"]["kind"]
 ON = [k for k, on in (("mdns", cfg["mdns"]["enabled"] or raw.get("mdns", {}).get("enabled") is None),
                       ("echonet", cfg["echonet"]["enabled"]), ("usecases.evcs", cfg["usecases"]["evcs"]),
-                      ("usecases.cevc", cfg["usecases"]["cevc"])) if on]
+                      ("usecases.cevc", cfg["usecases"]["cevc"]), ("modbus.uart", kind == "uart"),
+                      ("modbus.net", kind in ("tcp", "rtu-over-tcp")), ("modbus.tty", kind == "serial")) if on]
 print("on:", " ".join(ON))
-c = cfg["charger"]
-rm = regmap.load_file(c["map"])
+# the link's module, as gateway.app._link imports it for this kind
+__import__({"uart": "modbus.uart", "serial": "modbus.tty"}.get(kind, "modbus.net"))
+rm = mapload.load_file(c["map"])
 ch = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
 # the SPINE use cases as Gateway builds them: station.py imports evcs and cevc when they are on
 sp = SpineApp("d:_n:x", {"brand": "B", "model": "M", "serial": "1"}, ch, app._spine_options(cfg, "."))

@@ -1,21 +1,21 @@
 # Tagged one-line log records to the console plus a RAM ring of the recent ones for
-# diagnostics. The ring is one buffer allocated at import (32 lines), resized once at start-up
-# by the board config (log.ring bytes, ring()): logging never grows the heap.
-# Levels: 0 error, 1 warning, 2 info, 3 debug.
+# diagnostics. The ring is one buffer of whole lines packed end to end, each ending in a NUL, so
+# that it holds as many lines as their lengths allow (their bytes with the NULs stay below the
+# ring's: a NUL before the oldest line marks where it starts). The gateway sizes it once at
+# start-up from the board config (log.ring bytes, ring()), before the long-lived buffers;
+# logging never grows the heap after that. Levels: 0 error, 1 warning, 2 info, 3 debug.
 import os
 import time
 
 from compat import const, ticks_ms
 
-_LINES = const(32)
-_WIDTH = const(120)
+_WIDTH = const(120)  # longest line the ring keeps (longer ones are cut)
+RING = const(2048)  # default ring bytes: ~30 lines of the 60-70 B the gateway's lines take
 _LEVELS = "EWID"
 
 level = 2
-_ring = bytearray(_LINES * _WIDTH)
-_lens = bytearray(_LINES)
-_n = _LINES  # lines in the ring
-_pos = 0
+_ring = None  # made by ring(), at the latest by the first record
+_pos = 0  # where the next line goes; the oldest line starts at the first non-NUL from here
 _file = None  # the optional flash file (to_file)
 
 
@@ -29,26 +29,43 @@ def log(lvl, tag, msg, *args):
     print(line)
     if _file is not None:
         _file.line(line)
+    r = _ring
+    if r is None:
+        ring()
+        r = _ring
+    size = len(r)
     b = line.encode()
     n = len(b)
-    if n > _WIDTH:
-        n = _WIDTH
+    top = size - 2 if size < _WIDTH + 2 else _WIDTH  # and its NUL, and the one free byte
+    if n > top:
+        n = top
         while n and (b[n] & 0xC0) == 0x80:  # cut on a character boundary
             n -= 1
-    off = _pos * _WIDTH
-    _ring[off : off + n] = b[:n] if n < len(b) else b
-    _lens[_pos] = n
-    _pos = (_pos + 1) % _n
+    if n < len(b):
+        b = b[:n]
+    p = _pos
+    k = size - p
+    if n <= k:
+        r[p : p + n] = b
+    else:  # wraps: the tail of the buffer, then its start
+        r[p:] = b[:k]
+        r[: n - k] = b[k:]
+    p = (p + n) % size
+    r[p] = 0
+    p = (p + 1) % size
+    _pos = p
+    # what is left of the oldest line after the one just written overlapped it goes
+    while r[p]:
+        r[p] = 0
+        p = (p + 1) % size
 
 
-def ring(nbytes):
-    """Resize the ring to nbytes (whole lines of 120 bytes, at least one), emptying it; the
-    gateway calls it once at start-up, before the long-lived buffers are allocated."""
-    global _ring, _lens, _n, _pos
-    _ring = _lens = None  # the old ring is free before the new one is allocated
-    _n = max(1, nbytes // _WIDTH)
-    _ring = bytearray(_n * _WIDTH)
-    _lens = bytearray(_n)
+def ring(nbytes=None):
+    """Size the ring to nbytes (None: RING), emptying it; the gateway calls it once at
+    start-up, before the long-lived buffers are allocated."""
+    global _ring, _pos
+    _ring = None  # the old ring is free before the new one is allocated
+    _ring = bytearray(max(2, nbytes or RING))
     _pos = 0
 
 
@@ -71,11 +88,20 @@ def debug(tag, msg, *args):
 def recent():
     """The ring's lines, oldest first (lines longer than the ring's width are cut)."""
     out = []
-    for i in range(_n):
-        j = (_pos + i) % _n
-        n = _lens[j]
-        if n:
-            out.append(bytes(_ring[j * _WIDTH : j * _WIDTH + n]).decode())
+    r = _ring
+    if r is None:
+        return out
+    size = len(r)
+    p = _pos
+    a = -1  # start of the line being read
+    for k in range(size):
+        j = (p + k) % size
+        if r[j]:
+            if a < 0:
+                a = j
+        elif a >= 0:
+            out.append((bytes(r[a:j]) if a < j else bytes(r[a:]) + bytes(r[:j])).decode())
+            a = -1
     return out
 
 

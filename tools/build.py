@@ -49,6 +49,8 @@ DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "esp32-wroom.json")
 #            of the mdns package (ship.cem_browse needs mdns.enabled: config.py)
 #   usecases.evcs / usecases.cevc: usecases/station.py SpineApp._power, if options evcs / cevc
 #            (app._spine_options passes usecases.evcs / usecases.cevc)
+#   modbus.uart / modbus.net / modbus.tty: gateway/app.py _link imports the module of the charger
+#            link's kind only (uart; tcp or rtu-over-tcp; serial, a tty of the unix port)
 # Not here: gateway/pairing.py. Gateway.start runs the pairing task with or without pair_button
 # (the status LED, the window that diag.pair() opens) and Gateway.pair imports it for the console.
 # host_tests/test_tools_build.py checks the table: every import, function-level ones included,
@@ -59,7 +61,15 @@ FEATURES = (
     ("mdns", lambda c: c["mdns"]["enabled"], ("mdns/", "gateway/mdns_service.py")),
     ("usecases.evcs", lambda c: c["usecases"]["evcs"], ("usecases/evcs.py",)),  # default on
     ("usecases.cevc", lambda c: c["usecases"]["cevc"], ("usecases/cevc.py",)),  # default off
+    ("modbus.uart", lambda c: _link_kind(c) == "uart", ("modbus/uart.py",)),
+    ("modbus.net", lambda c: _link_kind(c) in ("tcp", "rtu-over-tcp"), ("modbus/net.py",)),
+    ("modbus.tty", lambda c: _link_kind(c) == "serial", ("modbus/tty.py",)),
 )
+
+
+def _link_kind(cfg):
+    c = cfg["charger"]
+    return c["link"]["kind"] if c else None
 
 # py/persistentcode.h, MP_NATIVE_ARCH_*: index = arch number in the .mpy header and in _mpy
 ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",

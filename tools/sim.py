@@ -41,7 +41,7 @@ if LIB not in sys.path:
     sys.path.insert(0, LIB)
 
 from charger import FIELD_NAMES  # noqa: E402
-from controller import regmap  # noqa: E402
+from controller import mapload, regmap  # noqa: E402
 from mapcodec import decode_limit, encode, store  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -305,7 +305,7 @@ class Simulator:
                  unit=None, **station):
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.map_path = map_path
-        self.m = regmap.load_file(map_path)
+        self.m = mapload.load_file(map_path)
         self.unit = self.m.unit if unit is None else unit
         self.framing = framing or ("rtu" if self.m.kind == "rtu" else "tcp")
         if self.framing not in ("rtu", "tcp"):

@@ -35,7 +35,8 @@ from array import array
 import compat
 gc.collect(); gc.collect(); base = gc.mem_alloc()
 from mbclient import Client as Master
-from modbus.transport import RtuOverTcp, Serial, Tcp
+from modbus.net import RtuOverTcp, Tcp
+from modbus.tty import Serial
 from modbus import pdu, rtu, tcp
 gc.collect(); gc.collect()
 print("R all import_bytes", gc.mem_alloc() - base)
@@ -241,7 +242,7 @@ def _import_bytes_from_mpy(tmp_path):
                            check=True)
     code = (
         "import gc, asyncio, compat\ngc.collect(); gc.collect(); b = gc.mem_alloc()\n"
-        "from modbus import master, transport\ngc.collect(); gc.collect()\n"
+        "from modbus import master, net\ngc.collect(); gc.collect()\n"
         "print('MPY', gc.mem_alloc() - b)\n"
     )
     script = tmp_path / "imp.py"

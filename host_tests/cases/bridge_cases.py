@@ -4,7 +4,7 @@
 from controller.bridge import Bridge, Schedule
 from compat import ticks_add
 from charger import F_LINK, OBLIGATION, SRC_LOCAL, UNIT_A, Charger
-from controller import regmap
+from controller import mapload
 from modbus.pdu import ModbusException, ModbusTimeout
 
 MAP = {
@@ -143,7 +143,7 @@ def _bridge(fail_limit=2):
     model = Charger(hw_min=6, hw_max=16, write_interval_ms=100)
     events = []
     model.subscribe(lambda mask: events.append(mask))
-    br = Bridge(regmap.load(MAP), fm, model, fail_limit=fail_limit, verify_ms=2000)
+    br = Bridge(mapload.load(MAP), fm, model, fail_limit=fail_limit, verify_ms=2000)
     br.sched.start(0)
     return br, fm, model, events
 

@@ -4,6 +4,7 @@ from binascii import hexlify, unhexlify
 
 from charger import Charger, SRC_ECHONET
 from echonet import frame as fr
+from echonet import objects as ob
 from echonet.engine import Engine
 from echonet.props import encode_map
 
@@ -94,6 +95,23 @@ def case_responses_and_notifications_are_not_answered():
     e, _ = new()
     for esv in ("71", "72", "73", "7a", "7e", "50", "51", "52", "53", "5e", "64", "6f", "00", "ff"):
         assert ask(e, "1081000105ff0102a101" + esv + "01800130") == "", esv
+
+
+def case_object_tables_are_the_property_sets_encoded():
+    # objects.py holds the engine's bitmaps and maps as constants: they must be what the EPC
+    # tuples encode to (the device object is the super class's properties and its class's)
+    from echonet.props import bitmap
+
+    for tables, get, set_, anno, all_anno in (
+        (ob.NODE_TABLES, ob.NODE_GET, ob.NODE_SET, ob.NODE_ANNO, None),
+        (ob.EVC_TABLES, ob.SUPER_GET + ob.EVC_GET, ob.SUPER_SET + ob.EVC_SET, ob.SUPER_ANNO + ob.EVC_ANNO,
+         ob.EVC_ANNO_ALL),
+        (ob.EVCD_TABLES, ob.SUPER_GET + ob.EVCD_GET, ob.SUPER_SET + ob.EVCD_SET, ob.SUPER_ANNO + ob.EVCD_ANNO,
+         ob.EVCD_ANNO_ALL),
+    ):
+        assert tables == (bytes(bitmap(get)), bytes(bitmap(set_)), encode_map(anno), encode_map(set_),
+                          encode_map(get))
+        assert all_anno is None or all_anno == anno
 
 
 def case_property_maps_list_and_bitmap_forms():

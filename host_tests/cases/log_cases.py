@@ -2,12 +2,21 @@
 import log
 
 
+def _bytes(lines):
+    # what lines take in the ring: each its UTF-8 and one NUL
+    return sum(len(x.encode()) + 1 for x in lines)
+
+
 def case_ring_keeps_last_lines_in_order():
-    for i in range(40):
+    log.ring(None)
+    for i in range(300):
         log.info("t", "line %d", i)
     r = log.recent()
-    assert len(r) == 32
-    assert r[0] == "[t] I: line 8" and r[-1] == "[t] I: line 39"
+    # the newest lines, consecutive, as many as the default ring's bytes hold (less than one
+    # more line of room is left over: the oldest goes only when the newest needs its bytes)
+    first = 300 - len(r)
+    assert r == ["[t] I: line %d" % i for i in range(first, 300)]
+    assert log.RING - 17 <= _bytes(r) < log.RING
 
 
 def case_long_multibyte_lines_cut_cleanly():
@@ -22,18 +31,42 @@ def case_level_filters():
     assert log.recent()[-1] == "[t] I: shown"
 
 
+def case_lines_of_any_length_wrap_whole():
+    # lines of every length, wrapping at every offset: the ring only ever gives whole lines,
+    # the newest ones, in order
+    try:
+        log.ring(200)
+        sent = []
+        for i in range(120):
+            msg = "%d-" % i + "x" * (i * 7 % 110)
+            log.info("t", "%s", msg)
+            sent.append(("[t] I: " + msg)[:120])
+            r = log.recent()
+            assert r == sent[len(sent) - len(r):] and r[-1] == sent[-1]
+            # less than the ring's bytes (one stays free), and one more line would not be
+            assert _bytes(r) < 200
+            assert _bytes(sent[len(sent) - len(r) - 1:]) >= 200 or len(r) == len(sent)
+    finally:
+        log.ring(None)
+
+
 def case_ring_sized_by_config():
-    # log.ring bytes of the board config: whole 120-byte lines, emptied; back to 32 lines after
+    # log.ring bytes of the board config, emptied; back to the default after
     try:
         log.ring(1920)
         assert log.recent() == []
         for i in range(20):
             log.info("t", "line %d", i)
+        assert log.recent() == ["[t] I: line %d" % i for i in range(20)]
+        for i in range(20, 400):
+            log.info("t", "line %d", i)
         r = log.recent()
-        assert len(r) == 16 and r[0] == "[t] I: line 4" and r[-1] == "[t] I: line 19"
+        assert r[-1] == "[t] I: line 399" and 1920 - 17 <= _bytes(r) < 1920
         log.ring(100)
         log.info("t", "a")
         log.info("t", "b")
-        assert log.recent() == ["[t] I: b"]
+        assert log.recent() == ["[t] I: a", "[t] I: b"]
+        log.info("t", "%s", "y" * 200)  # longer than the ring: cut to what it holds
+        assert log.recent() == [("[t] I: " + "y" * 200)[:98]]
     finally:
-        log.ring(32 * 120)
+        log.ring(None)

@@ -316,6 +316,31 @@ def case_legacy_unicast_echoes_id_and_question():
     assert _records(b, n) == [(1, 1, 1, 10)]  # TTL 10, no cache-flush bit
 
 
+def case_reply_buffer_fits_the_largest_messages_and_grows():
+    # the buffer is sized by the records (not 1460 B): the whole announcement and a legacy reply
+    # to one question of the longest legal name fit, and a longer TXT grows it
+    r = _responder()
+    assert r.w.size < 1024
+    long_name = ".".join(["a" * 63] * 3 + ["b" * 55]) + ".local"  # 255 B on the wire
+    q = _msg(qs=[(long_name, 1, 1), (INST + "._ship._tcp.local", 255, 1)], mid=7)
+    n = r.handle(q, len(q), 40000, 9000)
+    assert n and r.unicast and len(_records(r.w.buf, n)) == 3  # SRV, TXT, A (+ nothing for the other)
+    big = ship_txt(INST, SKI, brand="B" * 32, model="M" * 32, dtype="T" * 32, serial="S" * 32)
+    big += [("x%d" % i, "v" * 250) for i in range(4)]
+    size = r.w.size
+    r.configure(txt_pairs=big)
+    assert r.w.size > size
+    r.changed(20000)
+    n = r.poll(20000)
+    recs = _records(r.w.buf, n)
+    assert len(recs) == 5
+    rd = D.Reader()
+    rd.start(r.w.buf, n)
+    while rd.record():
+        if rd.type == 16:
+            assert bytes(r.w.buf[rd.rdata:rd.rdata + rd.rdlen]) == _txt(big)
+
+
 def case_malformed_and_truncated_counted():
     r = _responder()
     for junk in (b"", b"\x00" * 11, SVC_Q[:-1], SVC_Q[:12] + b"\xc0\x0c\x00\x0c\x00\x01"):

@@ -1,4 +1,4 @@
-# Register-map interpreter (lib/controller/regmap.py): loading and refusing maps, the poll plan,
+# Register-map interpreter (lib/controller/regmap.py, mapload.py): loading and refusing maps, the poll plan,
 # decoding into the charger model, limit encoding. Runs under CPython (test_regmap.py) and the
 # MicroPython unix port (test_cases_mpy.py).
 import json
@@ -12,7 +12,7 @@ if TOOLS not in sys.path:
 from charger import (
     Charger, F_CHARGING, F_ERROR, F_HW_MAX, F_I1, F_PLUGGED, F_POWER, F_STATE, F_TOTAL_WH, F_U1,
 )
-from controller import regmap
+from controller import mapload
 from controller.regmap import MapError
 from mapcodec import decode_limit, encode, store
 
@@ -41,7 +41,7 @@ def small():
 
 def refused(doc, want):
     try:
-        regmap.load(doc)
+        mapload.load(doc)
     except MapError as e:
         msg = str(e.args[0])
         assert want in msg, (want, msg)
@@ -58,7 +58,7 @@ def copy(doc):
 
 def case_shipped_maps_load():
     for n in NAMES:
-        m = regmap.load_file(MAPS + n + ".json")
+        m = mapload.load_file(MAPS + n + ".json")
         assert m.name == n
         assert m.document and m.blocks and m.limit
         for b in m.blocks:
@@ -68,7 +68,7 @@ def case_shipped_maps_load():
 
 
 def case_heidelberg_plan_and_writes():
-    m = regmap.load_file(MAPS + "heidelberg-energy-control.json")
+    m = mapload.load_file(MAPS + "heidelberg-energy-control.json")
     assert m.kind == "rtu" and m.unit == 1 and m.baudrate == 19200 and m.parity == "E"
     assert [(b.fc, b.address, b.count, b.interval) for b in m.blocks] == [(4, 5, 14, 1000), (4, 100, 2, 60000)]
     assert [(w.fc, w.address, w.value) for w in m.init_writes()] == [(6, 258, 4), (6, 262, 60), (6, 257, 15000)]
@@ -79,7 +79,7 @@ def case_heidelberg_plan_and_writes():
 
 
 def case_phoenix_pauses_with_the_enable_coil():
-    m = regmap.load_file(MAPS + "phoenix-ev-charge-control.json")
+    m = mapload.load_file(MAPS + "phoenix-ev-charge-control.json")
     assert m.kind == "tcp" and m.port == 502
     assert m.encode_limit(0) == (None, 0)
     assert m.encode_limit(5.9) == (None, 0)
@@ -176,14 +176,14 @@ def case_refusals():
 
 def case_blocks_group_by_interval_kind_and_gap():
     d = small()
-    m = regmap.load(d)
+    m = mapload.load(d)
     assert [(b.address, b.count) for b in m.blocks] == [(5, 2), (10, 1), (17, 2), (100, 1)]
     d["max_gap"] = 3
-    m = regmap.load(d)
+    m = mapload.load(d)
     # 5..6, 10 (gap 3), not 17 (gap 6); 100 is in its own interval class
     assert [(b.address, b.count, b.interval) for b in m.blocks] == [(5, 6, 1000), (17, 2, 1000), (100, 1, 60000)]
     d["max_gap"] = 16
-    m = regmap.load(d)
+    m = mapload.load(d)
     assert [(b.address, b.count) for b in m.blocks] == [(5, 14), (100, 1)]
     assert m.blocks[0].fc == 4
 
@@ -194,7 +194,7 @@ def case_blocks_respect_the_request_size():
                    enumerate(("i1", "i2", "i3", "u1", "u2", "u3", "power", "phases", "hw_min", "hw_max",
                               "ev_max", "error", "session_wh", "total_wh"))]
     d["max_gap"] = 16
-    m = regmap.load(d)
+    m = mapload.load(d)
     # 0..130 does not fit one 125-register request
     assert [(b.address, b.count) for b in m.blocks] == [(0, 121), (130, 1)]
     assert all(b.fc == 3 for b in m.blocks)
@@ -220,7 +220,7 @@ def poll(m, model):
 
 
 def case_decode_sets_the_model():
-    m = regmap.load(small())
+    m = mapload.load(small())
     c = Charger()
     fill(m, {5: 7, 6: 161, 10: 231, 17: 1, 18: 5, 100: 16})
     assert poll(m, c)
@@ -242,7 +242,7 @@ def case_decode_sets_the_model():
 
 
 def case_unknown_enum_codes_change_nothing_and_are_counted():
-    m = regmap.load(small())
+    m = mapload.load(small())
     c = Charger()
     fill(m, {5: 4})
     poll(m, c)
@@ -266,7 +266,7 @@ def case_types_words_mask_and_signs():
         {"kind": "holding", "address": 5, "mask": 255, "field": "state", "enum": {"67": "C", "66": "B"}},
         {"kind": "discrete", "address": 3, "field": "error"},
     ]
-    m = regmap.load(d)
+    m = mapload.load(d)
     c = Charger()
     # the discrete input at 3 reads 1 like the holding register at 3
     fill(m, {0: 0xFFFE, 1: 0xFFFF, 2: 0xFFFF, 3: 0x0001, 4: 0x0002, 5: 0x2043})
@@ -279,7 +279,7 @@ def case_types_words_mask_and_signs():
 
 
 def case_point_encode_round_trips():
-    m = regmap.load_file(MAPS + "sim.json")
+    m = mapload.load_file(MAPS + "sim.json")
     for p in m.points:
         if p.enum is not None:
             continue
@@ -298,7 +298,7 @@ def case_point_encode_round_trips():
 
 
 def case_encode_limit():
-    m = regmap.load(small())
+    m = mapload.load(small())
     assert m.encode_limit(0) == (0, None)
     assert m.encode_limit(5.99) == (0, None)
     assert m.encode_limit(6) == (60, None)
@@ -319,7 +319,7 @@ def case_watchdog_feed_register():
     d = small()
     d["writes"]["watchdog"] = {"address": 257, "value": 30, "timeout_ms": 30000, "feed": "register",
                                "feed_address": 6000, "feed_value": 1}
-    m = regmap.load(d)
+    m = mapload.load(d)
     assert (m.feed_write.address, m.feed_write.value) == (6000, 1)
     d["writes"]["watchdog"]["feed"] = "any"
     refused(d, 'writes.watchdog.feed: "register" for feed_address')
@@ -330,7 +330,7 @@ def case_unchanged_registers_decode_without_allocating():
         import micropython
     except ImportError:
         return  # CPython: nothing to measure
-    m = regmap.load_file(MAPS + "sim.json")
+    m = mapload.load_file(MAPS + "sim.json")
     c = Charger()
     fill(m, {0: 5, 1: 1610, 4: 2304, 7: 0, 8: 7360, 11: 0x1234, 12: 1})
     poll(m, c)

@@ -14,16 +14,17 @@ import time
 
 from charger import (F_APPLIED, F_CHARGING, F_LINK, F_PLUGGED, F_STATE, OBLIGATION, SRC_LOCAL,
                      UNIT_A, Charger)
-from controller import regmap
+from controller import mapload
 from controller.bridge import Bridge
 from modbus.master import Master
-from modbus.transport import RtuOverTcp, Serial, Tcp
+from modbus.net import RtuOverTcp, Tcp
+from modbus.tty import Serial
 
 
 def main():
     path, kind, where, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     fail_limit = int(sys.argv[5]) if len(sys.argv) > 5 else 2
-    rm = regmap.load_file(path)
+    rm = mapload.load_file(path)
     if kind == "tcp":
         link = Tcp(where, port)
     elif kind == "serial":

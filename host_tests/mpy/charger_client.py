@@ -16,10 +16,10 @@ import sys
 import time
 
 from charger import FIELD_NAMES, Charger
-from controller import regmap
+from controller import mapload, regmap
 from modbus.master import Master
 from modbus.pdu import ModbusException
-from modbus.transport import RtuOverTcp, Tcp
+from modbus.net import RtuOverTcp, Tcp
 
 
 def run(m, unit, fc, addr, count=1, data=None, out=None):
@@ -75,7 +75,7 @@ def wlimit(m, unit, rm, watts, ms, interval):
 
 def main():
     path, kind, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    rm = regmap.load_file(path)
+    rm = mapload.load_file(path)
     link = Tcp(host, port) if kind == "tcp" else RtuOverTcp(host, port)
     m = Master(link, timeout_ms=300, retries=2)
     model = Charger()

@@ -10,7 +10,8 @@ from array import array
 
 from mbclient import Client as Master  # tools/, on MICROPYPATH from the test
 from modbus.pdu import ModbusError, ModbusException
-from modbus.transport import RtuOverTcp, Serial, Tcp
+from modbus.net import RtuOverTcp, Tcp
+from modbus.tty import Serial
 
 UNIT = 1
 COUNTERS = ("timeouts", "retried", "crc_errors", "bad_frames", "discarded", "link_errors", "exceptions", "errors")

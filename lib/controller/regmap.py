@@ -3,13 +3,10 @@
 # array("H") for the master to read into), decode() from raw registers into the charger model,
 # and the raw values the bridge writes (limit, pause, watchdog, failsafe, standby).
 #
-# A map is checked whole at load and refused with MapError naming the entry and the reason,
-# so that a typo in a map stops the gateway at boot instead of writing a wrong current later.
-# Unknown keys are errors for the same reason ("adress" must not silently mean "missing").
+# This module is what the running gateway keeps. Reading and checking a map document is
+# controller/mapload.py (load, load_file), which the gateway lets go after start-up.
 from array import array
 
-import jsonfile
-from check import Kit
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, F_STATE, FIELD_NAMES
 
@@ -22,10 +19,7 @@ KINDS = ("holding", "input", "coil", "discrete")
 _READ_FC = (3, 4, 1, 2)
 TYPES = ("u16", "s16", "u32", "s32", "bit")
 _WIDTH = (1, 1, 2, 2, 1)
-_K_HOLDING = const(0)
-_K_COIL = const(2)
 _T_S16 = const(1)
-_T_U32 = const(2)
 _T_S32 = const(3)
 _T_BIT = const(4)
 
@@ -35,34 +29,6 @@ FIELDS = (
     "session_wh", "total_wh", "phases", "hw_min", "hw_max", "ev_max",
 )
 _BOOL_FIELDS = ("plugged", "charging")
-# IEC 61851-1 states, with the x1/x2 substates (2 = PWM on, charging allowed)
-_STATES = ("A", "B", "C", "D", "E", "F")
-
-_MAX_REGS = const(125)  # per read request (Modbus spec)
-_MAX_BITS = const(256)  # our own bound: a wallbox has a handful of flags
-_MIN_POLL = const(100)
-_MAX_POLL = const(3600000)
-
-_TOP_KEYS = ("name", "document", "notes", "link", "poll_ms", "max_gap", "points", "writes")
-_LINK_KEYS = ("kind", "unit", "baudrate", "parity", "stopbits", "port", "note")
-_POINT_KEYS = ("kind", "address", "count", "type", "words", "scale", "mask", "field", "enum",
-               "interval_ms", "note")
-_WRITE_KEYS = ("limit", "enable", "watchdog", "failsafe", "standby")
-_LIMIT_KEYS = ("kind", "address", "scale", "min", "max", "pause", "fc", "note")
-_ENABLE_KEYS = ("kind", "address", "on", "off", "note")
-_WDOG_KEYS = ("kind", "address", "value", "timeout_ms", "feed", "feed_address", "feed_value", "note")
-_FS_KEYS = ("kind", "address", "scale", "amps", "note")
-_STBY_KEYS = ("kind", "address", "value", "note")
-
-
-_K = Kit(MapError)
-_fail = _K.fail
-_obj = _K.obj
-_keys = _K.keys
-_int = _K.integer
-_num = _K.number
-_str = _K.text
-_bool = _K.flag
 
 
 def _scaling(scale):
@@ -162,258 +128,9 @@ class Write:
         self.value = value
 
 
-def _state_entry(v, path):
-    if type(v) is str:
-        v = {"state": v}
-    _obj(v, path)
-    _keys(v, ("state", "plugged", "charging", "error", "note"), path)
-    s = _str(v, "state", path)
-    letter = s[:1]
-    if letter not in _STATES or len(s) > 2 or (len(s) == 2 and s[1] not in "12"):
-        _fail(path + ".state", 'unknown IEC 61851 state "%s"' % s)
-    plugged = _bool(v, "plugged", path, letter in "BCD")
-    charging = _bool(v, "charging", path, letter in "CD" and s[1:] != "1")
-    err = _int(v, "error", path, 0, 0xFFFF, -1)
-    return (letter, plugged, charging, err)
-
-
-def _enum(d, path):
-    e = _obj(d, path)
-    if not e:
-        _fail(path, "empty")
-    out = {}
-    has_error = False
-    for k in e:
-        try:
-            code = int(k)
-        except ValueError:
-            code = -1
-        if not 0 <= code <= 0xFFFFFFFF or str(code) != k:
-            _fail(path, 'key "%s" is not a register value' % k)
-        t = _state_entry(e[k], '%s."%s"' % (path, k))
-        if t[3] >= 0:
-            has_error = True
-        out[code] = t
-    # once one state names an error code, the others clear it (leaving an error state must
-    # not leave the error standing); otherwise the error field is not this point's business
-    for code in out:
-        t = out[code]
-        if t[3] < 0:
-            out[code] = (t[0], t[1], t[2], 0 if has_error else None)
-    return out
-
-
-def _point(d, i, default_ms, fed):
-    path = "points[%d]" % i
-    _obj(d, path)
-    _keys(d, _POINT_KEYS, path)
-    kind = KINDS.index(_str(d, "kind", path, KINDS))
-    bits = kind >= _K_COIL
-    addr = _int(d, "address", path, 0, 0xFFFF)
-    typ = TYPES.index(_str(d, "type", path, TYPES, "bit" if bits else "u16"))
-    if bits != (typ == _T_BIT):
-        _fail(path + ".type", '"%s" does not fit kind "%s"' % (TYPES[typ], KINDS[kind]))
-    width = _WIDTH[typ]
-    if _int(d, "count", path, 1, 2, width) != width:
-        _fail(path + ".count", "%s takes %d register(s)" % (TYPES[typ], width))
-    if addr + width > 0x10000:
-        _fail(path + ".address", "past the end of the address space")
-    words = _str(d, "words", path, ("big", "little"), "big")
-    if "words" in d and width != 2:
-        _fail(path + ".words", "only for 32-bit types")
-    mask = _int(d, "mask", path, 1, 0xFFFFFFFF if width == 2 else 0xFFFF, 0)
-    if mask and bits:
-        _fail(path + ".mask", "not for bits")
-    scale = _num(d, "scale", path, 1, True)
-    fname = _str(d, "field", path, FIELDS)
-    field = FIELD_NAMES.index(fname)
-    enum = None
-    if "enum" in d:
-        if fname != "state":
-            _fail(path + ".enum", 'only for the field "state"')
-        if "scale" in d:
-            _fail(path + ".scale", "not with an enum")
-        enum = _enum(d["enum"], path + ".enum")
-    elif fname == "state":
-        _fail(path + ".enum", 'missing (the field "state" needs one)')
-    fields = [field]
-    if enum is not None:
-        fields += [F_PLUGGED, F_CHARGING]
-        if any(t[3] is not None for t in enum.values()):
-            fields.append(F_ERROR)
-    for f in fields:
-        if f in fed:
-            _fail(path + ".field", '"%s" is already fed by points[%d]' % (FIELD_NAMES[f], fed[f]))
-        fed[f] = i
-    interval = _int(d, "interval_ms", path, _MIN_POLL, _MAX_POLL, default_ms)
-    return Point(i, kind, addr, typ, words == "little", mask, scale, field, enum, interval)
-
-
-def _plan(points, max_gap):
-    # Blocks per (interval, kind), addresses merged while the hole between two points is at
-    # most max_gap registers and the request stays within its size limit. Points are not
-    # moved between interval classes: a slow block must not be read at the fast rate.
-    order = sorted(points, key=lambda p: (p.interval, p.kind, p.address))
-    blocks = []
-    cur = []
-    start = end = 0
-    for p in order:
-        most = _MAX_BITS if p.kind >= _K_COIL else _MAX_REGS
-        pend = p.address + p.width
-        if cur and (p.interval != cur[0].interval or p.kind != cur[0].kind
-                    or p.address > end + max_gap or max(end, pend) - start > most):
-            blocks.append(Block(cur[0].kind, start, end - start, cur[0].interval, tuple(cur)))
-            cur = []
-        if not cur:
-            start = p.address
-            end = pend
-        elif pend > end:
-            end = pend
-        cur.append(p)
-    if cur:
-        blocks.append(Block(cur[0].kind, start, end - start, cur[0].interval, tuple(cur)))
-    for b in blocks:
-        for p in b.points:
-            p.block = b
-            if p.address != b.address:
-                p.offset = p.address - b.address
-    return blocks
-
-
-def _holding_or_coil(d, path, coil_ok):
-    kinds = ("holding", "coil") if coil_ok else ("holding",)
-    return KINDS.index(_str(d, "kind", path, kinds, "holding"))
-
-
-def _fc(kind, d, path):
-    if kind == _K_COIL:
-        if "fc" in d:
-            _fail(path + ".fc", "coils are written with function code 5")
-        return 5
-    fc = _int(d, "fc", path, 6, 16, 6)
-    if fc != 6 and fc != 16:
-        _fail(path + ".fc", "6 or 16")
-    return fc
-
-
 class Map:
-    def __init__(self, doc):
-        _obj(doc, "map")
-        _keys(doc, _TOP_KEYS, "map")
-        self.name = _str(doc, "name", "map")
-        self.document = _str(doc, "document", "map")
-        notes = doc.get("notes", "")
-        if type(notes) is list:
-            for i in range(len(notes)):
-                if type(notes[i]) is not str:
-                    _fail("notes[%d]" % i, "must be a string")
-        elif type(notes) is not str:
-            _fail("notes", "must be a string or a list of strings")
-        self._link(doc)
-        poll = _int(doc, "poll_ms", "map", _MIN_POLL, _MAX_POLL, 1000)
-        max_gap = _int(doc, "max_gap", "map", 0, 16, 0)
-        pts = doc.get("points")
-        if type(pts) is not list or not pts:
-            _fail("points", "missing or empty")
-        fed = {}
-        self.points = tuple(_point(pts[i], i, poll, fed) for i in range(len(pts)))
-        self.blocks = tuple(_plan(self.points, max_gap))
-        self._writes(doc)
-        self.unknown = 0  # enum codes seen that the map does not name
-        self.last_unknown = None
-
-    def _link(self, doc):
-        d = _obj(doc.get("link"), "link")
-        _keys(d, _LINK_KEYS, "link")
-        self.kind = _str(d, "kind", "link", ("rtu", "tcp"))
-        rtu = self.kind == "rtu"
-        self.unit = _int(d, "unit", "link", 1 if rtu else 0, 247 if rtu else 255)
-        self.baudrate = _int(d, "baudrate", "link", 1200, 1000000, 9600)
-        self.parity = _str(d, "parity", "link", ("N", "E", "O"), "N")
-        self.stopbits = _int(d, "stopbits", "link", 1, 2, 1)
-        self.port = _int(d, "port", "link", 1, 65535, 502)
-
-    def _writes(self, doc):
-        w = _obj(doc.get("writes"), "writes")
-        _keys(w, _WRITE_KEYS, "writes")
-        if "limit" not in w:
-            _fail("writes.limit", "missing")
-        path = "writes.limit"
-        d = _obj(w["limit"], path)
-        _keys(d, _LIMIT_KEYS, path)
-        kind = _holding_or_coil(d, path, False)
-        self.limit = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, d, path))
-        self.limit_scale = _num(d, "scale", path, 1, True)
-        self.limit_min = _num(d, "min", path)
-        self.limit_max = _num(d, "max", path, None, True)
-        if self.limit_min > self.limit_max:
-            _fail(path + ".min", "above max")
-        # 1/scale when that is an integer, so that 6.1 A at 0.1 A is 61 and never 60
-        self._lim_mul = _scaling(self.limit_scale)[1]
-        if self._raw(self.limit_max) > 0xFFFF:
-            _fail(path + ".max", "does not fit a register at this scale")
-        self.pause = _str(d, "pause", path, ("zero", "enable"), "zero")
-        self.enable = None
-        if "enable" in w:
-            path = "writes.enable"
-            d = _obj(w["enable"], path)
-            _keys(d, _ENABLE_KEYS, path)
-            kind = _holding_or_coil(d, path, True)
-            self.enable = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path))
-            top = 1 if kind == _K_COIL else 0xFFFF
-            self.enable_on = _int(d, "on", path, 0, top, 1)
-            self.enable_off = _int(d, "off", path, 0, top, 0)
-            if self.enable_on == self.enable_off:
-                _fail(path + ".off", "equals on")
-        if self.pause == "enable" and self.enable is None:
-            _fail("writes.limit.pause", '"enable" needs writes.enable')
-        self.watchdog = None
-        self.watchdog_ms = 0
-        self.feed = None
-        self.feed_write = None
-        if "watchdog" in w:
-            path = "writes.watchdog"
-            d = _obj(w["watchdog"], path)
-            _keys(d, _WDOG_KEYS, path)
-            self.watchdog = Write(_K_HOLDING, _int(d, "address", path, 0, 0xFFFF), 6,
-                                  _int(d, "value", path, 0, 0xFFFF))
-            _holding_or_coil(d, path, False)
-            self.watchdog_ms = _int(d, "timeout_ms", path, 0, 86400000)
-            if (self.watchdog_ms == 0) != (self.watchdog.value == 0):
-                _fail(path + ".timeout_ms", "0 exactly when value is 0 (watchdog off)")
-            self.feed = _str(d, "feed", path, ("any", "write", "register"), "any")
-            if self.feed == "register":
-                self.feed_write = Write(_K_HOLDING, _int(d, "feed_address", path, 0, 0xFFFF), 6,
-                                        _int(d, "feed_value", path, 0, 0xFFFF))
-            elif "feed_address" in d or "feed_value" in d:
-                _fail(path + ".feed", '"register" for feed_address/feed_value')
-        self.failsafe = None
-        self.failsafe_amps = None
-        self.failsafe_scale = self.limit_scale
-        if "failsafe" in w:
-            path = "writes.failsafe"
-            d = _obj(w["failsafe"], path)
-            _keys(d, _FS_KEYS, path)
-            _holding_or_coil(d, path, False)
-            addr = _int(d, "address", path, 0, 0xFFFF)
-            scale = _num(d, "scale", path, self.limit_scale, True)
-            amps = _num(d, "amps", path)
-            if amps and not self.limit_min <= amps <= self.limit_max:
-                _fail(path + ".amps", "outside the limit's min..max (0 = stop charging)")
-            raw = int(amps / scale + 1e-6)
-            if raw > 0xFFFF:
-                _fail(path + ".amps", "does not fit a register at this scale")
-            self.failsafe = Write(_K_HOLDING, addr, 6, raw)
-            self.failsafe_amps = amps
-            self.failsafe_scale = scale
-        self.standby = None
-        if "standby" in w:
-            path = "writes.standby"
-            d = _obj(w["standby"], path)
-            _keys(d, _STBY_KEYS, path)
-            kind = _holding_or_coil(d, path, True)
-            self.standby = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path),
-                                 _int(d, "value", path, 0, 1 if kind == _K_COIL else 0xFFFF))
+    # Filled in by controller.mapload.load (the attributes its readers set), used by the
+    # poller (decode, forget) and the bridge (encode_limit, init_writes).
 
     def _raw(self, amps):
         if self._lim_mul:
@@ -489,16 +206,3 @@ class Map:
         standby off, failsafe current, watchdog timeout, in that order (the failsafe current
         must be in place before the watchdog can fall back to it)."""
         return [w for w in (self.standby, self.failsafe, self.watchdog) if w is not None]
-
-
-def load(doc):
-    """A checked Map from a parsed map document; MapError names what is wrong."""
-    return Map(doc)
-
-
-def load_file(path):
-    try:
-        doc = jsonfile.load(path)
-    except ValueError as e:
-        raise MapError("%s: not JSON (%s)" % (path, e))
-    return Map(doc)

@@ -18,7 +18,7 @@ from charger import (
 )
 from echonet import frame as fr
 from echonet import objects as ob
-from echonet.props import bitmap, clamp, encode_map, has, raw, u8, u16, u32
+from echonet.props import clamp, has, raw, u8, u16, u32
 
 _NODE = const(0)
 _DEV = const(1)
@@ -70,16 +70,9 @@ class Engine:
         self._id_dev = b"\xfe" + m + idb + bytes(((self.cls >> 8) & 0xFF, self.cls & 0xFF, 1))
         self._product = _fixed(product, 12)
         self._serial = _fixed(serial, 12)
-        g, s, a = ob.device_sets(self.cls)
-        self._anno = a
-        self._bm = (
-            (bitmap(ob.NODE_GET), bitmap(ob.NODE_SET)),
-            (bitmap(g), bitmap(s)),
-        )
-        self._maps = (
-            (encode_map(ob.NODE_ANNO), encode_map(ob.NODE_SET), encode_map(ob.NODE_GET)),
-            (encode_map(a), encode_map(s), encode_map(g)),
-        )
+        # per object (_NODE, _DEV): Get and Set bitmaps, the 0x9D, 0x9E and 0x9F maps (constants)
+        self._t = (ob.NODE_TABLES, ob.EVCD_TABLES if discharges else ob.EVC_TABLES)
+        a = self._anno = ob.EVCD_ANNO_ALL if discharges else ob.EVC_ANNO_ALL
         # settings made over ECHONET (0x81 is persisted by the owner through on_location)
         self._loc = bytearray(17)
         self._loclen = 1
@@ -191,7 +184,7 @@ class Engine:
 
     def _gets(self, obj, b, q, opc, p):
         tx = self.tx
-        gm = self._bm[obj][0]
+        gm = self._t[obj][0]
         while opc:
             opc -= 1
             if p + 2 > fr.TX_MAX:
@@ -215,7 +208,7 @@ class Engine:
 
     def _sets(self, obj, b, q, opc, p, now):
         tx = self.tx
-        sm = self._bm[obj][1]
+        sm = self._t[obj][1]
         for _ in range(opc):
             epc = b[q]
             pdc = b[q + 1]
@@ -241,7 +234,7 @@ class Engine:
     def _read(self, obj, epc, b, o):
         """Write the EDT of epc at b[o:]; its length, or -1 when unavailable."""
         if 0x9D <= epc <= 0x9F:
-            return raw(b, o, self._maps[obj][epc - 0x9D])
+            return raw(b, o, self._t[obj][epc - 0x9B])  # 0x9D..0x9F: [2]..[4]
         if epc == 0x8A:
             b[o] = self.mfr >> 16
             b[o + 1] = (self.mfr >> 8) & 0xFF

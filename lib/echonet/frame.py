@@ -6,7 +6,12 @@ EHD1 = const(0x10)
 EHD2_F1 = const(0x81)  # format 1 (specified message format); 0x82 = format 2, not ours
 HDR = const(12)  # header up to and including OPC
 RX_SIZE = const(1500)  # one Ethernet MTU: nothing larger arrives unfragmented
-TX_MAX = const(1472)  # 1500 - IP - UDP headers: every answer is one unfragmented datagram
+# The answer buffer (resident): the engine answers every requested EPC, with PDC 0 and an SNA
+# where a value does not fit, so it must hold 255 of them (12 + 2 * 255 = 522 B); the rest is room
+# for values. A Get of the whole get map takes at most 228 B with values (0x027E). Less than the
+# 1472 B one datagram could carry (1500 - IP - UDP): only a SetC echoing over 564 B of rejected
+# EDTs (the settable EDTs are 17 B at most) goes unanswered, as one over 1460 B did before.
+TX_MAX = const(576)
 
 SETI = const(0x60)
 SETC = const(0x61)

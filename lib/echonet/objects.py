@@ -32,8 +32,30 @@ EVCD_SET = (0xCD, 0xDA, 0xEB, 0xED)
 EVCD_ANNO = (0xC7, 0xDA, 0xDC, 0xDD, 0xE1, 0xE5)
 
 
-def device_sets(cls):
-    """(get, set, anno) EPC tuples of the device object of class cls."""
-    if cls == EVCD:
-        return SUPER_GET + EVCD_GET, SUPER_SET + EVCD_SET, SUPER_ANNO + EVCD_ANNO
-    return SUPER_GET + EVC_GET, SUPER_SET + EVC_SET, SUPER_ANNO + EVC_ANNO
+# What the engine reads of them, as constants (in flash when frozen, nothing built at start-up):
+# per object (Get bitmap, Set bitmap, 0x9D announcement map, 0x9E Set map, 0x9F Get map), the
+# bitmaps in the 16-byte layout of the property maps (echonet.props.bitmap/encode_map, which
+# cases/echonet_cases.py checks these against); and the EPCs the device object announces.
+NODE_TABLES = (  # 0x0EF0
+    b"\x01\x00\x01\x21\x20\x20\x20\x20\x00\x00\x01\x00\x01\x02\x02\x02",
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+    b"\x02\x80\xd5",
+    b"\x00",
+    b"\x0d\x80\x82\x83\x8a\x8c\x9d\x9e\x9f\xd3\xd4\xd5\xd6\xd7",
+)
+EVC_TABLES = (  # SUPER + EVC
+    b"\x21\x01\x61\x21\x41\x11\x40\x10\x31\x00\x31\x40\x11\x43\x12\x12",
+    b"\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x20\x40\x00\x50\x00\x00",
+    b"\x05\x80\x81\x88\xc7\xda",
+    b"\x05\x81\xcd\xda\xeb\xed",
+    b"\x1e\x21\x01\x61\x21\x41\x11\x40\x10\x31\x00\x31\x40\x11\x43\x12\x12",
+)
+EVCD_TABLES = (  # SUPER + EVCD
+    b"\x31\x41\x71\x21\x51\x51\x50\x10\x31\x11\x31\x50\x31\x63\x12\x12",
+    b"\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x20\x40\x00\x50\x00\x00",
+    b"\x09\x80\x81\x88\xc7\xda\xdc\xdd\xe1\xe5",
+    b"\x05\x81\xcd\xda\xeb\xed",
+    b"\x29\x31\x41\x71\x21\x51\x51\x50\x10\x31\x11\x31\x50\x31\x63\x12\x12",
+)
+EVC_ANNO_ALL = (0x80, 0x81, 0x88, 0xC7, 0xDA)
+EVCD_ANNO_ALL = (0x80, 0x81, 0x88, 0xC7, 0xDA, 0xDC, 0xDD, 0xE1, 0xE5)

@@ -6,7 +6,6 @@ import time
 
 import log
 from charger import F_CHARGING, F_ERROR, F_LINK, F_PLUGGED, F_STATE
-from gateway import config, devconfig
 from gateway.housekeeping import Housekeeping
 from gateway.supervisor import Supervisor
 from gateway.timesync import TimeSync
@@ -14,7 +13,6 @@ from ship.cert import peer_ski
 from ship import pin as P
 from ship.admission import max_connections
 from ship.node import BUFS, ShipNode
-from ship.qrtext import qr_text
 from ship.trust import TrustStore
 from usecases.station import SpineApp
 from ws.pool import Pool
@@ -37,13 +35,29 @@ def _read(path):
         return f.read()
 
 
+def _forget(*names):
+    # Modules only start-up needs (the parsers of the configs and of the register map, the QR
+    # text, the mDNS set-up): out of sys.modules and their package, so that their functions and tables are
+    # freed once nothing else holds them; an import after start-up (a tool at the console)
+    # loads them again.
+    import sys
+
+    for name in names:
+        m = sys.modules.pop(name, None)
+        pkg, _, leaf = name.rpartition(".")
+        p = sys.modules.get(pkg)
+        if m is not None and p is not None and getattr(p, leaf, None) is m:
+            delattr(p, leaf)
+
+
 class Gateway:
     def __init__(self, board_path, data_dir, host_files=False, sup=None):
+        from gateway import config, devconfig
+
         _packed()  # the imports' outgrown dict tables
         self.cfg = config.load(board_path)
         devconfig.load(data_dir + "/device.json", self.cfg)  # the device's own settings win
-        if self.cfg["log"]["ring"] is not None:
-            log.ring(self.cfg["log"]["ring"])  # first: before every long-lived buffer
+        log.ring(self.cfg["log"]["ring"])  # first: before every long-lived buffer (None: log.RING)
         # then every connection's buffers (ship.node.BUFS), on a heap rid of the configuration's
         # parsing leftovers, before anything transient
         _packed()
@@ -72,6 +86,8 @@ class Gateway:
             log.error(_TAG, self.trust.error)
         _packed()
         log.level = self.cfg["log"]["level"]
+        b = self.cfg["pair_button"]
+        self._pair_s = b["window_s"] if b else 120
         self.charger = None  # the charger model (charger.py), for the front ends and diag
         self.bridge = None
         self.mdns = None  # the mDNS responder/browser (mdns.udp.Mdns) once started
@@ -89,23 +105,26 @@ class Gateway:
         self.pin = _pin_policy(self.ship, data_dir)
         self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine, self.pin,
                              data_dir + "/pinstate.json", self.pool)
+        config = devconfig = None
+        _forget("gateway.devconfig", "gateway.config", "controller.mapload")
         _packed()
 
     def _charger(self, c):
         from charger import Charger
-        from controller import regmap
+        from controller import mapload, regmap
         from controller.bridge import Bridge
+        from gateway.config import ConfigError
         from modbus.master import Master
 
         try:
-            rm = regmap.load_file(c["map"])
+            rm = mapload.load_file(c["map"])
         except OSError as e:
-            raise config.ConfigError("charger.map: cannot read %s (%s)" % (c["map"], e))
+            raise ConfigError("charger.map: cannot read %s (%s)" % (c["map"], e))
         except regmap.MapError as e:
-            raise config.ConfigError("charger.map: %s: %s" % (c["map"], e))
+            raise ConfigError("charger.map: %s: %s" % (c["map"], e))
         lk = c["link"]
         if lk["kind"] in ("rtu-over-tcp", "serial", "uart") and rm.kind != "rtu":
-            raise config.ConfigError("charger.link.kind: %s, but the map speaks Modbus TCP" % lk["kind"])
+            raise ConfigError("charger.link.kind: %s, but the map speaks Modbus TCP" % lk["kind"])
         if lk["kind"] == "tcp" and rm.kind != "tcp":
             # an RTU controller behind a Modbus TCP gateway is common: allowed, said once
             log.info(_TAG, "charger: map %s is RTU, reached over Modbus TCP", rm.name)
@@ -113,7 +132,7 @@ class Gateway:
         try:
             tr = _link(lk, rm)
         except OSError as e:
-            raise config.ConfigError("charger.link: cannot open %s (%s)" % (lk.get("path") or lk["kind"], e))
+            raise ConfigError("charger.link: cannot open %s (%s)" % (lk.get("path") or lk["kind"], e))
         self.charger = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
         master = Master(tr, timeout_ms=c["timeout_ms"], retries=c["retries"])
         self.bridge = Bridge(rm, master, self.charger, unit=unit, fail_limit=c["fail_limit"])
@@ -154,6 +173,8 @@ class Gateway:
             if pol.guard.locked(time.ticks_ms()):
                 print("PIN input locked for %d s after wrong PINs" % (pol.guard.ms_left(time.ticks_ms()) // 1000))
         ident = self.cfg["identity"]
+        from ship.qrtext import qr_text
+
         print("QR " + qr_text(self.ski, self.ship["ship_id"], ident["brand"], ident["type"], ident["model"],
                               self.ship["serial"], pin=pol.secret if pol.mode != "none" else None))
         window = self.cfg["ship"]["pairing_window_s"]
@@ -198,12 +219,16 @@ class Gateway:
             print("console: diag.status(), diag.pair(), diag.pending(), diag.approve(), diag.charger(), ..."
                   " while running")
             sup.spawn("console", console.run(kind, self))
+        # the configuration's tree of dicts (~1 KB) is for start-up: what runs on has its own
+        # values (the SHIP settings, the pairing window); so are these modules (what of
+        # mdns_service runs on, the CEM browse, holds its functions)
+        self.cfg = None
+        _forget("ship.qrtext", "gateway.mdns_service")
         _packed()
         return port
 
     def pair_window_s(self):
-        b = self.cfg["pair_button"]
-        return b["window_s"] if b else 120
+        return self._pair_s
 
     def pair(self, seconds=None):
         """Open the pairing window (the console's equivalent of holding the pairing button)."""
@@ -337,33 +362,37 @@ def _spine_options(cfg, data_dir):
 
 
 def _link(lk, rm):
-    # the transport for the charger section's link (config.py has checked it)
-    from modbus import transport
-
+    # the transport for the charger section's link (config.py has checked it); each link is a
+    # module of its own: only the one in use is imported
     kind = lk["kind"]
     baud = lk["baudrate"] or rm.baudrate
-    if kind == "rtu-over-tcp":
-        return transport.RtuOverTcp(lk["host"], lk["port"])
-    if kind == "tcp":
-        return transport.Tcp(lk["host"], lk["port"])
+    if kind == "rtu-over-tcp" or kind == "tcp":
+        from modbus.net import RtuOverTcp, Tcp
+
+        return (RtuOverTcp if kind == "rtu-over-tcp" else Tcp)(lk["host"], lk["port"])
     if kind == "serial":
-        return transport.Serial(lk["path"], baud)
+        from modbus.tty import Serial
+
+        return Serial(lk["path"], baud)
     from machine import UART, Pin
+    from modbus.uart import Uart
 
     parity = {"N": None, "E": 0, "O": 1}[rm.parity]
-    # rxbuf: a 255-byte reply must fit; timeout 0: reads never block (transport.Uart)
+    # rxbuf: a 255-byte reply must fit; timeout 0: reads never block (modbus.uart.Uart)
     u = UART(lk["uart"], baudrate=baud, bits=8, parity=parity, stop=rm.stopbits, tx=lk["tx"], rx=lk["rx"],
              rxbuf=512, timeout=0, timeout_char=0)
     de = None if lk["de"] is None else Pin(lk["de"], Pin.OUT)
-    return transport.Uart(u, baud, de)
+    return Uart(u, baud, de)
 
 
 def run(board_path, data_dir, host_files=True, probe=None):
     if probe:
         probe("imports")
+    from gateway.config import ConfigError
+
     try:
         gw = Gateway(board_path, data_dir, host_files)
-    except config.ConfigError as e:
+    except ConfigError as e:
         print("config error:", e)
         raise SystemExit(2)
     except OSError as e:
@@ -397,9 +426,8 @@ def _machine():
 def main(board_path="/board.json", data_dir="/data", flag=None):
     """The device: safe mode, the back-off after crashes, then the gateway; an exception out
     of it (or out of one of its tasks) is logged to flash and restarts the board."""
-    from gateway import netup
-
-    from gateway import supervisor
+    from gateway import netup, supervisor
+    from gateway.config import ConfigError
 
     flag = flag or netup.SAFE_FLAG
     supervisor.early_feed(_machine())  # when boot.py did not (it does, with the config's value)
@@ -418,7 +446,7 @@ def main(board_path="/board.json", data_dir="/data", flag=None):
     except KeyboardInterrupt:
         print("stopped")
         return
-    except config.ConfigError as e:
+    except ConfigError as e:
         # restarting cannot fix a configuration: say it and leave the REPL to the user
         print("config error:", e)
         return

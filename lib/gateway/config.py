@@ -46,7 +46,8 @@ def _defaults():
         # <brand>-<model>-<serial>, hostname default <brand>-<serial>, ip default the interface's
         "mdns": {"enabled": None, "instance": None, "hostname": None, "ip": None},
         # file_kb: a rotating log file in the data directory (two files of this size), 0: none;
-        # ring: bytes of the RAM ring of recent lines (120 per line), null: 3840 (32 lines)
+        # ring: bytes of the RAM ring of recent lines (packed, each line at most 120 B and a NUL),
+        # null: 2048 (log.RING)
         "log": {"level": 2, "file_kb": 0, "ring": None},
         # the charging controller behind Modbus; None: no charger bridge (SHIP only)
         "charger": None,

@@ -67,9 +67,18 @@ def ip4(text):
     return bytes([int(x) & 0xFF for x in p])
 
 
+# room for the questions a one-shot (legacy) reply repeats: one of any legal name (255 B + type
+# and class); a query whose questions need more goes unanswered (counted malformed)
+_QROOM = const(260)
+
+
 class Responder:
-    def __init__(self, instance, host, port, ip, txt_pairs, service=SERVICE, ttl=TTL, size=1460):
-        self.w = D.Writer(size)
+    """size: the reply buffer's bytes; None sizes it by the largest message the responder
+    builds (the five records with names uncompressed, plus _QROOM) and grows it when a
+    configure() (a rename, a longer TXT) needs more."""
+
+    def __init__(self, instance, host, port, ip, txt_pairs, service=SERVICE, ttl=TTL, size=None):
+        self.w = None
         self.r = D.Reader()
         self._scratch = bytearray(256)
         self.ttl = ttl
@@ -85,6 +94,7 @@ class Responder:
         self.stats = [0, 0, 0]  # queries answered, packets ignored, malformed packets
         self._service = D.ref(service)
         self._base = (instance, host)
+        self._size = size
         self.configure(instance, host, port, ip, txt_pairs)
 
     # ---- records --------------------------------------------------------------------------
@@ -103,6 +113,19 @@ class Responder:
             self.ip = ip4(ip) if isinstance(ip, str) else bytes(ip)
         if txt_pairs is not None:
             self.txt = txt_rdata(txt_pairs)
+        need = self._size or self._need()
+        if self.w is None or need > self.w.size:
+            self.w = None  # the old buffer is free before the new one is allocated
+            self.w = D.Writer(need)
+
+    def _need(self):
+        # every record once, as _put writes them (10 B of type, class, TTL, rdlength each)
+        svc = len(self._service)
+        inst = len(self._inst)
+        host = len(self._host)
+        n = 12 + (svc + 10 + inst) + (inst + 16 + host) + (inst + 10 + len(self.txt))
+        n += (host + 14) + (len(_SERVICES) + 10 + svc) + _QROOM
+        return (n + 15) & ~15
 
     def _put(self, i, ttl, flush, section):
         w = self.w

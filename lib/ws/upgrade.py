@@ -7,13 +7,14 @@ import os
 PROTOCOL = "ship"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_REASONS = {
-    400: "Bad Request",
-    403: "Forbidden",
-    405: "Method Not Allowed",
-    426: "Upgrade Required",
-    431: "Request Header Fields Too Large",
-}
+# (status, reason) pairs flat: a constant tuple stays in flash when frozen, a dict would not
+_REASONS = (
+    400, "Bad Request",
+    403, "Forbidden",
+    405, "Method Not Allowed",
+    426, "Upgrade Required",
+    431, "Request Header Fields Too Large",
+)
 
 
 class UpgradeError(Exception):
@@ -127,6 +128,10 @@ def accept_response(key, protocol=PROTOCOL):
 
 
 def error_response(status):
+    reason = "Error"
+    for i in range(0, len(_REASONS), 2):
+        if _REASONS[i] == status:
+            reason = _REASONS[i + 1]
     extra = ""
     if status == 426:
         extra = "Sec-WebSocket-Version: 13\r\n"
@@ -134,7 +139,7 @@ def error_response(status):
         extra = "Allow: GET\r\n"
     return (
         "HTTP/1.1 %d %s\r\n%sConnection: close\r\nContent-Length: 0\r\n\r\n"
-        % (status, _REASONS.get(status, "Error"), extra)
+        % (status, reason, extra)
     ).encode()
 
 
