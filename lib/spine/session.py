@@ -34,6 +34,35 @@ _NAMES = Names(
 )
 
 
+# What reading one datagram takes: the reader, the header consumer and the tree of a write's
+# data (~2.4 KB 32-bit, and the reader's view cache grows with use). A session borrows it from
+# spine_begin to the end of that datagram, which is processed whole inside spine_end, so
+# sessions seldom read at the same time and two sessions keep one of these instead of two. A
+# session that begins while the spare is lent makes its own, dropped when it is done.
+_spare = [None]
+
+
+def _lend():
+    p = _spare[0]
+    if p is None:
+        inc = D.Incoming(_route)
+        return Reader(inc, names=_NAMES), inc, D.BoundedTree()
+    _spare[0] = None
+    return p
+
+
+def _return(p):
+    # the spare keeps no session, and nothing of the last datagram's data
+    p[1].release()
+    p[2].reset()
+    if _spare[0] is None:
+        _spare[0] = p
+
+
+def _route(inc, name):
+    return inc.owner._route(inc, name)
+
+
 def _body_data(w, arg):
     # arg: (function name, emit(w) of its value)
     w.member(arg[0])
@@ -99,46 +128,61 @@ class Session:
         self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
         self._handle = 0
         self._wctx = None
-        self._tree = D.BoundedTree()  # one datagram's data at a time: reused
-        self._inc = D.Incoming(self._route)
-        self._reader = Reader(self._inc, names=_NAMES)
+        self._p = None  # the parse state (_lend) while a datagram is read
         self._failed = None
 
     # ---- the SHIP data sink ----------------------------------------------------------------
 
     def spine_begin(self):
-        self._inc.reset()
-        self._reader.reset(self._inc)
+        p = self._p
+        if p is None:
+            p = self._p = _lend()
+        inc = p[1]
+        inc.reset()
+        inc.owner = self
+        p[0].reset(inc)
         self._failed = None
 
     def spine_data(self, buf, off, n):
-        if self._failed is None:
+        if self._failed is None and self._p is not None:
             try:
-                self._reader.feed(buf, off, n)
+                self._p[0].feed(buf, off, n)
             except (JsonError, D.DatagramError) as e:
                 self._failed = e
 
     def spine_end(self):
-        inc = self._inc
-        if self._failed is None:
-            try:
-                self._reader.finish()
-                inc.check()
-            except (JsonError, D.DatagramError) as e:
-                self._failed = e
-        self.stats["in"] += 1
-        if self._failed is not None:
-            self._malformed(str(self._failed))
-            return
+        p = self._p
+        if p is None:
+            return  # no datagram begun (or it was aborted)
+        inc = p[1]
         try:
-            self._process(inc)
-        except (D.DatagramError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-            # a handler tripped over odd but well-formed data: answer, never die
-            self._malformed("cannot process: %r" % e)
-        inc.data = None
+            if self._failed is None:
+                try:
+                    p[0].finish()
+                    inc.check()
+                except (JsonError, D.DatagramError) as e:
+                    self._failed = e
+            self.stats["in"] += 1
+            if self._failed is not None:
+                self._malformed(inc, str(self._failed))
+                return
+            try:
+                self._process(inc)
+            except (D.DatagramError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+                # a handler tripped over odd but well-formed data: answer, never die
+                self._malformed(inc, "cannot process: %r" % e)
+        finally:
+            self._give()
 
     def spine_abort(self, why):
         self.stats["dropped"] += 1
+        self._give()
+
+    def _give(self):
+        p = self._p
+        if p is not None:
+            self._p = None
+            _return(p)
 
     # ---- processing ------------------------------------------------------------------------
 
@@ -150,13 +194,12 @@ class Session:
             return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial))
         if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
             return UseCaseReader(self.remote)
-        t = self._tree
+        t = self._p[2]
         t.reset()
         return t
 
-    def _malformed(self, why):
+    def _malformed(self, inc, why):
         self.stats["errors"] += 1
-        inc = self._inc
         log.warn(_TAG, "datagram refused: %s", why)
         # answer when the header could be read, else drop (ship.md 12.4)
         if inc.counter is not None and inc.src.feature is not None and inc.src.entity and inc.classifier != D.RESULT:
@@ -440,6 +483,7 @@ class Session:
             self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
 
     def closed(self):
+        self._give()  # a connection that ended inside a datagram
         self.subs = []
         self.binds = []
         self.out = []
