@@ -218,8 +218,12 @@ class Session:
         return Addr(self.dev.address, d.entity, d.feature)
 
     def _peer_addr(self, a):
-        if a.device is None and self.remote.device is not None:
-            return Addr(self.remote.device, a.entity, a.feature)
+        d = self.remote.device
+        if d is not None:
+            if a.device is None:
+                return Addr(d, a.entity, a.feature)
+            if a.device == d:
+                a.device = d  # kept in a link: the peer's address once, not a copy per link
         return a
 
     def _result(self, inc, err, desc=None):
