@@ -377,6 +377,9 @@ class Session:
             else:
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
         elif c == D.REPLY or c == D.NOTIFY:
+            # the reader of the discovery or use case data applied it as it streamed: it goes
+            # now, before the application acts on the data (the session start-up's peak)
+            inc.data = None
             if name == NM.DD:
                 self.app.on_remote_discovery(self, c == D.NOTIFY)
             elif name == NM.UCD:

@@ -373,7 +373,13 @@ class SpineApp:
 
     def on_remote_usecases(self, session):
         r = session.remote
-        log.info(_TAG, "peer %s use cases: %s", r.device, ", ".join("%s/%s" % (u[0], u[1]) for u in r.ucs))
+        # one format and one string: an "actor/name" string per use case and their join would
+        # lie beside it at the session start-up's peak
+        args = [r.device]
+        for u in r.ucs:
+            args.append(u[0])
+            args.append(u[1])
+        log.info(_TAG, "peer %s use cases: " + ", ".join(("%s/%s",) * len(r.ucs)), *args)
         self._follow_heartbeat(session)
 
     def _follow_heartbeat(self, session):
