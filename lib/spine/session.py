@@ -107,10 +107,12 @@ class Session:
     """app: the SPINE application (usecases.station.SpineApp): device, use cases, write approval."""
 
     sub_epoch = 0  # counts subscriptions made in any session (SpineApp.sub_epoch, for usecases.measurement.Delta)
+    # set on the instance only when they change: fewer entries in every session's attribute table
+    silent = False  # the peer's heartbeat is overdue (usecases.station)
+    _wctx = None  # (inc, feature, fn) of the write being handled
 
     def __init__(self, app):
         self.app = app
-        self.dev = app.device
         self.out = []
         self.counter = 0
         self.subs = []  # [id, client Addr, server Addr]
@@ -122,12 +124,10 @@ class Session:
         self.hb_server = None
         self.hb_at = None
         self.hb_ms = 4000
-        self.silent = False
         self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
         self._link_id = 0
         self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
         self._handle = 0
-        self._wctx = None
         self._p = None  # the parse state (_lend) while a datagram is read
         self._failed = None
 
@@ -213,9 +213,9 @@ class Session:
         # our answering feature: the request's destination, or NodeManagement when that is
         # not one of ours (peers drop messages from features missing in our discovery)
         d = inc.dst
-        if d.feature is None or self.dev.feature(d.entity, d.feature) is None:
-            return Addr(self.dev.address, _NM, 0)
-        return Addr(self.dev.address, d.entity, d.feature)
+        if d.feature is None or self.app.device.feature(d.entity, d.feature) is None:
+            return Addr(self.app.device.address, _NM, 0)
+        return Addr(self.app.device.address, d.entity, d.feature)
 
     def _peer_addr(self, a):
         d = self.remote.device
@@ -244,10 +244,10 @@ class Session:
             return
         if inc.src.device is not None and self.remote.device is None:
             self.remote.device = inc.src.device
-        if inc.dst.device is not None and inc.dst.device != self.dev.address:
+        if inc.dst.device is not None and inc.dst.device != self.app.device.address:
             self._result(inc, D.E_DEST_UNKNOWN, "unknown destination device")
             return
-        feature = self.dev.feature(inc.dst.entity, inc.dst.feature)
+        feature = self.app.device.feature(inc.dst.entity, inc.dst.feature)
         if feature is None:
             if c != D.REPLY or inc.ack:
                 self._result(inc, D.E_DEST_UNKNOWN, "unknown destination feature")
@@ -350,7 +350,7 @@ class Session:
         if inc.dst.entity != _NM or inc.dst.feature != 0:
             self._result(inc, D.E_DEST_UNKNOWN, "NodeManagement is [0]/0")
             return
-        dev = self.dev
+        dev = self.app.device
         if c == D.READ:
             # emitters run again for every window of the send: snapshot what can change
             if name == NM.DD:
@@ -396,10 +396,10 @@ class Session:
             self._result(inc, D.E_GENERAL, "malformed %s request" % what)
             return
         client, server, ftype = req
-        if server.device is not None and server.device != self.dev.address:
+        if server.device is not None and server.device != self.app.device.address:
             self._result(inc, D.E_DEST_UNKNOWN, "server address is not this device")
             return
-        f = self.dev.feature(server.entity, server.feature)
+        f = self.app.device.feature(server.entity, server.feature)
         if f is None or (f.role != SERVER and not (f.role == SPECIAL and not binding)):
             # subscriptions to servers and NodeManagement; bindings to servers only
             self._result(inc, D.E_GENERAL, "no such server feature for a %s" % what)
@@ -418,7 +418,7 @@ class Session:
             self._result(inc, D.E_GENERAL, "too many %ss" % what)
             return
         self._link_id += 1
-        lst.append([self._link_id, client, Addr(self.dev.address, server.entity, server.feature)])
+        lst.append([self._link_id, client, Addr(self.app.device.address, server.entity, server.feature)])
         if not binding:
             Session.sub_epoch += 1  # a new subscription somewhere: change-only notifies start over
         self._result(inc, D.E_OK)
@@ -453,7 +453,7 @@ class Session:
 
     def notify(self, feature, name, emit, partial=False):
         """Queue a notify of one function's data to every subscriber of the feature."""
-        src = Addr(self.dev.address, feature.entity.address, feature.fid)
+        src = Addr(self.app.device.address, feature.entity.address, feature.fid)
         body = _body_partial_data if partial else _body_data
         for s in self.subs:
             srv = s[2]
@@ -465,27 +465,27 @@ class Session:
 
     def read_remote(self, dst, name):
         """Our read of a peer's function (from our NodeManagement unless said otherwise)."""
-        self.request(Addr(self.dev.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
+        self.request(Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
 
     def subscribe_remote(self, local, remote, ftype, binding=False):
         fn = NM.BIND_REQ if binding else NM.SUB_REQ
         inner = "bindingRequest" if binding else "subscriptionRequest"
         dst = Addr(remote.device, _NM, 0)
-        self.request(Addr(self.dev.address, _NM, 0), dst, D.CALL, _body_link_request,
+        self.request(Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
                      (fn, inner, local, remote, ftype), True)
 
     def entity_changed(self, entity, added):
         """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""
-        nm = self.dev.feature(_NM, 0)
+        nm = self.app.device.feature(_NM, 0)
         ucs = self.app.usecases()
-        dev = self.dev.address
+        dev = self.app.device.address
         if not added:
             self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
             prefix = entity.address
             self.subs[:] = [s for s in self.subs if s[2].entity[: len(prefix)] != prefix]
             self.binds[:] = [b for b in self.binds if b[2].entity[: len(prefix)] != prefix]
         change = "added" if added else "removed"
-        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.dev, (entity,), change), partial=True)
+        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), partial=True)
         if added:
             self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
 
