@@ -37,16 +37,27 @@ _NAMES = Names(
 # What reading one datagram takes: the reader, the header consumer and the tree of a write's
 # data (~2.4 KB 32-bit, and the reader's view cache grows with use). A session borrows it from
 # spine_begin to the end of that datagram, which is processed whole inside spine_end, so
-# sessions seldom read at the same time and two sessions keep one of these instead of two. A
-# session that begins while the spare is lent makes its own, dropped when it is done.
+# sessions seldom read at the same time and two sessions keep one of these instead of two. The
+# application makes it at start-up (reserve()); a session that begins while it is lent makes
+# its own, dropped when it is done.
 _spare = [None]
+
+
+def reserve():
+    """Makes the parse state the sessions borrow, once (the application, at start-up)."""
+    if _spare[0] is None:
+        _spare[0] = _new()
+
+
+def _new():
+    inc = D.Incoming(_route)
+    return Reader(inc, names=_NAMES), inc, D.BoundedTree()
 
 
 def _lend():
     p = _spare[0]
     if p is None:
-        inc = D.Incoming(_route)
-        return Reader(inc, names=_NAMES), inc, D.BoundedTree()
+        return _new()
     _spare[0] = None
     return p
 

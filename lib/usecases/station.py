@@ -13,7 +13,7 @@ from spine import nodemgmt as NM
 from spine.datagram import Addr
 from spine.device import SERVER, Device, Entity, Feature
 from spine.remote import announced
-from spine.session import Session
+from spine.session import Session, reserve
 from spine.table import duration_s, duration_text, emit_object
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
 from charger import SOURCE_NAMES, SRC_FAILSAFE, SRC_LPC
@@ -81,6 +81,7 @@ class SpineApp:
             self._power(charger, opts, evse)
         dev.add(Entity(EVSE.ADDRESS, "EVSE", evse))
         self.device = dev
+        reserve()  # the datagram parse state the sessions borrow: made at start-up, kept
         self.sessions = []
         self.endpoints = []
         self.heartbeat_counter = 0
