@@ -53,13 +53,14 @@ class RemoteDevice:
 
 class DiscoveryReader(Path):
     """Consumer of a nodeManagementDetailedDiscoveryData value, applied to a RemoteDevice.
+    share: an idle Path whose arrays it uses (eejson.dialect.Path).
 
     full: a reply or a notify without partial filter (entities absent from it are gone);
     a partial notify adds or removes the entities it lists (lastStateChange).
     """
 
-    def __init__(self, remote, full):
-        super().__init__()
+    def __init__(self, remote, full, share=None):
+        super().__init__(share)
         self.remote = remote
         self.full = full
         self._ent = []
@@ -129,10 +130,11 @@ class UseCaseReader(Path):
     """Consumer of a nodeManagementUseCaseData value (spine.md 9): the peer's announced use
     cases into remote.ucs as [actor, name, scenario bit mask, entity tuple or None], at most
     16; entries with useCaseAvailable false are left out (as eebus-go does), scenarios outside
-    1..30 are ignored. Always the full list (reply and notify alike)."""
+    1..30 are ignored. Always the full list (reply and notify alike). share: as for
+    DiscoveryReader."""
 
-    def __init__(self, remote):
-        super().__init__()
+    def __init__(self, remote, share=None):
+        super().__init__(share)
         self.remote = remote
         remote.ucs = []
         self._actor = None

@@ -201,11 +201,13 @@ class Session:
         c = inc.classifier
         if c == D.READ:
             return _SKIP
-        if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
-            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial))
-        if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
-            return UseCaseReader(self.remote)
+        # the data tree is idle while the peer's discovery or use case data is read: the
+        # reader made for it takes over the tree's path arrays
         t = self._p[2]
+        if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
+            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial), t)
+        if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
+            return UseCaseReader(self.remote, t)
         t.reset()
         return t
 
