@@ -34,7 +34,10 @@ from compat import MICROPYTHON, const
 from eejson_lexer import lex as _lex, same as _same, shash as _shash
 
 _MAX_DEPTH = const(32)
-_MV_CACHE = const(64)  # strings up to this length decode through a cached memoryview
+# Strings up to this length decode through a cached memoryview: the short ones, which the
+# runtime has often interned already (then nothing at all is allocated). A longer one is a new
+# string anyway, and views of every length to 64 cost a reader up to 1.3 KB (32-bit).
+_MV_CACHE = const(16)
 
 # the state slots read here, named as eejson_lexer.py names them (its table lists them all)
 _POS = const(0)

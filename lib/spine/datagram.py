@@ -96,7 +96,15 @@ class Incoming(Path):
         super().__init__()
         self._route = route
         self._ent = []
+        self.owner = None  # free for the router's use (spine.session: the reading session)
         self.reset()
+
+    def release(self):
+        """Lets go of the routed consumer, its data and the owner (an idle Incoming kept for
+        reuse holds on to nothing of the last datagram's consumers)."""
+        self.data = None
+        self._sub = None
+        self.owner = None
 
     def reset(self):
         Path.reset(self)

@@ -7,6 +7,41 @@ from eejson.dialect import Path
 _MAX_ENTITIES = const(16)
 _MAX_FEATURES = const(64)
 
+# Values a peer's discovery and use case data repeat, as constants: one the reader hands over is
+# kept as this object (in flash when frozen), not as the reader's new string, which would stay
+# for the session (MicroPython interns only literals of at most 10 characters, so every
+# "DeviceDiagnosis" or "limitationOfPowerConsumption" of a peer would be another 32-64 B).
+_KNOWN = (
+    # feature types
+    "NodeManagement", "DeviceClassification", "DeviceDiagnosis", "DeviceConfiguration", "LoadControl",
+    "Measurement", "ElectricalConnection", "Identification", "TimeSeries", "IncentiveTable", "ActuatorLevel",
+    "ActuatorSwitch", "DataTunneling", "DirectControl", "NetworkManagement", "OperatingConstraints",
+    "PowerSequences", "SmartEnergyManagementPs", "TaskManagement", "TimeInformation", "TimeTable",
+    "SupplyCondition", "TariffInformation", "StateInformation", "Threshold", "Messaging", "Setpoint",
+    # entity types
+    "DeviceInformation", "GridGuard", "EnergyManagementSystem", "ControllableSystem", "Compressor",
+    "HeatPumpAppliance", "Inverter", "SmartEnergyAppliance", "SubMeterElectricity", "BatterySystem",
+    "ElectricityGenerationSystem", "ElectricityStorageSystem", "GridConnectionPointOfPremises", "Household",
+    "PVSystem", "ChargingOutlet", "ElectricalImmersionHeater", "HeatingCircuit", "DHWCircuit",
+    # actors
+    "EnergyGuard", "EnergyBroker", "MonitoringAppliance", "MonitoredUnit", "VisualizationAppliance",
+    "GridConnectionPoint", "HeatPump", "OutdoorTemperatureSensor",
+    # use cases
+    "limitationOfPowerConsumption", "limitationOfPowerProduction", "monitoringOfPowerConsumption",
+    "monitoringOfGridConnectionPoint", "evseCommissioningAndConfiguration", "evCommissioningAndConfiguration",
+    "measurementOfElectricityDuringEvCharging", "overloadProtectionByEvChargingCurrentCurtailment",
+    "optimizationOfSelfConsumptionDuringEvCharging", "coordinatedEvCharging", "evChargingSummary",
+    "evStateOfCharge", "visualizationOfAggregatedBatteryData", "visualizationOfAggregatedPhotovoltaicData",
+    "monitoringAndControlOfSmartGridReadyConditions", "monitoringOfOutdoorTemperature",
+)
+
+
+def _known(v):
+    # the constant equal to v, else v itself (a scan in C, only while discovery data is read)
+    if v in _KNOWN:
+        return _KNOWN[_KNOWN.index(v)]
+    return v
+
 
 class RemoteDevice:
     def __init__(self):
@@ -18,13 +53,14 @@ class RemoteDevice:
 
 class DiscoveryReader(Path):
     """Consumer of a nodeManagementDetailedDiscoveryData value, applied to a RemoteDevice.
+    share: an idle Path whose arrays it uses (eejson.dialect.Path).
 
     full: a reply or a notify without partial filter (entities absent from it are gone);
     a partial notify adds or removes the entities it lists (lastStateChange).
     """
 
-    def __init__(self, remote, full):
-        super().__init__()
+    def __init__(self, remote, full, share=None):
+        super().__init__(share)
         self.remote = remote
         self.full = full
         self._ent = []
@@ -40,7 +76,7 @@ class DiscoveryReader(Path):
     def item_begin(self):
         if self.n != 1:
             return  # a nested list (supportedFunction) inside an entry
-        self._ent = []
+        del self._ent[:]
         self._type = self._role = self._fid = self._change = None
 
     def item_end(self):
@@ -48,6 +84,10 @@ class DiscoveryReader(Path):
             return
         r = self.remote
         ent = tuple(self._ent)
+        for e in r.entities:
+            if e == ent:
+                ent = e  # the entity's features share its tuple
+                break
         if self.keys[0] == "entityInformation" and ent and self._type:
             if self._change == "removed":
                 r.entities.pop(ent, None)
@@ -76,7 +116,7 @@ class DiscoveryReader(Path):
             self._fid = v if isinstance(v, int) else None
         elif n == 3 and isinstance(v, str):
             if k == "entityType" or k == "featureType":
-                self._type = v
+                self._type = _known(v)
             elif k == "role":
                 self._role = v
             elif k == "lastStateChange":
@@ -90,10 +130,11 @@ class UseCaseReader(Path):
     """Consumer of a nodeManagementUseCaseData value (spine.md 9): the peer's announced use
     cases into remote.ucs as [actor, name, scenario bit mask, entity tuple or None], at most
     16; entries with useCaseAvailable false are left out (as eebus-go does), scenarios outside
-    1..30 are ignored. Always the full list (reply and notify alike)."""
+    1..30 are ignored. Always the full list (reply and notify alike). share: as for
+    DiscoveryReader."""
 
-    def __init__(self, remote):
-        super().__init__()
+    def __init__(self, remote, share=None):
+        super().__init__(share)
         self.remote = remote
         remote.ucs = []
         self._actor = None
@@ -136,7 +177,7 @@ class UseCaseReader(Path):
         k = self.keys[n - 1]
         if n == 2:
             if k == "actor" and isinstance(v, str) and len(v) <= 40:
-                self._actor = v
+                self._actor = _known(v)
         elif n == 3 and self.keys[1] == "address":
             if k == "entity" and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1000:
                 if self._ent is None:
@@ -145,7 +186,7 @@ class UseCaseReader(Path):
                     self._ent.append(v)
         elif n == 3 and self.keys[1] == "useCaseSupport":
             if k == "useCaseName" and isinstance(v, str) and len(v) <= 64:
-                self._name = v
+                self._name = _known(v)
             elif k == "useCaseAvailable" and v is False:
                 self._avail = False
             elif k == "scenarioSupport" and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 30:

@@ -34,6 +34,46 @@ _NAMES = Names(
 )
 
 
+# What reading one datagram takes: the reader, the header consumer and the tree of a write's
+# data (~2.4 KB 32-bit, and the reader's view cache grows with use). A session borrows it from
+# spine_begin to the end of that datagram, which is processed whole inside spine_end, so
+# sessions seldom read at the same time and two sessions keep one of these instead of two. The
+# application makes it at start-up (reserve()); a session that begins while it is lent makes
+# its own, dropped when it is done.
+_spare = [None]
+
+
+def reserve():
+    """Makes the parse state the sessions borrow, once (the application, at start-up)."""
+    if _spare[0] is None:
+        _spare[0] = _new()
+
+
+def _new():
+    inc = D.Incoming(_route)
+    return Reader(inc, names=_NAMES), inc, D.BoundedTree()
+
+
+def _lend():
+    p = _spare[0]
+    if p is None:
+        return _new()
+    _spare[0] = None
+    return p
+
+
+def _return(p):
+    # the spare keeps no session, and nothing of the last datagram's data
+    p[1].release()
+    p[2].reset()
+    if _spare[0] is None:
+        _spare[0] = p
+
+
+def _route(inc, name):
+    return inc.owner._route(inc, name)
+
+
 def _body_data(w, arg):
     # arg: (function name, emit(w) of its value)
     w.member(arg[0])
@@ -78,10 +118,12 @@ class Session:
     """app: the SPINE application (usecases.station.SpineApp): device, use cases, write approval."""
 
     sub_epoch = 0  # counts subscriptions made in any session (SpineApp.sub_epoch, for usecases.measurement.Delta)
+    # set on the instance only when they change: fewer entries in every session's attribute table
+    silent = False  # the peer's heartbeat is overdue (usecases.station)
+    _wctx = None  # (inc, feature, fn) of the write being handled
 
     def __init__(self, app):
         self.app = app
-        self.dev = app.device
         self.out = []
         self.counter = 0
         self.subs = []  # [id, client Addr, server Addr]
@@ -93,52 +135,65 @@ class Session:
         self.hb_server = None
         self.hb_at = None
         self.hb_ms = 4000
-        self.silent = False
         self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
         self._link_id = 0
         self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
         self._handle = 0
-        self._wctx = None
-        self._tree = D.BoundedTree()  # one datagram's data at a time: reused
-        self._inc = D.Incoming(self._route)
-        self._reader = Reader(self._inc, names=_NAMES)
+        self._p = None  # the parse state (_lend) while a datagram is read
         self._failed = None
 
     # ---- the SHIP data sink ----------------------------------------------------------------
 
     def spine_begin(self):
-        self._inc.reset()
-        self._reader.reset(self._inc)
+        p = self._p
+        if p is None:
+            p = self._p = _lend()
+        inc = p[1]
+        inc.reset()
+        inc.owner = self
+        p[0].reset(inc)
         self._failed = None
 
     def spine_data(self, buf, off, n):
-        if self._failed is None:
+        if self._failed is None and self._p is not None:
             try:
-                self._reader.feed(buf, off, n)
+                self._p[0].feed(buf, off, n)
             except (JsonError, D.DatagramError) as e:
                 self._failed = e
 
     def spine_end(self):
-        inc = self._inc
-        if self._failed is None:
-            try:
-                self._reader.finish()
-                inc.check()
-            except (JsonError, D.DatagramError) as e:
-                self._failed = e
-        self.stats["in"] += 1
-        if self._failed is not None:
-            self._malformed(str(self._failed))
-            return
+        p = self._p
+        if p is None:
+            return  # no datagram begun (or it was aborted)
+        inc = p[1]
         try:
-            self._process(inc)
-        except (D.DatagramError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-            # a handler tripped over odd but well-formed data: answer, never die
-            self._malformed("cannot process: %r" % e)
-        inc.data = None
+            if self._failed is None:
+                try:
+                    p[0].finish()
+                    inc.check()
+                except (JsonError, D.DatagramError) as e:
+                    self._failed = e
+            self.stats["in"] += 1
+            if self._failed is not None:
+                self._malformed(inc, str(self._failed))
+                return
+            try:
+                self._process(inc)
+            except (D.DatagramError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+                # a handler tripped over odd but well-formed data: answer, never die
+                self._malformed(inc, "cannot process: %r" % e)
+        finally:
+            self._give()
 
     def spine_abort(self, why):
         self.stats["dropped"] += 1
+        self._give()
+
+    def _give(self):
+        p = self._p
+        if p is not None:
+            self._p = None
+            _return(p)
 
     # ---- processing ------------------------------------------------------------------------
 
@@ -146,17 +201,18 @@ class Session:
         c = inc.classifier
         if c == D.READ:
             return _SKIP
+        # the data tree is idle while the peer's discovery or use case data is read: the
+        # reader made for it takes over the tree's path arrays
+        t = self._p[2]
         if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
-            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial))
+            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial), t)
         if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
-            return UseCaseReader(self.remote)
-        t = self._tree
+            return UseCaseReader(self.remote, t)
         t.reset()
         return t
 
-    def _malformed(self, why):
+    def _malformed(self, inc, why):
         self.stats["errors"] += 1
-        inc = self._inc
         log.warn(_TAG, "datagram refused: %s", why)
         # answer when the header could be read, else drop (ship.md 12.4)
         if inc.counter is not None and inc.src.feature is not None and inc.src.entity and inc.classifier != D.RESULT:
@@ -170,13 +226,17 @@ class Session:
         # our answering feature: the request's destination, or NodeManagement when that is
         # not one of ours (peers drop messages from features missing in our discovery)
         d = inc.dst
-        if d.feature is None or self.dev.feature(d.entity, d.feature) is None:
-            return Addr(self.dev.address, _NM, 0)
-        return Addr(self.dev.address, d.entity, d.feature)
+        if d.feature is None or self.app.device.feature(d.entity, d.feature) is None:
+            return Addr(self.app.device.address, _NM, 0)
+        return Addr(self.app.device.address, d.entity, d.feature)
 
     def _peer_addr(self, a):
-        if a.device is None and self.remote.device is not None:
-            return Addr(self.remote.device, a.entity, a.feature)
+        d = self.remote.device
+        if d is not None:
+            if a.device is None:
+                return Addr(d, a.entity, a.feature)
+            if a.device == d:
+                a.device = d  # kept in a link: the peer's address once, not a copy per link
         return a
 
     def _result(self, inc, err, desc=None):
@@ -197,10 +257,10 @@ class Session:
             return
         if inc.src.device is not None and self.remote.device is None:
             self.remote.device = inc.src.device
-        if inc.dst.device is not None and inc.dst.device != self.dev.address:
+        if inc.dst.device is not None and inc.dst.device != self.app.device.address:
             self._result(inc, D.E_DEST_UNKNOWN, "unknown destination device")
             return
-        feature = self.dev.feature(inc.dst.entity, inc.dst.feature)
+        feature = self.app.device.feature(inc.dst.entity, inc.dst.feature)
         if feature is None:
             if c != D.REPLY or inc.ack:
                 self._result(inc, D.E_DEST_UNKNOWN, "unknown destination feature")
@@ -303,7 +363,7 @@ class Session:
         if inc.dst.entity != _NM or inc.dst.feature != 0:
             self._result(inc, D.E_DEST_UNKNOWN, "NodeManagement is [0]/0")
             return
-        dev = self.dev
+        dev = self.app.device
         if c == D.READ:
             # emitters run again for every window of the send: snapshot what can change
             if name == NM.DD:
@@ -330,6 +390,9 @@ class Session:
             else:
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
         elif c == D.REPLY or c == D.NOTIFY:
+            # the reader of the discovery or use case data applied it as it streamed: it goes
+            # now, before the application acts on the data (the session start-up's peak)
+            inc.data = None
             if name == NM.DD:
                 self.app.on_remote_discovery(self, c == D.NOTIFY)
             elif name == NM.UCD:
@@ -346,10 +409,10 @@ class Session:
             self._result(inc, D.E_GENERAL, "malformed %s request" % what)
             return
         client, server, ftype = req
-        if server.device is not None and server.device != self.dev.address:
+        if server.device is not None and server.device != self.app.device.address:
             self._result(inc, D.E_DEST_UNKNOWN, "server address is not this device")
             return
-        f = self.dev.feature(server.entity, server.feature)
+        f = self.app.device.feature(server.entity, server.feature)
         if f is None or (f.role != SERVER and not (f.role == SPECIAL and not binding)):
             # subscriptions to servers and NodeManagement; bindings to servers only
             self._result(inc, D.E_GENERAL, "no such server feature for a %s" % what)
@@ -368,7 +431,7 @@ class Session:
             self._result(inc, D.E_GENERAL, "too many %ss" % what)
             return
         self._link_id += 1
-        lst.append([self._link_id, client, Addr(self.dev.address, server.entity, server.feature)])
+        lst.append([self._link_id, client, Addr(self.app.device.address, server.entity, server.feature)])
         if not binding:
             Session.sub_epoch += 1  # a new subscription somewhere: change-only notifies start over
         self._result(inc, D.E_OK)
@@ -403,7 +466,7 @@ class Session:
 
     def notify(self, feature, name, emit, partial=False):
         """Queue a notify of one function's data to every subscriber of the feature."""
-        src = Addr(self.dev.address, feature.entity.address, feature.fid)
+        src = Addr(self.app.device.address, feature.entity.address, feature.fid)
         body = _body_partial_data if partial else _body_data
         for s in self.subs:
             srv = s[2]
@@ -415,31 +478,32 @@ class Session:
 
     def read_remote(self, dst, name):
         """Our read of a peer's function (from our NodeManagement unless said otherwise)."""
-        self.request(Addr(self.dev.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
+        self.request(Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
 
     def subscribe_remote(self, local, remote, ftype, binding=False):
         fn = NM.BIND_REQ if binding else NM.SUB_REQ
         inner = "bindingRequest" if binding else "subscriptionRequest"
         dst = Addr(remote.device, _NM, 0)
-        self.request(Addr(self.dev.address, _NM, 0), dst, D.CALL, _body_link_request,
+        self.request(Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
                      (fn, inner, local, remote, ftype), True)
 
     def entity_changed(self, entity, added):
         """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""
-        nm = self.dev.feature(_NM, 0)
+        nm = self.app.device.feature(_NM, 0)
         ucs = self.app.usecases()
-        dev = self.dev.address
+        dev = self.app.device.address
         if not added:
             self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
             prefix = entity.address
             self.subs[:] = [s for s in self.subs if s[2].entity[: len(prefix)] != prefix]
             self.binds[:] = [b for b in self.binds if b[2].entity[: len(prefix)] != prefix]
         change = "added" if added else "removed"
-        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.dev, (entity,), change), partial=True)
+        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), partial=True)
         if added:
             self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
 
     def closed(self):
+        self._give()  # a connection that ended inside a datagram
         self.subs = []
         self.binds = []
         self.out = []

@@ -13,7 +13,7 @@ from spine import nodemgmt as NM
 from spine.datagram import Addr
 from spine.device import SERVER, Device, Entity, Feature
 from spine.remote import announced
-from spine.session import Session
+from spine.session import Session, reserve
 from spine.table import duration_s, duration_text, emit_object
 from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
 from charger import SOURCE_NAMES, SRC_FAILSAFE, SRC_LPC
@@ -81,6 +81,7 @@ class SpineApp:
             self._power(charger, opts, evse)
         dev.add(Entity(EVSE.ADDRESS, "EVSE", evse))
         self.device = dev
+        reserve()  # the datagram parse state the sessions borrow: made at start-up, kept
         self.sessions = []
         self.endpoints = []
         self.heartbeat_counter = 0
@@ -373,7 +374,13 @@ class SpineApp:
 
     def on_remote_usecases(self, session):
         r = session.remote
-        log.info(_TAG, "peer %s use cases: %s", r.device, ", ".join("%s/%s" % (u[0], u[1]) for u in r.ucs))
+        # one format and one string: an "actor/name" string per use case and their join would
+        # lie beside it at the session start-up's peak
+        args = [r.device]
+        for u in r.ucs:
+            args.append(u[0])
+            args.append(u[1])
+        log.info(_TAG, "peer %s use cases: " + ", ".join(("%s/%s",) * len(r.ucs)), *args)
         self._follow_heartbeat(session)
 
     def _follow_heartbeat(self, session):

@@ -50,18 +50,34 @@ class _Discard:
 class WsConnection:
     # buf: the block, a bytearray of tx_size + rx_size bytes (rx_size is then what is left
     # behind tx_size); None: one is made. The upgrade head may take up to rx_size bytes.
+
+    # What most connections never change lives here, set on the instance only when it does:
+    # a connection's attribute table then has 17 entries in data exchange (136 B 32-bit; 29, 232 B before).
+    path = None
+    close_sent = False
+    close_code = 0  # set once the connection is closed for reading
+    close_reason = ""
+    pongs = 0
+    _cn = 0  # length of the control frame in _cb still to be sent
+    _key = None  # the mask of the frame being sent (client role only)
+    _mpos = 0
+    _txev = None  # made when a sender first has to wait for the writer role
+    # Deadlines (ms): every wait to send (for the writer role, for the peer to take our
+    # bytes) ends within send_ms; close() gives its closing frame close_ms. A peer that
+    # does not read is dropped when they pass: OSError(ETIMEDOUT), nothing more is sent.
+    send_ms = 10000
+    close_ms = 1000
+
     def __init__(self, reader, writer, client, rx_size=1024, tx_size=1024, max_message=16384, buf=None):
         self._r = reader
         self._w = writer
         self.client = client
-        self.path = None
         if buf is None:
             buf = bytearray(tx_size + rx_size)
+        # tx is the block's first tx_size bytes: encode_header and xor_mask index the bytearray
         self._buf = buf
         mv = memoryview(buf)
         self._rxmv = mv[tx_size:]
-        # tx is the block's first tx_size bytes: encode_header and xor_mask index the bytearray
-        self._tx = buf
         self._txmv = mv[:tx_size]
         self._txn = tx_size
         self._rxn = len(buf) - tx_size
@@ -69,11 +85,8 @@ class WsConnection:
         self.tx = buf
         self.tx_end = tx_size
         self._cb = bytearray(_CTL_MAX)
-        self._cbmv = memoryview(self._cb)
-        self._cn = 0  # length of the control frame in _cb still to be sent
         self._dec = Decoder(client, max_message)
         self._busy = False  # a frame (and its drain) is being written
-        self._txev = asyncio.Event()
         # Received bytes not yet fed, buf[_po:_pe] (survive a cancelled read_some, and the bytes
         # that followed the upgrade head); always inside the rx part, so a send cannot touch them
         self._po = 0
@@ -84,17 +97,6 @@ class WsConnection:
         self.kept_end = -1
         self._tn = 0
         self._left = -1  # payload bytes the open outgoing frame still needs; -1: none open
-        self._key = None
-        self._mpos = 0
-        self.close_sent = False
-        self.close_code = 0  # set once the connection is closed for reading
-        self.close_reason = ""
-        self.pongs = 0
-        # Deadlines (ms): every wait to send (for the writer role, for the peer to take our
-        # bytes) ends within send_ms; close() gives its closing frame close_ms. A peer that
-        # does not read is dropped when they pass: OSError(ETIMEDOUT), nothing more is sent.
-        self.send_ms = 10000
-        self.close_ms = 1000
 
     # --- opening handshake
 
@@ -102,7 +104,7 @@ class WsConnection:
         # Read into the block's first rx-size bytes only: whatever comes behind the head then
         # fits the rx part (_keep).
         mv = memoryview(buf)
-        lim = self._rxn
+        lim = len(self._rxmv)
         n = 0
         while True:
             r = await self._r.readinto(mv[n:lim])
@@ -339,7 +341,7 @@ class WsConnection:
         self._busy = True
         try:
             if self._cn:
-                self._w.write(self._cbmv[: self._cn])
+                self._w.write(memoryview(self._cb)[: self._cn])
                 self._cn = 0
                 await self._drain()
         finally:
@@ -364,6 +366,8 @@ class WsConnection:
 
     async def _wait_tx(self):
         ev = self._txev
+        if ev is None:
+            ev = self._txev = asyncio.Event()
         while self._busy:
             ev.clear()
             try:
@@ -395,18 +399,18 @@ class WsConnection:
 
     def _release(self):
         self._busy = False
-        self._txev.set()
+        if self._txev is not None:
+            self._txev.set()
 
     def _open(self, total_len):
         if self.close_sent:
             raise WsClosed(self.close_code or 1006, "closing")
         key = None
         if self.client:
-            key = os.urandom(4)
-        self._key = key
-        self._tn = encode_header(self._tx, 0, OP_BINARY, total_len, key)
+            key = self._key = os.urandom(4)
+            self._mpos = 0
+        self._tn = encode_header(self._buf, 0, OP_BINARY, total_len, key)
         self._left = total_len
-        self._mpos = 0
 
     def _fail_tx(self):
         # After a transport error mid-frame the stream can carry no further frame.
@@ -475,7 +479,7 @@ class WsConnection:
         # k payload bytes are at tx[t:]: masked (client role), counted; True once tx is full
         key = self._key
         if key:
-            xor_mask(self._tx, t, k, key, self._mpos)
+            xor_mask(self._buf, t, k, key, self._mpos)
             self._mpos = (self._mpos + k) & 3
         t += k
         if t < self._txn:
@@ -520,7 +524,7 @@ class WsConnection:
             w.write(self._txmv[: self._tn])
             self._tn = 0
         if self._cn:
-            w.write(self._cbmv[: self._cn])
+            w.write(memoryview(self._cb)[: self._cn])
             self._cn = 0
 
     async def send_binary(self, data):
@@ -542,7 +546,7 @@ class WsConnection:
         t = self._tn
         self._txmv[t : t + n] = data
         if self._key:
-            xor_mask(self._tx, t, n, self._key, 0)
+            xor_mask(self._buf, t, n, self._key, 0)
         self._tn = t + n
         try:
             self._put()
