@@ -25,6 +25,8 @@ import socket
 from compat import const
 from modbus.rtu import char_us, t35_us
 
+_ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
+
 # Linux termios values the unix port's termios module does not export.
 _VTIME = const(5)
 _VMIN = const(6)
