@@ -114,6 +114,19 @@ async def detached(coro):
         coro = None
 
 
+# A module's constant table must not be empty: every module in lib/ with more than a few names
+# holds at least one constant object (``_ANCHOR = ...`` where it has none of its own; the
+# Ellipsis is a ROM object and costs no heap). MicroPython (1.28, 1.29) gives a module compiled
+# from source, or loaded from a .mpy (the stock firmware's lib/), one allocation for its qstr
+# table and its object table, and points the object table at the end of the qstr table. With
+# no object that pointer is one past the allocation, and when the qstr table fills whole GC
+# blocks it is the first address of the next block, which the GC takes for a reference for
+# as long as the module lives: whatever is put there next is never collected. In the hostile
+# suite's SPINE storm a connection's coroutine (read_some, begin, write of its WebSocket) was
+# put in the block behind ws.pool's qstr table and kept all of that connection, ~10 KB, for
+# good (host_tests/test_module_constants.py). A frozen module's tables are in flash.
+
+
 def hexlify(b):
     import binascii
 

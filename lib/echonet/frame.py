@@ -2,6 +2,8 @@
 # for SetGet (0x6E/0x7E/0x5E) a second OPC block. Sans-IO: walks a caller's buffer in place.
 from compat import const
 
+_ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
+
 EHD1 = const(0x10)
 EHD2_F1 = const(0x81)  # format 1 (specified message format); 0x82 = format 2, not ours
 HDR = const(12)  # header up to and including OPC

@@ -1,6 +1,8 @@
 # Property value encoders (big-endian, written in place into the TX buffer: no allocation)
 # and property-map encoding (Appendix 1: list below 16 entries, bitmap from 16).
 
+_ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
+
 
 def u8(b, o, v):
     b[o] = v & 0xFF

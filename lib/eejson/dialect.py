@@ -25,6 +25,8 @@ from compat import const
 
 from eejson.reader import Consumer, parse, to_float
 
+_ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
+
 _MAX_DEPTH = const(32)
 _OBJ = const(1)  # an object whose key has not been read yet
 _OBJ_KEYED = const(2)

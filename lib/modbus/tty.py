@@ -3,6 +3,8 @@
 from compat import const
 from modbus.transport import Link
 
+_ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
+
 # Linux termios values the unix port's termios module does not export.
 _VTIME = const(5)
 _VMIN = const(6)

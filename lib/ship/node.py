@@ -279,11 +279,11 @@ class ShipNode:
 
     def _start(self, s2, addr):
         # A function of its own, not inline in _serve: the values a call leaves in a frame's
-        # stack slots stay there until overwritten, and _serve's would keep the last
-        # connection's _accept coroutine, so all of that connection, until the next accept.
-        t = self._server_ctx.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
-        t.setblocking(False)
-        st = asyncio.StreamReader(t, {"peername": addr})
+        # stack slots stay there until overwritten, and _serve's would have kept the last
+        # connection's _accept coroutine, so all of that connection (Peer, SHIP core, SPINE
+        # endpoint), until the next accept. This frame ends here.
+        # TLS over the TCP socket, Nagle off underneath (tlsctx.wrap_socket)
+        st = tlsctx.wrap_socket(s2, self._server_ctx, True, None, {"peername": addr})
         # the connection's task ends holding nothing of it (compat.detached)
         asyncio.create_task(detached(self._accept(st, st)))
 
@@ -400,9 +400,9 @@ class ShipNode:
                     self.stats["no_buffers"] += 1
                     return None
                 bufs = self.pool.sets[lent]
-            reader, writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host), _UPGRADE_MS
-            )
+            raw, _ = await asyncio.wait_for_ms(asyncio.open_connection(host, port), _UPGRADE_MS)
+            writer = raw
+            reader = writer = tlsctx.wrap(raw, self._client_ctx, False, host)
             ws = WsConnection(reader, writer, True, max_message=self.cfg["max_message"], buf=bufs and bufs[0])
             self._deadlines(ws)
             tlsctx.expect_peer_ski(ski)

@@ -22,6 +22,7 @@
 # - No getpeercert() on the unix wheel and no session resumption: the callback sees the peer
 #   certificate on every handshake (SHIP-TS-SEC-02 comes for free).
 import asyncio
+import socket
 import tls
 
 from compat import const
@@ -149,6 +150,58 @@ async def handshake(aw, timeout_ms, expect=None):
         _expect.pop(t, None)
         ski = _pending.pop(t, None)
     return r, ski
+
+
+# Nagle's algorithm off (TCP_NODELAY; the unix port lacks the names, lwIP and Linux share the
+# numbers). With it on, a TLS record written while an earlier one is unacknowledged waits for
+# the peer's ACK, which a peer may delay (40 ms on Linux, up to 250 ms with lwIP): the
+# server's handshake flight (several records), and every SHIP message sent right after
+# another (hello after CMI, a SPINE reply after its header), cost a delayed ACK each.
+_NODELAY = (getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
+
+
+class _TlsStream(asyncio.StreamReader):
+    # Reads wait on the TCP socket underneath, not on the TLS socket. The unix port's poll()
+    # steps through objects without a file descriptor (a TLS socket is one) in 1 ms sleeps,
+    # even for a zero timeout, so while a reader waited on one, every task switch of the whole
+    # gateway cost 1 ms (about 4 ms per SHIP message). A read that finds no record waits for
+    # TCP bytes, which is right after the handshake; inside the server's handshake mbedTLS
+    # could want to write instead (a full send buffer for its first flight, which no socket
+    # has), and then the connection's TLS deadline ends it. Writes stay with Stream.
+    def __init__(self, t, sock, e):
+        super().__init__(t, e)
+        self._sock = sock
+        self._more = False  # the last read filled the buffer: mbedTLS may hold the record's rest
+
+    def readinto(self, buf):  # awaited like Stream.readinto (a generator, as there)
+        if self._more:
+            yield from asyncio.core.sleep_ms(0)  # the others' turn first, as Stream gives it
+        else:
+            yield asyncio.core._io_queue.queue_read(self._sock)
+        while True:
+            r = self.s.readinto(buf)
+            if r is not None:
+                self._more = r == len(buf)
+                return r
+            yield asyncio.core._io_queue.queue_read(self._sock)
+
+
+def wrap_socket(s, ctx, server_side, server_hostname, e):
+    """A TLS stream over s, a connected TCP socket (an accepted one; e: the stream's extra
+    info, {"peername": addr}). Nagle is turned off on s first: a TLS socket has no setsockopt.
+    The handshake runs in the first read/drain, as with asyncio's ssl=."""
+    try:
+        s.setsockopt(*_NODELAY)
+    except (OSError, TypeError, AttributeError):
+        pass  # a port without TCP options: correct, only slower
+    t = ctx.wrap_socket(s, server_side=server_side, server_hostname=server_hostname, do_handshake_on_connect=False)
+    t.setblocking(False)
+    return _TlsStream(t, s, e)
+
+
+def wrap(raw, ctx, server_side, server_hostname=None):
+    """A TLS stream over raw, a connected asyncio stream (open_connection's without ssl=)."""
+    return wrap_socket(raw.s, ctx, server_side, server_hostname, raw.e)
 
 
 def _context(protocol, cert_der, key_der):

@@ -3,6 +3,8 @@
 # accept may find no contiguous block although plenty is free; the buffers a connection needs
 # are therefore set aside before anything transient, and a connection borrows a set.
 
+_ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
+
 
 class Pool:
     """count sets of buffers of the given sizes (sets[k]: one bytearray per size, in the order

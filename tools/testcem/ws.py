@@ -93,17 +93,20 @@ class WsPeer:
             self.host, self.port = peer[0], peer[1]
 
     async def connect(self, host, port, *, expected_ski=None, check_ski_extension=True, timeout=None,
-                      ssl_context=None, server_hostname=None):
+                      ssl_context=None, server_hostname=None, sock=None):
         """TLS connect (client role). Computes ``peer_ski`` from the server certificate's public key and,
         before any WebSocket byte is sent, compares it with ``expected_ski`` and (``check_ski_extension``)
-        with the certificate's SKI extension. Mismatch -> connection closed, ShipError(phase="tls")."""
+        with the certificate's SKI extension. Mismatch -> connection closed, ShipError(phase="tls").
+        ``sock``: a socket already connected to host:port (TLS runs over it; the connect-time bench
+        times TCP and TLS apart)."""
         self.phase = "tls"
         self.host, self.port = host, port
         ctx = ssl_context or tls.client_context(self.identity)
+        where = {"sock": sock} if sock is not None else {"host": host, "port": port}
         try:
             self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, ssl=ctx, server_hostname=server_hostname or host,
-                                        ssl_handshake_timeout=timeout or self.timeout),
+                asyncio.open_connection(ssl=ctx, server_hostname=server_hostname or host,
+                                        ssl_handshake_timeout=timeout or self.timeout, **where),
                 timeout or self.timeout)
         except asyncio.TimeoutError:
             raise self._error("TLS connect to %s:%s timed out" % (host, port), timeout=True) from None
