@@ -35,11 +35,13 @@ def built(tmp_path_factory):
     return out
 
 
-# what the default board (esp32-wroom: echonet off, usecases.cevc off by default) leaves out
+# what the default board (esp32-wroom: echonet off, usecases.evcs off, usecases.cevc and
+# ship.cem_browse off by default) leaves out
 # the charger's one link is a UART on the ESP32 boards: the other links' modules stay out
 OTHER_LINKS = [["modbus/net.py", "modbus.net"], ["modbus/tty.py", "modbus.tty"]]
 WROOM_LEFT_OUT = [["echonet/", "echonet"], ["gateway/echonet_service.py", "echonet"],
-                  ["usecases/evcs.py", "usecases.evcs"], ["usecases/cevc.py", "usecases.cevc"]] + OTHER_LINKS
+                  ["mdns/browse.py", "mdns.browse"], ["usecases/evcs.py", "usecases.evcs"],
+                  ["usecases/cevc.py", "usecases.cevc"]] + OTHER_LINKS
 
 
 def lib_sources():
@@ -99,7 +101,8 @@ def test_size_target_and_report(built, capsys):
     assert s["left_out"] == WROOM_LEFT_OUT
     assert sorted(s["left_out_files"]) == sorted(
         [r for r in lib_sources() if r.startswith("echonet/")]
-        + ["gateway/echonet_service.py", "usecases/evcs.py", "usecases/cevc.py", "modbus/net.py", "modbus/tty.py"])
+        + ["gateway/echonet_service.py", "mdns/browse.py", "usecases/evcs.py", "usecases/cevc.py", "modbus/net.py",
+           "modbus/tty.py"])
     assert s["lib_files"] == len(lib_sources()) - len(s["left_out_files"])
     assert s["limit"] == build.LIMIT == 200 * 1024
 
@@ -108,7 +111,8 @@ def test_report_names_what_was_left_out(built, capsys):
     build.report(summary_of(built), "the firmware")
     out = capsys.readouterr().out.splitlines()
     assert ("left out for this board: echonet/ (echonet off), gateway/echonet_service.py (echonet off), "
-            "usecases/evcs.py (usecases.evcs off), usecases/cevc.py (usecases.cevc off), "
+            "mdns/browse.py (mdns.browse off), usecases/evcs.py (usecases.evcs off), "
+            "usecases/cevc.py (usecases.cevc off), "
             "modbus/net.py (modbus.net off), modbus/tty.py (modbus.tty off) (--all keeps them)") in out
     assert any(line.startswith("deployed lib ") and "ok" in line for line in out), out
 
@@ -275,6 +279,7 @@ def everything_on_board(tmp_path):
     src = os.path.join(mpyrun.ROOT, "board_configs", "esp32-wroom.json")
     doc = json.load(open(src))
     doc["mdns"] = {"enabled": True}
+    doc["ship"]["cem_browse"] = True
     doc["echonet"] = {"enabled": True}
     doc["usecases"] = {"evcs": True, "cevc": True}
     doc["pair_button"] = {"pin": 0}
@@ -363,6 +368,7 @@ def _imports(path):
 GUARDED = {
     ("gateway/app.py", "gateway/echonet_service.py"): "echonet",
     ("gateway/app.py", "gateway/mdns_service.py"): "mdns",
+    ("gateway/mdns_service.py", "mdns/browse.py"): "mdns.browse",
     ("usecases/station.py", "usecases/evcs.py"): "usecases.evcs",
     ("usecases/station.py", "usecases/cevc.py"): "usecases.cevc",
     ("gateway/app.py", "modbus/uart.py"): "modbus.uart",
@@ -417,6 +423,7 @@ raw = jsonfile.load("board.json")
 c = cfg["charger"]
 kind = c["link"]["kind"]
 ON = [k for k, on in (("mdns", cfg["mdns"]["enabled"] or raw.get("mdns", {}).get("enabled") is None),
+                      ("mdns.browse", cfg["ship"]["cem_browse"]),
                       ("echonet", cfg["echonet"]["enabled"]), ("usecases.evcs", cfg["usecases"]["evcs"]),
                       ("usecases.cevc", cfg["usecases"]["cevc"]), ("modbus.uart", kind == "uart"),
                       ("modbus.net", kind in ("tcp", "rtu-over-tcp")), ("modbus.tty", kind == "serial")) if on]
@@ -432,6 +439,8 @@ assert (sp.cevc is not None) == ("usecases.cevc" in ON), sp.cevc
 sp.tick(0)
 if "mdns" in ON:
     from gateway import mdns_service
+if "mdns.browse" in ON:
+    from mdns.browse import Browser
 if "echonet" in ON:
     from gateway import echonet_service
 

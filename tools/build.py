@@ -47,6 +47,8 @@ DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "esp32-wroom.json")
 #            the only importer of the echonet package
 #   mdns:    gateway/app.py Gateway.start (if mdns.enabled) imports mdns_service, the only importer
 #            of the mdns package (ship.cem_browse needs mdns.enabled: config.py)
+#   mdns.browse: gateway/mdns_service.py imports mdns.browse only with ship.cem_browse (and no
+#            ship.cem); 2.8 KB of .mpy most boards never load
 #   usecases.evcs / usecases.cevc: usecases/station.py SpineApp._power, if options evcs / cevc
 #            (app._spine_options passes usecases.evcs / usecases.cevc)
 #   modbus.uart / modbus.net / modbus.tty: gateway/app.py _link imports the module of the charger
@@ -59,6 +61,7 @@ DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "esp32-wroom.json")
 FEATURES = (
     ("echonet", lambda c: c["echonet"]["enabled"], ("echonet/", "gateway/echonet_service.py")),
     ("mdns", lambda c: c["mdns"]["enabled"], ("mdns/", "gateway/mdns_service.py")),
+    ("mdns.browse", lambda c: c["ship"]["cem_browse"], ("mdns/browse.py",)),  # default off
     ("usecases.evcs", lambda c: c["usecases"]["evcs"], ("usecases/evcs.py",)),  # default on
     ("usecases.cevc", lambda c: c["usecases"]["cevc"], ("usecases/cevc.py",)),  # default off
     ("modbus.uart", lambda c: _link_kind(c) == "uart", ("modbus/uart.py",)),
