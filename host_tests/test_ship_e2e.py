@@ -14,7 +14,7 @@ import pytest
 from support import mpyrun
 from support.bounded import runner
 from support.gateway_proc import FAST_TIMERS, Gateway
-from support.paths import MPY_SCRIPTS
+from support.paths import HOST_TESTS, MPY_SCRIPTS
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
 from testcem.shipmsg import CLOSE_NORMAL, CLOSE_REJECTED, ShipError
@@ -571,7 +571,8 @@ def test_ended_connection_tasks_keep_nothing_of_it(tmp_path):
                        ("client.key", client_key)):
         (tmp_path / name).write_bytes(data)
     (tmp_path / "skis.txt").write_text("%s %s" % (certs.ski_hex(server), certs.ski_hex(client)))
-    r = mpyrun.run(os.path.join(MPY_SCRIPTS, "ship_ended_tasks.py"), args=(str(tmp_path),), timeout=60).check()
+    r = mpyrun.run(os.path.join(MPY_SCRIPTS, "ship_ended_tasks.py"), args=(str(tmp_path),), timeout=60,
+                   extra_path=(HOST_TESTS,)).check()
     lines = re.findall(r"^TASKS (\d+) KEPT (-?\d+) LEFT (-?\d+)$", r.stdout, re.M)
     assert len(lines) == 2, r.stdout[-2000:]
     tasks, kept, left = (int(x) for x in lines[-1])  # the second session: one-time state in place

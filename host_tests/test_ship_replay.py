@@ -10,7 +10,7 @@ import re
 import certs
 from support import mpyrun
 from support.gateway_proc import Gateway
-from support.paths import MPY_SCRIPTS
+from support.paths import HOST_TESTS, MPY_SCRIPTS
 from test_ws_codec import frame as ws_frame
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
@@ -99,7 +99,7 @@ def test_1000_mutated_transcripts_end_in_clean_close(tmp_path):
         for chunk, data in corpus(1000, seed=20261121):
             f.write("%d %s\n" % (chunk, data.hex()))
     script = os.path.join(MPY_SCRIPTS, "ship_replay.py")
-    r = mpyrun.run(script, args=(str(path), str(tmp_path)), timeout=300).check()
+    r = mpyrun.run(script, args=(str(path), str(tmp_path)), timeout=300, extra_path=(HOST_TESTS,)).check()
     m = re.search(r"REPLAY (\d+) codes (.*)", r.stdout)
     assert m and int(m.group(1)) == 1000, r.stdout[-2000:]
     heap = r.heap()
@@ -119,7 +119,8 @@ def test_mutated_pin_transcripts_end_in_clean_close(tmp_path):
         for chunk, data in corpus(400, seed=20260606, messages=PIN_MESSAGES):
             f.write("%d %s\n" % (chunk, data.hex()))
     script = os.path.join(MPY_SCRIPTS, "ship_replay.py")
-    r = mpyrun.run(script, args=(str(path), str(tmp_path), "pin"), timeout=300).check()
+    r = mpyrun.run(script, args=(str(path), str(tmp_path), "pin"), timeout=300,
+                   extra_path=(HOST_TESTS,)).check()
     m = re.search(r"REPLAY (\d+) codes (.*)", r.stdout)
     assert m and int(m.group(1)) == 400, r.stdout[-2000:]
     # some runs paired (the gateway ended an established session: 4001) and some were refused

@@ -1,5 +1,6 @@
-# What the SHIP core's case files share (pin, ship_limits, pool): a SPINE side that takes
-# nothing, and one SHIP message delivered as a whole WebSocket message.
+# What the SHIP core's case files and the SHIP node's MicroPython scripts (mpy/ship_replay.py,
+# mpy/ship_ended_tasks.py) share: a SPINE side that takes nothing, and one SHIP message
+# delivered as a whole WebSocket message.
 
 
 class NullSpine:
@@ -13,6 +14,16 @@ class NullSpine:
         pass
 
     def spine_abort(self, why):
+        pass
+
+    # what the SHIP node asks of a connection's SPINE side besides the data (spine_factory)
+    async def ready(self, peer):
+        pass
+
+    async def poll(self, peer):
+        pass
+
+    def closed(self, peer):
         pass
 
 

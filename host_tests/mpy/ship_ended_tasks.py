@@ -16,6 +16,7 @@ import gc
 import sys
 
 import log
+from cases.shipstub import NullSpine
 from ship import connection as C
 from ship.node import ShipNode
 from ship.trust import TrustStore
@@ -26,30 +27,9 @@ log.level = -1  # quiet
 STANDIN = 32768
 
 
-class Spine:
+class Spine(NullSpine):
     def __init__(self):
         self.standin = bytearray(STANDIN)
-
-    def spine_begin(self):
-        pass
-
-    def spine_data(self, b, o, n):
-        pass
-
-    def spine_end(self):
-        pass
-
-    def spine_abort(self, why):
-        pass
-
-    async def ready(self, peer):
-        pass
-
-    async def poll(self, peer):
-        pass
-
-    def closed(self, peer):
-        pass
 
 
 def node(d, name, own_ski, peer_ski, timers):

@@ -12,6 +12,7 @@ import sys
 import time
 
 import log
+from cases.shipstub import NullSpine
 from ship import connection as C
 from ship import pin as P
 from ship.node import ShipNode
@@ -75,29 +76,6 @@ class Frames:
         self.msgs += 1
 
 
-class Spine:
-    def spine_begin(self):
-        pass
-
-    def spine_data(self, b, o, n):
-        pass
-
-    def spine_end(self):
-        pass
-
-    def spine_abort(self, why):
-        pass
-
-    async def ready(self, peer):
-        pass
-
-    async def poll(self, peer):
-        pass
-
-    def closed(self, peer):
-        pass
-
-
 def gateway_close_code(out):
     d = Decoder(True, 1 << 20)
     f = Frames()
@@ -157,7 +135,7 @@ async def main(corpus, cert_dir, pin_mode=False):
         "ship_id": "Replay-GW-1", "timers": C.Timers(cmi=40, hello=60, prolong_threshold=20, close=30),
     }
     pol = P.PinPolicy("required", "12345678", P.PinGuard(3, 50)) if pin_mode else None
-    node = ShipNode(cfg, cert, key, "cd" * 20, trust, lambda peer: Spine(), pol, cert_dir + "/replay-pin.json")
+    node = ShipNode(cfg, cert, key, "cd" * 20, trust, lambda peer: NullSpine(), pol, cert_dir + "/replay-pin.json")
     codes = {}
     done = 0
     before = None
