@@ -25,6 +25,14 @@ def case_control_characters_and_long_lines_bounded():
     ed = LineEditor()
     assert feed(ed, "\x01\x1b[Aa\tb\n") == ["[Aab"]
     assert feed(ed, "z" * 1000 + "\n") == ["z" * 200]
+    # the limit is on UTF-8 bytes: a character that would not fit whole is left out
+    assert feed(ed, "z" + "\u00e9" * 150 + "\n") == ["z" + "\u00e9" * 99]
+
+
+def case_backspace_takes_a_whole_character():
+    ed = LineEditor()
+    assert feed(ed, "a\u00e9\x7fb\u20ac\x08\U0001f50c\x7f\u00fc\n") == ["ab\u00fc"]
+    assert feed(ed, "\u00e9\x7f\x7f\n") == [""]
 
 
 def case_execute_prints_values_and_survives_errors():
@@ -68,3 +76,19 @@ def case_namespace_diag_reaches_the_gateway_when_used():
         pass
     else:
         raise AssertionError("an unknown screen must raise AttributeError")
+
+
+def case_typing_allocates_nothing():
+    try:
+        from micropython import heap_lock, heap_unlock
+    except ImportError:
+        return  # CPython: nothing to check
+    ed = LineEditor()
+    chars = list("diag.status())\x7f\x01")
+    heap_lock()
+    try:
+        for ch in chars:
+            ed.feed(ch)
+    finally:
+        heap_unlock()
+    assert ed.feed("\n") == "diag.status()"

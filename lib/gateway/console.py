@@ -8,7 +8,7 @@ import sys
 import asyncio
 
 PROMPT = "gw> "
-_MAX = 200  # a console line; longer input is cut, never grows a buffer without bound
+_MAX = 200  # bytes of a console line (UTF-8); longer input is cut
 EOT = "\x04"  # Ctrl-D: what LineEditor.feed returns for it on an empty line
 # the host runners (make run, tools/gw run) start the gateway again when it exits with this
 # status: Ctrl-D there is the soft reset that Ctrl-D is on the device
@@ -17,33 +17,54 @@ RESTART_STATUS = 4
 
 class LineEditor:
     """Characters in, complete lines out. echo: write back what was typed (a serial console
-    has no local echo; a host terminal in cooked mode echoes itself)."""
+    has no local echo; a host terminal in cooked mode echoes itself). The line is gathered as
+    UTF-8 in a buffer made once, of _MAX bytes: typing allocates nothing (a list of characters
+    grew by doubling, to a 512 B block on the device for a long line)."""
 
     def __init__(self, write=None):
-        self.buf = []
+        self.buf = bytearray(_MAX)
+        self.n = 0
         self.write = write
 
     def feed(self, ch):
         """The line when ch ends it (CR or LF; an empty line is ""), EOT for Ctrl-D on an
         empty line, else None."""
         w = self.write
+        n = self.n
         if ch == EOT:
-            return None if self.buf else EOT
+            return None if n else EOT
         if ch == "\r" or ch == "\n":
-            line = "".join(self.buf)
-            self.buf = []
+            line = str(memoryview(self.buf)[:n], "utf-8")
+            self.n = 0
             if w:
                 w("\r\n")
             return line
+        buf = self.buf
         if ch == "\x7f" or ch == "\x08":
-            if self.buf:
-                self.buf.pop()
+            if n:
+                n -= 1
+                while n and buf[n] & 0xC0 == 0x80:  # the rest of a multi-byte character
+                    n -= 1
+                self.n = n
                 if w:
                     w("\x08 \x08")
             return None
-        if ch < " " or len(self.buf) >= _MAX:
-            return None  # other control characters, or a line that is too long
-        self.buf.append(ch)
+        if ch < " ":
+            return None  # other control characters
+        c = ord(ch)
+        if c < 0x80:
+            if n >= _MAX:
+                return None  # a line that is too long
+            buf[n] = c
+            n += 1
+        else:
+            b = ch.encode()
+            if n + len(b) > _MAX:
+                return None
+            for c in b:
+                buf[n] = c
+                n += 1
+        self.n = n
         if w:
             w(ch)
         return None
