@@ -7,7 +7,7 @@
 import os
 import time
 
-from compat import const, ticks_ms
+from compat import MICROPYTHON, const, ticks_ms
 
 _WIDTH = const(120)  # longest line the ring keeps (longer ones are cut)
 RING = const(2048)  # default ring bytes: ~30 lines of the 60-70 B the gateway's lines take
@@ -25,32 +25,30 @@ def log(lvl, tag, msg, *args):
         return
     if args:
         msg = msg % args
-    line = "[%s] %s: %s" % (tag, _LEVELS[lvl], msg)
-    print(line)
+    # the record is its head and the message, never one string: a long message (a peer's use
+    # cases at a session's start) would otherwise be copied three more times at once (the
+    # line, its UTF-8 bytes, their cut), blocks of a few hundred bytes each
+    head = "[%s] %s: " % (tag, _LEVELS[lvl])
+    print(head, msg, sep="")
     if _file is not None:
-        _file.line(line)
+        _file.line(head + msg)
     r = _ring
     if r is None:
         ring()
         r = _ring
     size = len(r)
-    b = line.encode()
-    n = len(b)
+    h = _utf8(head)
+    m = _utf8(msg)
+    nh = len(h)
+    n = nh + len(m)
     top = size - 2 if size < _WIDTH + 2 else _WIDTH  # and its NUL, and the one free byte
     if n > top:
         n = top
-        while n and (b[n] & 0xC0) == 0x80:  # cut on a character boundary
+        while n > nh and (m[n - nh] & 0xC0) == 0x80:  # cut on a character boundary
             n -= 1
-    if n < len(b):
-        b = b[:n]
-    p = _pos
-    k = size - p
-    if n <= k:
-        r[p : p + n] = b
-    else:  # wraps: the tail of the buffer, then its start
-        r[p:] = b[:k]
-        r[: n - k] = b[k:]
-    p = (p + n) % size
+    p = _put(r, _pos, h, n if n < nh else nh)
+    if n > nh:
+        p = _put(r, p, m, n - nh)
     r[p] = 0
     p = (p + 1) % size
     _pos = p
@@ -58,6 +56,23 @@ def log(lvl, tag, msg, *args):
     while r[p]:
         r[p] = 0
         p = (p + 1) % size
+
+
+def _utf8(s):
+    # a str's UTF-8 bytes: on MicroPython a view of the str itself, no copy
+    return memoryview(s) if MICROPYTHON else s.encode()
+
+
+def _put(r, p, b, n):
+    # b[:n] into the ring at p, wrapping at its end; where the next byte goes
+    size = len(r)
+    k = size - p
+    if n <= k:
+        r[p : p + n] = b[:n]
+    else:
+        r[p:] = b[:k]
+        r[: n - k] = b[k:n]
+    return (p + n) % size
 
 
 def ring(nbytes=None):
