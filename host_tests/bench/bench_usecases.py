@@ -6,10 +6,11 @@ host_tests/mpy/usecase_session.py builds the gateway's SpineApp over a charger m
 EV plugged in (EVSECC, EVCS, LPC, MPC; EVCC, EVCEM, OPEV, OSCEV, CEVC), subscribes and binds
 what eebus-go's CEM does, then runs 100 cycles of one OPEV limit write (notify + result) and
 ten measurement ticks (1000 in all, each notifying the EV's and the EVSE's Measurement
-subscribers), every datagram rendered through the connection's 1 KB writer window by window.
+subscribers), every datagram rendered window by window into a 1 KB buffer, as the connection's
+writer renders into its WebSocket's tx part.
 Figures: the live heap after a full collection at the end of every cycle (its high-water and
 its growth after the first 10 cycles; target: no growth), and what sending the full EVSE+EV
-detailed discovery allocates beyond the writer's buffer (target: 2 KB or less).
+detailed discovery allocates beyond that buffer (target: 2 KB or less).
 """
 
 import json
@@ -29,7 +30,7 @@ def test_full_session_heap():
     size, alloc = int(disc.group(1)), int(disc.group(2))
     print()
     print("use-case session (MicroPython unix port, 64-bit; %s)" % SCRIPT[len(mpyrun.ROOT) + 1:])
-    print("  full EVSE+EV discovery reply: %d bytes, %d B allocated beyond the 1 KB writer (target <= 2048)"
+    print("  full EVSE+EV discovery reply: %d bytes, %d B allocated beyond the 1 KB tx buffer (target <= 2048)"
           % (size, alloc))
     print("  %d limit writes, 1000 measurement ticks, %d datagrams sent, %d errors" % (
         res["writes"], res["datagrams_sent"], res["errors"]))

@@ -61,6 +61,11 @@ def feed(s, data):
     s.spine_end()
 
 
+# what the endpoint renders each window into: the WebSocket's tx part (ws.room/advance), 1 KB
+TX_SIZE = 1024
+TX = bytearray(TX_SIZE)
+
+
 def drain(s, w):
     n = 0
     while s.out:
@@ -68,7 +73,7 @@ def drain(s, w):
         size = w.measure(o.emit)
         off = 0
         while off < size:
-            off += w.window(o.emit, off)
+            off += w.window_into(o.emit, off, TX, 0, TX_SIZE)
         n += 1
     return n
 
@@ -102,7 +107,7 @@ def main():
     size = w.measure(o.emit)
     off = 0
     while off < size:
-        off += w.window(o.emit, off)
+        off += w.window_into(o.emit, off, TX, 0, TX_SIZE)
     a1 = gc.mem_alloc()
     gc.enable()
     print("DISCOVERY", size, a1 - a0)
