@@ -83,26 +83,26 @@ def case_cores_use_the_lent_buffers():
     p = Pool(1, SIZES)
     s = p.take()
     ws = WsConnection(None, None, False, buf=p.sets[s][0])
-    assert ws._buf is p.sets[s][0] and ws._txn == 1024 and len(ws._rxmv) == 1024
+    assert ws.buf is p.sets[s][0] and ws.tx_end == 1024 and len(ws._rxmv) == 1024
     # control messages are gathered in the block's rx part: the core has no buffer of its own
     c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
-    assert c._ctrl is ws and ws.kept_buf is p.sets[s][0]
+    assert c._ctrl is ws and ws.buf is p.sets[s][0]
     # the SPINE writer has no buffer: it renders into the lent block's tx part, behind what the
     # frame holds already (here a 10-byte header), and what a previous connection left in the
     # block does not leak into this one's output
-    assert ws.tx is p.sets[s][0] and ws.tx_end == 1024
+    assert ws.buf is p.sets[s][0] and ws.tx_end == 1024
     p.sets[s][0][:] = b"\xff" * 2048
     w = Writer(0)
     n = w.measure(_emit_small)
-    e = w.window_into(_emit_small, 0, ws.tx, 10, ws.tx_end)
-    assert e == 10 + n and bytes(ws.tx[10:e]) == b'[{"a":1}]'  # EEBUS dialect: a list of members
-    assert bytes(ws.tx[:10]) == b"\xff" * 10 and ws.tx[e] == 0xFF
+    e = w.window_into(_emit_small, 0, ws.buf, 10, ws.tx_end)
+    assert e == 10 + n and bytes(ws.buf[10:e]) == b'[{"a":1}]'  # EEBUS dialect: a list of members
+    assert bytes(ws.buf[:10]) == b"\xff" * 10 and ws.buf[e] == 0xFF
     # from an offset, and cut at the end of the room: the bytes of the whole output in between
-    e = w.window_into(_emit_small, 2, ws.tx, 1020, ws.tx_end)
-    assert e == 1024 and bytes(ws.tx[1020:1024]) == b'"a":' and ws.tx[1024] == 0xFF
+    e = w.window_into(_emit_small, 2, ws.buf, 1020, ws.tx_end)
+    assert e == 1024 and bytes(ws.buf[1020:1024]) == b'"a":' and ws.buf[1024] == 0xFF
     # a CMI read into the rx part is taken from there
-    ws.tx[1024:1026] = b"\x00\x00"
-    _deliver(c, ws.tx, 1024, 2)
+    ws.buf[1024:1026] = b"\x00\x00"
+    _deliver(c, ws.buf, 1024, 2)
     assert c.state == 1 and c.out[0] == ("send", b"\x00\x00")  # CMI answered, on to hello
 
 
@@ -157,7 +157,7 @@ def case_a_long_control_message_needs_no_big_block():
     s = p.take()
     ws = WsConnection(None, None, False, buf=p.sets[s][0])
     c = ShipConnection(True, "id", True, NullSpine(), 0, ctrl=ws)
-    rx = ws.tx  # the block: its rx part starts at 1024
+    rx = ws.buf  # the block: its rx part starts at 1024
     rx[1024:1026] = b"\x00\x00"
     _deliver(c, rx, 1024, 2)  # CMI
     msg = b'\x01{"connectionHello":[' + b" " * 900 + b'{"phase":"ready"},{"waiting":60000}]}\x00'

@@ -85,7 +85,7 @@ async def main():
     while off < len(big):
         t = ws.room()
         k = min(ws.tx_end - t, len(big) - off, 1 + (step * 397) % 1100)
-        ws.tx[t : t + k] = big[off : off + k]
+        ws.buf[t : t + k] = big[off : off + k]
         await ws.advance(k)
         off += k
         step += 1

@@ -84,7 +84,7 @@ async def echo_into(ws, m):
     while off < n:
         t = ws.room()
         k = min(ws.tx_end - t, n - off, 1 + (step * 397) % 1100)
-        ws.tx[t : t + k] = m[off : off + k]
+        ws.buf[t : t + k] = m[off : off + k]
         await ws.advance(k)
         off += k
         step += 1

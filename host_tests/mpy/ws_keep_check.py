@@ -87,7 +87,7 @@ class Sink:
             elif ws.kept_at < 0:
                 self.out.append("K" + h(b""))
             else:
-                self.out.append("K" + h(ws.kept_buf[ws.kept_at : ws.kept_end]))
+                self.out.append("K" + h(ws.buf[ws.kept_at : ws.kept_end]))
             ws.keep_reset()
         else:
             self.out.append("D" + h(self.copy))

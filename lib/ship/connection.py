@@ -67,9 +67,9 @@ class Gather:
     # A control message gathered by copy into a buffer of its own, for the core on its own (as
     # in tests). The node has the WebSocket keep it in its rx part instead (ws.stream keep()),
     # through the same interface: keep_reset(); keep(buf, off, n), False once the message
-    # would not be shorter than the buffer; the message in kept_buf[kept_at:kept_end].
+    # would not be shorter than the buffer; the message in buf[kept_at:kept_end].
     def __init__(self, size=_CTRL_CAP):
-        self.kept_buf = bytearray(size)
+        self.buf = bytearray(size)
         self.kept_at = 0
         self.kept_end = 0
 
@@ -78,10 +78,10 @@ class Gather:
 
     def keep(self, buf, off, n):
         e = self.kept_end
-        if e + n >= len(self.kept_buf):
+        if e + n >= len(self.buf):
             return False
         # through a view: a slice of the bytearray would copy up to 1 KB on the heap
-        self.kept_buf[e : e + n] = memoryview(buf)[off : off + n]
+        self.buf[e : e + n] = memoryview(buf)[off : off + n]
         self.kept_end = e + n
         return True
 
@@ -289,8 +289,8 @@ class ShipConnection:
         n = g.kept_end - at
         msg = None
         if n and (t == M.TYPE_CONTROL or t == M.TYPE_END):
-            msg = M.parse_control(g.kept_buf, at, n)
-        cmi = n == 1 and g.kept_buf[at] == 0
+            msg = M.parse_control(g.buf, at, n)
+        cmi = n == 1 and g.buf[at] == 0
         g.keep_reset()
         if t < 0 or (n == 0 and t != M.TYPE_INIT):
             # SHIP-TS-MSG-01: a message is a type byte plus at least one octet

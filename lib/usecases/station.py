@@ -429,7 +429,7 @@ class Endpoint:
         self.session = session
         # a send runs emit once to measure and again per window, with awaits in between:
         # the writer is this connection's own; it has no buffer, its windows are rendered
-        # straight into the WebSocket's tx buffer (ws.room/advance)
+        # straight into the WebSocket's tx part (ws.room/advance)
         self.writer = Writer(0)
         self.peer = None
         s = session
@@ -464,7 +464,7 @@ class Endpoint:
                 off = 0
                 while off < n:
                     t = ws.room()
-                    k = w.window_into(emit, off, ws.tx, t, ws.tx_end) - t
+                    k = w.window_into(emit, off, ws.buf, t, ws.tx_end) - t
                     await ws.advance(k)
                     off += k
 

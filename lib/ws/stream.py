@@ -74,16 +74,14 @@ class WsConnection:
         self.client = client
         if buf is None:
             buf = bytearray(tx_size + rx_size)
-        # tx is the block's first tx_size bytes: encode_header and xor_mask index the bytearray
-        self._buf = buf
+        # the block, tx its first tx_end bytes (encode_header and xor_mask index the bytearray):
+        # a producer renders into buf[room():tx_end] (advance()), a kept message is in the rx part
+        self.buf = buf
         mv = memoryview(buf)
         self._rxmv = mv[tx_size:]
         self._txmv = mv[:tx_size]
-        self._txn = tx_size
-        self._rxn = len(buf) - tx_size
-        # for a producer rendering into the tx buffer itself (room(), advance())
-        self.tx = buf
         self.tx_end = tx_size
+        self._rxn = len(buf) - tx_size
         self._cb = bytearray(_CTL_MAX)
         self._dec = Decoder(client, max_message)
         self._busy = False  # a frame (and its drain) is being written
@@ -92,7 +90,6 @@ class WsConnection:
         self._po = 0
         self._pe = 0
         # a message kept for the sink, buf[kept_at:kept_end] in the rx part (keep()); -1: none
-        self.kept_buf = buf
         self.kept_at = -1
         self.kept_end = -1
         self._tn = 0
@@ -144,7 +141,7 @@ class WsConnection:
     async def accept(self, timeout_ms=5000, admit=None):
         # admit(): called once the request head is in (so a TLS handshake has completed);
         # False refuses the upgrade with 403 before any WebSocket byte is sent.
-        buf = self._buf
+        buf = self.buf
         try:
             (path, key, hl), n = await self._within(
                 self._head(buf, upgrade.parse_request, 431), timeout_ms, 408
@@ -175,10 +172,10 @@ class WsConnection:
         # Frames pipelined behind the head are fed before any read: moved into the rx part
         # (memmove on MicroPython and CPython alike), where no send overwrites them. The head
         # was read into rx-size bytes, so they fit, and no send has to wait for them.
-        t = self._txn
+        t = self.tx_end
         left = n - hl
         if left:
-            mv = memoryview(self._buf)
+            mv = memoryview(self.buf)
             mv[t : t + left] = mv[hl:n]
         self._po = t
         self._pe = t + left
@@ -186,7 +183,7 @@ class WsConnection:
     async def connect(self, host, path, timeout_ms=5000):
         key = upgrade.new_key()
         try:
-            hl, n = await self._within(self._dial(self._buf, host, path, key), timeout_ms, 0)
+            hl, n = await self._within(self._dial(self.buf, host, path, key), timeout_ms, 0)
             self._keep(hl, n)
         except (upgrade.UpgradeError, OSError):
             await self._shut()
@@ -207,12 +204,12 @@ class WsConnection:
             raise WsClosed(self.close_code, self.close_reason)
         n = 0
         if self._po >= self._pe:
-            at = self._txn
+            at = self.tx_end
             mv = self._rxmv
             if self.kept_at >= 0:
                 # the read lands behind the message kept so far, moved to the rx part's start
                 at = self._kept_first()
-                mv = memoryview(self._buf)[at:]
+                mv = memoryview(self.buf)[at:]
             try:
                 n = await self._r.readinto(mv)
             except OSError:
@@ -223,7 +220,7 @@ class WsConnection:
                 self._closed(1006, "connection lost")
             self._po = at
             self._pe = at + n
-        buf = self._buf
+        buf = self.buf
         dec = self._dec
         while self._po < self._pe:
             try:
@@ -266,7 +263,7 @@ class WsConnection:
     def keep(self, buf, off, n):
         """For a sink that needs a small message in one piece (SHIP's control messages): adds
         the chunk buf[off:off+n] that ws_data handed over (a view of the rx part) to the message
-        kept there, kept_buf[kept_at:kept_end]. Later chunks are moved down behind it and later
+        kept there, buf[kept_at:kept_end]. Later chunks are moved down behind it and later
         reads land behind it, so it stays whole until the sink has read it at ws_end and called
         keep_reset() (also before each message). False when it would not leave a byte of the rx
         part free for the next read: a message kept must be shorter than the rx part."""
@@ -283,7 +280,7 @@ class WsConnection:
         if off != e:
             # forward in the rx part (behind a frame header, or a ping): bytes not yet fed lie
             # beyond off + n, untouched (memmove on MicroPython and CPython alike)
-            mv = memoryview(self._buf)
+            mv = memoryview(self.buf)
             mv[e : e + n] = mv[off : off + n]
         self.kept_end = e + n
         return True
@@ -295,11 +292,11 @@ class WsConnection:
     def _kept_first(self):
         # All received bytes are fed and a message is kept: it moves to the start of the rx
         # part; returns where the next read lands
-        t = self._txn
+        t = self.tx_end
         at = self.kept_at
         k = self.kept_end - at
         if at != t:
-            mv = memoryview(self._buf)
+            mv = memoryview(self.buf)
             mv[t : t + k] = mv[at : at + k]
             self.kept_at = t
             self.kept_end = t + k
@@ -409,7 +406,7 @@ class WsConnection:
         if self.client:
             key = self._key = os.urandom(4)
             self._mpos = 0
-        self._tn = encode_header(self._buf, 0, OP_BINARY, total_len, key)
+        self._tn = encode_header(self.buf, 0, OP_BINARY, total_len, key)
         self._left = total_len
 
     def _fail_tx(self):
@@ -437,7 +434,7 @@ class WsConnection:
             raise ValueError("ws: more bytes than announced")
         self._left -= n
         txmv = self._txmv
-        size = self._txn
+        size = self.tx_end
         src = data
         i = 0
         while i < n:
@@ -456,13 +453,13 @@ class WsConnection:
                 await self._send_full()
 
     def room(self):
-        """Inside begin()/end(): the offset in self.tx where the frame's next payload bytes go,
+        """Inside begin()/end(): the offset in self.buf where the frame's next payload bytes go,
         for a producer that puts them there itself (the SPINE writer renders its windows so);
-        it may fill self.tx up to self.tx_end, then calls advance() with the count."""
+        it may fill self.buf up to self.tx_end, then calls advance() with the count."""
         return self._tn
 
     async def advance(self, k):
-        """k payload bytes have been put at self.tx[room():]. A producer that puts more than
+        """k payload bytes have been put at self.buf[room():]. A producer that puts more than
         begin() announced, or nothing while some are still due (its output shrank, and it
         would never end), ends the connection as write() and end() do."""
         left = self._left
@@ -479,10 +476,10 @@ class WsConnection:
         # k payload bytes are at tx[t:]: masked (client role), counted; True once tx is full
         key = self._key
         if key:
-            xor_mask(self._buf, t, k, key, self._mpos)
+            xor_mask(self.buf, t, k, key, self._mpos)
             self._mpos = (self._mpos + k) & 3
         t += k
-        if t < self._txn:
+        if t < self.tx_end:
             self._tn = t
             return False
         self._tn = 0
@@ -529,7 +526,7 @@ class WsConnection:
 
     async def send_binary(self, data):
         n = len(data)
-        if n + 14 > self._txn:
+        if n + 14 > self.tx_end:
             await self.begin(n)
             await self.write(data)
             await self.end()
@@ -546,7 +543,7 @@ class WsConnection:
         t = self._tn
         self._txmv[t : t + n] = data
         if self._key:
-            xor_mask(self._buf, t, n, self._key, 0)
+            xor_mask(self.buf, t, n, self._key, 0)
         self._tn = t + n
         try:
             self._put()
