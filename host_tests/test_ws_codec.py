@@ -393,3 +393,12 @@ def test_micropython_decoder_zero_alloc_and_same_result(tmp_path, chunk):
     got = [line for line in r.stdout.splitlines() if line.startswith(("MSG", "CTL"))]
     assert got == expected
     assert "ZERO-ALLOC ok" in r.stdout
+
+
+def test_stream_inlines_the_codecs_opcodes():
+    """ws.stream keeps the opcodes it sends and answers as private constants (inlined under
+    MicroPython, no globals): they must be the codec's, which are RFC 6455's."""
+    from ws import stream
+
+    assert (stream._OP_BINARY, stream._OP_CLOSE, stream._OP_PING, stream._OP_PONG) == (
+        OP_BINARY, OP_CLOSE, OP_PING, OP_PONG) == (2, 8, 9, 10)
