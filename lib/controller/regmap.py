@@ -16,7 +16,7 @@ class MapError(ValueError):
 
 
 KINDS = ("holding", "input", "coil", "discrete")
-_READ_FC = (3, 4, 1, 2)
+_READ_FC = const((3, 4, 1, 2))
 TYPES = ("u16", "s16", "u32", "s32", "bit")
 _WIDTH = (1, 1, 2, 2, 1)
 _T_S16 = const(1)
@@ -28,7 +28,7 @@ FIELDS = (
     "state", "plugged", "charging", "error", "i1", "i2", "i3", "u1", "u2", "u3", "power",
     "session_wh", "total_wh", "phases", "hw_min", "hw_max", "ev_max",
 )
-_BOOL_FIELDS = ("plugged", "charging")
+_BOOL_FIELDS = const(("plugged", "charging"))
 
 
 def _scaling(scale):

@@ -18,11 +18,11 @@ TTL = const(120)
 _LEGACY_TTL = const(10)  # RFC 6762 6.7: answers to one-shot (legacy) queriers
 _PORT = const(5353)
 
-R_PTR = const(0)
-R_SRV = const(1)
-R_TXT = const(2)
-R_A = const(3)
-R_SVC = const(4)
+_R_PTR = const(0)
+_R_SRV = const(1)
+_R_TXT = const(2)
+_R_A = const(3)
+_R_SVC = const(4)
 _N = const(5)
 _ALL = const(0x1F)
 
@@ -129,20 +129,20 @@ class Responder:
 
     def _put(self, i, ttl, flush, section):
         w = self.w
-        cls = D.CLASS_IN | (D.CLASS_TOP if flush and i != R_PTR and i != R_SVC else 0)
-        if i == R_PTR:
+        cls = D.CLASS_IN | (D.CLASS_TOP if flush and i != _R_PTR and i != _R_SVC else 0)
+        if i == _R_PTR:
             w.record(self._service, D.TYPE_PTR, cls, ttl, section)
             w.name(self._inst)
-        elif i == R_SRV:
+        elif i == _R_SRV:
             w.record(self._inst, D.TYPE_SRV, cls, ttl, section)
             w.u16(0)
             w.u16(0)
             w.u16(self.port)
             w.name(self._host, False)  # uncompressed, as RFC 2782 and dnspython write it
-        elif i == R_TXT:
+        elif i == _R_TXT:
             w.record(self._inst, D.TYPE_TXT, cls, ttl, section)
             w.raw(self.txt)
-        elif i == R_A:
+        elif i == _R_A:
             w.record(self._host, D.TYPE_A, cls, ttl, section)
             w.raw(self.ip)
         else:
@@ -156,21 +156,21 @@ class Responder:
         t = r.type
         if t == D.TYPE_PTR:
             if D.name_eq(buf, n, r.name, self._service) and D.name_eq(buf, n, r.rdata, self._inst):
-                return 1 << R_PTR
+                return 1 << _R_PTR
             if D.name_eq(buf, n, r.name, _SERVICES) and D.name_eq(buf, n, r.rdata, self._service):
-                return 1 << R_SVC
+                return 1 << _R_SVC
         elif t == D.TYPE_SRV:
             p = r.rdata
             if (r.rdlen > 6 and buf[p] == 0 and buf[p + 1] == 0 and buf[p + 2] == 0 and buf[p + 3] == 0
                     and ((buf[p + 4] << 8) | buf[p + 5]) == self.port
                     and D.name_eq(buf, n, r.name, self._inst) and D.name_eq(buf, n, p + 6, self._host)):
-                return 1 << R_SRV
+                return 1 << _R_SRV
         elif t == D.TYPE_TXT:
             if r.rdlen == len(self.txt) and _same(buf, r.rdata, self.txt) and D.name_eq(buf, n, r.name, self._inst):
-                return 1 << R_TXT
+                return 1 << _R_TXT
         elif t == D.TYPE_A:
             if r.rdlen == 4 and _same(buf, r.rdata, self.ip) and D.name_eq(buf, n, r.name, self._host):
-                return 1 << R_A
+                return 1 << _R_A
         return 0
 
     def _ours(self, buf, n, off):
@@ -215,7 +215,7 @@ class Responder:
             qu = D.CLASS_TOP if self._count == 0 else 0  # RFC 6762 8.1: first probe asks QU
             w.question(self._inst, D.TYPE_ANY, D.CLASS_IN | qu)
             w.question(self._host, D.TYPE_ANY, D.CLASS_IN | qu)
-            for i in (R_SRV, R_TXT, R_A):
+            for i in (_R_SRV, _R_TXT, _R_A):
                 self._put(i, self.ttl, False, 2)
             self._count += 1
             self._due = ticks_add(now, _PROBE_MS)
@@ -303,20 +303,20 @@ class Responder:
             anyt = t == D.TYPE_ANY
             if D.name_eq(buf, n, r.name, self._service):
                 if anyt or t == D.TYPE_PTR:
-                    want |= 1 << R_PTR
-                    extra |= (1 << R_SRV) | (1 << R_TXT) | (1 << R_A)  # RFC 6763 12.1
+                    want |= 1 << _R_PTR
+                    extra |= (1 << _R_SRV) | (1 << _R_TXT) | (1 << _R_A)  # RFC 6763 12.1
             elif D.name_eq(buf, n, r.name, self._inst):
                 if anyt or t == D.TYPE_SRV:
-                    want |= 1 << R_SRV
-                    extra |= 1 << R_A  # RFC 6763 12.2
+                    want |= 1 << _R_SRV
+                    extra |= 1 << _R_A  # RFC 6763 12.2
                 if anyt or t == D.TYPE_TXT:
-                    want |= 1 << R_TXT
+                    want |= 1 << _R_TXT
             elif D.name_eq(buf, n, r.name, self._host):
                 if anyt or t == D.TYPE_A:
-                    want |= 1 << R_A
+                    want |= 1 << _R_A
             elif D.name_eq(buf, n, r.name, _SERVICES):
                 if anyt or t == D.TYPE_PTR:
-                    want |= 1 << R_SVC
+                    want |= 1 << _R_SVC
         if not want:
             self.stats[1] += 1
             return 0
@@ -355,7 +355,7 @@ class Responder:
         for i in range(_N):
             if extra & (1 << i):
                 self._put(i, ttl, not legacy, 3)
-        self.shared = (want & ((1 << R_PTR) | (1 << R_SVC))) != 0
+        self.shared = (want & ((1 << _R_PTR) | (1 << _R_SVC))) != 0
         if not self.unicast:
             self._multicast(want | extra, now)
         self.stats[0] += 1

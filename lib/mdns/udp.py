@@ -13,7 +13,7 @@ from mdns.responder import ip4
 
 GROUP = "224.0.0.251"
 PORT = const(5353)
-_TAG = "mdns"
+_TAG = const("mdns")
 _RX = const(1500)  # one Ethernet frame; a larger query is cut and parses as malformed
 _POLL_MS = const(100)
 

@@ -36,7 +36,7 @@ class ModbusTimeout(ModbusError):
     pass
 
 
-_NAMES = (
+_NAMES = const((
     None,
     "ILLEGAL FUNCTION",
     "ILLEGAL DATA ADDRESS",
@@ -49,7 +49,7 @@ _NAMES = (
     None,
     "GATEWAY PATH UNAVAILABLE",
     "GATEWAY TARGET DEVICE FAILED TO RESPOND",
-)
+))
 
 
 def exception_name(code):
