@@ -4,7 +4,7 @@
 # to a rotating crash log on flash and counted in a small JSON file; the board then restarts.
 # The next start waits a back-off that grows with the count, and after SAFE_AFTER crashes in a
 # row the safe-mode flag file is written, so the following boots leave the application out and
-# the REPL free (netup.safe_reason). A run that stays up STABLE_MS clears the count. Runs are
+# the REPL free (netboot.safe_reason). A run that stays up STABLE_MS clears the count. Runs are
 # measured in uptime, not wall time: the clock is not set before NTP, often not at all.
 #
 # The watchdog (machine.WDT) is fed by the supervisor task only while the asyncio loop runs (the
@@ -16,7 +16,7 @@
 # user subscribed across the soft reset (a static handle in ports/esp32/machine_wdt.c) while
 # the Timer that release() started to feed it is torn down with the VM. boot.py's network wait
 # and the crash back-off would then run unfed and the board would reset under the user.
-# early_feed() runs first thing in boot (netup.boot) after a soft reset: WDT(timeout=...) again
+# early_feed() runs first thing in boot (netboot.boot) after a soft reset: WDT(timeout=...) again
 # reconfigures the running watchdog (esp_task_wdt_reconfigure on current ports; it cannot
 # stop it) and Timer(0) feeds it until Supervisor.run takes over, or for as long as the board
 # stays at the REPL (safe mode, a config error, Ctrl-C during the back-off).
