@@ -7,7 +7,7 @@
 import os
 import time
 
-from compat import MICROPYTHON, const, ticks_ms
+from compat import MICROPYTHON, const
 
 _WIDTH = const(120)  # longest line the ring keeps (longer ones are cut)
 RING = const(2048)  # default ring bytes: ~30 lines of the 60-70 B the gateway's lines take
@@ -185,6 +185,8 @@ def stamp():
     t = time.gmtime()
     if t[0] >= 2024:
         return "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]
+    from compat import ticks_ms  # until the clock is set only: not a global of this module
+
     return "+%d.%03d" % divmod(ticks_ms(), 1000)
 
 

@@ -12,8 +12,9 @@ from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
 
 SERVICE = "_ship._tcp.local"
-_SERVICES = D.ref("_services._dns-sd._udp.local")
-_LOCAL = D.ref("local")
+# two fixed names in wire form (D.ref), as constants: no bytes made at import (test_mdns checks them)
+_SERVICES = const(b"\x09_services\x07_dns-sd\x04_udp\x05local\x00")  # _services._dns-sd._udp.local
+_LOCAL = const(b"\x05local\x00")
 TTL = const(120)
 _LEGACY_TTL = const(10)  # RFC 6762 6.7: answers to one-shot (legacy) queriers
 _PORT = const(5353)
