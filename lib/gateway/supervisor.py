@@ -237,9 +237,6 @@ class Supervisor:
 
             text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         self.record(reason, text)
-        self.restart()
-
-    def restart(self):
         m = self.machine
         print("restarting")
         if m is not None and hasattr(m, "reset"):

@@ -174,10 +174,6 @@ class Responder:
                 return 1 << _R_A
         return 0
 
-    def _ours(self, buf, n, off):
-        # a unique name of ours: another host's record with it is a conflict
-        return D.name_eq(buf, n, off, self._inst) or D.name_eq(buf, n, off, self._host)
-
     # ---- schedule -------------------------------------------------------------------------
 
     def start(self, now):
@@ -269,7 +265,15 @@ class Responder:
         try:
             r.start(buf, n)
             if r.flags & D.FLAG_QR:
-                return self._response(buf, n, now)
+                # another host's record of a unique name of ours, with other data: a conflict
+                if self.state != IDLE:
+                    while r.record():
+                        o = r.name
+                        mine = D.name_eq(buf, n, o, self._inst) or D.name_eq(buf, n, o, self._host)
+                        if mine and not self._match(buf, n, r):
+                            self._conflict(now)
+                            break
+                return 0
             if (r.flags & 0x7800) or self.state < ANNOUNCING:
                 # not a standard query, or our names are not ours yet (probing)
                 self.stats[1] += 1
@@ -278,16 +282,6 @@ class Responder:
         except D.DnsError:
             self.stats[2] += 1
             return 0
-
-    def _response(self, buf, n, now):
-        if self.state == IDLE:
-            return 0
-        r = self.r
-        while r.record():
-            if self._ours(buf, n, r.name) and not self._match(buf, n, r):
-                self._conflict(now)
-                break
-        return 0
 
     def _query(self, buf, n, src_port, now):
         r = self.r

@@ -253,7 +253,16 @@ class Master:
                 if is_rtu:
                     # bytes read past `want` (the first read asks for the expected length,
                     # a shorter frame may say otherwise) are trailing noise: not part of it
-                    return self._rtu_reply(now, want)
+                    self._quiet = now
+                    try:
+                        plen = rtu.check(rx, want, unit)
+                    except rtu.CrcError as e:
+                        self.crc_errors += 1
+                        return self._retry(now, e)
+                    except pdu.ModbusError as e:
+                        self.bad_frames += 1
+                        return self._retry(now, e)
+                    return self._finish(now, 1, plen)
                 if tcp.tid(rx) != self._tid:
                     self.discarded += 1
                     got = 0
@@ -291,18 +300,6 @@ class Master:
             rx[i - k] = rx[i]
         self.discarded += k
         return got - k
-
-    def _rtu_reply(self, now, n):
-        self._quiet = now
-        try:
-            plen = rtu.check(self._rx, n, self._unit)
-        except rtu.CrcError as e:
-            self.crc_errors += 1
-            return self._retry(now, e)
-        except pdu.ModbusError as e:
-            self.bad_frames += 1
-            return self._retry(now, e)
-        return self._finish(now, 1, plen)
 
     def _finish(self, now, po, plen):
         fc = self._fc

@@ -4,6 +4,14 @@
 from compat import const
 from modbus import pdu
 
+# the function codes of modbus.pdu that frame_length tells apart, inlined (as master.py does)
+_FC_READ_COILS = const(1)
+_FC_READ_INPUT = const(4)
+_FC_WRITE_COIL = const(5)
+_FC_WRITE_SINGLE = const(6)
+_FC_WRITE_COILS = const(15)
+_FC_WRITE_MULTIPLE = const(16)
+
 MAX_FRAME = const(256)
 MAX_UNIT = const(247)  # 248-255 are reserved; 0 is broadcast (no reply)
 
@@ -86,11 +94,11 @@ def frame_length(buf, n):
     fc = buf[1]
     if fc & 0x80:
         return 5
-    if pdu.FC_READ_COILS <= fc <= pdu.FC_READ_INPUT:
+    if _FC_READ_COILS <= fc <= _FC_READ_INPUT:
         if n < 3:
             return 0
         return 5 + buf[2]
-    if fc == pdu.FC_WRITE_COIL or fc == pdu.FC_WRITE_SINGLE or fc == pdu.FC_WRITE_COILS or fc == pdu.FC_WRITE_MULTIPLE:
+    if fc == _FC_WRITE_COIL or fc == _FC_WRITE_SINGLE or fc == _FC_WRITE_COILS or fc == _FC_WRITE_MULTIPLE:
         return 8
     raise pdu.ModbusError("function code")
 
