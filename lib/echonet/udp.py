@@ -34,6 +34,8 @@ def _addr(host, port):
 
 
 class EchonetUdp:
+    _warned = False  # set on the instance at the first failed send only (12 entries in its table, not 13 in 17 slots)
+
     def __init__(self, engine, host="0.0.0.0", port=3610, multicast=True):
         self.e = engine
         self.host = host
@@ -47,7 +49,6 @@ class EchonetUdp:
         self._vn = -1
         self._v = None
         self._group = None
-        self._warned = False
 
     def open(self):
         s = self._socket(self.host)
