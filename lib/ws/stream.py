@@ -15,7 +15,7 @@ from ws_mask import xor_mask
 from ws import upgrade
 from ws.codec import Decoder, WsError, close_payload, encode_header
 
-# the opcodes of ws.codec (RFC 6455 5.2), inlined here
+# the opcodes (RFC 6455 5.2), inlined as ws.codec keeps them
 _OP_BINARY = const(2)
 _OP_CLOSE = const(8)
 _OP_PING = const(9)
