@@ -554,3 +554,12 @@ def test_pick_dials_the_first_trusted_cem_and_follows_its_address():
     b.feed(w, len(w), 10)
     same = service.pick(b, trust, chosen)
     assert same is chosen and chosen["host"] == "10.0.0.6"  # the dial loop reads this dict
+
+
+def test_responder_names_kept_as_constants_are_their_wire_forms():
+    """mdns.responder keeps two fixed names in wire form as constants (no bytes made at import):
+    they must be what dnspython encodes."""
+    from mdns import responder
+
+    assert responder._SERVICES == dns.name.from_text("_services._dns-sd._udp.local.").to_wire()
+    assert responder._LOCAL == dns.name.from_text("local.").to_wire()

@@ -290,3 +290,16 @@ def test_exception_replies(code, fc):
             pass
         else:
             raise AssertionError("accepted an exception reply")
+
+
+
+def test_rtu_and_pdu_inline_the_spec_function_codes():
+    """rtu.frame_length tells replies apart by function code, with private constants (inlined
+    under MicroPython), as pdu keeps those no other module names: both must be the spec's
+    (read coils 1, discrete inputs 2, holding 3, input registers 4, write coil 5, register 6,
+    coils 15, registers 16)."""
+    assert (rtu._FC_READ_COILS, rtu._FC_READ_INPUT, rtu._FC_WRITE_COIL, rtu._FC_WRITE_SINGLE,
+            rtu._FC_WRITE_COILS, rtu._FC_WRITE_MULTIPLE) == (1, 4, 5, 6, 15, 16)
+    assert (pdu.FC_READ_COILS, pdu._FC_READ_DISCRETE, pdu._FC_READ_HOLDING, pdu._FC_READ_INPUT,
+            pdu._FC_WRITE_COIL, pdu.FC_WRITE_SINGLE, pdu.FC_WRITE_COILS, pdu.FC_WRITE_MULTIPLE) == (
+        1, 2, 3, 4, 5, 6, 15, 16)

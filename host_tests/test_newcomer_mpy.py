@@ -35,8 +35,8 @@ STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "machine_stub")
 
 SOFT = r'''
 import asyncio, machine
-from gateway import netup, supervisor
-netup.boot(%r, %r)
+from gateway import netboot, supervisor
+netboot.boot(%r, %r)
 print("WDTS", [w.timeout for w in machine.wdts])
 if machine.wdts:
     w = machine.wdts[0]

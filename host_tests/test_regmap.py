@@ -42,7 +42,7 @@ POINT = st.fixed_dictionaries(
     {
         "kind": st.sampled_from(regmap.KINDS),
         "address": st.integers(0, 0xFFFF),
-        "field": st.sampled_from(regmap.FIELDS),
+        "field": st.sampled_from(mapload.FIELDS),
     },
     optional={
         "type": st.sampled_from(regmap.TYPES),

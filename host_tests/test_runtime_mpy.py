@@ -45,9 +45,9 @@ def data_dir(tmp_path, identity):
 
 BOOT = """
 import machine, network
-from gateway import netup
+from gateway import netboot, netup
 %s
-st = netup.boot(%r, %r)
+st = netboot.boot(%r, %r)
 print("SAFE", netup.safe)
 print("STATUS", st["kind"], st["up"], st["ip"], st["error"])
 print("MADE", len(network.made))

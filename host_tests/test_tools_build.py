@@ -407,7 +407,7 @@ def test_no_deployed_module_imports_a_left_out_one(board):
 _RUN_BOARD = """\
 import sys
 import jsonfile
-from gateway import app, config, console, diag, housekeeping, netup, pairing, supervisor, timesync
+from gateway import app, config, console, diag, housekeeping, netboot, netup, pairing, supervisor, timesync
 from charger import Charger
 from controller import mapload
 from controller.bridge import Bridge

@@ -11,18 +11,10 @@ from hypothesis import strategies as st
 
 from support import mpyrun
 from support.paths import MPY_SCRIPTS
-from ws.codec import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_PING,
-    OP_PONG,
-    Decoder,
-    WsError,
-    close_payload,
-    encode_header,
-    utf8_valid,
-)
+from ws.codec import Decoder, WsError, close_payload, encode_header, utf8_valid
+
+# the opcodes of RFC 6455 5.2, written here (lib/ws keeps them as private constants)
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
 
@@ -393,3 +385,14 @@ def test_micropython_decoder_zero_alloc_and_same_result(tmp_path, chunk):
     got = [line for line in r.stdout.splitlines() if line.startswith(("MSG", "CTL"))]
     assert got == expected
     assert "ZERO-ALLOC ok" in r.stdout
+
+
+def test_codec_and_stream_keep_the_rfc_opcodes():
+    """ws.codec and ws.stream keep the opcodes as private constants (inlined under MicroPython,
+    no module globals): they must be RFC 6455's."""
+    from ws import codec, stream
+
+    assert (codec._OP_CONT, codec._OP_TEXT, codec._OP_BINARY, codec._OP_CLOSE, codec._OP_PING,
+            codec._OP_PONG) == (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)
+    assert (stream._OP_BINARY, stream._OP_CLOSE, stream._OP_PING, stream._OP_PONG) == (
+        OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)

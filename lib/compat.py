@@ -26,6 +26,11 @@ if not MICROPYTHON:
     ptr32 = ptr8
 
 
+# const(): MicroPython's compiler folds NAME = const(value), and for a _private name stores
+# nothing: each use is the value itself (an int, or a str, bytes or tuple of constants), no
+# module global (8 B of the module's table each, which grows in steps). So a module's private
+# tags and tables are _X = const(...); a public one is stored all the same, and a name that
+# only its own module uses is better private.
 if MICROPYTHON:
     from micropython import const
     import time

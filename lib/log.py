@@ -7,11 +7,11 @@
 import os
 import time
 
-from compat import MICROPYTHON, const, ticks_ms
+from compat import MICROPYTHON, const
 
 _WIDTH = const(120)  # longest line the ring keeps (longer ones are cut)
 RING = const(2048)  # default ring bytes: ~30 lines of the 60-70 B the gateway's lines take
-_LEVELS = "EWID"
+_LEVELS = const("EWID")
 
 level = 2
 _ring = None  # made by ring(), at the latest by the first record
@@ -58,9 +58,8 @@ def log(lvl, tag, msg, *args):
         p = (p + 1) % size
 
 
-def _utf8(s):
-    # a str's UTF-8 bytes: on MicroPython a view of the str itself, no copy
-    return memoryview(s) if MICROPYTHON else s.encode()
+# a str's UTF-8 bytes: on MicroPython a view of the str itself, no copy
+_utf8 = memoryview if MICROPYTHON else str.encode
 
 
 def _put(r, p, b, n):
@@ -186,6 +185,8 @@ def stamp():
     t = time.gmtime()
     if t[0] >= 2024:
         return "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]
+    from compat import ticks_ms  # until the clock is set only: not a global of this module
+
     return "+%d.%03d" % divmod(ticks_ms(), 1000)
 
 

@@ -6,7 +6,7 @@ import json
 import os
 
 import log
-from gateway import config, devconfig, netup, supervisor, timesync
+from gateway import config, devconfig, netboot, netup, supervisor, timesync
 from gateway.supervisor import CrashState, Liveness, Supervisor
 from usecases.station import SpineApp
 
@@ -79,9 +79,9 @@ def case_supervisor_records_to_flash_and_enters_safe_mode():
         assert "last straw" in f.read()
     text = sup.crashlog.read()
     assert text.count(" crash ") == supervisor.SAFE_AFTER and "Traceback: last" in text
-    assert netup.safe_reason(None, None, flag).startswith("flag " + flag)
+    assert netboot.safe_reason(None, None, flag).startswith("flag " + flag)
     netup.leave_safe(flag)
-    assert netup.safe_reason(None, None, flag) is None
+    assert netboot.safe_reason(None, None, flag) is None
 
 
 class _Machine:
@@ -440,7 +440,7 @@ def _net(**kw):
 
 def case_wifi_connects():
     net = _Network(after=3)
-    st = netup.bring_up(_net(kind="wifi", ssid="home", password="pw", hostname="wallbox"), net, _MachineNet)
+    st = netboot.bring_up(_net(kind="wifi", ssid="home", password="pw", hostname="wallbox"), net, _MachineNet)
     assert st["up"] and st["ip"] == "10.0.0.7" and st["error"] is None
     w = net.made[0]
     assert w.on and w.joined == ("home", "pw") and w.polls == 4 and net.name == "wallbox"
@@ -448,14 +448,14 @@ def case_wifi_connects():
 
 def case_wifi_timeout_is_reported():
     net = _Network(after=None)
-    st = netup.bring_up(_net(kind="wifi", ssid="home", timeout_s=1), net, _MachineNet)
+    st = netboot.bring_up(_net(kind="wifi", ssid="home", timeout_s=1), net, _MachineNet)
     assert not st["up"] and "no link after 1 s" in st["error"] and st["ms"] >= 1000
     assert net.made[0].joined == ("home", None)
 
 
 def case_ethernet_gets_the_phy_parameters():
     net = _Network(after=0)
-    st = netup.bring_up(_net(kind="ethernet", phy="LAN8720", mdc=23, mdio=18, power=12, addr=0, clock="GPIO17_OUT"),
+    st = netboot.bring_up(_net(kind="ethernet", phy="LAN8720", mdc=23, mdio=18, power=12, addr=0, clock="GPIO17_OUT"),
                         net, _MachineNet)
     assert st["up"]
     kw = net.made[0].kw
@@ -463,7 +463,7 @@ def case_ethernet_gets_the_phy_parameters():
     assert kw["phy_type"] == 0 and kw["phy_addr"] == 0
     assert kw["ref_clk"] == _Pin(17) and kw["ref_clk_mode"] == _Pin.OUT
     net = _Network(after=0)
-    netup.bring_up(_net(kind="ethernet", phy="IP101", mdc=23, mdio=18, addr=1, clock="GPIO0_IN"), net, _MachineNet)
+    netboot.bring_up(_net(kind="ethernet", phy="IP101", mdc=23, mdio=18, addr=1, clock="GPIO0_IN"), net, _MachineNet)
     kw = net.made[0].kw
     assert "power" not in kw and kw["phy_type"] == 1 and kw["ref_clk"] == _Pin(0) and kw["ref_clk_mode"] == _Pin.IN
 
@@ -472,13 +472,13 @@ def case_safe_mode_pin_and_flag():
     d = _fresh()
     flag = d + "/safe"
     _Pin.levels = {}
-    assert netup.safe_reason(0, _MachineNet, flag, window_ms=40) is None
+    assert netboot.safe_reason(0, _MachineNet, flag, window_ms=40) is None
     _Pin.levels = {0: 0}
-    assert netup.safe_reason(0, _MachineNet, flag, window_ms=40) == "pin 0 held low"
+    assert netboot.safe_reason(0, _MachineNet, flag, window_ms=40) == "pin 0 held low"
     _Pin.levels = {}
     with open(flag, "w") as f:
         f.write("3 crashes")
-    assert netup.safe_reason(0, _MachineNet, flag, window_ms=40) == "flag %s: 3 crashes" % flag
+    assert netboot.safe_reason(0, _MachineNet, flag, window_ms=40) == "flag %s: 3 crashes" % flag
 
 
 # ---- the rotating log file

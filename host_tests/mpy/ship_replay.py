@@ -17,7 +17,7 @@ from ship import connection as C
 from ship import pin as P
 from ship.node import ShipNode
 from ship.trust import TrustStore
-from ws.codec import Decoder, OP_CLOSE, close_code_valid
+from ws.codec import Decoder, close_code_valid
 
 log.level = -1  # quiet
 _CONCURRENT = 16
@@ -84,7 +84,7 @@ def gateway_close_code(out):
     while off < n:
         used = d.feed(out, off, n - off, f)
         off += used
-        if d.control == OP_CLOSE:
+        if d.control == 8:  # a close frame (RFC 6455 5.5.1)
             return d.close_code or 1005
         if used == 0:
             break

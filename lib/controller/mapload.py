@@ -9,7 +9,13 @@ import jsonfile
 from check import Kit
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, FIELD_NAMES
-from controller.regmap import _WIDTH, FIELDS, KINDS, TYPES, Block, Map, MapError, Point, Write, _scaling
+from controller.regmap import _WIDTH, KINDS, TYPES, Block, Map, MapError, Point, Write, _scaling
+
+# The model fields a point may feed. "link" is the bridge's own, "error_text" has no register.
+FIELDS = (
+    "state", "plugged", "charging", "error", "i1", "i2", "i3", "u1", "u2", "u3", "power",
+    "session_wh", "total_wh", "phases", "hw_min", "hw_max", "ev_max",
+)
 
 _K_HOLDING = const(0)
 _K_COIL = const(2)

@@ -8,7 +8,7 @@
 from array import array
 
 from compat import const
-from charger import F_CHARGING, F_ERROR, F_PLUGGED, F_STATE, FIELD_NAMES
+from charger import F_CHARGING, F_ERROR, F_PLUGGED, F_STATE
 
 
 class MapError(ValueError):
@@ -16,19 +16,12 @@ class MapError(ValueError):
 
 
 KINDS = ("holding", "input", "coil", "discrete")
-_READ_FC = (3, 4, 1, 2)
+_READ_FC = const((3, 4, 1, 2))
 TYPES = ("u16", "s16", "u32", "s32", "bit")
 _WIDTH = (1, 1, 2, 2, 1)
 _T_S16 = const(1)
 _T_S32 = const(3)
 _T_BIT = const(4)
-
-# The model fields a point may feed. "link" is the bridge's own, "error_text" has no register.
-FIELDS = (
-    "state", "plugged", "charging", "error", "i1", "i2", "i3", "u1", "u2", "u3", "power",
-    "session_wh", "total_wh", "phases", "hw_min", "hw_max", "ev_max",
-)
-_BOOL_FIELDS = ("plugged", "charging")
 
 
 def _scaling(scale):
@@ -94,7 +87,7 @@ class Point:
             v &= self.mask
         t = self.type
         if t == _T_BIT:
-            return bool(v) if FIELD_NAMES[self.field] in _BOOL_FIELDS else v
+            return bool(v) if self.field == F_PLUGGED or self.field == F_CHARGING else v
         if t == _T_S16 and v & 0x8000:
             v -= 0x10000
         elif t == _T_S32 and v & 0x80000000:

@@ -101,7 +101,11 @@ class Engine:
         self.n_set = 0
         self.errors = 0  # kept by the adapter (exceptions while serving, send failures)
         self._fail = False
-        self._prime()
+        # the values at start-up are the baseline: only later changes are announced
+        snap = self._snap
+        for i in range(len(a)):
+            k = self._read_dev(a[i], snap, i * _SLOT + 1)
+            snap[i * _SLOT] = 0xFF if k < 0 else k
         if charger is not None:
             charger.subscribe(self._changed)
 
@@ -404,26 +408,25 @@ class Engine:
             self._w = v
         else:
             return False
-        if not self._apply(now):
-            self._mode, self._unit, self._a10, self._w = old
-            return False
-        self._changed(0)
-        return True
-
-    def _apply(self, now):
         # the whole ECHONET wish as one tagged request: standby/idle pause the station, a
         # current or power setting limits it, charge without a setting lifts our limit
         ch = self.ch
         if ch is None:
-            return True
-        if self._mode != _CHARGE:
-            return ch.request(SRC_ECHONET, OBLIGATION, 0, UNIT_A, now)
-        if self._unit == _UNIT_A:
+            ok = True
+        elif self._mode != _CHARGE:
+            ok = ch.request(SRC_ECHONET, OBLIGATION, 0, UNIT_A, now)
+        elif self._unit == _UNIT_A:
             a = self._a10
-            return ch.request(SRC_ECHONET, OBLIGATION, a // 10 if a % 10 == 0 else a / 10, UNIT_A, now)
-        if self._unit == _UNIT_W:
-            return ch.request(SRC_ECHONET, OBLIGATION, self._w, UNIT_W, now)
-        return ch.withdraw(SRC_ECHONET, now)
+            ok = ch.request(SRC_ECHONET, OBLIGATION, a // 10 if a % 10 == 0 else a / 10, UNIT_A, now)
+        elif self._unit == _UNIT_W:
+            ok = ch.request(SRC_ECHONET, OBLIGATION, self._w, UNIT_W, now)
+        else:
+            ok = ch.withdraw(SRC_ECHONET, now)
+        if not ok:
+            self._mode, self._unit, self._a10, self._w = old
+            return False
+        self._changed(0)
+        return True
 
     # ---- announcements
 
@@ -453,13 +456,6 @@ class Engine:
         tx[13] = self._read_node(0xD5, tx, 14)
         self.n_inf += 1
         return 14 + tx[13]
-
-    def _prime(self):
-        # the values at start-up are the baseline: only later changes are announced
-        snap = self._snap
-        for i in range(len(self._anno)):
-            k = self._read_dev(self._anno[i], snap, i * _SLOT + 1)
-            snap[i * _SLOT] = 0xFF if k < 0 else k
 
     def announce_wait(self, now):
         """ms until announce() may send (0: now), or -1 when nothing may have changed."""

@@ -62,11 +62,6 @@ def check(b, n):
     return HDR if p == n else 0
 
 
-def eoj(b, o):
-    """The 3-byte object code at o as an int (class << 8 | instance)."""
-    return (b[o] << 16) | (b[o + 1] << 8) | b[o + 2]
-
-
 def put_eoj(b, o, v):
     b[o] = v >> 16
     b[o + 1] = (v >> 8) & 0xFF

@@ -3,12 +3,12 @@
 # class and the EV charger 0x02A1 or EV charger/discharger 0x027E, plus the useful optional
 # ones (measured power and energy, charging current and power settings, min/max current and
 # power, rated power and voltage, identification, product code and serial).
-from compat import const
-
-NODE_EOJ = const(0x0EF001)
-CONTROLLER_EOJ = const(0x05FF01)  # DEOJ of our announcements (ELPython does the same)
-EVC = const(0x02A1)  # EV charger, charge only
-EVCD = const(0x027E)  # EV charger and discharger
+# Plain ints, not const(): only other modules read them (ob.NODE_EOJ), and a public const is
+# stored all the same; the import of const would be one more global.
+NODE_EOJ = 0x0EF001
+CONTROLLER_EOJ = 0x05FF01  # DEOJ of our announcements (ELPython does the same)
+EVC = 0x02A1  # EV charger, charge only
+EVCD = 0x027E  # EV charger and discharger
 
 NODE_GET = (0x80, 0x82, 0x83, 0x8A, 0x8C, 0x9D, 0x9E, 0x9F, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7)
 NODE_SET = ()

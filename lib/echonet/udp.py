@@ -21,16 +21,12 @@ import time
 from asyncio import core
 
 import log
-from compat import recv_datagram
+from compat import const, recv_datagram
 from echonet.frame import RX_SIZE
 
-GROUP = "224.0.23.0"
-_TAG = "echonet"
-_BURST = 32  # datagrams served per wake-up before the socket is polled again
-
-
-def _aton(ip):
-    return bytes(int(x) for x in ip.split("."))
+_GROUP = const("224.0.23.0")
+_TAG = const("echonet")
+_BURST = const(32)  # datagrams served per wake-up before the socket is polled again
 
 
 def _addr(host, port):
@@ -38,6 +34,8 @@ def _addr(host, port):
 
 
 class EchonetUdp:
+    _warned = False  # set on the instance at the first failed send only (12 entries in its table, not 13 in 17 slots)
+
     def __init__(self, engine, host="0.0.0.0", port=3610, multicast=True):
         self.e = engine
         self.host = host
@@ -51,20 +49,19 @@ class EchonetUdp:
         self._vn = -1
         self._v = None
         self._group = None
-        self._warned = False
 
     def open(self):
         s = self._socket(self.host)
         self.socks.append(s)
-        self._group = _addr(GROUP, self.port)
+        self._group = _addr(_GROUP, self.port)
         if self.multicast:
             try:
                 if self.host != "0.0.0.0":
-                    self.socks.append(self._socket(GROUP))
+                    self.socks.append(self._socket(_GROUP))
                 self._join(self.socks[-1], self.host)
                 self.joined = True
             except OSError as x:
-                log.warn(_TAG, "multicast %s not joined (%s): unicast only", GROUP, x)
+                log.warn(_TAG, "multicast %s not joined (%s): unicast only", _GROUP, x)
         return self
 
     def _socket(self, host):
@@ -75,7 +72,9 @@ class EchonetUdp:
         return s
 
     def _join(self, s, ifaddr):
-        s.setsockopt(getattr(socket, "IPPROTO_IP", 0), socket.IP_ADD_MEMBERSHIP, _aton(GROUP) + _aton(ifaddr))
+        # ip_mreq: the group's four bytes, then the interface's
+        mreq = bytes(int(x) for x in (_GROUP + "." + ifaddr).split("."))
+        s.setsockopt(getattr(socket, "IPPROTO_IP", 0), socket.IP_ADD_MEMBERSHIP, mreq)
 
     def rejoin(self):
         """After a network reconnect: join the group again and announce the instance list."""

@@ -71,7 +71,7 @@ _EV_FALSE = const(10)
 _EV_NULL = const(11)
 _EV_ERR = const(12)
 
-_REASONS = (
+_REASONS = const((
     "",
     "unexpected character",
     "nesting deeper than 32",
@@ -84,10 +84,10 @@ _REASONS = (
     "invalid number",
     "number too long",
     "data after the top-level value",
-)
+))
 
 NATIVE = MICROPYTHON  # the hot loops run as machine code
-_SPACE = b" "
+_SPACE = const(b" ")
 
 
 class JsonError(ValueError):

@@ -221,9 +221,9 @@ class Gateway:
             sup.spawn("console", console.run(kind, self))
         # the configuration's tree of dicts (~1 KB) is for start-up: what runs on has its own
         # values (the SHIP settings, the pairing window); so are these modules (what of
-        # mdns_service runs on, the CEM browse, holds its functions)
+        # mdns_service runs on, the CEM browse, holds its functions; netboot is boot.py's)
         self.cfg = None
-        _forget("ship.qrtext", "gateway.mdns_service")
+        _forget("ship.qrtext", "gateway.mdns_service", "gateway.netboot")
         _packed()
         return port
 
@@ -426,13 +426,14 @@ def _machine():
 def main(board_path="/board.json", data_dir="/data", flag=None):
     """The device: safe mode, the back-off after crashes, then the gateway; an exception out
     of it (or out of one of its tasks) is logged to flash and restarts the board."""
-    from gateway import netup, supervisor
+    from gateway import netboot, netup, supervisor
     from gateway.config import ConfigError
 
     flag = flag or netup.SAFE_FLAG
     supervisor.early_feed(_machine())  # when boot.py did not (it does, with the config's value)
     sup = Supervisor(data_dir, _machine(), flag)  # counts a watchdog reset, may enter safe mode
-    safe = netup.safe or netup.safe_reason(flag=flag)
+    safe = netup.safe or netboot.safe_reason(flag=flag)
+    netboot = None  # start() lets the module go (_forget): this frame lives as long as the run
     if safe:
         print("safe mode (%s): the application is not started; diag.resume() leaves it" % safe)
         return

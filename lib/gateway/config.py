@@ -58,7 +58,7 @@ def _defaults():
         # ever seen, kept in lpc.json); ev_fallback_a: the OPEV safe current (null: the EV's minimum)
         "usecases": {"evcs": True, "cevc": False, "failsafe_w": None, "failsafe_s": None,
                      "hb_timeout_s": None, "lpc_timeout_s": None, "lpc_init": "always", "ev_fallback_a": None},
-        # device runtime (boot.py, gateway/netup, supervisor, timesync); kind none: the host, or a
+        # device runtime (boot.py, gateway/netboot, supervisor, timesync); kind none: the host, or a
         # network brought up by other means
         "network": {"kind": "none", "ssid": None, "password": None, "hostname": None, "timeout_s": 20,
                     "phy": None, "mdc": None, "mdio": None, "power": None, "addr": 0, "clock": None},

@@ -7,12 +7,14 @@ import sys
 
 import asyncio
 
-PROMPT = "gw> "
-_MAX = 200  # bytes of a console line (UTF-8); longer input is cut
+from compat import const
+
+_PROMPT = const("gw> ")
+_MAX = const(200)  # bytes of a console line (UTF-8); longer input is cut
 EOT = "\x04"  # Ctrl-D: what LineEditor.feed returns for it on an empty line
 # the host runners (make run, tools/gw run) start the gateway again when it exits with this
 # status: Ctrl-D there is the soft reset that Ctrl-D is on the device
-RESTART_STATUS = 4
+_RESTART_STATUS = const(4)
 
 
 class LineEditor:
@@ -118,20 +120,6 @@ def mode():
     return m if m in ("tty", "pipe") else None
 
 
-def soft_reset(kind):
-    """Ctrl-D at the console: restart the gateway as Ctrl-D at the device's REPL does. On the
-    device machine.soft_reset() (boot.py and main.py run again; supervisor.early_feed keeps a
-    running watchdog fed meanwhile); on the host the process ends with RESTART_STATUS and
-    make run / tools/gw run start it again. Raises SystemExit either way: nothing in the
-    gateway catches that, so asyncio.run ends and the sockets close with the process."""
-    print("Ctrl-D: soft reset, the gateway restarts")
-    if kind == "serial":
-        import machine
-
-        machine.soft_reset()
-    raise SystemExit(RESTART_STATUS)
-
-
 async def run(kind, gw, period_ms=50):
     """Serve the console for the gateway gw until its input ends (EOF: nobody is there to type;
     in a terminal Ctrl-D, which restarts the gateway)."""
@@ -141,7 +129,7 @@ async def run(kind, gw, period_ms=50):
     poll = select.poll()
     poll.register(stdin, select.POLLIN)
     ed = LineEditor(sys.stdout.write if kind == "serial" else None)
-    prompt = PROMPT if kind != "pipe" else ""
+    prompt = _PROMPT if kind != "pipe" else ""
     ns = namespace(gw)
     # the first prompt at once, as the README shows it: the console is there from the start
     sys.stdout.write(prompt)
@@ -150,16 +138,25 @@ async def run(kind, gw, period_ms=50):
             await asyncio.sleep_ms(period_ms)
             continue
         ch = stdin.read(1)
-        if not ch:
-            if kind == "pipe":
-                poll.unregister(stdin)
-                return  # end of input: nobody is there to type
-            await gw.shutdown()  # the SHIP sessions end with connectionClose, not cut
-            soft_reset(kind)  # a terminal's Ctrl-D on an empty line (cooked mode: EOF)
-        line = ed.feed(ch)
+        if not ch and kind == "pipe":
+            poll.unregister(stdin)
+            return  # end of input: nobody is there to type
+        # EOF: a terminal's Ctrl-D on an empty line (cooked mode); EOT: the serial console's 0x04
+        line = ed.feed(ch) if ch else EOT
         if line is EOT:
+            # Ctrl-D: restart the gateway as Ctrl-D at the device's REPL does. On the device
+            # machine.soft_reset() (boot.py and main.py run again; supervisor.early_feed keeps a
+            # running watchdog fed meanwhile); on the host the process ends with
+            # _RESTART_STATUS and make run / tools/gw run start it again. SystemExit either
+            # way: nothing in the gateway catches it, so asyncio.run ends and the sockets close
+            # with the process. The SHIP sessions end with connectionClose first, not cut.
             await gw.shutdown()
-            soft_reset(kind)  # the serial console's 0x04 on an empty line
+            print("Ctrl-D: soft reset, the gateway restarts")
+            if kind == "serial":
+                import machine
+
+                machine.soft_reset()
+            raise SystemExit(_RESTART_STATUS)
         if line is not None:
             execute(line, ns)
             sys.stdout.write(prompt)

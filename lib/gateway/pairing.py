@@ -9,7 +9,7 @@ import asyncio
 import log
 from compat import const, ticks_diff, ticks_ms
 
-_TAG = "pair"
+_TAG = const("pair")
 _POLL_MS = const(20)
 _BLINK_MS = const(250)
 

@@ -4,7 +4,7 @@
 # to a rotating crash log on flash and counted in a small JSON file; the board then restarts.
 # The next start waits a back-off that grows with the count, and after SAFE_AFTER crashes in a
 # row the safe-mode flag file is written, so the following boots leave the application out and
-# the REPL free (netup.safe_reason). A run that stays up STABLE_MS clears the count. Runs are
+# the REPL free (netboot.safe_reason). A run that stays up STABLE_MS clears the count. Runs are
 # measured in uptime, not wall time: the clock is not set before NTP, often not at all.
 #
 # The watchdog (machine.WDT) is fed by the supervisor task only while the asyncio loop runs (the
@@ -16,26 +16,25 @@
 # user subscribed across the soft reset (a static handle in ports/esp32/machine_wdt.c) while
 # the Timer that release() started to feed it is torn down with the VM. boot.py's network wait
 # and the crash back-off would then run unfed and the board would reset under the user.
-# early_feed() runs first thing in boot (netup.boot) after a soft reset: WDT(timeout=...) again
+# early_feed() runs first thing in boot (netboot.boot) after a soft reset: WDT(timeout=...) again
 # reconfigures the running watchdog (esp_task_wdt_reconfigure on current ports; it cannot
 # stop it) and Timer(0) feeds it until Supervisor.run takes over, or for as long as the board
 # stays at the REPL (safe mode, a config error, Ctrl-C during the back-off).
 import asyncio
-import sys
 
 import jsonfile
 import log
-from compat import ticks_diff, ticks_ms
+from compat import const, ticks_diff, ticks_ms
 
-_TAG = "sup"
+_TAG = const("sup")
 
-SAFE_AFTER = 5  # crashes in a row, each within STABLE_MS of its start
-STABLE_MS = 600000
-BACKOFF_S = (0, 5, 15, 30, 60, 120, 300)  # start delay after the nth crash in a row
-CRASH_LOG_BYTES = 4096  # two files of this size
+SAFE_AFTER = const(5)  # crashes in a row, each within STABLE_MS of its start
+STABLE_MS = const(600000)
+_BACKOFF_S = const((0, 5, 15, 30, 60, 120, 300))  # start delay after the nth crash in a row
+_CRASH_LOG_BYTES = const(4096)  # two files of this size
 _cause_seen = False
 _early = None  # the Timer feeding a watchdog that survived a soft reset (early_feed)
-DEFAULT_WD_MS = 30000  # config.py's default, for a boot whose board config cannot be read
+_DEFAULT_WD_MS = const(30000)  # config.py's default, for a boot whose board config cannot be read
 
 
 def early_feed(machine, wd_ms=None):
@@ -49,7 +48,7 @@ def early_feed(machine, wd_ms=None):
     if machine.reset_cause() != getattr(machine, "SOFT_RESET", -1):
         return False  # a hard reset stops the watchdog: nothing runs yet
     if wd_ms is None:
-        wd_ms = DEFAULT_WD_MS
+        wd_ms = _DEFAULT_WD_MS
     if not wd_ms:
         # this config runs no watchdog; one a previous config started would still run, and
         # re-arming it here would start one where there was none: a hard reset clears it
@@ -80,11 +79,14 @@ class CrashState:
 
     def __init__(self, doc=None, safe_after=None, backoff=None):
         doc = doc if isinstance(doc, dict) else {}
-        self.count = _int(doc.get("count"))
-        self.total = _int(doc.get("total"))
+        c = doc.get("count")
+        t = doc.get("total")
+        # what a damaged or foreign file holds counts as 0
+        self.count = c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else 0
+        self.total = t if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else 0
         self.last = doc.get("last") if isinstance(doc.get("last"), str) else None
         self.safe_after = safe_after or SAFE_AFTER
-        self.backoff = backoff or BACKOFF_S
+        self.backoff = backoff or _BACKOFF_S
 
     def crashed(self, reason):
         """Count a crash; True when it is the one that sends the board into safe mode."""
@@ -111,10 +113,6 @@ class CrashState:
 
     def doc(self):
         return {"count": self.count, "total": self.total, "last": self.last}
-
-
-def _int(v):
-    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
 
 
 class Liveness:
@@ -154,26 +152,13 @@ class Liveness:
         return [(n, ticks_diff(now, self._w[n][1]), self._w[n][0]) for n in self._w]
 
 
-def _trace(e):
-    try:
-        import io
-
-        s = io.StringIO()
-        sys.print_exception(e, s)
-        return s.getvalue()
-    except AttributeError:  # CPython
-        import traceback
-
-        return "".join(traceback.format_exception(type(e), e, e.__traceback__))
-
-
 class Supervisor:
     """data_dir holds crash.json and crash.log; machine is the machine module (or a stand-in),
     None where there is none; safe_flag is the file whose presence means safe mode."""
 
     def __init__(self, data_dir, machine=None, safe_flag="/safe"):
         self.state_path = data_dir + "/crash.json"
-        self.crashlog = log.Rotating(data_dir + "/crash.log", CRASH_LOG_BYTES, log.stamp)
+        self.crashlog = log.Rotating(data_dir + "/crash.log", _CRASH_LOG_BYTES, log.stamp)
         self.machine = machine
         self.safe_flag = safe_flag
         self.state = CrashState(jsonfile.read(self.state_path, None))
@@ -240,10 +225,18 @@ class Supervisor:
         if where is None and self.fatal is not None and self.fatal[1] is e:
             where = self.fatal[0]
         reason = "%s%s: %s" % ("task %s: " % where if where else "", type(e).__name__, e)
-        self.record(reason, _trace(e))
-        self.restart()
+        try:
+            import io
+            import sys
 
-    def restart(self):
+            s = io.StringIO()
+            sys.print_exception(e, s)
+            text = s.getvalue()
+        except AttributeError:  # CPython
+            import traceback
+
+            text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        self.record(reason, text)
         m = self.machine
         print("restarting")
         if m is not None and hasattr(m, "reset"):

@@ -12,7 +12,7 @@ import time
 import log
 from compat import const, ticks_ms
 
-_TAG = "time"
+_TAG = const("time")
 FAST_MAX_S = const(64)  # back-off 1, 2, 4 ... s for the first `retries` failures
 SLOW_S = const(300)  # then every 5 minutes
 RESYNC_S = const(21600)  # after a sync: the ESP32's RTC drifts seconds a day

@@ -8,7 +8,7 @@ from compat import const
 TYPE_A = const(1)
 TYPE_PTR = const(12)
 TYPE_TXT = const(16)
-TYPE_AAAA = const(28)
+_TYPE_AAAA = const(28)
 TYPE_SRV = const(33)
 TYPE_ANY = const(255)
 CLASS_IN = const(1)
@@ -16,8 +16,8 @@ CLASS_ANY = const(255)
 # top bit of the class: cache-flush in records, unicast-response (QU) in questions
 CLASS_TOP = const(0x8000)
 FLAG_QR = const(0x8000)
-FLAG_AA = const(0x0400)
-FLAG_TC = const(0x0200)
+_FLAG_AA = const(0x0400)
+_FLAG_TC = const(0x0200)
 RESPONSE = const(0x8400)  # QR + AA, opcode 0: every mDNS response
 
 _MAX_JUMPS = const(16)  # compression pointers followed per name

@@ -12,17 +12,18 @@ from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
 
 SERVICE = "_ship._tcp.local"
-_SERVICES = D.ref("_services._dns-sd._udp.local")
-_LOCAL = D.ref("local")
+# two fixed names in wire form (D.ref), as constants: no bytes made at import (test_mdns checks them)
+_SERVICES = const(b"\x09_services\x07_dns-sd\x04_udp\x05local\x00")  # _services._dns-sd._udp.local
+_LOCAL = const(b"\x05local\x00")
 TTL = const(120)
 _LEGACY_TTL = const(10)  # RFC 6762 6.7: answers to one-shot (legacy) queriers
 _PORT = const(5353)
 
-R_PTR = const(0)
-R_SRV = const(1)
-R_TXT = const(2)
-R_A = const(3)
-R_SVC = const(4)
+_R_PTR = const(0)
+_R_SRV = const(1)
+_R_TXT = const(2)
+_R_A = const(3)
+_R_SVC = const(4)
 _N = const(5)
 _ALL = const(0x1F)
 
@@ -129,20 +130,20 @@ class Responder:
 
     def _put(self, i, ttl, flush, section):
         w = self.w
-        cls = D.CLASS_IN | (D.CLASS_TOP if flush and i != R_PTR and i != R_SVC else 0)
-        if i == R_PTR:
+        cls = D.CLASS_IN | (D.CLASS_TOP if flush and i != _R_PTR and i != _R_SVC else 0)
+        if i == _R_PTR:
             w.record(self._service, D.TYPE_PTR, cls, ttl, section)
             w.name(self._inst)
-        elif i == R_SRV:
+        elif i == _R_SRV:
             w.record(self._inst, D.TYPE_SRV, cls, ttl, section)
             w.u16(0)
             w.u16(0)
             w.u16(self.port)
             w.name(self._host, False)  # uncompressed, as RFC 2782 and dnspython write it
-        elif i == R_TXT:
+        elif i == _R_TXT:
             w.record(self._inst, D.TYPE_TXT, cls, ttl, section)
             w.raw(self.txt)
-        elif i == R_A:
+        elif i == _R_A:
             w.record(self._host, D.TYPE_A, cls, ttl, section)
             w.raw(self.ip)
         else:
@@ -156,26 +157,22 @@ class Responder:
         t = r.type
         if t == D.TYPE_PTR:
             if D.name_eq(buf, n, r.name, self._service) and D.name_eq(buf, n, r.rdata, self._inst):
-                return 1 << R_PTR
+                return 1 << _R_PTR
             if D.name_eq(buf, n, r.name, _SERVICES) and D.name_eq(buf, n, r.rdata, self._service):
-                return 1 << R_SVC
+                return 1 << _R_SVC
         elif t == D.TYPE_SRV:
             p = r.rdata
             if (r.rdlen > 6 and buf[p] == 0 and buf[p + 1] == 0 and buf[p + 2] == 0 and buf[p + 3] == 0
                     and ((buf[p + 4] << 8) | buf[p + 5]) == self.port
                     and D.name_eq(buf, n, r.name, self._inst) and D.name_eq(buf, n, p + 6, self._host)):
-                return 1 << R_SRV
+                return 1 << _R_SRV
         elif t == D.TYPE_TXT:
             if r.rdlen == len(self.txt) and _same(buf, r.rdata, self.txt) and D.name_eq(buf, n, r.name, self._inst):
-                return 1 << R_TXT
+                return 1 << _R_TXT
         elif t == D.TYPE_A:
             if r.rdlen == 4 and _same(buf, r.rdata, self.ip) and D.name_eq(buf, n, r.name, self._host):
-                return 1 << R_A
+                return 1 << _R_A
         return 0
-
-    def _ours(self, buf, n, off):
-        # a unique name of ours: another host's record with it is a conflict
-        return D.name_eq(buf, n, off, self._inst) or D.name_eq(buf, n, off, self._host)
 
     # ---- schedule -------------------------------------------------------------------------
 
@@ -215,7 +212,7 @@ class Responder:
             qu = D.CLASS_TOP if self._count == 0 else 0  # RFC 6762 8.1: first probe asks QU
             w.question(self._inst, D.TYPE_ANY, D.CLASS_IN | qu)
             w.question(self._host, D.TYPE_ANY, D.CLASS_IN | qu)
-            for i in (R_SRV, R_TXT, R_A):
+            for i in (_R_SRV, _R_TXT, _R_A):
                 self._put(i, self.ttl, False, 2)
             self._count += 1
             self._due = ticks_add(now, _PROBE_MS)
@@ -268,7 +265,15 @@ class Responder:
         try:
             r.start(buf, n)
             if r.flags & D.FLAG_QR:
-                return self._response(buf, n, now)
+                # another host's record of a unique name of ours, with other data: a conflict
+                if self.state != IDLE:
+                    while r.record():
+                        o = r.name
+                        mine = D.name_eq(buf, n, o, self._inst) or D.name_eq(buf, n, o, self._host)
+                        if mine and not self._match(buf, n, r):
+                            self._conflict(now)
+                            break
+                return 0
             if (r.flags & 0x7800) or self.state < ANNOUNCING:
                 # not a standard query, or our names are not ours yet (probing)
                 self.stats[1] += 1
@@ -277,16 +282,6 @@ class Responder:
         except D.DnsError:
             self.stats[2] += 1
             return 0
-
-    def _response(self, buf, n, now):
-        if self.state == IDLE:
-            return 0
-        r = self.r
-        while r.record():
-            if self._ours(buf, n, r.name) and not self._match(buf, n, r):
-                self._conflict(now)
-                break
-        return 0
 
     def _query(self, buf, n, src_port, now):
         r = self.r
@@ -303,20 +298,20 @@ class Responder:
             anyt = t == D.TYPE_ANY
             if D.name_eq(buf, n, r.name, self._service):
                 if anyt or t == D.TYPE_PTR:
-                    want |= 1 << R_PTR
-                    extra |= (1 << R_SRV) | (1 << R_TXT) | (1 << R_A)  # RFC 6763 12.1
+                    want |= 1 << _R_PTR
+                    extra |= (1 << _R_SRV) | (1 << _R_TXT) | (1 << _R_A)  # RFC 6763 12.1
             elif D.name_eq(buf, n, r.name, self._inst):
                 if anyt or t == D.TYPE_SRV:
-                    want |= 1 << R_SRV
-                    extra |= 1 << R_A  # RFC 6763 12.2
+                    want |= 1 << _R_SRV
+                    extra |= 1 << _R_A  # RFC 6763 12.2
                 if anyt or t == D.TYPE_TXT:
-                    want |= 1 << R_TXT
+                    want |= 1 << _R_TXT
             elif D.name_eq(buf, n, r.name, self._host):
                 if anyt or t == D.TYPE_A:
-                    want |= 1 << R_A
+                    want |= 1 << _R_A
             elif D.name_eq(buf, n, r.name, _SERVICES):
                 if anyt or t == D.TYPE_PTR:
-                    want |= 1 << R_SVC
+                    want |= 1 << _R_SVC
         if not want:
             self.stats[1] += 1
             return 0
@@ -355,7 +350,7 @@ class Responder:
         for i in range(_N):
             if extra & (1 << i):
                 self._put(i, ttl, not legacy, 3)
-        self.shared = (want & ((1 << R_PTR) | (1 << R_SVC))) != 0
+        self.shared = (want & ((1 << _R_PTR) | (1 << _R_SVC))) != 0
         if not self.unicast:
             self._multicast(want | extra, now)
         self.stats[0] += 1

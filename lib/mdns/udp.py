@@ -11,21 +11,11 @@ import log
 from compat import const, recv_datagram
 from mdns.responder import ip4
 
-GROUP = "224.0.0.251"
-PORT = const(5353)
-_TAG = "mdns"
+_GROUP = const("224.0.0.251")
+_PORT = const(5353)
+_TAG = const("mdns")
 _RX = const(1500)  # one Ethernet frame; a larger query is cut and parses as malformed
 _POLL_MS = const(100)
-
-
-def open_socket(ifip="0.0.0.0"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(socket.getaddrinfo("0.0.0.0", PORT)[0][-1])
-    # IPPROTO_IP is 0 everywhere; the unix port and lwIP only export IP_ADD_MEMBERSHIP
-    s.setsockopt(getattr(socket, "IPPROTO_IP", 0), socket.IP_ADD_MEMBERSHIP, ip4(GROUP) + ip4(ifip or "0.0.0.0"))
-    s.setblocking(False)
-    return s
 
 
 def _port(addr):
@@ -49,11 +39,18 @@ class Mdns:
         self.running = False
         self._pending = 0  # length of a delayed answer in the responder's buffer
         self.stats = {"rx": 0, "tx": 0, "errors": 0}
-        self._group = socket.getaddrinfo(GROUP, PORT)[0][-1]
+        self._group = socket.getaddrinfo(_GROUP, _PORT)[0][-1]
 
     def open(self):
         if self.sock is None:
-            self.sock = open_socket(self.ifip)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(socket.getaddrinfo("0.0.0.0", _PORT)[0][-1])
+            # IPPROTO_IP is 0 everywhere; the unix port and lwIP only export IP_ADD_MEMBERSHIP
+            s.setsockopt(getattr(socket, "IPPROTO_IP", 0), socket.IP_ADD_MEMBERSHIP,
+                         ip4(_GROUP) + ip4(self.ifip or "0.0.0.0"))
+            s.setblocking(False)
+            self.sock = s
 
     def _send(self, buf, n, dest):
         try:

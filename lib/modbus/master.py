@@ -22,8 +22,6 @@ import time
 
 from compat import const
 from modbus import pdu, rtu, tcp
-from modbus.pdu import ModbusError, ModbusException, ModbusTimeout
-from modbus.rtu import CrcError
 
 _IDLE = const(0)
 _GAP = const(1)  # waiting for the link, and on a serial line for silence, before sending
@@ -102,7 +100,7 @@ class Master:
 
     def start(self, unit, fc, addr, count=1, data=None, out=None, out_off=0):
         if self._state != _IDLE:
-            raise ModbusError("busy")
+            raise pdu.ModbusError("busy")
         if self._rtu:
             if not 1 <= unit <= rtu.MAX_UNIT:
                 raise ValueError("unit")
@@ -168,7 +166,7 @@ class Master:
             self.link_errors += 1
             self.last_link_error = e.errno
             self.transport.reset()
-            return self._retry(now, ModbusError("link"))
+            return self._retry(now, pdu.ModbusError("link"))
 
     def abort(self):
         # Give up the transaction in flight (its task was cancelled). A reply that still comes
@@ -194,7 +192,7 @@ class Master:
                 return self._begin(now)
         if _diff(now, self._t0) >= tmo + quiet:
             self.timeouts += 1
-            return self._retry(now, ModbusTimeout("line busy" if self._rtu else "connect"))
+            return self._retry(now, pdu.ModbusTimeout("line busy" if self._rtu else "connect"))
         return False
 
     def _begin(self, now):
@@ -211,7 +209,7 @@ class Master:
             if _diff(now, self._t0) >= self.timeout_ms * 1000:
                 self.timeouts += 1
                 t.reset()
-                return self._retry(now, ModbusTimeout("send"))
+                return self._retry(now, pdu.ModbusTimeout("send"))
             return False
         air = n * t.char_us  # still leaving the UART when write() returns
         self._quiet = _add(now, air)
@@ -247,7 +245,7 @@ class Master:
                 if got >= _HDR:
                     try:
                         want = tcp.frame_length(rx, got)
-                    except ModbusError as e:
+                    except pdu.ModbusError as e:
                         self.bad_frames += 1
                         t.reset()
                         return self._retry(now, e)
@@ -255,14 +253,23 @@ class Master:
                 if is_rtu:
                     # bytes read past `want` (the first read asks for the expected length,
                     # a shorter frame may say otherwise) are trailing noise: not part of it
-                    return self._rtu_reply(now, want)
+                    self._quiet = now
+                    try:
+                        plen = rtu.check(rx, want, unit)
+                    except rtu.CrcError as e:
+                        self.crc_errors += 1
+                        return self._retry(now, e)
+                    except pdu.ModbusError as e:
+                        self.bad_frames += 1
+                        return self._retry(now, e)
+                    return self._finish(now, 1, plen)
                 if tcp.tid(rx) != self._tid:
                     self.discarded += 1
                     got = 0
                     continue
                 if rx[6] != unit:
                     self.bad_frames += 1
-                    return self._retry(now, ModbusError("unit id"))
+                    return self._retry(now, pdu.ModbusError("unit id"))
                 return self._finish(now, _HDR, got - _HDR)
             room = want - got
             if got == 0:
@@ -280,7 +287,7 @@ class Master:
         self._got = got
         if _diff(now, self._deadline) >= 0:
             self.timeouts += 1
-            return self._retry(now, ModbusTimeout("timeout"))
+            return self._retry(now, pdu.ModbusTimeout("timeout"))
         return False
 
     def _skip(self, rx, got, k):
@@ -294,18 +301,6 @@ class Master:
         self.discarded += k
         return got - k
 
-    def _rtu_reply(self, now, n):
-        self._quiet = now
-        try:
-            plen = rtu.check(self._rx, n, self._unit)
-        except CrcError as e:
-            self.crc_errors += 1
-            return self._retry(now, e)
-        except ModbusError as e:
-            self.bad_frames += 1
-            return self._retry(now, e)
-        return self._finish(now, 1, plen)
-
     def _finish(self, now, po, plen):
         fc = self._fc
         rx = self._rx
@@ -316,13 +311,13 @@ class Master:
                 pdu.parse_registers(rx, po, plen, fc, self._count, self._out, self._oo)
             else:
                 pdu.parse_write(rx, po, plen, fc, self._addr, self._value)
-        except ModbusException as e:
+        except pdu.ModbusException as e:
             self.exceptions += 1
             self.last_exception = e.code
             self.errors += 1
             self._end()
             raise
-        except ModbusError as e:
+        except pdu.ModbusError as e:
             self.bad_frames += 1
             return self._retry(now, e)
         self._end()

@@ -7,20 +7,21 @@ import struct
 
 from compat import const
 
+# function codes; public where another module names them (tools/rtuline.py)
 FC_READ_COILS = const(1)
-FC_READ_DISCRETE = const(2)
-FC_READ_HOLDING = const(3)
-FC_READ_INPUT = const(4)
-FC_WRITE_COIL = const(5)
+_FC_READ_DISCRETE = const(2)
+_FC_READ_HOLDING = const(3)
+_FC_READ_INPUT = const(4)
+_FC_WRITE_COIL = const(5)
 FC_WRITE_SINGLE = const(6)
 FC_WRITE_COILS = const(15)
 FC_WRITE_MULTIPLE = const(16)
 
 # Quantity limits of the spec (V1.1b3 6.1-6.12): they keep every PDU within 253 bytes.
-MAX_READ_REGS = const(125)
-MAX_WRITE_REGS = const(123)
-MAX_READ_BITS = const(2000)
-MAX_WRITE_BITS = const(1968)
+_MAX_READ_REGS = const(125)
+_MAX_WRITE_REGS = const(123)
+_MAX_READ_BITS = const(2000)
+_MAX_WRITE_BITS = const(1968)
 MAX_PDU = const(253)
 
 _EXC = const(0x80)
@@ -36,7 +37,7 @@ class ModbusTimeout(ModbusError):
     pass
 
 
-_NAMES = (
+_NAMES = const((
     None,
     "ILLEGAL FUNCTION",
     "ILLEGAL DATA ADDRESS",
@@ -49,7 +50,7 @@ _NAMES = (
     None,
     "GATEWAY PATH UNAVAILABLE",
     "GATEWAY TARGET DEVICE FAILED TO RESPOND",
-)
+))
 
 
 def exception_name(code):
@@ -81,10 +82,10 @@ def _room(buf, off, n):
 
 def read_request(buf, off, fc, addr, count):
     # FC 1-4; returns the PDU length.
-    if fc == FC_READ_HOLDING or fc == FC_READ_INPUT:
-        _check_range(addr, count, MAX_READ_REGS)
-    elif fc == FC_READ_COILS or fc == FC_READ_DISCRETE:
-        _check_range(addr, count, MAX_READ_BITS)
+    if fc == _FC_READ_HOLDING or fc == _FC_READ_INPUT:
+        _check_range(addr, count, _MAX_READ_REGS)
+    elif fc == FC_READ_COILS or fc == _FC_READ_DISCRETE:
+        _check_range(addr, count, _MAX_READ_BITS)
     else:
         raise ValueError("function code")
     _room(buf, off, 5)
@@ -109,12 +110,12 @@ def write_single_request(buf, off, addr, value):
 def write_coil_request(buf, off, addr, on):
     _check_range(addr, 1, 1)
     _room(buf, off, 5)
-    struct.pack_into(">BHH", buf, off, FC_WRITE_COIL, addr, _COIL_ON if on else 0)
+    struct.pack_into(">BHH", buf, off, _FC_WRITE_COIL, addr, _COIL_ON if on else 0)
     return 5
 
 
 def write_multiple_request(buf, off, addr, values, count):
-    _check_range(addr, count, MAX_WRITE_REGS)
+    _check_range(addr, count, _MAX_WRITE_REGS)
     if count > len(values):
         raise ValueError("values")
     n = 6 + 2 * count
@@ -130,7 +131,7 @@ def write_multiple_request(buf, off, addr, values, count):
 
 
 def write_coils_request(buf, off, addr, bits, count):
-    _check_range(addr, count, MAX_WRITE_BITS)
+    _check_range(addr, count, _MAX_WRITE_BITS)
     if count > len(bits):
         raise ValueError("values")
     nb = (count + 7) >> 3
@@ -147,11 +148,11 @@ def write_coils_request(buf, off, addr, bits, count):
 
 def response_length(fc, count):
     # PDU length of the normal reply to a request with this function code and quantity.
-    if fc == FC_READ_COILS or fc == FC_READ_DISCRETE:
+    if fc == FC_READ_COILS or fc == _FC_READ_DISCRETE:
         return 2 + ((count + 7) >> 3)
-    if fc == FC_READ_HOLDING or fc == FC_READ_INPUT:
+    if fc == _FC_READ_HOLDING or fc == _FC_READ_INPUT:
         return 2 + 2 * count
-    if fc == FC_WRITE_COIL or fc == FC_WRITE_SINGLE or fc == FC_WRITE_COILS or fc == FC_WRITE_MULTIPLE:
+    if fc == _FC_WRITE_COIL or fc == FC_WRITE_SINGLE or fc == FC_WRITE_COILS or fc == FC_WRITE_MULTIPLE:
         return 5  # the echo of address and value (or quantity)
     raise ValueError("function code")
 

@@ -7,25 +7,25 @@ import struct
 from compat import const
 from modbus.pdu import MAX_PDU, ModbusError
 
-HEADER = const(7)
-MAX_ADU = const(260)  # 7 + 253
+_HEADER = const(7)
+_MAX_ADU = const(260)  # 7 + 253
 
 
 def header(buf, tid, unit, pdu_len):
     # Write the header for a PDU already at buf[7:7+pdu_len]; returns the frame length.
     if not (0 <= tid <= 0xFFFF and 0 <= unit <= 0xFF and 1 <= pdu_len <= MAX_PDU):
         raise ValueError("header")
-    if HEADER + pdu_len > len(buf):
+    if _HEADER + pdu_len > len(buf):
         raise ValueError("buffer")
     struct.pack_into(">HHHB", buf, 0, tid, 0, pdu_len + 1, unit)
-    return HEADER + pdu_len
+    return _HEADER + pdu_len
 
 
 def frame_length(buf, n):
     # Length of the frame whose header is at buf[0], or 0 while fewer than 7 bytes arrived.
     # A bad protocol id or length means the stream is out of step: nothing after it can be
     # framed, so the caller has to drop the connection.
-    if n < HEADER:
+    if n < _HEADER:
         return 0
     if buf[2] or buf[3]:
         raise ModbusError("protocol id")
@@ -50,8 +50,8 @@ def set_tid(buf, t):
 
 def check(buf, n, unit):
     # Validate a complete frame at buf[0:n] for `unit`; returns the PDU length (PDU at buf[7]).
-    if n < HEADER or n > len(buf) or frame_length(buf, n) != n:
+    if n < _HEADER or n > len(buf) or frame_length(buf, n) != n:
         raise ModbusError("frame length")
     if buf[6] != unit:
         raise ModbusError("unit id")
-    return n - HEADER
+    return n - _HEADER

@@ -4,7 +4,7 @@
 from compat import const
 
 # connectionInitiationDelayTimeRanges of ship-go, in ms; the last range repeats
-_RANGES = ((0, 3000), (3000, 10000), (10000, 20000))
+_RANGES = const(((0, 3000), (3000, 10000), (10000, 20000)))
 _PENDING_MIN = const(180000)
 _PENDING_MAX = const(300000)
 

@@ -29,9 +29,9 @@ _POINT_LEN = const(65)  # 04 || X(32) || Y(32)
 
 # AlgorithmIdentifier contents for id-ecPublicKey (1.2.840.10045.2.1) with the named curve
 # prime256v1 (1.2.840.10045.3.1.7), compared as bytes: the only key SHIP allows.
-_EC_P256_ALG = b"\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
+_EC_P256_ALG = const(b"\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07")
 # Extension id 2.5.29.14 (subjectKeyIdentifier), full TLV.
-_SKI_OID = b"\x06\x03\x55\x1d\x0e"
+_SKI_OID = const(b"\x06\x03\x55\x1d\x0e")
 
 
 class CertError(ValueError):

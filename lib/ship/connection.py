@@ -3,7 +3,7 @@
 # carries out (send bytes, close the WebSocket with a code). No sockets, no clock, no asyncio.
 from compat import const, ticks_diff, ticks_add
 from ship import messages as M
-from ship.datamsg import DataScanner, DataError
+from ship import datamsg
 from ship import pin as P
 
 # states
@@ -38,7 +38,7 @@ _UNKNOWN_NAME = const(40)  # how much of an unknown message's name is kept for t
 # protocol error. A legal value reaches ticks arithmetic only up to _WAIT_CAP: ticks_add
 # takes less than half the ticks period (2**29 ms on the ESP32), and a peer that waits
 # longer than our own hello timer needs no prolongation anyway.
-_WAIT_MAX = 0xFFFFFFFF
+_WAIT_MAX = const(0xFFFFFFFF)
 _WAIT_CAP = const(3600000)
 
 
@@ -58,9 +58,6 @@ class Timers:
         self.prolong_threshold = prolong_threshold
         self.prolong_min = prolong_min
         self.close = close
-
-
-DEFAULT_TIMERS = Timers()
 
 
 class Gather:
@@ -115,21 +112,21 @@ class ShipConnection:
     unknown_ctrl = 0  # control messages of unknown name, ignored (SHIP 1.1 and later)
     _peer_pin = None
 
-    def __init__(self, server, ship_id, trusted, spine, now, timers=DEFAULT_TIMERS, pin=None, peer_pin=None,
+    def __init__(self, server, ship_id, trusted, spine, now, timers=None, pin=None, peer_pin=None,
                  ctrl=None):
         self.server = server
         self.state = CMI
         self.out = []
         self.peer_id = None
         self.close_code = 0
-        self._t = timers
+        self._t = timers or Timers()  # the node passes its own; None: the SHIP values
         self._spine = spine
         self._my_id = ship_id
         self._trusted = trusted
         self._ctrl = Gather() if ctrl is None else ctrl
         self._mtype = -1
         self._skip = False
-        self._scan = DataScanner(spine)
+        self._scan = datamsg.DataScanner(spine)
         self._deadline = None
         self._prolong_at = None
         self._hello = _H_READY
@@ -262,7 +259,7 @@ class ShipConnection:
         if self._mtype == M.TYPE_DATA:
             try:
                 self._scan.feed(buf, off, n)
-            except DataError as e:
+            except datamsg.DataError as e:
                 self._drop_data(e)
             return
         if not self._ctrl.keep(buf, off, n):
@@ -280,7 +277,7 @@ class ShipConnection:
         if t == M.TYPE_DATA:
             try:
                 self._scan.finish()
-            except DataError as e:
+            except datamsg.DataError as e:
                 self._drop_data(e)
             return
         # read where it was gathered (the WebSocket's rx part: valid until the next read), then
@@ -341,7 +338,8 @@ class ShipConnection:
         elif st == PIN and name == "connectionPinInput":
             self._on_pin_input(f, now)
         elif st == PIN and name == "connectionPinError":
-            self._fail(CLOSE_NORMAL, "peer rejected our PIN (error %s)" % _short(f.get("error")))
+            e = f.get("error")  # the peer's value, bounded for the log line
+            self._fail(CLOSE_NORMAL, "peer rejected our PIN (error %.20s)" % (e if isinstance(e, str) else repr(e),))
         elif st in (DATA, CLOSING) and name == "accessMethodsRequest":
             self._send(M.access_methods(self._my_id))
         elif st in (DATA, CLOSING) and name == "accessMethods":
@@ -435,8 +433,14 @@ class ShipConnection:
             self._reject("too many wrong PINs")
 
     def _pin_check_done(self, now):
+        # both sides' PIN checks done: data exchange
         if self._pin_local and self._pin_peer and self.state == PIN:
-            self._enter_data(now)
+            self.state = DATA
+            self._send(M.ACCESS_REQUEST)
+            # data may flow from here on (SHIP-IG-02/03); the peer's accessMethods is awaited
+            # in parallel within the CMI timeout
+            self._arm(now, self._t.cmi)
+            self.out.append(("ready",))
 
     def _on_hello(self, f, now):
         phase = f.get("phase")
@@ -527,14 +531,6 @@ class ShipConnection:
                     self._send(M.PROTO_SELECT)
                 self._pin_begin(now)
 
-    def _enter_data(self, now):
-        self.state = DATA
-        self._send(M.ACCESS_REQUEST)
-        # data may flow from here on (SHIP-IG-02/03); the peer's accessMethods is awaited
-        # in parallel within the CMI timeout
-        self._arm(now, self._t.cmi)
-        self.out.append(("ready",))
-
     def _on_end(self, name, f, now):
         if name != "connectionClose":
             self._unexpected("unexpected end message")
@@ -596,12 +592,6 @@ class ShipConnection:
 
     def _arm(self, now, ms):
         self._deadline = ticks_add(now, ms)
-
-
-def _short(v):
-    # a peer's value in a log line: bounded
-    s = v if isinstance(v, str) else repr(v)
-    return s[:20]
 
 
 def _offers_v1_json(f, exact):

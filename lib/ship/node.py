@@ -20,7 +20,7 @@ from ship.messages import DATA_PREFIX, DATA_SUFFIX
 from ws.stream import WsConnection, WsClosed
 from ws.upgrade import UpgradeError
 
-_TAG = "ship"
+_TAG = const("ship")
 _UPGRADE_MS = const(10000)
 _TRUST_POLL_MS = const(1000)
 _CLOSE_DOUBLE = const(1000)

@@ -5,7 +5,7 @@
 #   TLS 1.3 is not compiled in (nor on ESP32 by default); mbedTLS 3.x has no TLS 1.0/1.1 code,
 #   so such clients get alert 70. A client allowing 1.3 lands on 1.2; a 1.3-only client gets
 #   alert 40. SHIP 9.1 names only TLS 1.2 suites, so this is what SHIP wants.
-# - CIPHERS is the whole offer, GCM preferred (as Go servers do). RSA, AES-256, SHA-1 and PSK
+# - _CIPHERS is the whole offer, GCM preferred (as Go servers do). RSA, AES-256, SHA-1 and PSK
 #   suites are left out, so RSA-only or non-SHIP offers fail with alert 40.
 # - ECDHE groups cannot be restricted: there is no Python API for them (mbedtls_ssl_conf_groups
 #   is not bound), nor for signature algorithms. It is not needed either. As server, mbedTLS
@@ -28,7 +28,7 @@ import tls
 from compat import const
 from ship.cert import peer_ski
 
-CIPHERS = ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-128-CBC-SHA256")
+_CIPHERS = const(("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-128-CBC-SHA256"))
 
 # Handshakes in flight whose SKI was not yet taken are bounded by whoever accepts connections
 # (ship/admission.py: the pre-auth slots), not here: the callback never refuses a certificate
@@ -207,7 +207,7 @@ def wrap(raw, ctx, server_side, server_hostname=None):
 def _context(protocol, cert_der, key_der):
     ctx = tls.SSLContext(protocol)
     ctx.load_cert_chain(cert_der, key_der)
-    ctx.set_ciphers(CIPHERS)
+    ctx.set_ciphers(_CIPHERS)
     ctx.verify_mode = tls.CERT_OPTIONAL
     ctx.verify_callback = _verify
     return ctx

@@ -5,7 +5,6 @@
 # directory, <store>.lock, which `tools/gw trust` takes too), never a rewrite of what this
 # process remembers: an edit made meanwhile by another writer is kept.
 import os
-import time
 
 import jsonfile
 from check import normalize_ski
@@ -90,11 +89,13 @@ class TrustStore:
         jsonfile.write(self.path, {"trusted": self.trusted, "denied": sorted(self.denied)})
         self._stamp = self._file_stamp()
 
-    def _edit(self, op, ski, a=None, b=None):
+    def _edit(self, op, ski, a, b):
         # One change (op: _ADD, _DENY, _REMOVE, _ID), applied to the store as it is on flash
         # now, under the lock: a directory (mkdir is atomic on POSIX, LittleFS and FAT); one
         # older than _LOCK_TRIES x 5 ms is a writer that died, and is taken over (on the device
         # there is no other process). False when there was nothing to change.
+        import time  # for the retries below; not a global of this resident module
+
         lock = self.path + ".lock"
         for _ in range(_LOCK_TRIES):
             try:
@@ -131,10 +132,6 @@ class TrustStore:
                 os.rmdir(lock)
             except OSError:
                 pass
-
-    def _save_pending(self):
-        if self.pending_path:
-            jsonfile.write(self.pending_path, self.pending)
 
     # ---- decisions ------------------------------------------------------------------------
 
@@ -174,7 +171,8 @@ class TrustStore:
                 self.dropped += 1
             self.pending[ski] = addr
             self._order.append(ski)
-            self._save_pending()
+            if self.pending_path:  # the host's mirror for tools/gw trust list
+                jsonfile.write(self.pending_path, self.pending)
         return PENDING
 
     def is_trusted(self, ski):
@@ -187,17 +185,18 @@ class TrustStore:
 
     def deny(self, ski):
         ski = normalize_ski(ski)
-        self._edit(_DENY, ski)
+        self._edit(_DENY, ski, None, None)
         self.forget_pending(ski)
 
     def remove(self, ski):
-        return self._edit(_REMOVE, normalize_ski(ski))
+        return self._edit(_REMOVE, normalize_ski(ski), None, None)
 
     def forget_pending(self, ski):
         if self.pending.pop(ski, None) is not None:
             if ski in self._order:
                 self._order.remove(ski)
-            self._save_pending()
+            if self.pending_path:
+                jsonfile.write(self.pending_path, self.pending)
 
     def check_id(self, ski, ship_id):
         """Record the peer's SHIP ID on first sight; False when a known SKI shows another ID."""
@@ -206,7 +205,7 @@ class TrustStore:
             return True
         if e["id"] is None:
             try:
-                self._edit(_ID, ski, ship_id)
+                self._edit(_ID, ski, ship_id, None)
             except OSError:
                 e["id"] = ship_id  # remembered in RAM; the file is left alone
             e = self.trusted.get(ski, e)

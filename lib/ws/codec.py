@@ -5,12 +5,13 @@ from compat import const
 from utf8 import valid as utf8_valid  # the close reason: strict, as CPython decodes
 from ws_mask import xor_mask
 
-OP_CONT = const(0)
-OP_TEXT = const(1)
-OP_BINARY = const(2)
-OP_CLOSE = const(8)
-OP_PING = const(9)
-OP_PONG = const(10)
+# opcodes (RFC 6455 5.2)
+_OP_CONT = const(0)
+_OP_TEXT = const(1)
+_OP_BINARY = const(2)
+_OP_CLOSE = const(8)
+_OP_PING = const(9)
+_OP_PONG = const(10)
 
 _HDR = const(0)
 _PAY = const(1)
@@ -94,7 +95,7 @@ class Decoder:
                 if take > end - off:
                     take = end - off
                 self._rem -= take
-                if self._op >= OP_CLOSE:
+                if self._op >= _OP_CLOSE:
                     ctl = self.ctl
                     j = self.ctl_len
                     for i in range(off, off + take):
@@ -133,21 +134,21 @@ class Decoder:
             self._fail(1002, "reserved bits set")
         op = b0 & 0x0F
         ln = b1 & 0x7F
-        if op >= OP_CLOSE:
-            if op > OP_PONG:
+        if op >= _OP_CLOSE:
+            if op > _OP_PONG:
                 self._fail(1002, "reserved opcode")
             if not b0 & 0x80:
                 self._fail(1002, "fragmented control frame")
             if ln > 125:
                 self._fail(1002, "control frame too long")
-            if op == OP_CLOSE and ln == 1:
+            if op == _OP_CLOSE and ln == 1:
                 self._fail(1002, "close payload of 1 byte")
-        elif op == OP_TEXT:
+        elif op == _OP_TEXT:
             self._fail(1003, "text frames not accepted")
-        elif op == OP_BINARY:
+        elif op == _OP_BINARY:
             if self._inmsg:
                 self._fail(1002, "new message inside a fragmented one")
-        elif op == OP_CONT:
+        elif op == _OP_CONT:
             if not self._inmsg:
                 self._fail(1002, "continuation without a message")
         else:
@@ -196,19 +197,19 @@ class Decoder:
         self._pos = 0
         self._rem = ln
         op = self._op
-        if op >= OP_CLOSE:
+        if op >= _OP_CLOSE:
             self.ctl_len = 0
             if not ln:
                 self._control_done()
                 return True
             self._state = _PAY
             return False
-        if op == OP_BINARY:
+        if op == _OP_BINARY:
             self._total = 0
         if self._total + ln > self.max_message:
             self._fail(1009, "message too big")
         self._total += ln
-        if op == OP_BINARY:
+        if op == _OP_BINARY:
             self._inmsg = True
             sink.ws_begin()
         if ln:
@@ -223,7 +224,7 @@ class Decoder:
     def _control_done(self):
         op = self._op
         self._next()
-        if op == OP_CLOSE:
+        if op == _OP_CLOSE:
             n = self.ctl_len
             code = 0
             if n:

@@ -13,17 +13,13 @@ import os
 from compat import const, detached
 from ws_mask import xor_mask
 from ws import upgrade
-from ws.codec import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    Decoder,
-    WsError,
-    close_payload,
-    encode_header,
-)
+from ws.codec import Decoder, WsError, close_payload, encode_header
 
+# the opcodes (RFC 6455 5.2), inlined as ws.codec keeps them
+_OP_BINARY = const(2)
+_OP_CLOSE = const(8)
+_OP_PING = const(9)
+_OP_PONG = const(10)
 _ETIMEDOUT = const(110)
 _CTL_MAX = const(131)  # 2 header + 4 mask + 125 payload
 
@@ -206,10 +202,18 @@ class WsConnection:
         if self._po >= self._pe:
             at = self.tx_end
             mv = self._rxmv
-            if self.kept_at >= 0:
-                # the read lands behind the message kept so far, moved to the rx part's start
-                at = self._kept_first()
-                mv = memoryview(self.buf)[at:]
+            ka = self.kept_at
+            if ka >= 0:
+                # all received bytes are fed and a message is kept: it moves to the start of the
+                # rx part, and the read lands behind it
+                k = self.kept_end - ka
+                mv = memoryview(self.buf)
+                if ka != at:
+                    mv[at : at + k] = mv[ka : ka + k]
+                    self.kept_at = at
+                    self.kept_end = at + k
+                at += k
+                mv = mv[at:]
             try:
                 n = await self._r.readinto(mv)
             except OSError:
@@ -230,20 +234,23 @@ class WsConnection:
                 self._mark(e.code, e.reason)
                 if not self.close_sent:
                     self._queue_close(e.code, e.reason)
-                    await self._send_ctl_quiet()
+                    try:
+                        await self._send_ctl(False)
+                    except OSError:  # the peer may be gone already
+                        pass
                 raise WsClosed(e.code, e.reason)
             self._po += used
             op = dec.control
             if op:
                 dec.control = 0
-                if op == OP_PING:
+                if op == _OP_PING:
                     if not self.close_sent:
-                        self._queue_ctl(OP_PONG, dec.ctl, 0, dec.ctl_len)
+                        self._queue_ctl(_OP_PONG, dec.ctl, 0, dec.ctl_len)
                         try:
                             await self._send_ctl(False)
                         except OSError:
                             self._closed(1006, "connection reset")
-                elif op == OP_PONG:
+                elif op == _OP_PONG:
                     self.pongs += 1
                 else:
                     self._po = self._pe
@@ -252,9 +259,12 @@ class WsConnection:
                     self._mark(code or 1005, reason)
                     if not self.close_sent:
                         # Echo the code; an empty close is answered with an empty one.
-                        self._queue_ctl(OP_CLOSE, dec.ctl, 0, 2 if code else 0)
+                        self._queue_ctl(_OP_CLOSE, dec.ctl, 0, 2 if code else 0)
                         self.close_sent = True
-                        await self._send_ctl_quiet()
+                        try:
+                            await self._send_ctl(False)
+                        except OSError:  # the peer may be gone already
+                            pass
                     raise WsClosed(code or 1005, reason)
         return n
 
@@ -289,19 +299,6 @@ class WsConnection:
         self.kept_at = -1
         self.kept_end = -1
 
-    def _kept_first(self):
-        # All received bytes are fed and a message is kept: it moves to the start of the rx
-        # part; returns where the next read lands
-        t = self.tx_end
-        at = self.kept_at
-        k = self.kept_end - at
-        if at != t:
-            mv = memoryview(self.buf)
-            mv[t : t + k] = mv[at : at + k]
-            self.kept_at = t
-            self.kept_end = t + k
-        return t + k
-
     # Set before any await, so that a read_some cancelled while answering still reports it.
     def _mark(self, code, reason):
         self.close_code = code
@@ -325,7 +322,7 @@ class WsConnection:
 
     def _queue_close(self, code, reason):
         p = bytearray(125)
-        self._queue_ctl(OP_CLOSE, p, 0, close_payload(p, 0, code, reason))
+        self._queue_ctl(_OP_CLOSE, p, 0, close_payload(p, 0, code, reason))
         self.close_sent = True
 
     async def _send_ctl(self, wait):
@@ -344,17 +341,10 @@ class WsConnection:
         finally:
             self._release()
 
-    async def _send_ctl_quiet(self):
-        # The peer may already be gone when its close or its protocol error is answered.
-        try:
-            await self._send_ctl(False)
-        except OSError:
-            pass
-
     async def ping(self, payload=b""):
         if self.close_sent:
             raise WsClosed(self.close_code or 1006, "closing")
-        self._queue_ctl(OP_PING, payload, 0, len(payload))
+        self._queue_ctl(_OP_PING, payload, 0, len(payload))
         await self._send_ctl(True)
 
     # --- sending: one frame per message, streamed through the fixed tx buffer. The stream
@@ -406,7 +396,7 @@ class WsConnection:
         if self.client:
             key = self._key = os.urandom(4)
             self._mpos = 0
-        self._tn = encode_header(self.buf, 0, OP_BINARY, total_len, key)
+        self._tn = encode_header(self.buf, 0, _OP_BINARY, total_len, key)
         self._left = total_len
 
     def _fail_tx(self):
@@ -430,7 +420,8 @@ class WsConnection:
         if self._left < 0:
             raise ValueError("ws: write() outside begin()/end()")
         if n > self._left:
-            await self._abort()
+            self._fail_tx()
+            await self._shut()
             raise ValueError("ws: more bytes than announced")
         self._left -= n
         txmv = self._txmv
@@ -466,7 +457,8 @@ class WsConnection:
         if left < 0:
             raise ValueError("ws: advance() outside begin()/end()")
         if k > left or (k <= 0 and left):
-            await self._abort()
+            self._fail_tx()
+            await self._shut()
             raise ValueError("ws: %s bytes than announced" % ("more" if k > left else "fewer"))
         self._left = left - k
         if self._placed(self._tn, k):
@@ -501,7 +493,8 @@ class WsConnection:
     async def end(self):
         if self._left:
             if self._left > 0:
-                await self._abort()
+                self._fail_tx()
+            await self._shut()
             raise ValueError("ws: fewer bytes than announced")
         try:
             self._put()
@@ -587,10 +580,6 @@ class WsConnection:
         sink = _Discard()
         while True:
             await self.read_some(sink)
-
-    async def _abort(self):
-        self._fail_tx()
-        await self._shut()
 
     async def _shut(self):
         if not self.close_code:

@@ -2,19 +2,20 @@
 # it trades a few short-lived strings for simplicity; heads are bounded by the caller's buffer.
 import binascii
 import hashlib
-import os
 
-PROTOCOL = "ship"
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+from compat import const
+
+_PROTOCOL = const("ship")  # the WebSocket subprotocol SHIP asks for (RFC 6455 1.9)
+_GUID = const(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+_B64 = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 # (status, reason) pairs flat: a constant tuple stays in flash when frozen, a dict would not
-_REASONS = (
+_REASONS = const((
     400, "Bad Request",
     403, "Forbidden",
     405, "Method Not Allowed",
     426, "Upgrade Required",
     431, "Request Header Fields Too Large",
-)
+))
 
 
 class UpgradeError(Exception):
@@ -35,6 +36,8 @@ def accept_key(key):
 
 
 def new_key():
+    import os  # a dial's only (not a global of this resident module)
+
     return binascii.b2a_base64(os.urandom(16), newline=False).decode()
 
 
@@ -79,7 +82,7 @@ def _headers(lines, status):
     return h
 
 
-def _tokens(v, lower=True):
+def _tokens(v, lower):
     r = []
     for t in v.split(","):
         t = t.strip()
@@ -89,7 +92,7 @@ def _tokens(v, lower=True):
 
 # Server: None while the head in buf[:n] is incomplete, else (path, key, head_length); the
 # bytes after head_length already belong to the WebSocket stream.
-def parse_request(buf, n, protocol=PROTOCOL):
+def parse_request(buf, n):
     lines, hl = _split(buf, n, 431)
     if lines is None:
         return None
@@ -99,9 +102,9 @@ def parse_request(buf, n, protocol=PROTOCOL):
     if rl[0] != "GET":
         raise UpgradeError(405, "method not GET")
     h = _headers(lines, 400)
-    if "websocket" not in _tokens(h.get("upgrade", "")):
+    if "websocket" not in _tokens(h.get("upgrade", ""), True):
         raise UpgradeError(400, "no Upgrade: websocket")
-    if "upgrade" not in _tokens(h.get("connection", "")):
+    if "upgrade" not in _tokens(h.get("connection", ""), True):
         raise UpgradeError(400, "no Connection: upgrade")
     v = h.get("sec-websocket-version")
     if v is None:
@@ -112,18 +115,18 @@ def parse_request(buf, n, protocol=PROTOCOL):
     if not _key_ok(key):
         raise UpgradeError(400, "bad Sec-WebSocket-Key")
     # Subprotocol tokens are case-sensitive (RFC 6455 4.1).
-    if protocol not in _tokens(h.get("sec-websocket-protocol", ""), False):
-        raise UpgradeError(400, "subprotocol %s not offered" % protocol)
+    if _PROTOCOL not in _tokens(h.get("sec-websocket-protocol", ""), False):
+        raise UpgradeError(400, "subprotocol %s not offered" % _PROTOCOL)
     return rl[1], key, hl
 
 
-def accept_response(key, protocol=PROTOCOL):
+def accept_response(key):
     return (
         "HTTP/1.1 101 Switching Protocols\r\n"
         "Upgrade: websocket\r\n"
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Accept: %s\r\n"
-        "Sec-WebSocket-Protocol: %s\r\n\r\n" % (accept_key(key), protocol)
+        "Sec-WebSocket-Protocol: %s\r\n\r\n" % (accept_key(key), _PROTOCOL)
     ).encode()
 
 
@@ -143,7 +146,7 @@ def error_response(status):
     ).encode()
 
 
-def request(host, path, key, protocol=PROTOCOL):
+def request(host, path, key):
     return (
         "GET %s HTTP/1.1\r\n"
         "Host: %s\r\n"
@@ -151,12 +154,12 @@ def request(host, path, key, protocol=PROTOCOL):
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Key: %s\r\n"
         "Sec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: %s\r\n\r\n" % (path, host, key, protocol)
+        "Sec-WebSocket-Protocol: %s\r\n\r\n" % (path, host, key, _PROTOCOL)
     ).encode()
 
 
 # Client: None while the head in buf[:n] is incomplete, else the head length.
-def parse_response(buf, n, key, protocol=PROTOCOL):
+def parse_response(buf, n, key):
     lines, hl = _split(buf, n, 0)
     if lines is None:
         return None
@@ -170,14 +173,14 @@ def parse_response(buf, n, key, protocol=PROTOCOL):
     if status != 101:
         raise UpgradeError(status, "upgrade refused")
     h = _headers(lines, status)
-    if "websocket" not in _tokens(h.get("upgrade", "")):
+    if "websocket" not in _tokens(h.get("upgrade", ""), True):
         raise UpgradeError(status, "no Upgrade: websocket")
-    if "upgrade" not in _tokens(h.get("connection", "")):
+    if "upgrade" not in _tokens(h.get("connection", ""), True):
         raise UpgradeError(status, "no Connection: upgrade")
     if h.get("sec-websocket-accept") != accept_key(key):
         raise UpgradeError(status, "wrong Sec-WebSocket-Accept")
-    if h.get("sec-websocket-protocol") != protocol:
-        raise UpgradeError(status, "subprotocol not %s" % protocol)
+    if h.get("sec-websocket-protocol") != _PROTOCOL:
+        raise UpgradeError(status, "subprotocol not %s" % _PROTOCOL)
     if "sec-websocket-extensions" in h:
         raise UpgradeError(status, "extension not offered")
     return hl
