@@ -75,3 +75,81 @@ def test_invariants(preauth, sessions, reserve, events):
         assert _used(a) == len(held) <= a.size
         for s, (g, _, _) in held.items():
             assert a._gen[s] == g and a._st[s] != A.FREE
+
+
+LENDING = st.lists(
+    st.tuples(st.sampled_from(["trusted", "stranger", "poll", "leave", "evicted", "unwind"]), st.integers(0, 20)),
+    max_size=100,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 1), st.integers(0, 2), LENDING)
+def test_lending_rule(sessions, dial, share, events):
+    """ShipNode._lend's use of the rule over random arrivals, polls, ends, strangers evicted by
+    the admission table and evicted holders unwinding: strangers never hold more than their
+    share, a stranger never takes a set a waiting trusted connection needs, a trusted connection
+    is refused only when trusted peers hold every set, and once the strangers reclaimed for it
+    have unwound, every trusted waiter is served."""
+    size = sessions + dial + share
+    assert size == A.pool_sets({"max_sessions": sessions, "cem": {"host": "x"} if dial else None,
+                                "admission": {"stranger_sets": share}})
+    holders = []  # [trusted, going] per lent set, oldest first
+    waiters = []  # trusted flag per connection waiting for a set, oldest first
+
+    def strangers():
+        return sum(1 for t, _ in holders if not t)
+
+    def poll(i):
+        trusted = waiters[i]
+        free = size - len(holders)
+        wanted = sum(1 for t in waiters if t)
+        r = A.lend(trusted, free, strangers(), wanted, share)
+        if r > 0:
+            assert free > 0
+            holders.append([trusted, False])
+            del waiters[i]
+            if not trusted:
+                assert size - len(holders) >= wanted  # what trusted waiters need is left
+        elif r == 0:
+            assert strangers() > 0
+            if not any(h[1] for h in holders if not h[0]):  # none on its way back: the oldest goes
+                for h in holders:
+                    if not h[0]:
+                        h[1] = True
+                        break
+        else:
+            del waiters[i]
+            if trusted:
+                assert all(t for t, _ in holders) and len(holders) == size
+        return r
+
+    for kind, pick in events:
+        if kind in ("trusted", "stranger"):
+            waiters.append(kind == "trusted")
+            poll(len(waiters) - 1)
+        elif kind == "poll" and waiters:
+            poll(pick % len(waiters))
+        elif kind == "leave":
+            stay = [h for h in holders if not h[1]]
+            if stay:
+                holders.remove(stay[pick % len(stay)])
+        elif kind == "evicted":  # by the admission table: on its way out, its set not yet back
+            stay = [h for h in holders if not h[0] and not h[1]]
+            if stay:
+                stay[pick % len(stay)][1] = True
+        elif kind == "unwind":
+            going = [h for h in holders if h[1]]
+            if going:
+                holders.remove(going[pick % len(going)])
+        assert strangers() <= share and len(holders) <= size
+    # the strangers reclaimed so far unwind; then every trusted waiter is served, in turn,
+    # unless trusted peers hold every set
+    while waiters:
+        if not waiters[0]:
+            del waiters[0]
+            continue
+        r = poll(0)
+        if r == 0:
+            holders[:] = [h for h in holders if not h[1]]
+            assert poll(0) == 1

@@ -214,10 +214,14 @@ async def stranger_at_pin(gw, ident):
 def test_strangers_awaiting_the_pin_take_no_session_slot(tmp_path, strangers):
     """Regression (review of 18f2a7e): with a PIN mode on, a stranger let through hello to type
     the PIN was promoted to a trusted session; two of them (max_sessions 2) locked the trusted
-    CEM out with 1013 "too many sessions". They stay pre-auth until the PIN makes them trusted."""
+    CEM out with 1013 "too many sessions". They stay pre-auth until the PIN makes them trusted.
+    The strangers' share of connection buffer sets is raised to 2 (it is 1 by default, which
+    alone would keep a second stranger from the PIN phase), so that as many strangers sit there
+    as there are sessions to lock out."""
     cem = Identity.generate(common_name="SlotCEM")
     # a hello (and PIN) timer long enough that the strangers still sit there when the CEM dials
     g = Gateway(tmp_path / "slots", ship={"pin_mode": "required", "pin": PIN, "max_sessions": 2,
+                                          "admission": {"preauth": 2, "stranger_sets": 2},
                                           "timers_ms": dict(FAST_TIMERS, hello=20000)})
     g.trust(cem.ski)
     g.start()

@@ -125,3 +125,38 @@ def case_ticks_wrap():
     s, g, _ = a.arrive(near)
     assert a.expire(ticks_add(near, 9999)) == -1
     assert a.expire(ticks_add(near, 10000)) == s
+
+
+# ---- buffer sets (admission.lend, admission.pool_sets) ------------------------------------------
+
+
+def case_pool_sets_count_sessions_dial_and_the_strangers_share():
+    # the trusted sessions, our dial when there is a CEM to dial, one set for strangers; the
+    # pre-auth slots add nothing (a connection in its TLS handshake holds no set)
+    assert A.STRANGER_SETS == 1
+    assert A.pool_sets({"max_sessions": 2, "admission": {"preauth": 2}, "cem": None}) == 3
+    assert A.pool_sets({"max_sessions": 2, "admission": {"preauth": 8}, "cem": None}) == 3
+    assert A.pool_sets({"max_sessions": 4, "admission": {"preauth": 3}, "cem": {"host": "x"}}) == 6
+    assert A.pool_sets({"max_sessions": 2, "cem": None, "cem_browse": True}) == 4
+    assert A.pool_sets({}) == 3
+    assert A.pool_sets({"max_sessions": 2, "admission": {"preauth": 2, "stranger_sets": 2}}) == 4
+
+
+def case_lend_trusted_takes_any_free_set_else_a_strangers():
+    assert A.lend(True, 1, 1, 0, 1) == 1
+    assert A.lend(True, 1, 0, 3, 1) == 1  # other trusted waiters do not hold it back
+    assert A.lend(True, 0, 1, 0, 1) == 0  # every set lent, one to a stranger: it goes
+    assert A.lend(True, 0, 0, 0, 1) == -1  # every set lent to trusted peers: nothing to take
+
+
+def case_lend_strangers_keep_to_their_share():
+    assert A.lend(False, 2, 0, 0, 1) == 1
+    assert A.lend(False, 0, 0, 0, 1) == -1  # the rest is the trusted peers'
+    # the share is full: the newest stranger takes it over from the oldest
+    assert A.lend(False, 2, 1, 0, 1) == 0
+    # a set a trusted connection waits for is not a stranger's
+    assert A.lend(False, 1, 0, 1, 1) == -1
+    assert A.lend(False, 2, 0, 1, 1) == 1
+    # a share of 0: strangers get none, and none is reclaimed for them
+    assert A.lend(False, 3, 0, 0, 0) == -1
+    assert A.lend(False, 3, 2, 0, 2) == 0 and A.lend(False, 3, 1, 0, 2) == 1

@@ -70,13 +70,17 @@ def case_largest_buffers_first():
     assert p.size == 2 and p.free == 2
 
 
-def case_max_connections_counts_every_holder():
-    # pre-auth slots + reserve + sessions (+ our dial when there is a CEM to dial)
-    assert A.max_connections({"max_sessions": 2, "admission": {"preauth": 2}, "cem": None}) == 5
-    assert A.max_connections({"max_sessions": 4, "admission": {"preauth": 3}, "cem": {"host": "x"}}) == 9
-    assert A.max_connections({"max_sessions": 2, "admission": {"preauth": 2}, "cem": None, "cem_browse": True}) == 6
-    a = A.Admission(2, 2, 1)
-    assert A.max_connections({"max_sessions": 2, "admission": {"preauth": 2}}) == a.size + a.sessions
+def case_sets_are_lent_under_a_tag():
+    # the tag says who holds a set (ship.admission.SET_TRUSTED / SET_STRANGER), for the lending rule
+    p = Pool(3, SIZES)
+    a = p.take(A.SET_TRUSTED)
+    b = p.take(A.SET_STRANGER)
+    assert p.count(A.SET_STRANGER) == 1 and p.count(A.SET_TRUSTED) == 1 and p.free == 1
+    p.held[b] = A.SET_TRUSTED  # a stranger approved keeps its set, now a trusted one
+    assert p.count(A.SET_STRANGER) == 0 and p.count(A.SET_TRUSTED) == 2
+    p.give(a)
+    p.give(b)
+    assert p.free == 3 and p.count(A.SET_TRUSTED) == 0 and not any(p.held)
 
 
 def case_cores_use_the_lent_buffers():

@@ -11,7 +11,7 @@ from gateway.supervisor import Supervisor
 from gateway.timesync import TimeSync
 from ship.cert import peer_ski
 from ship import pin as P
-from ship.admission import max_connections
+from ship.admission import pool_sets
 from ship.node import BUFS, ShipNode
 from ship.trust import TrustStore
 from usecases.station import SpineApp
@@ -61,7 +61,7 @@ class Gateway:
         # then every connection's buffers (ship.node.BUFS), on a heap rid of the configuration's
         # parsing leftovers, before anything transient
         _packed()
-        self.pool = Pool(max_connections(self.cfg["ship"]), BUFS)
+        self.pool = Pool(pool_sets(self.cfg["ship"]), BUFS)
         self.data_dir = data_dir
         # device runtime: crash handling and watchdog, the clock, memory housekeeping
         self.sup = sup or Supervisor(data_dir, _machine())

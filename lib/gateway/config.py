@@ -33,8 +33,9 @@ def _defaults():
             # admission control (lib/ship/admission.py): connections not yet known trusted (TLS,
             # upgrade, CMI, hello/pending) get `preauth` slots plus one reserve slot kept for a
             # trusted peer; trusted connections get max_sessions slots. A WROOM holds two TLS
-            # sessions beside one handshake; a PSRAM board can take more.
-            "admission": {"preauth": 2},
+            # sessions beside one handshake; a PSRAM board can take more. Connection buffer
+            # sets: one per session, stranger_sets more that peers not yet trusted may hold.
+            "admission": {"preauth": 2, "stranger_sets": 1},
         },
         # the pairing button (BOOT, GPIO0, on the ESP32 boards): held hold_ms, it opens the pairing
         # window for window_s; status_led (a pin, or null) blinks while the window is open
@@ -229,6 +230,7 @@ def parse(doc):
               "ship.timers_ms." + k, "unknown timer")
         _need(isinstance(t[k], int) and 0 < t[k] <= 3600000, "ship.timers_ms." + k, "must be 1..3600000")
     _num(s["admission"], "preauth", "ship.admission", 1, 8, 2, True)  # _merge refused other keys
+    _num(s["admission"], "stranger_sets", "ship.admission", 1, 8, 1, True)
     _need(s["pin_mode"] in PIN_MODES, "ship.pin_mode", "none, optional or required")
     _need(s["pin"] is None or valid_pin(s["pin"]), "ship.pin", "null or 8..16 digits as a string")
     _num(s, "pin_tries", "ship", 1, 100, 5, True)

@@ -165,11 +165,41 @@ class Admission:
         return -1
 
 
-def max_connections(cfg):
-    """How many SHIP connections can be open at once (ShipNode's cfg, or the board config's
-    ship section): the pre-auth slots (reserve included), the trusted sessions, and our own
-    dial when there is a CEM to dial (ship.cem, or ship.cem_browse finding one). The gateway
-    makes one set of connection buffers for each."""
-    b = cfg.get("admission") or {}
+# Buffer sets (ws.pool.Pool, one per connection that holds one; ws.pool.Pool.held tags the
+# holder). A connection borrows a set only once its TLS handshake is done and its peer's
+# certificate judged (the set serves the HTTP upgrade on; mbedTLS's own buffers carry the
+# handshake), so the pool is sized by who may hold a set at once, not by the admission table:
+# the trusted sessions and our dial, plus a share that peers not (yet) trusted may hold
+# (a pending peer, the one the user is pairing) and a trusted peer may take from them (a
+# replacement, a trusted peer still pre-auth). Strangers never hold more than their share, so
+# the sets of the trusted sessions stay theirs whatever strangers do; a trusted peer that finds
+# every set lent has a stranger's reclaimed for it, the newest stranger one from the oldest.
+SET_TRUSTED = const(1)
+SET_STRANGER = const(2)
+STRANGER_SETS = const(1)  # the share when the config does not say (ship.admission.stranger_sets)
+
+
+def lend(trusted, free, strangers, wanted, share):
+    """The lending rule, for a connection whose peer is judged (trusted: the claim it made,
+    see claim()). free: sets not lent; strangers: sets lent to strangers (those whose holder is
+    already going included); wanted: trusted connections waiting for a set. Returns 1: take a
+    free set; 0: the oldest stranger holding a set must go, then ask again (its set comes back
+    once it has unwound); -1: none for this one (close it)."""
+    if trusted:
+        if free:
+            return 1
+        return 0 if strangers else -1
+    if strangers >= share:
+        return 0 if strangers else -1  # the newest stranger may be the peer being paired
+    # a free set that a waiting trusted connection will take is not a stranger's
+    return 1 if free > wanted else -1
+
+
+def pool_sets(cfg):
+    """How many buffer sets the gateway makes (ShipNode's cfg, or the board config's ship
+    section): one for each trusted session, one for our own dial when there is a CEM to dial
+    (ship.cem, or ship.cem_browse finding one), and the strangers' share (admission
+    stranger_sets). Connections still in the TLS handshake hold none, so the pre-auth slots
+    add nothing."""
     dial = 1 if cfg.get("cem") or cfg.get("cem_browse") else 0
-    return b.get("preauth", 2) + b.get("reserve", 1) + (cfg.get("max_sessions") or 2) + dial
+    return (cfg.get("max_sessions") or 2) + dial + (cfg.get("admission") or {}).get("stranger_sets", STRANGER_SETS)

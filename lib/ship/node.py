@@ -17,7 +17,7 @@ from ship import trust as T
 from ship.backoff import DialBackoff
 from ship.double import pick_double_loser
 from ship.messages import DATA_PREFIX, DATA_SUFFIX
-from ws.stream import WsConnection, WsClosed
+from ws.stream import WsConnection, WsClosed, within
 from ws.upgrade import UpgradeError
 
 _TAG = const("ship")
@@ -38,13 +38,16 @@ BUFS = (2048,)
 
 class _Admitted:
     # An incoming connection's hold on the admission table: its pre-auth slot (slot, gen),
-    # or a session once its peer is proven trusted.
-    def __init__(self, slot, gen, task):
+    # or a session once its peer is proven trusted; and on the pool: its set (lent).
+    def __init__(self, slot, gen, task, at):
         self.slot = slot
         self.gen = gen
         self.task = task
+        self.at = at  # arrival: the oldest stranger holding a set is the first to give it up
         self.peer = None
         self.session = False
+        self.trusted = False  # its certificate's claim (_on_cert)
+        self.lent = -1
 
 
 class Peer:
@@ -114,8 +117,9 @@ class ShipNode:
 
     spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
     (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
-    pool: a ws.pool.Pool of admission.max_connections(cfg) sets of BUFS; every connection borrows one for
-    its lifetime, and one that finds none is closed. None: each connection makes its own.
+    pool: a ws.pool.Pool of admission.pool_sets(cfg) sets of BUFS; a connection borrows one for the
+    rest of its life once its TLS handshake is done, by admission.lend(), and one that finds none
+    is closed. None: each connection makes its own.
     """
 
     def __init__(self, cfg, cert_der, key_der, ski, trust, spine_factory, pin=None, pin_path=None, pool=None):
@@ -142,6 +146,8 @@ class ShipNode:
             t.cmi + _MARGIN_MS, t.hello + _MARGIN_MS, b.get("grace_ms", 2000), self.stats,
         )
         self._slots = [None] * self.adm.size  # slot -> _Admitted
+        self._wanted = 0  # trusted connections waiting for a set (_lend)
+        self._share = b.get("stranger_sets", A.STRANGER_SETS)  # sets strangers may hold at once
         self._sweeper = None
         tlsctx.on_cert = self._on_cert
         self._server_ctx = tlsctx.server_context(cert_der, key_der)
@@ -206,6 +212,7 @@ class ShipNode:
                 victim = self.adm.claim(h.slot, h.gen, ok)
                 if victim == -2:
                     break
+                h.trusted = ok
                 if victim >= 0:
                     self._evict(victim, "slot reclaimed")  # (tlsctx catches what escapes)
                 return True
@@ -240,6 +247,8 @@ class ShipNode:
             h.session = self.adm.promote(h.slot, h.gen, replacing)
             if self._slots[h.slot] is h:
                 self._slots[h.slot] = None
+            if h.session and h.lent >= 0:
+                self.pool.held[h.lent] = A.SET_TRUSTED  # a stranger approved: no longer the share's
         return h.session
 
     def _release(self, h):
@@ -288,57 +297,55 @@ class ShipNode:
         asyncio.create_task(detached(self._accept(st, st)))
 
     async def _accept(self, reader, writer):
-        slot, gen, victim = self.adm.arrive(time.ticks_ms())
+        now = time.ticks_ms()
+        slot, gen, victim = self.adm.arrive(now)
         if victim >= 0:
             self._evict(victim, "slot reclaimed")
         if slot < 0:
             # budget full of connections that may not be reclaimed: closed without a word
             await _quiet_close(writer)
             return
-        h = _Admitted(slot, gen, asyncio.current_task())
+        h = _Admitted(slot, gen, asyncio.current_task(), now)
         self._slots[slot] = h
         if self.probe:
             self.probe("open")
         addr = _peer_text(writer)
-        bufs = lent = None
+        ski = None
         ws = None
-        box = [None]
-
-        def admit():
-            # the TLS handshake ran inside the first read of the request head, in this task;
-            # a peer without a certificate is refused before the upgrade (403)
-            box[0] = tlsctx.take_peer_ski()
-            return box[0] is not None
-
+        wait = min(self.cfg["timers"].cmi, _TLS_MS)  # TLS handshake and upgrade together
         try:
+            # the TLS handshake, in this task, up to the peer's first byte: its certificate is
+            # judged (_on_cert) before the connection borrows a set
+            try:
+                if not await within(reader.first(), wait, 408):
+                    raise OSError(0)  # closed before a byte
+            finally:
+                ski = tlsctx.take_peer_ski()  # never leave an entry behind
+            if ski is None:
+                self.stats["no_cert"] += 1
+                log.warn(_TAG, "%s: no client certificate, refused", addr)
+                return
+            bufs = None
             if self.pool:
-                lent = await self._lend()
-                if lent < 0:
-                    # more connections than the sets made for them (the admission's budget,
-                    # plus a session replacing its own): closed without a word
+                h.lent = await self._lend(h.trusted)
+                if h.lent < 0:
+                    # no set this peer may take (admission.lend): closed without a word
                     self.stats["no_buffers"] += 1
                     return
-                bufs = self.pool.sets[lent]
+                bufs = self.pool.sets[h.lent]
             ws = WsConnection(reader, writer, False, max_message=self.cfg["max_message"],
                               buf=bufs and bufs[0])
             self._deadlines(ws)
-            try:
-                await ws.accept(min(self.cfg["timers"].cmi, _TLS_MS), admit)
-            finally:
-                if box[0] is None:
-                    tlsctx.take_peer_ski()  # never leave an entry behind
+            wait -= time.ticks_diff(time.ticks_ms(), now)
+            await ws.accept(wait if wait > 0 else 1)
             self.stats["accepted"] += 1
-            await self._run(ws, box[0], addr, False, h)
+            await self._run(ws, ski, addr, False, h)
         except asyncio.CancelledError:
             pass  # its slot was reclaimed (logged)
         except UpgradeError as e:
-            if e.status == 403:
-                self.stats["no_cert"] += 1
-                log.warn(_TAG, "%s: no client certificate, refused", addr)
-            else:
-                log.info(_TAG, "%s: WebSocket upgrade failed: %d %s", addr, e.status, e.reason)
+            log.info(_TAG, "%s: WebSocket upgrade failed: %d %s", addr, e.status, e.reason)
         except (OSError, WsClosed, asyncio.TimeoutError) as e:
-            if box[0] is None:
+            if ski is None:
                 self.stats["refused_tls"] += 1
             log.info(_TAG, "%s: connection ended before SHIP: %r", addr, e)
         except MemoryError:
@@ -350,21 +357,52 @@ class ShipNode:
             await _quiet_close(writer)
             # after the close: the reader task is cancelled (it reads nothing more) and the
             # stream keeps its own copy of what is unsent, so the set may serve another
-            if lent is not None:
-                self.pool.give(lent)
+            if h.lent >= 0:
+                self.pool.give(h.lent)
+                h.lent = -1
             if self.probe:
                 ws = None  # so the probe sees the connection's memory freed
                 self.probe("closed")
 
-    async def _lend(self):
-        # A set of connection buffers. An evicted holder gives its set back once its task has
-        # unwound (a pending peer gets its close frame first), so a newcomer waits that long.
+    async def _lend(self, trusted):
+        # A set of connection buffers, by admission.lend. A stranger evicted for it gives its
+        # set back once its task has unwound (a pending peer gets its close frame first), so
+        # the borrower waits that long; a trusted one waiting keeps strangers off the set.
+        pool = self.pool
+        tag = A.SET_TRUSTED if trusted else A.SET_STRANGER
         t0 = time.ticks_ms()
-        while True:
-            k = self.pool.take()
-            if k >= 0 or time.ticks_diff(time.ticks_ms(), t0) > self.cfg["timers"].close + _MARGIN_MS:
-                return k
-            await asyncio.sleep_ms(_LEND_POLL_MS)
+        waiting = 0
+        try:
+            while True:
+                r = A.lend(trusted, pool.free, pool.count(A.SET_STRANGER), self._wanted, self._share)
+                if r > 0:
+                    return pool.take(tag)
+                if r < 0 or time.ticks_diff(time.ticks_ms(), t0) > self.cfg["timers"].close + _MARGIN_MS:
+                    return -1
+                self._reclaim()
+                if trusted and not waiting:
+                    waiting = 1
+                    self._wanted += 1
+                await asyncio.sleep_ms(_LEND_POLL_MS)
+        finally:
+            self._wanted -= waiting
+
+    def _reclaim(self):
+        # The oldest stranger holding a set gives it up, unless a stranger's set is on its way
+        # back already (its holder evicted, here or by the admission: gone from the pre-auth
+        # table, still unwinding): that one is the set asked for.
+        held = self.pool.held
+        old = None
+        n = 0
+        for x in self._slots:
+            if x is not None and x.lent >= 0 and held[x.lent] == A.SET_STRANGER:
+                n += 1
+                if old is None or time.ticks_diff(old.at, x.at) > 0:
+                    old = x
+        if old is not None and n == self.pool.count(A.SET_STRANGER):
+            self.adm.leave(old.slot, old.gen)
+            self.stats["evicted"] += 1
+            self._evict(old.slot, "buffers reclaimed")
 
     # ---- client ---------------------------------------------------------------------------
 
@@ -395,7 +433,7 @@ class ShipNode:
         bufs = None
         try:
             if self.pool:
-                lent = self.pool.take()
+                lent = await self._lend(True)  # our dial goes to a trusted CEM only
                 if lent < 0:
                     self.stats["no_buffers"] += 1
                     return None
@@ -440,7 +478,7 @@ class ShipNode:
         decision = self.trust.decide(ski, now, addr)
         if h is None:
             # our own dial (to the trusted ship.cem only): not counted against the budgets
-            h = _Admitted(-1, 0, None)
+            h = _Admitted(-1, 0, None, 0)
         elif decision == T.TRUSTED:
             if not self._promote(h, ski in self.peers):
                 # ship.max_sessions trusted peers are served already: TLS memory is the limit

@@ -160,6 +160,9 @@ async def handshake(aw, timeout_ms, expect=None):
 _NODELAY = (getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
 
 
+_ONE = bytearray(1)  # first()'s byte, copied out at once: one for every connection
+
+
 class _TlsStream(asyncio.StreamReader):
     # Reads wait on the TCP socket underneath, not on the TLS socket. The unix port's poll()
     # steps through objects without a file descriptor (a TLS socket is one) in 1 ms sleeps,
@@ -168,12 +171,30 @@ class _TlsStream(asyncio.StreamReader):
     # TCP bytes, which is right after the handshake; inside the server's handshake mbedTLS
     # could want to write instead (a full send buffer for its first flight, which no socket
     # has), and then the connection's TLS deadline ends it. Writes stay with Stream.
+    _peek = -1  # the byte first() read, which the next readinto() returns
+
     def __init__(self, t, sock, e):
         super().__init__(t, e)
         self._sock = sock
         self._more = False  # the last read filled the buffer: mbedTLS may hold the record's rest
 
+    def first(self):
+        """Server: run the TLS handshake to its end, in the caller's task (the verify callback
+        tells connections apart by it), and wait for the peer's first application byte, which
+        the next readinto() returns. mbedTLS does not tell when its handshake is done; a byte of
+        application data is the proof (a SHIP client sends its upgrade request at once). So the
+        peer's certificate is judged before anything of the connection needs a buffer of its
+        own. Returns 0 when the peer closed first; raises OSError as a read does."""
+        n = yield from self.readinto(_ONE)
+        if n:
+            self._peek = _ONE[0]
+        return n
+
     def readinto(self, buf):  # awaited like Stream.readinto (a generator, as there)
+        if self._peek >= 0:
+            buf[0] = self._peek
+            self._peek = -1
+            return 1
         if self._more:
             yield from asyncio.core.sleep_ms(0)  # the others' turn first, as Stream gives it
         else:
@@ -189,7 +210,7 @@ class _TlsStream(asyncio.StreamReader):
 def wrap_socket(s, ctx, server_side, server_hostname, e):
     """A TLS stream over s, a connected TCP socket (an accepted one; e: the stream's extra
     info, {"peername": addr}). Nagle is turned off on s first: a TLS socket has no setsockopt.
-    The handshake runs in the first read/drain, as with asyncio's ssl=."""
+    The handshake runs in the first read/drain, as with asyncio's ssl=, or in first()."""
     try:
         s.setsockopt(*_NODELAY)
     except (OSError, TypeError, AttributeError):

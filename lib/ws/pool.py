@@ -16,22 +16,31 @@ class Pool:
         for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
             cols[i] = [bytearray(sizes[i]) for _ in range(count)]
         self.sets = tuple(tuple(c[k] for c in cols) for k in range(count))
-        self.held = bytearray(count)
+        self.held = bytearray(count)  # per set: 0 free, else the borrower's tag
         self.size = count
         self.free = count
         self.low = count  # fewest free sets seen
 
-    def take(self):
-        """The index of a free set, or -1 when every set is lent."""
+    def take(self, tag=1):
+        """The index of a free set, lent under tag (1..255: who holds it, for the lender's
+        rules), or -1 when every set is lent."""
         h = self.held
         for k in range(self.size):
             if not h[k]:
-                h[k] = 1
+                h[k] = tag
                 self.free -= 1
                 if self.free < self.low:
                     self.low = self.free
                 return k
         return -1
+
+    def count(self, tag):
+        """How many sets are lent under tag."""
+        n = 0
+        for t in self.held:
+            if t == tag:
+                n += 1
+        return n
 
     def give(self, k):
         """Return set k; returning one twice (or -1) changes nothing."""

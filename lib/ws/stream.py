@@ -24,6 +24,30 @@ _ETIMEDOUT = const(110)
 _CTL_MAX = const(131)  # 2 header + 4 mask + 125 payload
 
 
+async def within(coro, ms, status):
+    """Await coro, raising UpgradeError(status, "timeout") once ms have passed. Not wait_for_ms:
+    that runs coro in a task of its own, and a TLS handshake inside coro must stay in the
+    caller's task, by which the verify callback attributes the peer certificate
+    (asyncio.current_task())."""
+    me = asyncio.current_task()
+    fired = [False]
+
+    async def dog():
+        await asyncio.sleep_ms(ms)
+        fired[0] = True
+        me.cancel()
+
+    wd = asyncio.create_task(detached(dog()))
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if fired[0]:
+            raise upgrade.UpgradeError(status, "timeout")
+        raise
+    finally:
+        wd.cancel()
+
+
 class WsClosed(Exception):
     # code 1006: the connection dropped without a close frame.
     def __init__(self, code, reason=""):
@@ -112,38 +136,10 @@ class WsConnection:
             if n >= lim:
                 raise upgrade.UpgradeError(status, "head too large")
 
-    async def _within(self, coro, ms, status):
-        # Not wait_for_ms: that runs coro in a task of its own, and the TLS handshake inside
-        # these first reads must stay in the caller's task, by which the verify callback
-        # attributes the peer certificate (asyncio.current_task()).
-        me = asyncio.current_task()
-        fired = [False]
-
-        async def dog():
-            await asyncio.sleep_ms(ms)
-            fired[0] = True
-            me.cancel()
-
-        wd = asyncio.create_task(detached(dog()))
-        try:
-            return await coro
-        except asyncio.CancelledError:
-            if fired[0]:
-                raise upgrade.UpgradeError(status, "timeout")
-            raise
-        finally:
-            wd.cancel()
-
-    async def accept(self, timeout_ms=5000, admit=None):
-        # admit(): called once the request head is in (so a TLS handshake has completed);
-        # False refuses the upgrade with 403 before any WebSocket byte is sent.
+    async def accept(self, timeout_ms=5000):
         buf = self.buf
         try:
-            (path, key, hl), n = await self._within(
-                self._head(buf, upgrade.parse_request, 431), timeout_ms, 408
-            )
-            if admit is not None and not admit():
-                raise upgrade.UpgradeError(403, "refused")
+            (path, key, hl), n = await within(self._head(buf, upgrade.parse_request, 431), timeout_ms, 408)
             self._w.write(upgrade.accept_response(key))
             await self._drain()
         except upgrade.UpgradeError as e:
@@ -179,7 +175,7 @@ class WsConnection:
     async def connect(self, host, path, timeout_ms=5000):
         key = upgrade.new_key()
         try:
-            hl, n = await self._within(self._dial(self.buf, host, path, key), timeout_ms, 0)
+            hl, n = await within(self._dial(self.buf, host, path, key), timeout_ms, 0)
             self._keep(hl, n)
         except (upgrade.UpgradeError, OSError):
             await self._shut()
