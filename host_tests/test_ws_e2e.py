@@ -475,3 +475,22 @@ def test_micropython_client_handshake_edge_cases(reply, expect):
 def test_websockets_version():
     # The e2e peers were written against this major version's asyncio API.
     assert websockets.__version__.split(".")[0] == "17"
+
+
+
+@pytest.mark.parametrize("what", ["close", "ping"])
+def test_control_frame_queued_during_a_writers_drain_goes_out(what):
+    """The reader answers a protocol error (close 1002) or a ping while a writer holds the role
+    and is already in its drain (host_tests/mpy/ws_ctl_in_drain.py): the answer follows the
+    writer's frame before the role is released. Until _drain_ctl it was left behind, and under
+    load a peer sending a bad frame saw the connection drop without its close frame."""
+    r = mpyrun.run(os.path.join(MPY_SCRIPTS, "ws_ctl_in_drain.py"), args=(what,), timeout=60).check()
+    m = re.search(r"^WROTE ([0-9a-f]*)$", r.stdout, re.M)
+    assert m, r.stdout
+    wrote = bytes.fromhex(m.group(1))
+    assert wrote[:12] == frame(2, b"x" * 10), wrote.hex()  # the writer's frame first
+    answer = wrote[12:]
+    if what == "close":
+        assert answer[0] == 0x88 and answer[1] == len(answer) - 2 and answer[2:4] == struct.pack("!H", 1002), answer
+    else:
+        assert answer == frame(10, b"hi"), answer.hex()

@@ -322,20 +322,31 @@ class WsConnection:
         self.close_sent = True
 
     async def _send_ctl(self, wait):
-        # Without wait, a frame the current writer will send on release is left to it, so the
-        # reader never blocks behind a large outgoing message.
+        # Without wait, a frame is left to the current writer, which sends it before it releases
+        # the role (_drain_ctl), so the reader never blocks behind a large outgoing message.
         if self._busy:
             if not wait:
                 return
             await self._wait_tx()
         self._busy = True
         try:
+            await self._drain_ctl()
+        finally:
+            self._release()
+
+    async def _drain_ctl(self):
+        # Drains what the writer put, then sends the control frames queued meanwhile: a reader
+        # that answers a ping or a protocol error while a writer holds the role leaves its
+        # frame to that writer (_send_ctl without wait), also when the writer is already past
+        # _put() and in its drain, where the reader's task runs. Before the role is released,
+        # so no frame is left behind, above all not the close the peer is waiting for.
+        while True:
             if self._cn:
                 self._w.write(memoryview(self._cb)[: self._cn])
                 self._cn = 0
-                await self._drain()
-        finally:
-            self._release()
+            await self._drain()
+            if not self._cn:
+                return
 
     async def ping(self, payload=b""):
         if self.close_sent:
@@ -494,7 +505,7 @@ class WsConnection:
             raise ValueError("ws: fewer bytes than announced")
         try:
             self._put()
-            await self._drain()
+            await self._drain_ctl()
         except OSError:
             self._fail_tx()
             raise
@@ -503,15 +514,11 @@ class WsConnection:
             self._release()
 
     def _put(self):
-        # The frame's tail, then any control frame queued meanwhile.
+        # The frame's tail; any control frame queued meanwhile follows it (_drain_ctl).
         self._left = -1
-        w = self._w
         if self._tn:
-            w.write(self._txmv[: self._tn])
+            self._w.write(self._txmv[: self._tn])
             self._tn = 0
-        if self._cn:
-            w.write(memoryview(self._cb)[: self._cn])
-            self._cn = 0
 
     async def send_binary(self, data):
         n = len(data)
@@ -536,7 +543,7 @@ class WsConnection:
         self._tn = t + n
         try:
             self._put()
-            await self._drain()
+            await self._drain_ctl()
         except OSError:
             self._fail_tx()
             raise
