@@ -2,7 +2,7 @@
 # MicroPython: argv[1] "close" (a protocol error, answered with close 1002) or "ping" (answered
 # with a pong). A server connection is accepted from an in-memory upgrade request; a task sends
 # a message and waits in the writer's drain, held by the test; the reader then gets the peer's
-# frame and queues its answer. Once the drain is released, prints "WROTE <hex of every byte
+# frame and queues its answer (a close waits for the role). Once the drain is released, prints "WROTE <hex of every byte
 # written after the upgrade response>".
 import asyncio
 import binascii
@@ -67,6 +67,13 @@ class Writer:
         pass
 
 
+async def read(ws):
+    try:
+        await ws.read_some(Sink())
+    except WsClosed:
+        pass
+
+
 async def main(what):
     r, w = Reader(), Writer()
     ws = WsConnection(r, w, False)
@@ -78,12 +85,11 @@ async def main(what):
     await w.draining.wait()  # the writer is past its frame, in the drain
     r.chunks.append(UNMASKED if what == "close" else PING)
     r.more.set()
-    try:
-        await ws.read_some(Sink())
-    except WsClosed:
-        pass
+    rd = asyncio.create_task(read(ws))
+    await asyncio.sleep_ms(20)  # the reader has the frame and has queued its answer
     w.gate.set()
     await send
+    await rd
     print("WROTE", binascii.hexlify(bytes(w.data[mark:])).decode())
 
 

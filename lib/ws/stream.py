@@ -231,7 +231,8 @@ class WsConnection:
                 if not self.close_sent:
                     self._queue_close(e.code, e.reason)
                     try:
-                        await self._send_ctl(False)
+                        # the close waits for the role (within send_ms): the peer is owed it
+                        await self._send_ctl(True)
                     except OSError:  # the peer may be gone already
                         pass
                 raise WsClosed(e.code, e.reason)
@@ -258,7 +259,7 @@ class WsConnection:
                         self._queue_ctl(_OP_CLOSE, dec.ctl, 0, 2 if code else 0)
                         self.close_sent = True
                         try:
-                            await self._send_ctl(False)
+                            await self._send_ctl(True)
                         except OSError:  # the peer may be gone already
                             pass
                     raise WsClosed(code or 1005, reason)
@@ -335,18 +336,18 @@ class WsConnection:
             self._release()
 
     async def _drain_ctl(self):
-        # Drains what the writer put, then sends the control frames queued meanwhile: a reader
-        # that answers a ping or a protocol error while a writer holds the role leaves its
-        # frame to that writer (_send_ctl without wait), also when the writer is already past
-        # _put() and in its drain, where the reader's task runs. Before the role is released,
-        # so no frame is left behind, above all not the close the peer is waiting for.
-        while True:
-            if self._cn:
-                self._w.write(memoryview(self._cb)[: self._cn])
-                self._cn = 0
+        # Drains what the writer put; then once more for a pong the reader queued meanwhile
+        # (_send_ctl without wait leaves it to the writer, which may be past _put() and in this
+        # drain already). Once only: a peer flooding pings cannot keep the writer here. A close
+        # does not rely on it: the reader waits for the role to send that one.
+        if self._cn:
+            self._w.write(memoryview(self._cb)[: self._cn])
+            self._cn = 0
+        await self._drain()
+        if self._cn:
+            self._w.write(memoryview(self._cb)[: self._cn])
+            self._cn = 0
             await self._drain()
-            if not self._cn:
-                return
 
     async def ping(self, payload=b""):
         if self.close_sent:
