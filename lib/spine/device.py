@@ -24,7 +24,7 @@ class Function:
     freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
     to measure and again per buffer window, so what it writes must not change in between.
     table: a spine.table.Table instead of emit/freeze; it also serves reads restricted by
-    selectors and elements (a Table is itself the Function, spine.table.list_function)."""
+    selectors and elements (a Table is itself the Function)."""
 
     # what a function lacks is the class's None: an instance holds only the attributes it has
     # (every attribute is a slot in the instance's own table, there are 40 of them resident)

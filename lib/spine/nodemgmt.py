@@ -1,9 +1,16 @@
 # NodeManagement (entity [0], feature 0, role special; spine.md section 5): its discovery
 # entry, the detailed discovery data streamed from the device model, use case data,
 # subscription and binding data, destination list.
-from spine.datagram import SPEC_VERSION, Addr, emit_addr, emit_address
-from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, Feature, Function, SPECIAL
+from compat import const
+from spine import datagram as D
+from spine import device as DV
 from spine.table import uint32
+
+# spine.device's possibleOperations flags
+_OP_READ = const(1)
+_OP_READ_PARTIAL = const(2)
+_OP_WRITE = const(4)
+_OP_WRITE_PARTIAL = const(8)
 
 DD = "nodeManagementDetailedDiscoveryData"
 UCD = "nodeManagementUseCaseData"
@@ -18,25 +25,25 @@ DEST = "nodeManagementDestinationListData"
 
 def node_management():
     # the order spine-go announces them in (capture 20)
-    return Feature(
+    return DV.Feature(
         0,
         "NodeManagement",
-        SPECIAL,
+        "special",
         (
-            Function(UCD, OP_READ),
-            Function(SUB_DATA, OP_READ),
-            Function(SUB_DEL, 0),
-            Function(BIND_DATA, OP_READ),
-            Function(BIND_DEL, 0),
-            Function(DEST, OP_READ),
-            Function(DD, OP_READ),
-            Function(SUB_REQ, 0),
-            Function(BIND_REQ, 0),
+            DV.Function(UCD, _OP_READ),
+            DV.Function(SUB_DATA, _OP_READ),
+            DV.Function(SUB_DEL, 0),
+            DV.Function(BIND_DATA, _OP_READ),
+            DV.Function(BIND_DEL, 0),
+            DV.Function(DEST, _OP_READ),
+            DV.Function(DD, _OP_READ),
+            DV.Function(SUB_REQ, 0),
+            DV.Function(BIND_REQ, 0),
         ),
     )
 
 
-_OPS = (("read", OP_READ, OP_READ_PARTIAL), ("write", OP_WRITE, OP_WRITE_PARTIAL))
+_OPS = (("read", _OP_READ, _OP_READ_PARTIAL), ("write", _OP_WRITE, _OP_WRITE_PARTIAL))
 
 
 def emit_ops(w, ops):
@@ -73,7 +80,7 @@ def _feature_info(w, device, f):
     w.member("description")
     w.obj_begin()
     w.member("featureAddress")
-    emit_address(w, device, f.entity.address, f.fid)
+    D.emit_address(w, device, f.entity.address, f.fid)
     w.member("featureType")
     w.string(f.type)
     w.member("role")
@@ -106,7 +113,7 @@ def emit_discovery(w, device, entities=None, change=None):
     w.obj_begin()
     w.member("specificationVersion")
     w.list_begin()
-    w.string(SPEC_VERSION)
+    w.string(D.SPEC_VERSION)
     w.list_end()
     w.obj_end()
     w.member("deviceInformation")
@@ -122,7 +129,7 @@ def emit_discovery(w, device, entities=None, change=None):
         w.member("description")
         w.obj_begin()
         w.member("entityAddress")
-        emit_address(w, dev, e.address)
+        D.emit_address(w, dev, e.address)
         w.member("entityType")
         w.string(e.type)
         if change:
@@ -155,7 +162,7 @@ def emit_usecases(w, device_address, usecases):
     for entity, actor, support in usecases:
         w.obj_begin()
         w.member("address")
-        emit_address(w, device_address, entity)
+        D.emit_address(w, device_address, entity)
         w.member("actor")
         w.string(actor)
         w.member("useCaseSupport")
@@ -196,9 +203,9 @@ def emit_links(w, kind, links):
         w.member(kind + "Id")
         w.integer(lid)
         w.member("clientAddress")
-        emit_addr(w, client)
+        D.emit_addr(w, client)
         w.member("serverAddress")
-        emit_addr(w, server)
+        D.emit_addr(w, server)
         w.obj_end()
     w.list_end()
     w.obj_end()
@@ -264,4 +271,4 @@ def _addr(d):
             return None
     if not uint32(feat):
         return None
-    return Addr(dev, tuple(ent), feat)
+    return D.Addr(dev, tuple(ent), feat)

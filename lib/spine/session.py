@@ -2,23 +2,25 @@
 # as SHIP delivers them, answers and notifies queue up in .out as datagram.Out objects; the
 # async poll() at the end sends them through SHIP, one frame each, measured then streamed.
 import log
-from compat import ticks_add, ticks_diff
-from eejson.reader import Consumer, JsonError, Names, Reader
+from compat import const, ticks_add, ticks_diff
+from eejson import reader as ER
 from spine import datagram as D
 from spine import nodemgmt as NM
-from spine.datagram import Addr, Out
-from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, SPECIAL
-from spine.remote import DiscoveryReader, RemoteDevice, UseCaseReader
+from spine import remote as R
 
-_TAG = "spine"
 _NM = (0,)
+# spine.device's possibleOperations flags (OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL)
+_OP_READ = const(1)
+_OP_READ_PARTIAL = const(2)
+_OP_WRITE = const(4)
+_OP_WRITE_PARTIAL = const(8)
 
 
-_SKIP = Consumer()  # keeps nothing: reads carry an empty element
+_SKIP = ER.Consumer()  # keeps nothing: reads carry an empty element
 
 # Strings every datagram (and a peer's discovery) is made of: the reader hands these out as
 # they are instead of allocating one per occurrence (MicroPython interns only short literals).
-_NAMES = Names(
+_NAMES = ER.Names(
     D.CLASSIFIERS
     + (
         D.SPEC_VERSION, "datagram", "header", "specificationVersion", "addressSource", "addressDestination",
@@ -51,7 +53,7 @@ def reserve():
 
 def _new():
     inc = D.Incoming(_route)
-    return Reader(inc, names=_NAMES), inc, D.BoundedTree()
+    return ER.Reader(inc, names=_NAMES), inc, D.BoundedTree()
 
 
 def _lend():
@@ -128,7 +130,7 @@ class Session:
         self.counter = 0
         self.subs = []  # [id, client Addr, server Addr]
         self.binds = []
-        self.remote = RemoteDevice()
+        self.remote = R.RemoteDevice()
         self.remote_known = False  # set by the application once it followed up on discovery
         # the peer's heartbeat (our DeviceDiagnosis client): server we subscribed, last arrival
         # (ms ticks, None: none yet), its announced timeout (ms), silent past it
@@ -158,7 +160,7 @@ class Session:
         if self._failed is None and self._p is not None:
             try:
                 self._p[0].feed(buf, off, n)
-            except (JsonError, D.DatagramError) as e:
+            except (ER.JsonError, D.DatagramError) as e:
                 self._failed = e
 
     def spine_end(self):
@@ -171,7 +173,7 @@ class Session:
                 try:
                     p[0].finish()
                     inc.check()
-                except (JsonError, D.DatagramError) as e:
+                except (ER.JsonError, D.DatagramError) as e:
                     self._failed = e
             self.stats["in"] += 1
             if self._failed is not None:
@@ -205,15 +207,15 @@ class Session:
         # reader made for it takes over the tree's path arrays
         t = self._p[2]
         if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
-            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial), t)
+            return R.DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial), t)
         if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
-            return UseCaseReader(self.remote, t)
+            return R.UseCaseReader(self.remote, t)
         t.reset()
         return t
 
     def _malformed(self, inc, why):
         self.stats["errors"] += 1
-        log.warn(_TAG, "datagram refused: %s", why)
+        log.warn("spine", "datagram refused: %s", why)
         # answer when the header could be read, else drop (ship.md 12.4)
         if inc.counter is not None and inc.src.feature is not None and inc.src.entity and inc.classifier != D.RESULT:
             self._result(inc, D.E_GENERAL, "malformed datagram")
@@ -227,27 +229,28 @@ class Session:
         # not one of ours (peers drop messages from features missing in our discovery)
         d = inc.dst
         if d.feature is None or self.app.device.feature(d.entity, d.feature) is None:
-            return Addr(self.app.device.address, _NM, 0)
-        return Addr(self.app.device.address, d.entity, d.feature)
+            return D.Addr(self.app.device.address, _NM, 0)
+        return D.Addr(self.app.device.address, d.entity, d.feature)
 
     def _peer_addr(self, a):
         d = self.remote.device
         if d is not None:
             if a.device is None:
-                return Addr(d, a.entity, a.feature)
+                return D.Addr(d, a.entity, a.feature)
             if a.device == d:
                 a.device = d  # kept in a link: the peer's address once, not a copy per link
         return a
 
     def _result(self, inc, err, desc=None):
         self.out.append(
-            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc),
+            D.Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc),
                 ref=inc.counter)
         )
 
     def _reply(self, inc, name, emit, body=_body_data):
         self.out.append(
-            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, body, (name, emit), ref=inc.counter)
+            D.Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, body, (name, emit),
+                  ref=inc.counter)
         )
 
     def _process(self, inc):
@@ -265,15 +268,15 @@ class Session:
             if c != D.REPLY or inc.ack:
                 self._result(inc, D.E_DEST_UNKNOWN, "unknown destination feature")
             return
-        if feature.role == SPECIAL:
+        if feature.role == "special":
             self._node_management(inc)
             return
         name = inc.data_name
         fn = feature.function(name)
         if c == D.READ:
-            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or not fn.readable():
+            if fn is None or not fn.ops & (_OP_READ | _OP_READ_PARTIAL) or not fn.readable():
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
-            elif inc.partial and fn.ops & OP_READ_PARTIAL and fn.table is not None:
+            elif inc.partial and fn.ops & _OP_READ_PARTIAL and fn.table is not None:
                 # a restricted read: the matching entries, the asked elements (spine.md 3.1)
                 self._reply(inc, name, fn.emitter(inc.selectors, inc.elements), _body_partial_data)
             else:
@@ -293,10 +296,10 @@ class Session:
         if fn is None:
             self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
             return
-        if not fn.ops & (OP_WRITE | OP_WRITE_PARTIAL) or fn.write is None:
+        if not fn.ops & (_OP_WRITE | _OP_WRITE_PARTIAL) or fn.write is None:
             self._result(inc, D.E_REJECTED, "write is not allowed on this function")
             return
-        if inc.partial and not fn.ops & OP_WRITE_PARTIAL:
+        if inc.partial and not fn.ops & _OP_WRITE_PARTIAL:
             self._result(inc, D.E_RFE_COMBINATION, "partial write not supported")
             return
         if not self._bound(inc.src, feature):
@@ -336,7 +339,7 @@ class Session:
                 self.deferred.remove(d)
                 if err == D.E_OK:
                     self.notify(d[5], d[6].name, d[6].emitter())
-                self.out.append(Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
+                self.out.append(D.Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
                 return True
         return False  # timed out already, or never deferred
 
@@ -413,7 +416,7 @@ class Session:
             self._result(inc, D.E_DEST_UNKNOWN, "server address is not this device")
             return
         f = self.app.device.feature(server.entity, server.feature)
-        if f is None or (f.role != SERVER and not (f.role == SPECIAL and not binding)):
+        if f is None or (f.role != "server" and not (f.role == "special" and not binding)):
             # subscriptions to servers and NodeManagement; bindings to servers only
             self._result(inc, D.E_GENERAL, "no such server feature for a %s" % what)
             return
@@ -431,7 +434,7 @@ class Session:
             self._result(inc, D.E_GENERAL, "too many %ss" % what)
             return
         self._link_id += 1
-        lst.append([self._link_id, client, Addr(self.app.device.address, server.entity, server.feature)])
+        lst.append([self._link_id, client, D.Addr(self.app.device.address, server.entity, server.feature)])
         if not binding:
             Session.sub_epoch += 1  # a new subscription somewhere: change-only notifies start over
         self._result(inc, D.E_OK)
@@ -466,25 +469,25 @@ class Session:
 
     def notify(self, feature, name, emit, partial=False):
         """Queue a notify of one function's data to every subscriber of the feature."""
-        src = Addr(self.app.device.address, feature.entity.address, feature.fid)
+        src = D.Addr(self.app.device.address, feature.entity.address, feature.fid)
         body = _body_partial_data if partial else _body_data
         for s in self.subs:
             srv = s[2]
             if srv.entity == src.entity and srv.feature == src.feature:
-                self.out.append(Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
+                self.out.append(D.Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
 
     def request(self, src, dst, classifier, body, arg, ack=False):
-        self.out.append(Out(src, dst, self._next(), classifier, body, arg, ack=ack))
+        self.out.append(D.Out(src, dst, self._next(), classifier, body, arg, ack=ack))
 
     def read_remote(self, dst, name):
         """Our read of a peer's function (from our NodeManagement unless said otherwise)."""
-        self.request(Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
+        self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
 
     def subscribe_remote(self, local, remote, ftype, binding=False):
         fn = NM.BIND_REQ if binding else NM.SUB_REQ
         inner = "bindingRequest" if binding else "subscriptionRequest"
-        dst = Addr(remote.device, _NM, 0)
-        self.request(Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
+        dst = D.Addr(remote.device, _NM, 0)
+        self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
                      (fn, inner, local, remote, ftype), True)
 
     def entity_changed(self, entity, added):

@@ -9,6 +9,7 @@
 # own value; None leaves the member out (an optional field not known now), and so does a list
 # (Items) without entries: on the wire a list member is there with entries or not at all, since
 # `[]` reads as an empty object to eebus-go, which then drops the whole message.
+from compat import const
 from spine.device import Function
 
 
@@ -46,14 +47,8 @@ def number(v):
     return n // d if n % d == 0 else n / d
 
 
-# ISO 8601 duration designators with their seconds (a month 30 days, a year 365), date part
-# and time part. Strings and tuples: constants in flash when frozen.
-_DATE_UNITS = "YMWD"
-_DATE_S = (31536000, 2592000, 604800, 86400)
-_TIME_UNITS = "HMS"
-_TIME_S = (3600, 60, 1)
-DURATION_MAX_S = 999999999  # ~31.7 years: longer durations are clamped (a small int on the ESP32)
-_FRAC_DIGITS = 9  # fraction digits kept (a small int); the rest is below 0.04 s even for a year
+DURATION_MAX_S = const(999999999)  # ~31.7 years: longer durations are clamped (a small int on the ESP32)
+_FRAC_DIGITS = const(9)  # fraction digits kept; the rest is below 0.04 s even for a year
 
 
 def duration_s(text):
@@ -67,15 +62,17 @@ def duration_s(text):
     if n - i < 3 or text[i] != "P":
         return None
     i += 1
-    units, secs = _DATE_UNITS, _DATE_S
+    # ISO 8601 designators with their seconds (a month 30 days, a year 365), date part, then
+    # time part: literals, constants in flash when frozen
+    units, secs = "YMWD", (31536000, 2592000, 604800, 86400)
     total = 0  # whole seconds, at most DURATION_MAX_S + 1 ("more than the cap")
     frac = 0.0  # seconds from fractions
     seen = False
     while i < n:
         if text[i] == "T":
-            if units is _TIME_UNITS:
+            if units == "HMS":
                 return None
-            units, secs = _TIME_UNITS, _TIME_S
+            units, secs = "HMS", (3600, 60, 1)
             i += 1
             continue
         j = i
@@ -222,14 +219,14 @@ def item_name(function):
 
 
 class Table(Function):
-    """A list function backed by rows. rows() returns the current rows (a tuple or list the
+    """A list function served from rows (e.g. measurementListData). rows() returns the current rows (a tuple or list the
     caller does not change afterwards: a send emits it more than once). The Table is the
     Function itself (one object per list function, not two: they stay resident); its item
     name (item_name()) is written from the function's name, not kept."""
 
     keys = ()
 
-    def __init__(self, function, rows, keys=(), ops=0, write=None):
+    def __init__(self, function, ops, rows, keys=(), write=None):
         Function.__init__(self, function, ops, write=write)
         if keys:
             self.keys = keys
@@ -303,8 +300,3 @@ def entries(tree, item):
     if not isinstance(tree, dict):
         return None
     return as_objects(tree.get(item))
-
-
-def list_function(name, ops, rows, keys=(), write=None):
-    """A list function served from rows (a Table), e.g. measurementListData."""
-    return Table(name, rows, keys, ops, write)

@@ -4,8 +4,8 @@
 # limits point at). Written once here: the feature layouts, the description and value rows,
 # and the EV's current range that permitted values, constraints and limits all state.
 from charger import F_EV_MAX
-from spine.device import OPS_READ, SERVER, Feature
-from spine.table import emit_list, field, list_function, scaled
+from spine import device as DV
+from spine import table as T
 
 PHASES = ("a", "b", "c")
 # parameter elements of a per-phase value measured against neutral
@@ -27,7 +27,7 @@ def parameter_desc(pid, mid, phases, extra=(), scope=None):
 
 
 def measured(mid, value, source="measuredValue"):
-    return ("measurementId", mid, "valueType", "value", "value", scaled(value), "valueSource", source)
+    return ("measurementId", mid, "valueType", "value", "value", T.scaled(value), "valueSource", source)
 
 
 def tenth(x):
@@ -52,25 +52,26 @@ def electrical_connection(fid, phases, params, characteristics=None, permitted=N
     parameters[, permitted values]; rows as sequences or callables (spine.table.Table)."""
     fns = []
     if characteristics is not None:
-        fns.append(list_function("electricalConnectionCharacteristicListData", OPS_READ, characteristics,
+        fns.append(T.Table("electricalConnectionCharacteristicListData", DV.OPS_READ, characteristics,
                                  ("characteristicId",)))
-    fns.append(list_function("electricalConnectionDescriptionListData", OPS_READ, (
+    fns.append(T.Table("electricalConnectionDescriptionListData", DV.OPS_READ, (
         ("electricalConnectionId", 0, "powerSupplyType", "ac", "acConnectedPhases", phases,
          "positiveEnergyDirection", "consume"),
     ), ("electricalConnectionId",)))
-    fns.append(list_function("electricalConnectionParameterDescriptionListData", OPS_READ, params, _PARAM_KEYS))
+    fns.append(T.Table("electricalConnectionParameterDescriptionListData", DV.OPS_READ, params, _PARAM_KEYS))
     if permitted is not None:
-        fns.append(list_function("electricalConnectionPermittedValueSetListData", OPS_READ, permitted, _PARAM_KEYS))
-    return Feature(fid, "ElectricalConnection", SERVER, tuple(fns), "ElectricalConnection Server")
+        fns.append(T.Table("electricalConnectionPermittedValueSetListData", DV.OPS_READ, permitted,
+                                   _PARAM_KEYS))
+    return DV.Feature(fid, "ElectricalConnection", "server", tuple(fns), "ElectricalConnection Server")
 
 
 def measurement(fid, descriptions, values, constraints=None):
     """The Measurement server: descriptions[, constraints], values."""
-    fns = [list_function("measurementDescriptionListData", OPS_READ, descriptions, _MEAS_KEYS)]
+    fns = [T.Table("measurementDescriptionListData", DV.OPS_READ, descriptions, _MEAS_KEYS)]
     if constraints is not None:
-        fns.append(list_function("measurementConstraintsListData", OPS_READ, constraints, _MEAS_KEYS))
-    fns.append(list_function("measurementListData", OPS_READ, values, _MEAS_KEYS))
-    return Feature(fid, "Measurement", SERVER, tuple(fns), "Measurement Server")
+        fns.append(T.Table("measurementConstraintsListData", DV.OPS_READ, constraints, _MEAS_KEYS))
+    fns.append(T.Table("measurementListData", DV.OPS_READ, values, _MEAS_KEYS))
+    return DV.Feature(fid, "Measurement", "server", tuple(fns), "Measurement Server")
 
 
 # Measurement notifies (spine.md 12.3) carry only the values that moved since they were last
@@ -90,7 +91,7 @@ class Delta:
     def __init__(self, descriptions):
         steps = [0] * (max(d[1] for d in descriptions) + 1)
         for d in descriptions:
-            u = field(d, "unit")
+            u = T.field(d, "unit")
             for k, v in _STEPS:
                 if k == u:
                     steps[d[1]] = v - 1e-6  # 7.1 - 7.0 is 0.0999... in binary
@@ -128,4 +129,4 @@ class Delta:
                 out.append(r)
         if out:
             app.notify(entity, fid, "measurementListData",
-                       lambda w: emit_list(w, "measurementData", out), len(out) < len(rows))
+                       lambda w: T.emit_list(w, "measurementData", out), len(out) < len(rows))
