@@ -219,10 +219,10 @@ def item_name(function):
 
 
 class Table(Function):
-    """A list function served from rows (e.g. measurementListData). rows() returns the current rows (a tuple or list the
-    caller does not change afterwards: a send emits it more than once). The Table is the
-    Function itself (one object per list function, not two: they stay resident); its item
-    name (item_name()) is written from the function's name, not kept."""
+    """A list function served from rows, e.g. measurementListData. rows() returns the
+    current rows (a tuple or list the caller does not change afterwards: a send emits it more
+    than once). The Table is the Function itself (one object per list function, not two: they
+    stay resident); its item name (item_name()) is written from the function's name, not kept."""
 
     keys = ()
 
