@@ -35,7 +35,6 @@ class App(SpineApp):
 
         fn = Function("testData", OP_READ | OP_WRITE_PARTIAL, emit, write)
         self.device.entity((1,)).features.append(Feature(9, "Test", SERVER, (fn,)))
-        self.device.entity((1,)).features[-1].entity = self.device.entity((1,))
 
 
 def datagram(src, dst, counter, classifier, cmd, ack=False, ref=None):

@@ -52,13 +52,23 @@ class Function:
 
 
 class Feature:
+    """A feature of one of our entities: fid, type, role (server, client, special), functions
+    and the description announced in discovery. Its entity is where it is listed: the callers
+    that need its address have it (spine.session takes entity and feature). Server is the
+    class's role: an instance holds what differs (every attribute is a slot in its own table,
+    and a server feature fits four)."""
+
+    role = "server"
+    description = None
+
     def __init__(self, fid, ftype, role, functions=(), description=None):
         self.fid = fid
         self.type = ftype
-        self.role = role
+        if role != "server":
+            self.role = role
         self.functions = functions
-        self.description = description
-        self.entity = None  # set when added to an entity
+        if description is not None:
+            self.description = description
 
     def function(self, name):
         for f in self.functions:
@@ -68,13 +78,10 @@ class Feature:
 
 
 class Entity:
-    def __init__(self, address, etype, features, description=None):
+    def __init__(self, address, etype, features):
         self.address = address  # tuple
         self.type = etype
         self.features = features
-        self.description = description
-        for f in features:
-            f.entity = self
 
 
 class Device:

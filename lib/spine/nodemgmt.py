@@ -75,12 +75,12 @@ def _device_description(w, device):
     w.obj_end()
 
 
-def _feature_info(w, device, f):
+def _feature_info(w, device, entity, f):
     w.obj_begin()
     w.member("description")
     w.obj_begin()
     w.member("featureAddress")
-    D.emit_address(w, device, f.entity.address, f.fid)
+    D.emit_address(w, device, entity, f.fid)
     w.member("featureType")
     w.string(f.type)
     w.member("role")
@@ -135,9 +135,6 @@ def emit_discovery(w, device, entities=None, change=None):
         if change:
             w.member("lastStateChange")
             w.string(change)
-        if e.description:
-            w.member("description")
-            w.string(e.description)
         w.obj_end()
         w.obj_end()
     w.list_end()
@@ -146,7 +143,7 @@ def emit_discovery(w, device, entities=None, change=None):
         w.list_begin()
         for e in ents:
             for f in e.features:
-                _feature_info(w, dev, f)
+                _feature_info(w, dev, e.address, f)
         w.list_end()
     w.obj_end()
 

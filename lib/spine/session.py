@@ -302,7 +302,7 @@ class Session:
         if inc.partial and not fn.ops & _OP_WRITE_PARTIAL:
             self._result(inc, D.E_RFE_COMBINATION, "partial write not supported")
             return
-        if not self._bound(inc.src, feature):
+        if not self._bound(inc.src, inc.dst.entity, feature.fid):
             self._result(inc, D.E_BINDING_NEEDED, "write denied due to missing binding")
             return
         self._wctx = (inc, feature, fn)
@@ -315,7 +315,7 @@ class Session:
         err, desc = r
         if err == D.E_OK:
             # notify first, then the result (the order spine-go uses)
-            self.notify(feature, name, fn.emitter())
+            self.notify(inc.dst.entity, feature.fid, name, fn.emitter())
         self._result(inc, err, desc)
 
     # ---- write approval: a write handler may defer its decision to the application --------
@@ -338,7 +338,7 @@ class Session:
             if d[0] == handle:
                 self.deferred.remove(d)
                 if err == D.E_OK:
-                    self.notify(d[5], d[6].name, d[6].emitter())
+                    self.notify(d[2].entity, d[5].fid, d[6].name, d[6].emitter())
                 self.out.append(D.Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
                 return True
         return False  # timed out already, or never deferred
@@ -351,10 +351,10 @@ class Session:
                 # the answer spine-go gives in this case
                 self.settle(d[0], D.E_GENERAL, "write not approved in time by application")
 
-    def _bound(self, client, feature):
+    def _bound(self, client, entity, fid):
         for b in self.binds:
             s = b[2]
-            if s.entity == feature.entity.address and s.feature == feature.fid and b[1].same(client):
+            if s.entity == entity and s.feature == fid and b[1].same(client):
                 return True
         return False
 
@@ -459,21 +459,22 @@ class Session:
 
     # ---- what the application and the node call -------------------------------------------
 
-    def subscribed(self, feature):
-        ent = feature.entity.address
+    def subscribed(self, entity, fid):
+        """Whether the peer subscribed to our feature fid on entity (an address tuple)."""
         for s in self.subs:
             srv = s[2]
-            if srv.entity == ent and srv.feature == feature.fid:
+            if srv.entity == entity and srv.feature == fid:
                 return True
         return False
 
-    def notify(self, feature, name, emit, partial=False):
-        """Queue a notify of one function's data to every subscriber of the feature."""
-        src = D.Addr(self.app.device.address, feature.entity.address, feature.fid)
+    def notify(self, entity, fid, name, emit, partial=False):
+        """Queue a notify of one function's data to every subscriber of our feature fid on
+        entity."""
+        src = D.Addr(self.app.device.address, entity, fid)
         body = _body_partial_data if partial else _body_data
         for s in self.subs:
             srv = s[2]
-            if srv.entity == src.entity and srv.feature == src.feature:
+            if srv.entity == entity and srv.feature == fid:
                 self.out.append(D.Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
 
     def request(self, src, dst, classifier, body, arg, ack=False):
@@ -492,18 +493,17 @@ class Session:
 
     def entity_changed(self, entity, added):
         """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""
-        nm = self.app.device.feature(_NM, 0)
         ucs = self.app.usecases()
         dev = self.app.device.address
         if not added:
-            self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
             prefix = entity.address
             self.subs[:] = [s for s in self.subs if s[2].entity[: len(prefix)] != prefix]
             self.binds[:] = [b for b in self.binds if b[2].entity[: len(prefix)] != prefix]
         change = "added" if added else "removed"
-        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), partial=True)
+        self.notify(_NM, 0, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), partial=True)
         if added:
-            self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
 
     def closed(self):
         self._give()  # a connection that ended inside a datagram

@@ -150,10 +150,10 @@ class SpineApp:
             return
         sent = False
         for s in self.sessions:
-            if s.subscribed(feature):
+            if s.subscribed(entity, fid):
                 if emit is None:
                     emit = feature.function(name).emitter()
-                s.notify(feature, name, emit, partial)
+                s.notify(entity, fid, name, emit, partial)
                 sent = True
         if sent:
             self._wake()
@@ -168,7 +168,7 @@ class SpineApp:
         n = 0
         if f is not None:
             for s in self.sessions:
-                if s.subscribed(f):
+                if s.subscribed(entity, fid):
                     n += 1
         return n
 
@@ -232,10 +232,9 @@ class SpineApp:
         if not self.clock_synced():
             return
         self.heartbeat_counter += 1
-        feature = self.device.feature(EVSE.ADDRESS, EVSE.FT_DIAG)
         emit = self._heartbeat_emitter(utc_timestamp())
         for s in self.sessions:
-            s.notify(feature, _HB_FN, emit)
+            s.notify(EVSE.ADDRESS, EVSE.FT_DIAG, _HB_FN, emit)
         self._wake()
 
     def _tick_power(self, now):
