@@ -24,23 +24,24 @@ DEST = "nodeManagementDestinationListData"
 
 
 def node_management():
-    # the order spine-go announces them in (capture 20)
-    return DV.Feature(
-        0,
-        "NodeManagement",
-        "special",
-        (
-            DV.Function(UCD, _OP_READ),
-            DV.Function(SUB_DATA, _OP_READ),
-            DV.Function(SUB_DEL, 0),
-            DV.Function(BIND_DATA, _OP_READ),
-            DV.Function(BIND_DEL, 0),
-            DV.Function(DEST, _OP_READ),
-            DV.Function(DD, _OP_READ),
-            DV.Function(SUB_REQ, 0),
-            DV.Function(BIND_REQ, 0),
-        ),
-    )
+    # its functions are listed from _FUNCTIONS: NodeManagement is served by spine.session
+    # itself, never through Function objects
+    return DV.Feature(0, "NodeManagement", "special")
+
+
+# NodeManagement's functions, (name, possibleOperations), in the order spine-go announces them
+# (capture 20): literals, so that the table is a constant in flash when frozen
+_FUNCTIONS = (
+    ("nodeManagementUseCaseData", _OP_READ),
+    ("nodeManagementSubscriptionData", _OP_READ),
+    ("nodeManagementSubscriptionDeleteCall", 0),
+    ("nodeManagementBindingData", _OP_READ),
+    ("nodeManagementBindingDeleteCall", 0),
+    ("nodeManagementDestinationListData", _OP_READ),
+    ("nodeManagementDetailedDiscoveryData", _OP_READ),
+    ("nodeManagementSubscriptionRequestCall", 0),
+    ("nodeManagementBindingRequestCall", 0),
+)
 
 
 _OPS = (("read", _OP_READ, _OP_READ_PARTIAL), ("write", _OP_WRITE, _OP_WRITE_PARTIAL))
@@ -75,6 +76,15 @@ def _device_description(w, device):
     w.obj_end()
 
 
+def _function_info(w, name, ops):
+    w.obj_begin()
+    w.member("function")
+    w.string(name)
+    w.member("possibleOperations")
+    emit_ops(w, ops)
+    w.obj_end()
+
+
 def _feature_info(w, device, entity, f):
     w.obj_begin()
     w.member("description")
@@ -85,16 +95,17 @@ def _feature_info(w, device, entity, f):
     w.string(f.type)
     w.member("role")
     w.string(f.role)
-    if f.functions:
+    if f.role == "special":
+        w.member("supportedFunction")
+        w.list_begin()
+        for name, ops in _FUNCTIONS:
+            _function_info(w, name, ops)
+        w.list_end()
+    elif f.functions:
         w.member("supportedFunction")
         w.list_begin()
         for fn in f.functions:
-            w.obj_begin()
-            w.member("function")
-            w.string(fn.name)
-            w.member("possibleOperations")
-            emit_ops(w, fn.ops)
-            w.obj_end()
+            _function_info(w, fn.name, fn.ops)
         w.list_end()
     if f.description:
         w.member("description")
