@@ -23,14 +23,15 @@ class Function:
     session.defer() when the decision comes later (session.settle()).
     freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
     to measure and again per buffer window, so what it writes must not change in between.
-    table: a spine.table.Table instead of emit/freeze; it also serves reads restricted by
-    selectors and elements (a Table is itself the Function)."""
+    A list function is a spine.table.Table (a Function served from rows): it also serves reads
+    restricted by selectors and elements (selects)."""
 
     # what a function lacks is the class's None: an instance holds only the attributes it has
     # (every attribute is a slot in the instance's own table, there are 40 of them resident)
-    emit = write = freeze = table = None
+    emit = write = freeze = None
+    selects = False
 
-    def __init__(self, name, ops, emit=None, write=None, freeze=None, table=None):
+    def __init__(self, name, ops, emit=None, write=None, freeze=None):
         self.name = name
         self.ops = ops
         if emit is not None:
@@ -39,15 +40,11 @@ class Function:
             self.write = write
         if freeze is not None:
             self.freeze = freeze
-        if table is not None:
-            self.table = table
 
     def readable(self):
-        return self.emit is not None or self.freeze is not None or self.table is not None
+        return self.emit is not None or self.freeze is not None or self.selects
 
-    def emitter(self, selectors=None, elements=None):
-        if self.table is not None:
-            return self.table.emitter(selectors, elements)
+    def emitter(self):
         return self.freeze() if self.freeze else self.emit
 
 

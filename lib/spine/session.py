@@ -276,7 +276,7 @@ class Session:
         if c == D.READ:
             if fn is None or not fn.ops & (_OP_READ | _OP_READ_PARTIAL) or not fn.readable():
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
-            elif inc.partial and fn.ops & _OP_READ_PARTIAL and fn.table is not None:
+            elif inc.partial and fn.ops & _OP_READ_PARTIAL and fn.selects:
                 # a restricted read: the matching entries, the asked elements (spine.md 3.1)
                 self._reply(inc, name, fn.emitter(inc.selectors, inc.elements), _body_partial_data)
             else:

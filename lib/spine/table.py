@@ -225,16 +225,13 @@ class Table(Function):
     stay resident); its item name (item_name()) is written from the function's name, not kept."""
 
     keys = ()
+    selects = True
 
     def __init__(self, function, ops, rows, keys=(), write=None):
         Function.__init__(self, function, ops, write=write)
         if keys:
             self.keys = keys
         self._rows = rows  # a sequence, or a callable returning one (snapshot)
-
-    @property
-    def table(self):
-        return self
 
     def rows(self):
         r = self._rows
