@@ -104,6 +104,17 @@ class PowerLimit:
     LPC's data point, LPC-TS-041). store: load() -> dict | None and save(dict) (merging keys),
     for the failsafe values the guard writes (LPC-TS-044)."""
 
+    # what most instances keep as it is: class attributes, set on the instance only when they
+    # differ (every attribute is a slot in the instance's own table)
+    produce = False
+    _charger = None  # LPP: the model has no discharge limit
+    _wkey = "lpc_failsafe_w"  # the store's key of our failsafe limit
+    _shared = None
+    _store = None
+    store_error = None
+    paired = False  # a guard's heartbeat was ever seen (persisted: guard_paired)
+    _init = "always"
+
     def __init__(self, charger, now, produce=False, nominal_max_w=11000, failsafe_w=None,
                  failsafe_s=7200, failsafe_s_max=86400, store=None, hb_timeout_s=60,
                  lpc_timeout_s=120, duration_from=None, init="always"):
@@ -113,20 +124,23 @@ class PowerLimit:
             failsafe_w = _DEFAULT_FS_W if nominal_max_w > _DEFAULT_FS_W else nominal_max_w
         if failsafe_w < 0 or nominal_max_w < 0:
             raise ValueError("power values are >= 0 (LPC-TS-038)")
-        self.produce = produce
-        self._charger = None if produce else charger
+        if produce:
+            self.produce = True
+            self._wkey = "lpp_failsafe_w"
+        else:
+            self._charger = charger
         self.nominal_max_w = nominal_max_w
         self.failsafe_w = failsafe_w
         self._fs_s = failsafe_s
         self.failsafe_s_max = failsafe_s_max
-        self._shared = duration_from
-        self._store = store
-        self._wkey = "lpp_failsafe_w" if produce else "lpc_failsafe_w"
-        self.store_error = None
+        if duration_from is not None:
+            self._shared = duration_from
+        if store is not None:
+            self._store = store
         self._hb_ms = int(hb_timeout_s * 1000)
         self._lpc_ms = int(lpc_timeout_s * 1000)
-        self.paired = False  # a guard's heartbeat was ever seen (persisted: guard_paired)
-        self._init = init
+        if init != "always":
+            self._init = init
         self._load()
         # the limit as published: after a (re)start deactivated (LPC-TS-009/2), value 0 as
         # eebus-go starts
