@@ -82,19 +82,24 @@ def measurement(fid, descriptions, values, constraints=None):
 # creeps stays at most one step off until it moves on. They go out as partial notifies
 # (cmdControl partial, no selectors): spine-go and the test CEM merge the entries by
 # measurementId into what they hold. Reads always get the whole list.
-_STEPS = (("A", 0.5), ("W", 100), ("Wh", 10), ("V", 5))
+# the units with a step, and the steps a hair under them (7.1 - 7.0 is 0.0999... in binary),
+# the last for a unit without one: literals, constants in flash when frozen
+_UNITS = ("A", "W", "Wh", "V")
+_STEPS = (0.499999, 99.999999, 9.999999, 4.999999, 0)
 
 
 class Delta:
     """The values last notified, by measurementId, against the descriptions' units."""
 
     def __init__(self, descriptions):
-        steps = [0] * (max(d[1] for d in descriptions) + 1)
+        # per measurementId the index of its step in _STEPS: bytes, not a float object each
+        steps = bytearray(max(d[1] for d in descriptions) + 1)
+        for i in range(len(steps)):
+            steps[i] = len(_UNITS)
         for d in descriptions:
             u = T.field(d, "unit")
-            for k, v in _STEPS:
-                if k == u:
-                    steps[d[1]] = v - 1e-6  # 7.1 - 7.0 is 0.0999... in binary
+            if u in _UNITS:
+                steps[d[1]] = _UNITS.index(u)
         self.steps = steps
         self.sent = [None] * len(steps)
         self.epoch = -1  # app.sub_epoch() at the last notify
@@ -124,7 +129,7 @@ class Delta:
             n, sc = r[5]
             x = n if sc == 0 else n * 10 ** sc
             last = sent[mid]
-            if last is None or abs(x - last) >= steps[mid]:
+            if last is None or abs(x - last) >= _STEPS[steps[mid]]:
                 sent[mid] = x
                 out.append(r)
         if out:
