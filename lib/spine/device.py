@@ -82,9 +82,10 @@ class Entity:
 
 
 class Device:
-    def __init__(self, address, dtype="ChargingStation"):
+    type = "ChargingStation"
+
+    def __init__(self, address):
         self.address = address
-        self.type = dtype
         self.entities = []
 
     def add(self, entity):

@@ -114,10 +114,10 @@ def _feature_info(w, device, entity, f):
     w.obj_end()
 
 
-def emit_discovery(w, device, entities=None, change=None):
-    """The nodeManagementDetailedDiscoveryData value: the whole device, or (partial notify)
-    only `entities`, marked lastStateChange `change` ("added" with its features, "removed"
-    without)."""
+def emit_discovery(w, device, entities, change):
+    """The nodeManagementDetailedDiscoveryData value of entities: all the device's (change
+    None), or (partial notify) the ones marked lastStateChange change ("added" with their
+    features, "removed" without)."""
     dev = device.address
     w.obj_begin()
     w.member("specificationVersionList")
@@ -132,10 +132,9 @@ def emit_discovery(w, device, entities=None, change=None):
     w.member("description")
     _device_description(w, device)
     w.obj_end()
-    ents = device.entities if entities is None else entities
     w.member("entityInformation")
     w.list_begin()
-    for e in ents:
+    for e in entities:
         w.obj_begin()
         w.member("description")
         w.obj_begin()
@@ -152,7 +151,7 @@ def emit_discovery(w, device, entities=None, change=None):
     if change != "removed":
         w.member("featureInformation")
         w.list_begin()
-        for e in ents:
+        for e in entities:
             for f in e.features:
                 _feature_info(w, dev, e.address, f)
         w.list_end()

@@ -241,13 +241,13 @@ class Session:
                 a.device = d  # kept in a link: the peer's address once, not a copy per link
         return a
 
-    def _result(self, inc, err, desc=None):
+    def _result(self, inc, err, desc):
         self.out.append(
             D.Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc),
                 ref=inc.counter)
         )
 
-    def _reply(self, inc, name, emit, body=_body_data):
+    def _reply(self, inc, name, emit, body):
         self.out.append(
             D.Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, body, (name, emit),
                   ref=inc.counter)
@@ -280,7 +280,7 @@ class Session:
                 # a restricted read: the matching entries, the asked elements (spine.md 3.1)
                 self._reply(inc, name, fn.emitter(inc.selectors, inc.elements), _body_partial_data)
             else:
-                self._reply(inc, name, fn.emitter())
+                self._reply(inc, name, fn.emitter(), _body_data)
         elif c == D.WRITE:
             self._write(inc, feature, fn)
         elif c == D.NOTIFY or c == D.REPLY:
@@ -315,7 +315,7 @@ class Session:
         err, desc = r
         if err == D.E_OK:
             # notify first, then the result (the order spine-go uses)
-            self.notify(inc.dst.entity, feature.fid, name, fn.emitter())
+            self.notify(inc.dst.entity, feature.fid, name, fn.emitter(), False)
         self._result(inc, err, desc)
 
     # ---- write approval: a write handler may defer its decision to the application --------
@@ -338,7 +338,7 @@ class Session:
             if d[0] == handle:
                 self.deferred.remove(d)
                 if err == D.E_OK:
-                    self.notify(d[2].entity, d[5].fid, d[6].name, d[6].emitter())
+                    self.notify(d[2].entity, d[5].fid, d[6].name, d[6].emitter(), False)
                 self.out.append(D.Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
                 return True
         return False  # timed out already, or never deferred
@@ -371,18 +371,18 @@ class Session:
             # emitters run again for every window of the send: snapshot what can change
             if name == NM.DD:
                 ents = tuple(dev.entities)
-                self._reply(inc, name, lambda w: NM.emit_discovery(w, dev, ents))
+                self._reply(inc, name, lambda w: NM.emit_discovery(w, dev, ents, None), _body_data)
             elif name == NM.UCD:
                 ucs = self.app.usecases()
-                self._reply(inc, name, lambda w: NM.emit_usecases(w, dev.address, ucs))
+                self._reply(inc, name, lambda w: NM.emit_usecases(w, dev.address, ucs), _body_data)
             elif name == NM.SUB_DATA:
                 subs = tuple(self.subs)
-                self._reply(inc, name, lambda w: NM.emit_links(w, "subscription", subs))
+                self._reply(inc, name, lambda w: NM.emit_links(w, "subscription", subs), _body_data)
             elif name == NM.BIND_DATA:
                 binds = tuple(self.binds)
-                self._reply(inc, name, lambda w: NM.emit_links(w, "binding", binds))
+                self._reply(inc, name, lambda w: NM.emit_links(w, "binding", binds), _body_data)
             elif name == NM.DEST:
-                self._reply(inc, name, lambda w: NM.emit_destinations(w, dev))
+                self._reply(inc, name, lambda w: NM.emit_destinations(w, dev), _body_data)
             else:
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
         elif c == D.CALL:
@@ -401,7 +401,7 @@ class Session:
             elif name == NM.UCD:
                 self.app.on_remote_usecases(self)
             if inc.ack:
-                self._result(inc, D.E_OK)
+                self._result(inc, D.E_OK, None)
         else:
             self._result(inc, D.E_NOT_SUPPORTED, "write not supported on NodeManagement")
 
@@ -437,7 +437,7 @@ class Session:
         lst.append([self._link_id, client, D.Addr(self.app.device.address, server.entity, server.feature)])
         if not binding:
             Session.sub_epoch += 1  # a new subscription somewhere: change-only notifies start over
-        self._result(inc, D.E_OK)
+        self._result(inc, D.E_OK, None)
 
     def _link_delete(self, inc, binding):
         d = NM.link_delete(inc.data.result if inc.data else None)
@@ -455,7 +455,7 @@ class Session:
                 keep.append(e)
         lst[:] = keep
         # deleting what is not there is fine (SPINE-TS-SUBS-02)
-        self._result(inc, D.E_OK)
+        self._result(inc, D.E_OK, None)
 
     # ---- what the application and the node call -------------------------------------------
 
@@ -467,7 +467,7 @@ class Session:
                 return True
         return False
 
-    def notify(self, entity, fid, name, emit, partial=False):
+    def notify(self, entity, fid, name, emit, partial):
         """Queue a notify of one function's data to every subscriber of our feature fid on
         entity."""
         src = D.Addr(self.app.device.address, entity, fid)
@@ -477,33 +477,32 @@ class Session:
             if srv.entity == entity and srv.feature == fid:
                 self.out.append(D.Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
 
-    def request(self, src, dst, classifier, body, arg, ack=False):
+    def request(self, src, dst, classifier, body, arg, ack):
         self.out.append(D.Out(src, dst, self._next(), classifier, body, arg, ack=ack))
 
     def read_remote(self, dst, name):
         """Our read of a peer's function (from our NodeManagement unless said otherwise)."""
-        self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
+        self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name, False)
 
-    def subscribe_remote(self, local, remote, ftype, binding=False):
-        fn = NM.BIND_REQ if binding else NM.SUB_REQ
-        inner = "bindingRequest" if binding else "subscriptionRequest"
+    def subscribe_remote(self, local, remote, ftype):
+        """Our subscription of local (a client feature of ours) to a peer's server feature."""
         dst = D.Addr(remote.device, _NM, 0)
         self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
-                     (fn, inner, local, remote, ftype), True)
+                     (NM.SUB_REQ, "subscriptionRequest", local, remote, ftype), True)
 
     def entity_changed(self, entity, added):
         """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""
         ucs = self.app.usecases()
         dev = self.app.device.address
         if not added:
-            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs), False)
             prefix = entity.address
             self.subs[:] = [s for s in self.subs if s[2].entity[: len(prefix)] != prefix]
             self.binds[:] = [b for b in self.binds if b[2].entity[: len(prefix)] != prefix]
         change = "added" if added else "removed"
-        self.notify(_NM, 0, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), partial=True)
+        self.notify(_NM, 0, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), True)
         if added:
-            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs), False)
 
     def closed(self):
         self._give()  # a connection that ended inside a datagram

@@ -28,16 +28,14 @@ class Ev:
     """The EV entity's data over the charger model. now(): ms ticks (for limit requests);
     cevc: usecases.cevc.CevcFeatures when CEVC is on."""
 
-    def __init__(self, charger, phases, voltage, now, comm_standard="iec61851", cevc=None):
+    comm = "iec61851"  # the communication standard: IEC 61851 (control pilot) is all we have
+
+    def __init__(self, charger, phases, voltage, now, cevc):
         self.ch = charger
         self.np = phases
         self.voltage = voltage
-        self.comm = comm_standard
         self.evcem = EM.Evcem(charger, phases, voltage)
-        self.opev = o = OP.Opev(charger, phases, now)
-        # what the CEM wrote to OPEV/OSCEV: per limit id, active and value in A (o's lists)
-        self.active = o.active
-        self.value = o.value
+        self.opev = OP.Opev(charger, phases, now)
         self.cevc = cevc
         self.entity = self._entity()
 
@@ -63,7 +61,7 @@ class Ev:
             DV.Feature(_FT_DIAG, "DeviceDiagnosis", "server", (
                 DV.Function("deviceDiagnosisStateData", DV.OP_READ, freeze=self._state_freeze),
             ), "DeviceDiagnosis Server"),
-            M.electrical_connection(_FT_ELECTRICAL, self.np, self.evcem.param_desc, permitted=self._permitted_rows),
+            M.electrical_connection(_FT_ELECTRICAL, self.np, self.evcem.param_desc, None, self._permitted_rows),
             self.evcem.feature(),
             self.opev.feature(),
         ]

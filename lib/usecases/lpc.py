@@ -241,7 +241,7 @@ class PowerLimit:
             "timePeriod", tp, "value", T.scaled(self.value),
         )
 
-    def key_descriptions(self, limit_key_id, duration_key_id=None):
+    def key_descriptions(self, limit_key_id, duration_key_id):
         rows = (
             ("keyId", limit_key_id, "keyName",
              "failsafeProductionActivePowerLimit" if self.produce else "failsafeConsumptionActivePowerLimit",
@@ -251,7 +251,7 @@ class PowerLimit:
             rows += (("keyId", duration_key_id, "keyName", "failsafeDurationMinimum", "valueType", "duration"),)
         return rows
 
-    def key_values(self, limit_key_id, duration_key_id=None):
+    def key_values(self, limit_key_id, duration_key_id):
         rows = (
             ("keyId", limit_key_id, "value", ["scaledNumber", T.scaled(self.failsafe_w)], "isValueChangeable", True),
         )
@@ -351,7 +351,7 @@ class PowerLimit:
             if st == LIMITED:
                 self._sync()  # a new value or duration in the same state
         else:
-            self._enter(st)
+            self._enter(st, 0)
         return True
 
     def reject_limit(self, now):
@@ -361,7 +361,7 @@ class PowerLimit:
         self._time(now)
         if self.state == LIMITED or self.state == CONTROLLED or self._gated():
             return
-        self._enter(CONTROLLED)
+        self._enter(CONTROLLED, 0)
 
     # ---- failsafe values (DeviceConfiguration)
 
@@ -533,7 +533,7 @@ class PowerLimit:
                     self.active = False  # LPC-TS-008
                     self._changed |= CH_LIMIT
                 if st == LIMITED:
-                    self._enter(CONTROLLED)  # 025
+                    self._enter(CONTROLLED, 0)  # 025
                     continue
             t = self._lost
             if t is not None and t <= 0:
@@ -545,19 +545,19 @@ class PowerLimit:
             if t is not None and t <= 0:
                 self._wait = None
                 if st == INIT or st == FAILSAFE:
-                    self._enter(AUTONOMOUS)  # 022/1, 022/2
+                    self._enter(AUTONOMOUS, 0)  # 022/1, 022/2
                     continue
             t = self._fsleft
             if t is not None and t <= 0:
                 self._fsleft = None
                 if st == FAILSAFE:
-                    self._enter(AUTONOMOUS)  # 022/3
+                    self._enter(AUTONOMOUS, 0)  # 022/3
                     continue
             return
 
     # ---- transitions
 
-    def _enter(self, st, overshoot=0):
+    def _enter(self, st, overshoot):
         if st == self.state:
             return
         self.state = st

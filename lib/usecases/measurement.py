@@ -20,7 +20,7 @@ def measurement_desc(mid, mtype, unit, scope):
             "scopeType", scope)
 
 
-def parameter_desc(pid, mid, phases, extra=(), scope=None):
+def parameter_desc(pid, mid, phases, extra, scope):
     # mid None: a parameter without a measurement of its own (the EV's acPowerTotal)
     return (("electricalConnectionId", 0, "parameterId", pid) + (() if mid is None else ("measurementId", mid))
             + ("voltageType", "ac", "acMeasuredPhases", phases) + extra + (("scopeType", scope) if scope else ()))
@@ -47,7 +47,7 @@ def current_range(ch):
     return lo, hi
 
 
-def electrical_connection(fid, phases, params, characteristics=None, permitted=None):
+def electrical_connection(fid, phases, params, characteristics, permitted):
     """The ElectricalConnection server: [characteristics,] the one AC connection, its
     parameters[, permitted values]; rows as sequences or callables (spine.table.Table)."""
     fns = []
@@ -65,7 +65,7 @@ def electrical_connection(fid, phases, params, characteristics=None, permitted=N
     return DV.Feature(fid, "ElectricalConnection", "server", tuple(fns), "ElectricalConnection Server")
 
 
-def measurement(fid, descriptions, values, constraints=None):
+def measurement(fid, descriptions, values, constraints):
     """The Measurement server: descriptions[, constraints], values."""
     fns = [T.Table("measurementDescriptionListData", DV.OPS_READ, descriptions, _MEAS_KEYS)]
     if constraints is not None:

@@ -49,8 +49,8 @@ class Mpc:
     def features(self, characteristics):
         """characteristics: the rows of the ElectricalConnection characteristics (LPC's)."""
         return [
-            M.electrical_connection(_FT_ELECTRICAL, self.np, self._param_desc, characteristics=characteristics),
-            M.measurement(_FT_MEASUREMENT, self._meas_desc, self._measurement_rows),
+            M.electrical_connection(_FT_ELECTRICAL, self.np, self._param_desc, characteristics, None),
+            M.measurement(_FT_MEASUREMENT, self._meas_desc, self._measurement_rows, None),
         ]
 
     def notify(self, app, entity):

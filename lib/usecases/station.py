@@ -124,7 +124,7 @@ class SpineApp:
         evse.extend(self.mpc.features(self.cs.characteristic_rows))
         if self.evcs is not None:
             evse.append(self.evcs.feature())
-        self.ev = Ev(charger, phases, volts, clock, cevc=self.cevc)
+        self.ev = Ev(charger, phases, volts, clock, self.cevc)
         self.ev.opev.fallback_a = opts.get("ev_fallback_a")
 
     def _heartbeat_now(self):
@@ -234,7 +234,7 @@ class SpineApp:
         self.heartbeat_counter += 1
         emit = self._heartbeat_emitter(utc_timestamp())
         for s in self.sessions:
-            s.notify(EVSE.ADDRESS, EVSE.FT_DIAG, _HB_FN, emit)
+            s.notify(EVSE.ADDRESS, EVSE.FT_DIAG, _HB_FN, emit, False)
         self._wake()
 
     def _tick_power(self, now):
@@ -352,7 +352,7 @@ class SpineApp:
                 c.notify_changes(self)
         self._wake()
 
-    def on_remote_discovery(self, session, notify=False):
+    def on_remote_discovery(self, session, notify):
         # the peer is known: follow its entity and use case changes (spine.md 5.3 step 2-3),
         # and its heartbeat (LPC scenario 3, OPEV/OSCEV scenario 2); a discovery notify
         # (its entities changed) reads its use cases again and follows the heartbeat server
@@ -388,7 +388,7 @@ class SpineApp:
         client = D.Addr(self.address, EVSE.ADDRESS, EVSE.FT_DIAG_CLIENT)
         server = D.Addr(r.device, hb[0], hb[1])
         session.subscribe_remote(client, server, "DeviceDiagnosis")
-        session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
+        session.request(client, server, D.READ, D.body_empty_read, _HB_FN, False)
 
     def endpoint(self, peer):
         return Endpoint(self, Session(self))
