@@ -42,7 +42,7 @@ def valid_series(n, d, w):
 
 
 def snapshot(c, now):
-    return [rendered(emit) for emit in (Table("timeSeriesListData", 0, c.series_rows(now)).emitter(),
+    return [rendered(emit) for emit in (Table("timeSeriesListData", c.series_rows(now)).emitter(),
                                         c.incentive_description_emit(), c.incentive_data_emit(now))]
 
 
@@ -161,7 +161,7 @@ import cevc_cases
 W = Writer(512)
 
 def snap(c):
-    return [W.measure(e) for e in (Table("timeSeriesListData", 0, c.series_rows(0)).emitter(),
+    return [W.measure(e) for e in (Table("timeSeriesListData", c.series_rows(0)).emitter(),
                                     c.incentive_description_emit(), c.incentive_data_emit(0))]
 
 seeds = [(0, cevc_cases.eebus_write([(900, 4000), (900, 0), (1800, 11000)])),

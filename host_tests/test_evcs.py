@@ -45,7 +45,7 @@ def fresh():
 
 
 def snapshot(e):
-    return rendered(Table("billListData", 0, e.bill_rows()).emitter())
+    return rendered(Table("billListData", e.bill_rows()).emitter())
 
 
 def check(e, tree, partial):
@@ -121,9 +121,9 @@ for i in range(count):
     clock = evcs_cases.Clock()
     e = Evcs(ch, clock)
     evcs_cases.session(e, ch, clock, 5000, None, None)
-    before = W.measure(Table("billListData", 0, e.bill_rows()).emitter())
+    before = W.measure(Table("billListData", e.bill_rows()).emitter())
     err, desc = e.write_bills(t, (i & 1) == 1)
-    after = W.measure(Table("billListData", 0, e.bill_rows()).emitter())
+    after = W.measure(Table("billListData", e.bill_rows()).emitter())
     if err:
         assert err == 7 and desc, (err, desc)
         assert after == before

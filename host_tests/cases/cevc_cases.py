@@ -18,7 +18,7 @@ def plain(emit):
 
 
 def rows_plain(function, rows):
-    return plain(Table(function, 0, rows).emitter())
+    return plain(Table(function, rows).emitter())
 
 
 def sn(n, s=0):
@@ -395,7 +395,7 @@ def case_no_slots_left_is_no_slot_member_on_the_wire():
     # the whole message)
     ch = model()
     c = Cevc(ch, 500)
-    n = _W.render(Table("timeSeriesListData", 0, c.series_rows(500)).emitter())
+    n = _W.render(Table("timeSeriesListData", c.series_rows(500)).emitter())
     wire = bytes(_W.buf[:n])
     assert b'"timeSeriesSlot":[]' not in wire, wire
     assert b'[{"timeSeriesId":2}]' in wire and b'[{"timeSeriesId":3}]' in wire, wire

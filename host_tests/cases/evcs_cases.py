@@ -11,7 +11,7 @@ _W = Writer(8192)
 
 
 def rows_plain(function, rows):
-    n = _W.render(Table(function, 0, rows).emitter())
+    n = _W.render(Table(function, rows).emitter())
     return build(bytes(_W.buf[:n]))
 
 

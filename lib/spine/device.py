@@ -30,10 +30,12 @@ class Function:
     # (every attribute is a slot in the instance's own table, there are 40 of them resident)
     emit = write = freeze = None
     selects = False
+    ops = OP_READ  # what most offer: set on the instance only when it differs
 
     def __init__(self, name, ops, emit=None, write=None, freeze=None):
         self.name = name
-        self.ops = ops
+        if ops != OP_READ:
+            self.ops = ops
         if emit is not None:
             self.emit = emit
         if write is not None:

@@ -12,6 +12,11 @@
 from compat import const
 from spine.device import Function
 
+# spine.device's OPS_READ and OPS_READ_WRITE: a list function is read, also partially, and when
+# writable also written, also partially
+_OPS_READ = const(3)
+_OPS_READ_WRITE = const(15)
+
 
 def scaled(x):
     """(number, scale) of an int or float as spine-go's NewScaledNumberType picks it: the
@@ -218,20 +223,47 @@ def item_name(function):
     return function[:-8] + "Data" if function.endswith("ListData") else function
 
 
-class Table(Function):
-    """A list function served from rows, e.g. measurementListData. rows() returns the
-    current rows (a tuple or list the caller does not change afterwards: a send emits it more
-    than once). The Table is the Function itself (one object per list function, not two: they
-    stay resident); its item name (item_name()) is written from the function's name, not kept."""
+# The key fields of the list functions served (what a read restricted to elements keeps of
+# every entry, spine.md 3.1), by the start of the function's name: a constant in flash, looked
+# up only for such a read, instead of a slot in every Table
+_KEYS = (
+    ("electricalConnectionCharacteristic", ("characteristicId",)),
+    ("electricalConnectionDescription", ("electricalConnectionId",)),
+    ("electricalConnectionParameterDescription", ("electricalConnectionId", "parameterId")),
+    ("electricalConnectionPermittedValueSet", ("electricalConnectionId", "parameterId")),
+    ("deviceConfigurationKeyValue", ("keyId",)),
+    ("identification", ("identificationId",)),
+    ("measurement", ("measurementId",)),
+    ("loadControlLimit", ("limitId",)),
+    ("timeSeries", ("timeSeriesId",)),
+    ("bill", ("billId",)),
+)
 
-    keys = ()
+
+def key_fields(function):
+    for prefix, keys in _KEYS:
+        if function.startswith(prefix):
+            return keys
+    return ()
+
+
+class Table(Function):
+    """A list function served from rows, e.g. measurementListData: read, also partially,
+    and, given write, written, also partially. rows() returns the current rows (a tuple or
+    list the caller does not change afterwards: a send emits it more than once). The Table is
+    the Function itself (one object per list function, not two: they stay resident), and holds
+    its name and rows only: its item name (item_name()), key fields (key_fields()) and, unless
+    written, its operations come from its name and class."""
+
+    ops = _OPS_READ
     selects = True
 
-    def __init__(self, function, ops, rows, keys=(), write=None):
-        Function.__init__(self, function, ops, write=write)
-        if keys:
-            self.keys = keys
+    def __init__(self, function, rows, write=None):
+        self.name = function
         self._rows = rows  # a sequence, or a callable returning one (snapshot)
+        if write is not None:
+            self.ops = _OPS_READ_WRITE
+            self.write = write
 
     def rows(self):
         r = self._rows
@@ -240,7 +272,7 @@ class Table(Function):
     def emitter(self, selectors=None, elements=None):
         rows = self.rows()
         name = self.name
-        keys = self.keys
+        keys = key_fields(name) if elements else ()
 
         def emit(w):
             emit_list(w, name, rows, selectors, elements, keys, True)

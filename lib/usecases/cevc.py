@@ -655,10 +655,9 @@ class CevcFeatures:
         c = self.cevc
         return [
             DV.Feature(_FT_SERIES, "TimeSeries", "server", (
-                T.Table("timeSeriesDescriptionListData", DV.OPS_READ, c.description_rows, ("timeSeriesId",)),
-                T.Table("timeSeriesConstraintsListData", DV.OPS_READ, c.constraints_rows, ("timeSeriesId",)),
-                T.Table("timeSeriesListData", DV.OPS_READ_WRITE, lambda: c.series_rows(self.now()),
-                              ("timeSeriesId",), self._write_series),
+                T.Table("timeSeriesDescriptionListData", c.description_rows),
+                T.Table("timeSeriesConstraintsListData", c.constraints_rows),
+                T.Table("timeSeriesListData", lambda: c.series_rows(self.now()), self._write_series),
             ), "TimeSeries Server"),
             DV.Feature(_FT_INCENTIVE, "IncentiveTable", "server", (
                 DV.Function("incentiveTableConstraintsData", DV.OP_READ, freeze=c.incentive_constraints_emit),

@@ -44,15 +44,15 @@ class Ev:
     def _entity(self):
         feats = [
             DV.Feature(_FT_CONFIG, "DeviceConfiguration", "server", (
-                T.Table("deviceConfigurationKeyValueDescriptionListData", DV.OPS_READ, (
+                T.Table("deviceConfigurationKeyValueDescriptionListData", (
                     ("keyId", 1, "keyName", "communicationsStandard", "valueType", "string"),
                     ("keyId", 2, "keyName", "asymmetricChargingSupported", "valueType", "boolean"),
-                ), ("keyId",)),
-                T.Table("deviceConfigurationKeyValueListData", DV.OPS_READ, self._config_rows, ("keyId",)),
+                )),
+                T.Table("deviceConfigurationKeyValueListData", self._config_rows),
             ), "DeviceConfiguration Server"),
             # IEC 61851 tells no identification: an empty list (spine.md 12.2)
             DV.Feature(_FT_IDENT, "Identification", "server", (
-                T.Table("identificationListData", DV.OPS_READ, (), ("identificationId",)),
+                T.Table("identificationListData", ()),
             ), "Identification Server"),
             DV.Feature(_FT_CLASS, "DeviceClassification", "server", (
                 DV.Function("deviceClassificationManufacturerData", DV.OP_READ, emit=lambda w: T.emit_object(w, ())),

@@ -155,9 +155,9 @@ class Evcs:
 
     def feature(self):
         return DV.Feature(_FT_BILL, "Bill", "server", (
-            T.Table("billDescriptionListData", DV.OPS_READ, self.description_rows, ("billId",)),
-            T.Table("billConstraintsListData", DV.OPS_READ, self.constraints_rows, ("billId",)),
-            T.Table("billListData", DV.OPS_READ_WRITE, self.bill_rows, ("billId",), self._write),
+            T.Table("billDescriptionListData", self.description_rows),
+            T.Table("billConstraintsListData", self.constraints_rows),
+            T.Table("billListData", self.bill_rows, self._write),
         ), "Bill Server")
 
     def notify(self, app, entity):

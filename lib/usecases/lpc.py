@@ -614,15 +614,12 @@ class Lpc:
         limit_desc = tuple(pl.limit_description(lid) for pl, lid, _, _ in self._sides)
         return [
             DV.Feature(_FT_LOADCONTROL, "LoadControl", "server", (
-                T.Table("loadControlLimitDescriptionListData", DV.OPS_READ, limit_desc, ("limitId",)),
-                T.Table("loadControlLimitListData", DV.OPS_READ_WRITE, self._limit_rows, ("limitId",),
-                              self._write_limits),
+                T.Table("loadControlLimitDescriptionListData", limit_desc),
+                T.Table("loadControlLimitListData", self._limit_rows, self._write_limits),
             ), "LoadControl Server"),
             DV.Feature(_FT_CONFIG, "DeviceConfiguration", "server", (
-                T.Table("deviceConfigurationKeyValueDescriptionListData", DV.OPS_READ, self._key_desc_rows(),
-                              ("keyId",)),
-                T.Table("deviceConfigurationKeyValueListData", DV.OPS_READ_WRITE, self._key_rows, ("keyId",),
-                              self._write_keys),
+                T.Table("deviceConfigurationKeyValueDescriptionListData", self._key_desc_rows()),
+                T.Table("deviceConfigurationKeyValueListData", self._key_rows, self._write_keys),
             ), "DeviceConfiguration Server"),
         ]
 

@@ -11,8 +11,6 @@ PHASES = ("a", "b", "c")
 # parameter elements of a per-phase value measured against neutral
 NEUTRAL = ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real")
 NEUTRAL_RMS = NEUTRAL + ("acMeasurementVariant", "rms")
-_MEAS_KEYS = ("measurementId",)
-_PARAM_KEYS = ("electricalConnectionId", "parameterId")
 
 
 def measurement_desc(mid, mtype, unit, scope):
@@ -52,25 +50,23 @@ def electrical_connection(fid, phases, params, characteristics, permitted):
     parameters[, permitted values]; rows as sequences or callables (spine.table.Table)."""
     fns = []
     if characteristics is not None:
-        fns.append(T.Table("electricalConnectionCharacteristicListData", DV.OPS_READ, characteristics,
-                                 ("characteristicId",)))
-    fns.append(T.Table("electricalConnectionDescriptionListData", DV.OPS_READ, (
+        fns.append(T.Table("electricalConnectionCharacteristicListData", characteristics))
+    fns.append(T.Table("electricalConnectionDescriptionListData", (
         ("electricalConnectionId", 0, "powerSupplyType", "ac", "acConnectedPhases", phases,
          "positiveEnergyDirection", "consume"),
-    ), ("electricalConnectionId",)))
-    fns.append(T.Table("electricalConnectionParameterDescriptionListData", DV.OPS_READ, params, _PARAM_KEYS))
+    )))
+    fns.append(T.Table("electricalConnectionParameterDescriptionListData", params))
     if permitted is not None:
-        fns.append(T.Table("electricalConnectionPermittedValueSetListData", DV.OPS_READ, permitted,
-                                   _PARAM_KEYS))
+        fns.append(T.Table("electricalConnectionPermittedValueSetListData", permitted))
     return DV.Feature(fid, "ElectricalConnection", "server", tuple(fns), "ElectricalConnection Server")
 
 
 def measurement(fid, descriptions, values, constraints):
     """The Measurement server: descriptions[, constraints], values."""
-    fns = [T.Table("measurementDescriptionListData", DV.OPS_READ, descriptions, _MEAS_KEYS)]
+    fns = [T.Table("measurementDescriptionListData", descriptions)]
     if constraints is not None:
-        fns.append(T.Table("measurementConstraintsListData", DV.OPS_READ, constraints, _MEAS_KEYS))
-    fns.append(T.Table("measurementListData", DV.OPS_READ, values, _MEAS_KEYS))
+        fns.append(T.Table("measurementConstraintsListData", constraints))
+    fns.append(T.Table("measurementListData", values))
     return DV.Feature(fid, "Measurement", "server", tuple(fns), "Measurement Server")
 
 

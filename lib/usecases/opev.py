@@ -39,9 +39,8 @@ class Opev:
 
     def feature(self):
         return DV.Feature(_FT_LOADCONTROL, "LoadControl", "server", (
-            T.Table("loadControlLimitDescriptionListData", DV.OPS_READ, self._limit_desc, ("limitId",)),
-            T.Table("loadControlLimitListData", DV.OPS_READ_WRITE, self._limit_rows, ("limitId",),
-                          self._write_limits),
+            T.Table("loadControlLimitDescriptionListData", self._limit_desc),
+            T.Table("loadControlLimitListData", self._limit_rows, self._write_limits),
         ), "LoadControl Server")
 
     def _limit_desc(self):
