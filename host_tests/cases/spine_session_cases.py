@@ -4,7 +4,7 @@ from eejson.dialect import build
 from eejson.writer import Writer
 from spine import datagram as D
 from usecases.station import SpineApp
-from spine.device import OP_READ, OP_WRITE_PARTIAL, SERVER, Entity, Feature, Function
+from spine.device import OP_READ, OP_WRITE_PARTIAL, Entity, Feature, Function
 from spine.session import Session
 from support.paths import CAPTURES
 
@@ -34,7 +34,7 @@ class App(SpineApp):
             return D.E_OK, None
 
         fn = Function("testData", OP_READ | OP_WRITE_PARTIAL, emit, write)
-        self.device.entity((1,)).features.append(Feature(9, "Test", SERVER, (fn,)))
+        self.device.entity((1,)).features.append(Feature(9, "Test", "server", (fn,)))
 
 
 def datagram(src, dst, counter, classifier, cmd, ack=False, ref=None):
@@ -253,7 +253,8 @@ def case_ev_plug_in_and_out_notifies_in_order():
     app, s = new()
     assert _sub(s, 70, ([0], 0), ([0], 0), "NodeManagement")["errorNumber"] == 0
     assert _sub(s, 71, ([1], 5), ([1], 9), "Test", binding=True)["errorNumber"] == 0
-    ev = Entity((1, 1), "EV", [Feature(1, "DeviceDiagnosis", SERVER, (Function("deviceDiagnosisStateData", OP_READ),))])
+    diag = Feature(1, "DeviceDiagnosis", "server", (Function("deviceDiagnosisStateData", OP_READ),))
+    ev = Entity((1, 1), "EV", [diag])
     app.device.add(ev)
     s.entity_changed(ev, True)
     dd, ucd = take(s)

@@ -3,18 +3,12 @@
 # names an emitter of its data and, when writable, a writer.
 from compat import const
 
-# possibleOperations flags
+# possibleOperations flags (read partial: only list functions offer it, spine.table); a
+# feature's role is one of the strings "server", "client", "special"
 OP_READ = const(1)
-OP_READ_PARTIAL = const(2)
+_OP_READ_PARTIAL = const(2)
 OP_WRITE = const(4)
 OP_WRITE_PARTIAL = const(8)
-# the two combinations list functions offer: read (also partial), read and write (also partial)
-OPS_READ = const(3)
-OPS_READ_WRITE = const(15)
-
-SERVER = "server"
-CLIENT = "client"
-SPECIAL = "special"
 
 
 class Function:

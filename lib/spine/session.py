@@ -9,7 +9,7 @@ from spine import nodemgmt as NM
 from spine import remote as R
 
 _NM = (0,)
-# spine.device's possibleOperations flags (OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL)
+# the possibleOperations flags (spine.device)
 _OP_READ = const(1)
 _OP_READ_PARTIAL = const(2)
 _OP_WRITE = const(4)

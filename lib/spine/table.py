@@ -12,8 +12,8 @@
 from compat import const
 from spine.device import Function
 
-# spine.device's OPS_READ and OPS_READ_WRITE: a list function is read, also partially, and when
-# writable also written, also partially
+# what a list function offers (spine.device's possibleOperations flags): read, also partially,
+# and when writable also write, also partially
 _OPS_READ = const(3)
 _OPS_READ_WRITE = const(15)
 

@@ -28,25 +28,26 @@ def manufacturer(ident):
 
 
 class Evse:
-    """app: the station (notify); manu: manufacturer(); heartbeat: (name, freeze) of the
-    heartbeat function the station serves on our DeviceDiagnosis server."""
+    """app: the station (notify). The state and the vendor code are the class's until they
+    change (fewer entries in the instance's attribute table)."""
 
-    def __init__(self, app, manu, heartbeat):
+    operating_state = "normalOperation"
+    last_error = None
+    vendor = None  # vendorStateCode: the effective limit and its source (app.limit_text)
+
+    def __init__(self, app):
         self.app = app
-        self.operating_state = "normalOperation"
-        self.last_error = None
-        self.vendor = None  # vendorStateCode: the effective limit and its source (app.limit_text)
-        self._manu = manu
-        self._hb = heartbeat
 
-    def features(self):
+    def features(self, manu, heartbeat):
+        """manu: manufacturer(); heartbeat: (name, freeze) of the heartbeat function the station
+        serves on our DeviceDiagnosis server."""
         return [
-            DV.Feature(_FT_CLASS, "DeviceClassification", "server", (self._manu,), "DeviceClassification Server"),
+            DV.Feature(_FT_CLASS, "DeviceClassification", "server", (manu,), "DeviceClassification Server"),
             DV.Feature(
                 FT_DIAG, "DeviceDiagnosis", "server",
                 (
                     DV.Function("deviceDiagnosisStateData", DV.OP_READ, freeze=self._state_freeze),
-                    DV.Function(self._hb[0], DV.OP_READ, freeze=self._hb[1]),
+                    DV.Function(heartbeat[0], DV.OP_READ, freeze=heartbeat[1]),
                 ),
                 "DeviceDiagnosis Server",
             ),

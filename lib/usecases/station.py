@@ -67,8 +67,8 @@ class SpineApp:
             NM.node_management(),
             DV.Feature(_FT_DEVICE_CLASS, "DeviceClassification", "server", (manu,)),
         ]))
-        self.evse = EVSE.Evse(self, manu, (_HB_FN, self._heartbeat_now))
-        evse = self.evse.features()
+        self.evse = EVSE.Evse(self)
+        evse = self.evse.features(manu, (_HB_FN, self._heartbeat_now))
         self.ev = self.lpc = self.lpp = self.cs = self.mpc = self.evcs = self.cevc = None
         # what each actor announces (usecases()): fixed once the station is wired
         self._evse_ucs = (EVSE.EVSECC,)
