@@ -122,6 +122,10 @@ class Session:
     sub_epoch = 0  # counts subscriptions made in any session (SpineApp.sub_epoch, for usecases.measurement.Delta)
     # set on the instance only when they change: fewer entries in every session's attribute table
     silent = False  # the peer's heartbeat is overdue (usecases.station)
+    # writes awaiting approval, [handle, deadline, src, dst, counter, feature, fn]: a list of
+    # the session's own from the first (defer())
+    deferred = ()
+    _handle = 0
     _wctx = None  # (inc, feature, fn) of the write being handled
 
     def __init__(self, app):
@@ -139,8 +143,6 @@ class Session:
         self.hb_ms = 4000
         self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
         self._link_id = 0
-        self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
-        self._handle = 0
         self._p = None  # the parse state (_lend) while a datagram is read
         self._failed = None
 
@@ -326,6 +328,8 @@ class Session:
         refused at the timeout."""
         inc, feature, fn = self._wctx
         self._handle += 1
+        if not self.deferred:
+            self.deferred = []
         self.deferred.append(
             [self._handle, ticks_add(now, timeout_ms), self._src_of(inc), self._peer_addr(inc.src), inc.counter,
              feature, fn]
@@ -509,4 +513,4 @@ class Session:
         self.subs = []
         self.binds = []
         self.out = []
-        self.deferred = []
+        self.deferred = ()

@@ -391,7 +391,7 @@ class SpineApp:
         session.request(client, server, D.READ, D.body_empty_read, _HB_FN, False)
 
     def endpoint(self, peer):
-        return Endpoint(self, Session(self))
+        return Endpoint(self)
 
 
 _GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
@@ -417,39 +417,36 @@ def _guard_heartbeat(remote):
     return best
 
 
-class Endpoint:
-    """What the SHIP node sees of SPINE for one connection (ShipNode's spine_factory)."""
+class Endpoint(Session):
+    """One connection's SPINE session as the SHIP node sees it (ShipNode's spine_factory): the
+    data sink is the Session's (spine_begin, spine_data, spine_end, spine_abort), the sends are
+    ours. One object per connection, not a session and a wrapper holding its bound methods."""
 
-    def __init__(self, app, session):
-        self.app = app
-        self.session = session
+    peer = None
+
+    def __init__(self, app):
+        Session.__init__(self, app)
         # a send runs emit once to measure and again per window, with awaits in between:
         # the writer is this connection's own; it has no buffer, its windows are rendered
         # straight into the WebSocket's tx part (ws.room/advance)
         self.writer = Writer(0)
-        self.peer = None
-        s = session
-        self.spine_begin = s.spine_begin
-        self.spine_data = s.spine_data
-        self.spine_end = s.spine_end
-        self.spine_abort = s.spine_abort
 
     def wake(self):
-        if self.peer is not None and self.session.out:
+        if self.peer is not None and self.out:
             self.peer.event.set()
 
     async def ready(self, peer):
         self.peer = peer
-        self.app.sessions.append(self.session)
+        self.app.sessions.append(self)
         self.app.endpoints.append(self)
         # every SPINE node opens with a detailed-discovery read of the new partner; its
         # device address is not known yet, so the destination has none (spine.md 2)
-        self.session.read_remote(D.Addr(None, (0,), 0), NM.DD)
+        self.read_remote(D.Addr(None, (0,), 0), NM.DD)
         await self.poll(peer)
 
     async def poll(self, peer):
         self.app.tick(self.app.now())
-        out = self.session.out
+        out = self.out
         w = self.writer
         while out:
             o = out.pop(0)
@@ -465,13 +462,13 @@ class Endpoint:
                     off += k
 
             await peer.send_datagram_stream(n, write, None)
-            self.session.stats["out"] += 1
+            self.stats["out"] += 1
 
     def closed(self, peer):
         app = self.app
-        self.session.closed()
-        if self.session in app.sessions:
-            app.sessions.remove(self.session)
+        Session.closed(self)
+        if self in app.sessions:
+            app.sessions.remove(self)
         if self in app.endpoints:
             app.endpoints.remove(self)
-        app.peer_lost(self.session, app.now())
+        app.peer_lost(self, app.now())
