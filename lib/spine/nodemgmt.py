@@ -6,11 +6,7 @@ from spine import datagram as D
 from spine import device as DV
 from spine.table import uint32
 
-# spine.device's possibleOperations flags
-_OP_READ = const(1)
-_OP_READ_PARTIAL = const(2)
-_OP_WRITE = const(4)
-_OP_WRITE_PARTIAL = const(8)
+_OP_READ = const(1)  # spine.device's possibleOperations flag
 
 DD = "nodeManagementDetailedDiscoveryData"
 UCD = "nodeManagementUseCaseData"
@@ -44,22 +40,31 @@ _FUNCTIONS = (
 )
 
 
-_OPS = (("read", _OP_READ, _OP_READ_PARTIAL), ("write", _OP_WRITE, _OP_WRITE_PARTIAL))
+# possibleOperations by the flags (read 1, read partial 2, write 4, write partial 8) as the
+# SPINE dialect writes {"read": {"partial": {}}, "write": {}}: constants in flash, each written
+# whole (one writer call per function of a discovery reply instead of up to twelve)
+_OPS_JSON = (
+    b"[]",
+    b'[{"read":[]}]',
+    b'[{"read":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]}]',
+    b'[{"write":[]}]',
+    b'[{"read":[]},{"write":[]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[]}]',
+    b'[{"write":[{"partial":[]}]}]',
+    b'[{"read":[]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+    b'[{"write":[{"partial":[]}]}]',
+    b'[{"read":[]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+)
 
 
 def emit_ops(w, ops):
-    # possibleOperations: {"read":{}} or {"read":{"partial":{}}}, likewise write
-    w.obj_begin()
-    for name, plain, partial in _OPS:
-        if ops & (plain | partial):
-            w.member(name)
-            w.obj_begin()
-            if ops & partial:
-                w.member("partial")
-                w.obj_begin()
-                w.obj_end()
-            w.obj_end()
-    w.obj_end()
+    w.raw(_OPS_JSON[ops & 15])
 
 
 def _device_description(w, device):
@@ -76,49 +81,12 @@ def _device_description(w, device):
     w.obj_end()
 
 
-def _function_info(w, name, ops):
-    w.obj_begin()
-    w.member("function")
-    w.string(name)
-    w.member("possibleOperations")
-    emit_ops(w, ops)
-    w.obj_end()
-
-
-def _feature_info(w, device, entity, f):
-    w.obj_begin()
-    w.member("description")
-    w.obj_begin()
-    w.member("featureAddress")
-    D.emit_address(w, device, entity, f.fid)
-    w.member("featureType")
-    w.string(f.type)
-    w.member("role")
-    w.string(f.role)
-    if f.role == "special":
-        w.member("supportedFunction")
-        w.list_begin()
-        for name, ops in _FUNCTIONS:
-            _function_info(w, name, ops)
-        w.list_end()
-    elif f.functions:
-        w.member("supportedFunction")
-        w.list_begin()
-        for fn in f.functions:
-            _function_info(w, fn.name, fn.ops)
-        w.list_end()
-    if f.description:
-        w.member("description")
-        w.string(f.description)
-    w.obj_end()
-    w.obj_end()
-
-
 def emit_discovery(w, device, entities, change):
     """The nodeManagementDetailedDiscoveryData value of entities: all the device's (change
     None), or (partial notify) the ones marked lastStateChange change ("added" with their
     features, "removed" without)."""
     dev = device.address
+    emit_address = D.emit_address
     w.obj_begin()
     w.member("specificationVersionList")
     w.obj_begin()
@@ -139,7 +107,7 @@ def emit_discovery(w, device, entities, change):
         w.member("description")
         w.obj_begin()
         w.member("entityAddress")
-        D.emit_address(w, dev, e.address)
+        emit_address(w, dev, e.address)
         w.member("entityType")
         w.string(e.type)
         if change:
@@ -153,7 +121,40 @@ def emit_discovery(w, device, entities, change):
         w.list_begin()
         for e in entities:
             for f in e.features:
-                _feature_info(w, dev, e.address, f)
+                w.obj_begin()
+                w.member("description")
+                w.obj_begin()
+                w.member("featureAddress")
+                emit_address(w, dev, e.address, f.fid)
+                w.member("featureType")
+                w.string(f.type)
+                w.member("role")
+                role = f.role
+                w.string(role)
+                special = role == "special"
+                fns = _FUNCTIONS if special else f.functions
+                if fns:
+                    w.member("supportedFunction")
+                    w.list_begin()
+                    for fn in fns:
+                        if special:
+                            name, ops = fn
+                        else:
+                            name = fn.name
+                            ops = fn.ops
+                        w.obj_begin()
+                        w.member("function")
+                        w.string(name)
+                        w.member("possibleOperations")
+                        emit_ops(w, ops)
+                        w.obj_end()
+                    w.list_end()
+                d = f.description
+                if d:
+                    w.member("description")
+                    w.string(d)
+                w.obj_end()
+                w.obj_end()
         w.list_end()
     w.obj_end()
 

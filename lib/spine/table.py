@@ -52,6 +52,14 @@ def number(v):
     return n // d if n % d == 0 else n / d
 
 
+# ISO 8601 duration designators' seconds (a month 30 days, a year 365), date part (YMWD) and
+# time part (HMS): constants in flash when frozen. Module names, not literals in duration_s:
+# every builtin the emitters below use (isinstance, len, type) is looked up in this module's
+# globals table first, and MicroPython fills a table to the last slot before it grows it, so a
+# table with no free slot is scanned whole on every such lookup (the emitters ~20 % slower);
+# these two keep four of its 29 slots free
+_DATE_S = (31536000, 2592000, 604800, 86400)
+_TIME_S = (3600, 60, 1)
 DURATION_MAX_S = const(999999999)  # ~31.7 years: longer durations are clamped (a small int on the ESP32)
 _FRAC_DIGITS = const(9)  # fraction digits kept; the rest is below 0.04 s even for a year
 
@@ -67,9 +75,7 @@ def duration_s(text):
     if n - i < 3 or text[i] != "P":
         return None
     i += 1
-    # ISO 8601 designators with their seconds (a month 30 days, a year 365), date part, then
-    # time part: literals, constants in flash when frozen
-    units, secs = "YMWD", (31536000, 2592000, 604800, 86400)
+    units, secs = "YMWD", _DATE_S
     total = 0  # whole seconds, at most DURATION_MAX_S + 1 ("more than the cap")
     frac = 0.0  # seconds from fractions
     seen = False
@@ -77,7 +83,7 @@ def duration_s(text):
         if text[i] == "T":
             if units == "HMS":
                 return None
-            units, secs = "HMS", (3600, 60, 1)
+            units, secs = "HMS", _TIME_S
             i += 1
             continue
         j = i

@@ -64,22 +64,27 @@ class Evcem:
         return tuple(rows)
 
     def _measurement_rows(self):
+        # per notify: the module's names as locals
+        measured = M.measured
+        tenth = M.tenth
+        i1 = C.F_I1
+        u1 = C.F_U1
         ch = self.ch
         rows = []
         n = self.np
         for p in range(n):
-            i = ch.get(C.F_I1 + p)
+            i = ch.get(i1 + p)
             if i is not None:
-                rows.append(M.measured(p, M.tenth(i)))
+                rows.append(measured(p, tenth(i)))
         for p in range(n):
-            i = ch.get(C.F_I1 + p)
+            i = ch.get(i1 + p)
             if i is not None:
-                u = ch.get(C.F_U1 + p)
+                u = ch.get(u1 + p)
                 if not u or not 180 <= u <= 260:
                     u = self.voltage
-                rows.append(M.measured(3 + p, int(i * u + 0.5),
-                                     "measuredValue" if ch.get(C.F_U1 + p) else "calculatedValue"))
+                rows.append(measured(3 + p, int(i * u + 0.5),
+                                     "measuredValue" if ch.get(u1 + p) else "calculatedValue"))
         e = ch.get(C.F_SESSION_WH)
         if e is not None:
-            rows.append(M.measured(6, int(e)))
+            rows.append(measured(6, int(e)))
         return tuple(rows)

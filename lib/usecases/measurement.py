@@ -119,13 +119,14 @@ class Delta:
             self.reset()
         sent = self.sent
         steps = self.steps
+        step = _STEPS
         out = []
         for r in rows:
             mid = r[1]
             n, sc = r[5]
             x = n if sc == 0 else n * 10 ** sc
             last = sent[mid]
-            if last is None or abs(x - last) >= _STEPS[steps[mid]]:
+            if last is None or abs(x - last) >= step[steps[mid]]:
                 sent[mid] = x
                 out.append(r)
         if out:

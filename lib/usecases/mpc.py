@@ -57,28 +57,33 @@ class Mpc:
         self.delta.notify(app, entity, _FT_MEASUREMENT, self._measurement_rows())
 
     def _measurement_rows(self):
+        # per notify: the module's names as locals
+        measured = M.measured
+        tenth = M.tenth
+        i1 = C.F_I1
+        u1 = C.F_U1
         ch = self.ch
         v = self.voltage
         rows = []
         n = self.np
-        cur = [ch.get(C.F_I1 + p) for p in range(n)]
+        cur = [ch.get(i1 + p) for p in range(n)]
         pw = ch.get(C.F_POWER)
         if pw is not None:
-            rows.append(M.measured(0, int(pw)))
+            rows.append(measured(0, int(pw)))
         for p in range(n):
             i = cur[p]
             if i is not None:
-                u = ch.get(C.F_U1 + p)
-                rows.append(M.measured(1 + p, int(i * (u if u and 180 <= u <= 260 else v) + 0.5), "calculatedValue"))
+                u = ch.get(u1 + p)
+                rows.append(measured(1 + p, int(i * (u if u and 180 <= u <= 260 else v) + 0.5), "calculatedValue"))
         e = ch.get(C.F_TOTAL_WH)
         if e is not None:
-            rows.append(M.measured(4, int(e)))
+            rows.append(measured(4, int(e)))
         for p in range(n):
             i = cur[p]
             if i is not None:
-                rows.append(M.measured(5 + p, M.tenth(i)))
+                rows.append(measured(5 + p, tenth(i)))
         for p in range(n):
-            u = ch.get(C.F_U1 + p)
+            u = ch.get(u1 + p)
             if u is not None:
-                rows.append(M.measured(8 + p, M.tenth(u)))
+                rows.append(measured(8 + p, tenth(u)))
         return tuple(rows)
