@@ -41,7 +41,7 @@ def parse(value, chunk):
     # the session hands the reader the function's value (spine/session.py _route)
     r = RemoteDevice()
     data = dialect(value).encode()
-    rd = Reader(UseCaseReader(r))
+    rd = Reader(UseCaseReader(r, None))
     try:
         for i in range(0, len(data), chunk):
             rd.feed(data, i, min(chunk, len(data) - i))
@@ -69,7 +69,7 @@ def test_any_usecase_data_is_bounded(value, chunk):
 
 def test_real_announcement_and_unavailable():
     r = RemoteDevice()
-    rd = Reader(UseCaseReader(r))
+    rd = Reader(UseCaseReader(r, None))
     text = (b'{"useCaseInformation":[[{"address":[{"device":"d:_n:G"},{"entity":[1]}]},{"actor":"EnergyGuard"},'
             b'{"useCaseSupport":[[{"useCaseName":"limitationOfPowerConsumption"},{"useCaseVersion":"1.0.0"},'
             b'{"useCaseAvailable":true},{"scenarioSupport":[1,2,3,4]}],[{"useCaseName":"monitoringOfPowerConsumption"},'

@@ -38,12 +38,13 @@ def test_any_written_tree_is_answered_and_a_refusal_changes_nothing(tree):
     evse_load = app.device.feature((1,), 4).function("loadControlLimitListData")
     keys = app.device.feature((1,), 5).function("deviceConfigurationKeyValueListData")
     for fn in (ev_load, evse_load, keys):
-        before = (list(app.ev.active), list(app.ev.value), ch.request_of(0), ch.request_of(1), ch.request_of(2),
+        o = app.ev.opev
+        before = (list(o.active), list(o.value), ch.request_of(0), ch.request_of(1), ch.request_of(2),
                   app.lpc.failsafe_w, app.lpc.failsafe_s)
         err, desc = fn.write(s, _Inc(tree))
         assert isinstance(err, int)
         if err:
             assert isinstance(desc, str) and desc
-            after = (list(app.ev.active), list(app.ev.value), ch.request_of(0), ch.request_of(1), ch.request_of(2),
+            after = (list(o.active), list(o.value), ch.request_of(0), ch.request_of(1), ch.request_of(2),
                      app.lpc.failsafe_w, app.lpc.failsafe_s)
             assert after == before

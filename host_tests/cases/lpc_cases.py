@@ -737,8 +737,8 @@ def case_lpp_mirrors_lpc_and_leaves_the_charger_alone():
     c = PowerLimit(m, t(0), failsafe_w=4140)
     p = PowerLimit(m, t(0), produce=True, failsafe_w=3000, duration_from=c)
     assert rowdict(p.limit_description(1))["limitDirection"] == "produce"
-    assert [rowdict(r)["keyName"] for r in p.key_descriptions(2)] == ["failsafeProductionActivePowerLimit"]
-    assert len(p.key_values(2)) == 1
+    assert [rowdict(r)["keyName"] for r in p.key_descriptions(2, None)] == ["failsafeProductionActivePowerLimit"]
+    assert len(p.key_values(2, None)) == 1
     assert rowdict(p.characteristic(1))["characteristicType"] == "powerProductionNominalMax"
     assert p.state == INIT and p.limit_w == 3000
     p.heartbeat(t(1))

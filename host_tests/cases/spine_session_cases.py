@@ -3,8 +3,9 @@
 from eejson.dialect import build
 from eejson.writer import Writer
 from spine import datagram as D
+from spine import nodemgmt as NM
 from usecases.station import SpineApp
-from spine.device import OP_READ, OP_WRITE_PARTIAL, SERVER, Entity, Feature, Function
+from spine.device import OP_READ, OP_WRITE_PARTIAL, Entity, Feature, Function
 from spine.session import Session
 from support.paths import CAPTURES
 
@@ -34,8 +35,7 @@ class App(SpineApp):
             return D.E_OK, None
 
         fn = Function("testData", OP_READ | OP_WRITE_PARTIAL, emit, write)
-        self.device.entity((1,)).features.append(Feature(9, "Test", SERVER, (fn,)))
-        self.device.entity((1,)).features[-1].entity = self.device.entity((1,))
+        self.device.entity((1,)).features.append(Feature(9, "Test", "server", (fn,)))
 
 
 def datagram(src, dst, counter, classifier, cmd, ack=False, ref=None):
@@ -254,7 +254,8 @@ def case_ev_plug_in_and_out_notifies_in_order():
     app, s = new()
     assert _sub(s, 70, ([0], 0), ([0], 0), "NodeManagement")["errorNumber"] == 0
     assert _sub(s, 71, ([1], 5), ([1], 9), "Test", binding=True)["errorNumber"] == 0
-    ev = Entity((1, 1), "EV", [Feature(1, "DeviceDiagnosis", SERVER, (Function("deviceDiagnosisStateData", OP_READ),))])
+    diag = Feature(1, "DeviceDiagnosis", "server", (Function("deviceDiagnosisStateData", OP_READ),))
+    ev = Entity((1, 1), "EV", [diag])
     app.device.add(ev)
     s.entity_changed(ev, True)
     dd, ucd = take(s)
@@ -367,3 +368,31 @@ def case_deferred_write_times_out():
     assert result_of(r) == {"errorNumber": 1, "description": "write not approved in time by application"}
     assert r["header"]["msgCounterReference"] == 102
     assert not s.settle(app.asked[0][0], 0)  # too late: already refused
+
+
+def case_possible_operations_as_the_dialect_writes_them():
+    # emit_ops writes a constant per flag combination (read 1, read partial 2, write 4, write
+    # partial 8); each must be what the writer makes of {"read": {"partial": {}}, "write": {}}
+    w = Writer(128)
+    for ops in range(16):
+        def expect(w):
+            w.obj_begin()
+            for name, plain, partial in (("read", 1, 2), ("write", 4, 8)):
+                if ops & (plain | partial):
+                    w.member(name)
+                    w.obj_begin()
+                    if ops & partial:
+                        w.member("partial")
+                        w.obj_begin()
+                        w.obj_end()
+                    w.obj_end()
+            w.obj_end()
+
+        n = w.render(expect)
+        want = bytes(w.buf[:n])
+        # inside a function entry, as discovery writes it: the writer's state around it matters
+        n = w.render(lambda w: (w.obj_begin(), w.member("possibleOperations"), NM.emit_ops(w, ops), w.obj_end()))
+        got = bytes(w.buf[:n])
+        n = w.render(lambda w: (w.obj_begin(), w.member("possibleOperations"), expect(w), w.obj_end()))
+        assert got == bytes(w.buf[:n]), (ops, got)
+        assert want.startswith(b"[") and want.endswith(b"]"), want

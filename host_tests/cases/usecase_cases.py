@@ -7,6 +7,7 @@ from eejson.writer import Writer
 from spine import datagram as D
 from usecases.station import SpineApp
 from spine.session import Session
+from spine.table import key_fields
 
 GW = "d:_n:Test_GW-0001"
 CEM = "d:_n:Demo_CEMPeer-cem-0001"
@@ -311,6 +312,26 @@ def case_evcc_and_evcem_data():
     m = read(s, (EV, 6), "measurementListData")["measurementListData"]
     vals = {e["measurementId"]: e["value"] for e in items(m, "measurementData")}
     assert vals[0] == {"number": 105, "scale": -1} and vals[3] == {"number": 2415, "scale": 0}
+
+
+def case_every_list_function_has_its_key_fields():
+    # a read restricted to elements keeps each entry's key fields, looked up by the function's
+    # name (spine.table.key_fields): every list function served has them, and every row of it
+    # has them
+    app, ch, s = new(plugged=True, discharges=True)
+    seen = 0
+    for e in app.device.entities:
+        for f in e.features:
+            for fn in f.functions:
+                if not fn.selects:
+                    continue
+                keys = key_fields(fn.name)
+                assert keys, fn.name
+                for row in fn.rows():
+                    names = [row[i] for i in range(0, len(row), 2)]
+                    assert all(k in names for k in keys), (fn.name, row)
+                seen += 1
+    assert seen >= 17
 
 
 def case_read_with_selectors_and_elements():

@@ -11,7 +11,6 @@ from charger import Charger
 from eejson.writer import Writer
 from usecases.station import SpineApp
 from spine.datagram import Addr
-from spine.device import SERVER
 from spine.session import Session
 
 GW = "d:_n:Test_GW-0001"
@@ -100,7 +99,7 @@ def main():
         us.binds = []
         for e in uapp.device.entities:
             for f in e.features:
-                if f.role == SERVER:
+                if f.role == "server":
                     for cf in (1, 2, 7):
                         us.binds.append([len(us.binds) + 1, Addr(None, (1,), cf), Addr(GW, e.address, f.fid)])
 

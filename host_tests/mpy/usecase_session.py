@@ -89,7 +89,7 @@ def main():
                     "clock": lambda: clock[0]})
     app.clock_synced = lambda: True
     ep = app.endpoint(None)
-    s = ep.session
+    s = ep  # the endpoint is the session
     app.sessions.append(s)
     w = ep.writer
     now = 0

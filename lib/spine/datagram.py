@@ -36,7 +36,7 @@ class DatagramError(ValueError):
 class Addr:
     """A feature address; entity is a tuple. device None: not given (first discovery read)."""
 
-    def __init__(self, device=None, entity=(), feature=None):
+    def __init__(self, device, entity, feature):
         self.device = device
         self.entity = entity
         self.feature = feature
@@ -108,8 +108,8 @@ class Incoming(Path):
 
     def reset(self):
         Path.reset(self)
-        self.src = Addr()
-        self.dst = Addr()
+        self.src = Addr(None, (), None)
+        self.dst = Addr(None, (), None)
         self.counter = None
         self.ref = None
         self.classifier = None

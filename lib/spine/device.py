@@ -3,18 +3,12 @@
 # names an emitter of its data and, when writable, a writer.
 from compat import const
 
-# possibleOperations flags
+# possibleOperations flags (read partial: only list functions offer it, spine.table); a
+# feature's role is one of the strings "server", "client", "special"
 OP_READ = const(1)
-OP_READ_PARTIAL = const(2)
+_OP_READ_PARTIAL = const(2)
 OP_WRITE = const(4)
 OP_WRITE_PARTIAL = const(8)
-# the two combinations list functions offer: read (also partial), read and write (also partial)
-OPS_READ = const(3)
-OPS_READ_WRITE = const(15)
-
-SERVER = "server"
-CLIENT = "client"
-SPECIAL = "special"
 
 
 class Function:
@@ -23,42 +17,51 @@ class Function:
     session.defer() when the decision comes later (session.settle()).
     freeze() -> an emitter bound to a snapshot of changing data: a send runs the emitter once
     to measure and again per buffer window, so what it writes must not change in between.
-    table: a spine.table.Table instead of emit/freeze; it also serves reads restricted by
-    selectors and elements (a Table is itself the Function, spine.table.list_function)."""
+    A list function is a spine.table.Table (a Function served from rows): it also serves reads
+    restricted by selectors and elements (selects)."""
 
     # what a function lacks is the class's None: an instance holds only the attributes it has
     # (every attribute is a slot in the instance's own table, there are 40 of them resident)
-    emit = write = freeze = table = None
+    emit = write = freeze = None
+    selects = False
+    ops = OP_READ  # what most offer: set on the instance only when it differs
 
-    def __init__(self, name, ops, emit=None, write=None, freeze=None, table=None):
+    def __init__(self, name, ops, emit=None, write=None, freeze=None):
         self.name = name
-        self.ops = ops
+        if ops != OP_READ:
+            self.ops = ops
         if emit is not None:
             self.emit = emit
         if write is not None:
             self.write = write
         if freeze is not None:
             self.freeze = freeze
-        if table is not None:
-            self.table = table
 
     def readable(self):
-        return self.emit is not None or self.freeze is not None or self.table is not None
+        return self.emit is not None or self.freeze is not None or self.selects
 
-    def emitter(self, selectors=None, elements=None):
-        if self.table is not None:
-            return self.table.emitter(selectors, elements)
+    def emitter(self):
         return self.freeze() if self.freeze else self.emit
 
 
 class Feature:
+    """A feature of one of our entities: fid, type, role (server, client, special), functions
+    and the description announced in discovery. Its entity is where it is listed: the callers
+    that need its address have it (spine.session takes entity and feature). Server is the
+    class's role: an instance holds what differs (every attribute is a slot in its own table,
+    and a server feature fits four)."""
+
+    role = "server"
+    description = None
+
     def __init__(self, fid, ftype, role, functions=(), description=None):
         self.fid = fid
         self.type = ftype
-        self.role = role
+        if role != "server":
+            self.role = role
         self.functions = functions
-        self.description = description
-        self.entity = None  # set when added to an entity
+        if description is not None:
+            self.description = description
 
     def function(self, name):
         for f in self.functions:
@@ -68,19 +71,17 @@ class Feature:
 
 
 class Entity:
-    def __init__(self, address, etype, features, description=None):
+    def __init__(self, address, etype, features):
         self.address = address  # tuple
         self.type = etype
         self.features = features
-        self.description = description
-        for f in features:
-            f.entity = self
 
 
 class Device:
-    def __init__(self, address, dtype="ChargingStation"):
+    type = "ChargingStation"
+
+    def __init__(self, address):
         self.address = address
-        self.type = dtype
         self.entities = []
 
     def add(self, entity):

@@ -1,9 +1,12 @@
 # NodeManagement (entity [0], feature 0, role special; spine.md section 5): its discovery
 # entry, the detailed discovery data streamed from the device model, use case data,
 # subscription and binding data, destination list.
-from spine.datagram import SPEC_VERSION, Addr, emit_addr, emit_address
-from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, Feature, Function, SPECIAL
+from compat import const
+from spine import datagram as D
+from spine import device as DV
 from spine.table import uint32
+
+_OP_READ = const(1)  # spine.device's possibleOperations flag
 
 DD = "nodeManagementDetailedDiscoveryData"
 UCD = "nodeManagementUseCaseData"
@@ -17,41 +20,51 @@ DEST = "nodeManagementDestinationListData"
 
 
 def node_management():
-    # the order spine-go announces them in (capture 20)
-    return Feature(
-        0,
-        "NodeManagement",
-        SPECIAL,
-        (
-            Function(UCD, OP_READ),
-            Function(SUB_DATA, OP_READ),
-            Function(SUB_DEL, 0),
-            Function(BIND_DATA, OP_READ),
-            Function(BIND_DEL, 0),
-            Function(DEST, OP_READ),
-            Function(DD, OP_READ),
-            Function(SUB_REQ, 0),
-            Function(BIND_REQ, 0),
-        ),
-    )
+    # its functions are listed from _FUNCTIONS: NodeManagement is served by spine.session
+    # itself, never through Function objects
+    return DV.Feature(0, "NodeManagement", "special")
 
 
-_OPS = (("read", OP_READ, OP_READ_PARTIAL), ("write", OP_WRITE, OP_WRITE_PARTIAL))
+# NodeManagement's functions, (name, possibleOperations), in the order spine-go announces them
+# (capture 20): literals, so that the table is a constant in flash when frozen
+_FUNCTIONS = (
+    ("nodeManagementUseCaseData", _OP_READ),
+    ("nodeManagementSubscriptionData", _OP_READ),
+    ("nodeManagementSubscriptionDeleteCall", 0),
+    ("nodeManagementBindingData", _OP_READ),
+    ("nodeManagementBindingDeleteCall", 0),
+    ("nodeManagementDestinationListData", _OP_READ),
+    ("nodeManagementDetailedDiscoveryData", _OP_READ),
+    ("nodeManagementSubscriptionRequestCall", 0),
+    ("nodeManagementBindingRequestCall", 0),
+)
+
+
+# possibleOperations by the flags (read 1, read partial 2, write 4, write partial 8) as the
+# SPINE dialect writes {"read": {"partial": {}}, "write": {}}: constants in flash, each written
+# whole (one writer call per function of a discovery reply instead of up to twelve)
+_OPS_JSON = (
+    b"[]",
+    b'[{"read":[]}]',
+    b'[{"read":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]}]',
+    b'[{"write":[]}]',
+    b'[{"read":[]},{"write":[]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[]}]',
+    b'[{"write":[{"partial":[]}]}]',
+    b'[{"read":[]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+    b'[{"write":[{"partial":[]}]}]',
+    b'[{"read":[]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+    b'[{"read":[{"partial":[]}]},{"write":[{"partial":[]}]}]',
+)
 
 
 def emit_ops(w, ops):
-    # possibleOperations: {"read":{}} or {"read":{"partial":{}}}, likewise write
-    w.obj_begin()
-    for name, plain, partial in _OPS:
-        if ops & (plain | partial):
-            w.member(name)
-            w.obj_begin()
-            if ops & partial:
-                w.member("partial")
-                w.obj_begin()
-                w.obj_end()
-            w.obj_end()
-    w.obj_end()
+    w.raw(_OPS_JSON[ops & 15])
 
 
 def _device_description(w, device):
@@ -68,45 +81,18 @@ def _device_description(w, device):
     w.obj_end()
 
 
-def _feature_info(w, device, f):
-    w.obj_begin()
-    w.member("description")
-    w.obj_begin()
-    w.member("featureAddress")
-    emit_address(w, device, f.entity.address, f.fid)
-    w.member("featureType")
-    w.string(f.type)
-    w.member("role")
-    w.string(f.role)
-    if f.functions:
-        w.member("supportedFunction")
-        w.list_begin()
-        for fn in f.functions:
-            w.obj_begin()
-            w.member("function")
-            w.string(fn.name)
-            w.member("possibleOperations")
-            emit_ops(w, fn.ops)
-            w.obj_end()
-        w.list_end()
-    if f.description:
-        w.member("description")
-        w.string(f.description)
-    w.obj_end()
-    w.obj_end()
-
-
-def emit_discovery(w, device, entities=None, change=None):
-    """The nodeManagementDetailedDiscoveryData value: the whole device, or (partial notify)
-    only `entities`, marked lastStateChange `change` ("added" with its features, "removed"
-    without)."""
+def emit_discovery(w, device, entities, change):
+    """The nodeManagementDetailedDiscoveryData value of entities: all the device's (change
+    None), or (partial notify) the ones marked lastStateChange change ("added" with their
+    features, "removed" without)."""
     dev = device.address
+    emit_address = D.emit_address
     w.obj_begin()
     w.member("specificationVersionList")
     w.obj_begin()
     w.member("specificationVersion")
     w.list_begin()
-    w.string(SPEC_VERSION)
+    w.string(D.SPEC_VERSION)
     w.list_end()
     w.obj_end()
     w.member("deviceInformation")
@@ -114,10 +100,9 @@ def emit_discovery(w, device, entities=None, change=None):
     w.member("description")
     _device_description(w, device)
     w.obj_end()
-    ents = device.entities if entities is None else entities
     w.member("entityInformation")
     w.list_begin()
-    for e in ents:
+    for e in entities:
         w.obj_begin()
         w.member("description")
         w.obj_begin()
@@ -128,18 +113,48 @@ def emit_discovery(w, device, entities=None, change=None):
         if change:
             w.member("lastStateChange")
             w.string(change)
-        if e.description:
-            w.member("description")
-            w.string(e.description)
         w.obj_end()
         w.obj_end()
     w.list_end()
     if change != "removed":
         w.member("featureInformation")
         w.list_begin()
-        for e in ents:
+        for e in entities:
             for f in e.features:
-                _feature_info(w, dev, f)
+                w.obj_begin()
+                w.member("description")
+                w.obj_begin()
+                w.member("featureAddress")
+                emit_address(w, dev, e.address, f.fid)
+                w.member("featureType")
+                w.string(f.type)
+                w.member("role")
+                role = f.role
+                w.string(role)
+                special = role == "special"
+                fns = _FUNCTIONS if special else f.functions
+                if fns:
+                    w.member("supportedFunction")
+                    w.list_begin()
+                    for fn in fns:
+                        if special:
+                            name, ops = fn
+                        else:
+                            name = fn.name
+                            ops = fn.ops
+                        w.obj_begin()
+                        w.member("function")
+                        w.string(name)
+                        w.member("possibleOperations")
+                        emit_ops(w, ops)
+                        w.obj_end()
+                    w.list_end()
+                d = f.description
+                if d:
+                    w.member("description")
+                    w.string(d)
+                w.obj_end()
+                w.obj_end()
         w.list_end()
     w.obj_end()
 
@@ -155,7 +170,7 @@ def emit_usecases(w, device_address, usecases):
     for entity, actor, support in usecases:
         w.obj_begin()
         w.member("address")
-        emit_address(w, device_address, entity)
+        D.emit_address(w, device_address, entity)
         w.member("actor")
         w.string(actor)
         w.member("useCaseSupport")
@@ -196,9 +211,9 @@ def emit_links(w, kind, links):
         w.member(kind + "Id")
         w.integer(lid)
         w.member("clientAddress")
-        emit_addr(w, client)
+        D.emit_addr(w, client)
         w.member("serverAddress")
-        emit_addr(w, server)
+        D.emit_addr(w, server)
         w.obj_end()
     w.list_end()
     w.obj_end()
@@ -264,4 +279,4 @@ def _addr(d):
             return None
     if not uint32(feat):
         return None
-    return Addr(dev, tuple(ent), feat)
+    return D.Addr(dev, tuple(ent), feat)

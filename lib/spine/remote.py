@@ -59,7 +59,7 @@ class DiscoveryReader(Path):
     a partial notify adds or removes the entities it lists (lastStateChange).
     """
 
-    def __init__(self, remote, full, share=None):
+    def __init__(self, remote, full, share):
         super().__init__(share)
         self.remote = remote
         self.full = full
@@ -133,7 +133,7 @@ class UseCaseReader(Path):
     1..30 are ignored. Always the full list (reply and notify alike). share: as for
     DiscoveryReader."""
 
-    def __init__(self, remote, share=None):
+    def __init__(self, remote, share):
         super().__init__(share)
         self.remote = remote
         remote.ucs = []

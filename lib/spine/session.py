@@ -2,23 +2,25 @@
 # as SHIP delivers them, answers and notifies queue up in .out as datagram.Out objects; the
 # async poll() at the end sends them through SHIP, one frame each, measured then streamed.
 import log
-from compat import ticks_add, ticks_diff
-from eejson.reader import Consumer, JsonError, Names, Reader
+from compat import const, ticks_add, ticks_diff
+from eejson import reader as ER
 from spine import datagram as D
 from spine import nodemgmt as NM
-from spine.datagram import Addr, Out
-from spine.device import OP_READ, OP_READ_PARTIAL, OP_WRITE, OP_WRITE_PARTIAL, SERVER, SPECIAL
-from spine.remote import DiscoveryReader, RemoteDevice, UseCaseReader
+from spine import remote as R
 
-_TAG = "spine"
 _NM = (0,)
+# the possibleOperations flags (spine.device)
+_OP_READ = const(1)
+_OP_READ_PARTIAL = const(2)
+_OP_WRITE = const(4)
+_OP_WRITE_PARTIAL = const(8)
 
 
-_SKIP = Consumer()  # keeps nothing: reads carry an empty element
+_SKIP = ER.Consumer()  # keeps nothing: reads carry an empty element
 
 # Strings every datagram (and a peer's discovery) is made of: the reader hands these out as
 # they are instead of allocating one per occurrence (MicroPython interns only short literals).
-_NAMES = Names(
+_NAMES = ER.Names(
     D.CLASSIFIERS
     + (
         D.SPEC_VERSION, "datagram", "header", "specificationVersion", "addressSource", "addressDestination",
@@ -51,7 +53,7 @@ def reserve():
 
 def _new():
     inc = D.Incoming(_route)
-    return Reader(inc, names=_NAMES), inc, D.BoundedTree()
+    return ER.Reader(inc, names=_NAMES), inc, D.BoundedTree()
 
 
 def _lend():
@@ -120,6 +122,10 @@ class Session:
     sub_epoch = 0  # counts subscriptions made in any session (SpineApp.sub_epoch, for usecases.measurement.Delta)
     # set on the instance only when they change: fewer entries in every session's attribute table
     silent = False  # the peer's heartbeat is overdue (usecases.station)
+    # writes awaiting approval, [handle, deadline, src, dst, counter, feature, fn]: a list of
+    # the session's own from the first (defer())
+    deferred = ()
+    _handle = 0
     _wctx = None  # (inc, feature, fn) of the write being handled
 
     def __init__(self, app):
@@ -128,7 +134,7 @@ class Session:
         self.counter = 0
         self.subs = []  # [id, client Addr, server Addr]
         self.binds = []
-        self.remote = RemoteDevice()
+        self.remote = R.RemoteDevice()
         self.remote_known = False  # set by the application once it followed up on discovery
         # the peer's heartbeat (our DeviceDiagnosis client): server we subscribed, last arrival
         # (ms ticks, None: none yet), its announced timeout (ms), silent past it
@@ -137,8 +143,6 @@ class Session:
         self.hb_ms = 4000
         self.stats = {"in": 0, "out": 0, "errors": 0, "dropped": 0}
         self._link_id = 0
-        self.deferred = []  # [handle, deadline, src, dst, counter, feature, fn]: writes awaiting approval
-        self._handle = 0
         self._p = None  # the parse state (_lend) while a datagram is read
         self._failed = None
 
@@ -158,7 +162,7 @@ class Session:
         if self._failed is None and self._p is not None:
             try:
                 self._p[0].feed(buf, off, n)
-            except (JsonError, D.DatagramError) as e:
+            except (ER.JsonError, D.DatagramError) as e:
                 self._failed = e
 
     def spine_end(self):
@@ -171,7 +175,7 @@ class Session:
                 try:
                     p[0].finish()
                     inc.check()
-                except (JsonError, D.DatagramError) as e:
+                except (ER.JsonError, D.DatagramError) as e:
                     self._failed = e
             self.stats["in"] += 1
             if self._failed is not None:
@@ -205,15 +209,15 @@ class Session:
         # reader made for it takes over the tree's path arrays
         t = self._p[2]
         if name == NM.DD and (c == D.REPLY or c == D.NOTIFY):
-            return DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial), t)
+            return R.DiscoveryReader(self.remote, not (c == D.NOTIFY and inc.partial), t)
         if name == NM.UCD and (c == D.REPLY or c == D.NOTIFY):
-            return UseCaseReader(self.remote, t)
+            return R.UseCaseReader(self.remote, t)
         t.reset()
         return t
 
     def _malformed(self, inc, why):
         self.stats["errors"] += 1
-        log.warn(_TAG, "datagram refused: %s", why)
+        log.warn("spine", "datagram refused: %s", why)
         # answer when the header could be read, else drop (ship.md 12.4)
         if inc.counter is not None and inc.src.feature is not None and inc.src.entity and inc.classifier != D.RESULT:
             self._result(inc, D.E_GENERAL, "malformed datagram")
@@ -227,27 +231,28 @@ class Session:
         # not one of ours (peers drop messages from features missing in our discovery)
         d = inc.dst
         if d.feature is None or self.app.device.feature(d.entity, d.feature) is None:
-            return Addr(self.app.device.address, _NM, 0)
-        return Addr(self.app.device.address, d.entity, d.feature)
+            return D.Addr(self.app.device.address, _NM, 0)
+        return D.Addr(self.app.device.address, d.entity, d.feature)
 
     def _peer_addr(self, a):
         d = self.remote.device
         if d is not None:
             if a.device is None:
-                return Addr(d, a.entity, a.feature)
+                return D.Addr(d, a.entity, a.feature)
             if a.device == d:
                 a.device = d  # kept in a link: the peer's address once, not a copy per link
         return a
 
-    def _result(self, inc, err, desc=None):
+    def _result(self, inc, err, desc):
         self.out.append(
-            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc),
+            D.Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.RESULT, D.body_result, (err, desc),
                 ref=inc.counter)
         )
 
-    def _reply(self, inc, name, emit, body=_body_data):
+    def _reply(self, inc, name, emit, body):
         self.out.append(
-            Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, body, (name, emit), ref=inc.counter)
+            D.Out(self._src_of(inc), self._peer_addr(inc.src), self._next(), D.REPLY, body, (name, emit),
+                  ref=inc.counter)
         )
 
     def _process(self, inc):
@@ -265,19 +270,19 @@ class Session:
             if c != D.REPLY or inc.ack:
                 self._result(inc, D.E_DEST_UNKNOWN, "unknown destination feature")
             return
-        if feature.role == SPECIAL:
+        if feature.role == "special":
             self._node_management(inc)
             return
         name = inc.data_name
         fn = feature.function(name)
         if c == D.READ:
-            if fn is None or not fn.ops & (OP_READ | OP_READ_PARTIAL) or not fn.readable():
+            if fn is None or not fn.ops & (_OP_READ | _OP_READ_PARTIAL) or not fn.readable():
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
-            elif inc.partial and fn.ops & OP_READ_PARTIAL and fn.table is not None:
+            elif inc.partial and fn.ops & _OP_READ_PARTIAL and fn.selects:
                 # a restricted read: the matching entries, the asked elements (spine.md 3.1)
                 self._reply(inc, name, fn.emitter(inc.selectors, inc.elements), _body_partial_data)
             else:
-                self._reply(inc, name, fn.emitter())
+                self._reply(inc, name, fn.emitter(), _body_data)
         elif c == D.WRITE:
             self._write(inc, feature, fn)
         elif c == D.NOTIFY or c == D.REPLY:
@@ -293,13 +298,13 @@ class Session:
         if fn is None:
             self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
             return
-        if not fn.ops & (OP_WRITE | OP_WRITE_PARTIAL) or fn.write is None:
+        if not fn.ops & (_OP_WRITE | _OP_WRITE_PARTIAL) or fn.write is None:
             self._result(inc, D.E_REJECTED, "write is not allowed on this function")
             return
-        if inc.partial and not fn.ops & OP_WRITE_PARTIAL:
+        if inc.partial and not fn.ops & _OP_WRITE_PARTIAL:
             self._result(inc, D.E_RFE_COMBINATION, "partial write not supported")
             return
-        if not self._bound(inc.src, feature):
+        if not self._bound(inc.src, inc.dst.entity, feature.fid):
             self._result(inc, D.E_BINDING_NEEDED, "write denied due to missing binding")
             return
         self._wctx = (inc, feature, fn)
@@ -312,7 +317,7 @@ class Session:
         err, desc = r
         if err == D.E_OK:
             # notify first, then the result (the order spine-go uses)
-            self.notify(feature, name, fn.emitter())
+            self.notify(inc.dst.entity, feature.fid, name, fn.emitter(), False)
         self._result(inc, err, desc)
 
     # ---- write approval: a write handler may defer its decision to the application --------
@@ -323,6 +328,8 @@ class Session:
         refused at the timeout."""
         inc, feature, fn = self._wctx
         self._handle += 1
+        if not self.deferred:
+            self.deferred = []
         self.deferred.append(
             [self._handle, ticks_add(now, timeout_ms), self._src_of(inc), self._peer_addr(inc.src), inc.counter,
              feature, fn]
@@ -335,8 +342,8 @@ class Session:
             if d[0] == handle:
                 self.deferred.remove(d)
                 if err == D.E_OK:
-                    self.notify(d[5], d[6].name, d[6].emitter())
-                self.out.append(Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
+                    self.notify(d[2].entity, d[5].fid, d[6].name, d[6].emitter(), False)
+                self.out.append(D.Out(d[2], d[3], self._next(), D.RESULT, D.body_result, (err, desc), ref=d[4]))
                 return True
         return False  # timed out already, or never deferred
 
@@ -348,10 +355,10 @@ class Session:
                 # the answer spine-go gives in this case
                 self.settle(d[0], D.E_GENERAL, "write not approved in time by application")
 
-    def _bound(self, client, feature):
+    def _bound(self, client, entity, fid):
         for b in self.binds:
             s = b[2]
-            if s.entity == feature.entity.address and s.feature == feature.fid and b[1].same(client):
+            if s.entity == entity and s.feature == fid and b[1].same(client):
                 return True
         return False
 
@@ -368,18 +375,18 @@ class Session:
             # emitters run again for every window of the send: snapshot what can change
             if name == NM.DD:
                 ents = tuple(dev.entities)
-                self._reply(inc, name, lambda w: NM.emit_discovery(w, dev, ents))
+                self._reply(inc, name, lambda w: NM.emit_discovery(w, dev, ents, None), _body_data)
             elif name == NM.UCD:
                 ucs = self.app.usecases()
-                self._reply(inc, name, lambda w: NM.emit_usecases(w, dev.address, ucs))
+                self._reply(inc, name, lambda w: NM.emit_usecases(w, dev.address, ucs), _body_data)
             elif name == NM.SUB_DATA:
                 subs = tuple(self.subs)
-                self._reply(inc, name, lambda w: NM.emit_links(w, "subscription", subs))
+                self._reply(inc, name, lambda w: NM.emit_links(w, "subscription", subs), _body_data)
             elif name == NM.BIND_DATA:
                 binds = tuple(self.binds)
-                self._reply(inc, name, lambda w: NM.emit_links(w, "binding", binds))
+                self._reply(inc, name, lambda w: NM.emit_links(w, "binding", binds), _body_data)
             elif name == NM.DEST:
-                self._reply(inc, name, lambda w: NM.emit_destinations(w, dev))
+                self._reply(inc, name, lambda w: NM.emit_destinations(w, dev), _body_data)
             else:
                 self._result(inc, D.E_NOT_SUPPORTED, "function not supported: %s" % name)
         elif c == D.CALL:
@@ -398,7 +405,7 @@ class Session:
             elif name == NM.UCD:
                 self.app.on_remote_usecases(self)
             if inc.ack:
-                self._result(inc, D.E_OK)
+                self._result(inc, D.E_OK, None)
         else:
             self._result(inc, D.E_NOT_SUPPORTED, "write not supported on NodeManagement")
 
@@ -413,7 +420,7 @@ class Session:
             self._result(inc, D.E_DEST_UNKNOWN, "server address is not this device")
             return
         f = self.app.device.feature(server.entity, server.feature)
-        if f is None or (f.role != SERVER and not (f.role == SPECIAL and not binding)):
+        if f is None or (f.role != "server" and not (f.role == "special" and not binding)):
             # subscriptions to servers and NodeManagement; bindings to servers only
             self._result(inc, D.E_GENERAL, "no such server feature for a %s" % what)
             return
@@ -431,10 +438,10 @@ class Session:
             self._result(inc, D.E_GENERAL, "too many %ss" % what)
             return
         self._link_id += 1
-        lst.append([self._link_id, client, Addr(self.app.device.address, server.entity, server.feature)])
+        lst.append([self._link_id, client, D.Addr(self.app.device.address, server.entity, server.feature)])
         if not binding:
             Session.sub_epoch += 1  # a new subscription somewhere: change-only notifies start over
-        self._result(inc, D.E_OK)
+        self._result(inc, D.E_OK, None)
 
     def _link_delete(self, inc, binding):
         d = NM.link_delete(inc.data.result if inc.data else None)
@@ -452,59 +459,58 @@ class Session:
                 keep.append(e)
         lst[:] = keep
         # deleting what is not there is fine (SPINE-TS-SUBS-02)
-        self._result(inc, D.E_OK)
+        self._result(inc, D.E_OK, None)
 
     # ---- what the application and the node call -------------------------------------------
 
-    def subscribed(self, feature):
-        ent = feature.entity.address
+    def subscribed(self, entity, fid):
+        """Whether the peer subscribed to our feature fid on entity (an address tuple)."""
         for s in self.subs:
             srv = s[2]
-            if srv.entity == ent and srv.feature == feature.fid:
+            if srv.entity == entity and srv.feature == fid:
                 return True
         return False
 
-    def notify(self, feature, name, emit, partial=False):
-        """Queue a notify of one function's data to every subscriber of the feature."""
-        src = Addr(self.app.device.address, feature.entity.address, feature.fid)
+    def notify(self, entity, fid, name, emit, partial):
+        """Queue a notify of one function's data to every subscriber of our feature fid on
+        entity."""
+        src = D.Addr(self.app.device.address, entity, fid)
         body = _body_partial_data if partial else _body_data
         for s in self.subs:
             srv = s[2]
-            if srv.entity == src.entity and srv.feature == src.feature:
-                self.out.append(Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
+            if srv.entity == entity and srv.feature == fid:
+                self.out.append(D.Out(src, s[1], self._next(), D.NOTIFY, body, (name, emit)))
 
-    def request(self, src, dst, classifier, body, arg, ack=False):
-        self.out.append(Out(src, dst, self._next(), classifier, body, arg, ack=ack))
+    def request(self, src, dst, classifier, body, arg, ack):
+        self.out.append(D.Out(src, dst, self._next(), classifier, body, arg, ack=ack))
 
     def read_remote(self, dst, name):
         """Our read of a peer's function (from our NodeManagement unless said otherwise)."""
-        self.request(Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name)
+        self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.READ, D.body_empty_read, name, False)
 
-    def subscribe_remote(self, local, remote, ftype, binding=False):
-        fn = NM.BIND_REQ if binding else NM.SUB_REQ
-        inner = "bindingRequest" if binding else "subscriptionRequest"
-        dst = Addr(remote.device, _NM, 0)
-        self.request(Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
-                     (fn, inner, local, remote, ftype), True)
+    def subscribe_remote(self, local, remote, ftype):
+        """Our subscription of local (a client feature of ours) to a peer's server feature."""
+        dst = D.Addr(remote.device, _NM, 0)
+        self.request(D.Addr(self.app.device.address, _NM, 0), dst, D.CALL, _body_link_request,
+                     (NM.SUB_REQ, "subscriptionRequest", local, remote, ftype), True)
 
     def entity_changed(self, entity, added):
         """EV plug-in/out: partial discovery notify, then the use-case notify (spine.md 6)."""
-        nm = self.app.device.feature(_NM, 0)
         ucs = self.app.usecases()
         dev = self.app.device.address
         if not added:
-            self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs), False)
             prefix = entity.address
             self.subs[:] = [s for s in self.subs if s[2].entity[: len(prefix)] != prefix]
             self.binds[:] = [b for b in self.binds if b[2].entity[: len(prefix)] != prefix]
         change = "added" if added else "removed"
-        self.notify(nm, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), partial=True)
+        self.notify(_NM, 0, NM.DD, lambda w: NM.emit_discovery(w, self.app.device, (entity,), change), True)
         if added:
-            self.notify(nm, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs))
+            self.notify(_NM, 0, NM.UCD, lambda w: NM.emit_usecases(w, dev, ucs), False)
 
     def closed(self):
         self._give()  # a connection that ended inside a datagram
         self.subs = []
         self.binds = []
         self.out = []
-        self.deferred = []
+        self.deferred = ()

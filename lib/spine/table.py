@@ -9,7 +9,13 @@
 # own value; None leaves the member out (an optional field not known now), and so does a list
 # (Items) without entries: on the wire a list member is there with entries or not at all, since
 # `[]` reads as an empty object to eebus-go, which then drops the whole message.
+from compat import const
 from spine.device import Function
+
+# what a list function offers (spine.device's possibleOperations flags): read, also partially,
+# and when writable also write, also partially
+_OPS_READ = const(3)
+_OPS_READ_WRITE = const(15)
 
 
 def scaled(x):
@@ -46,14 +52,16 @@ def number(v):
     return n // d if n % d == 0 else n / d
 
 
-# ISO 8601 duration designators with their seconds (a month 30 days, a year 365), date part
-# and time part. Strings and tuples: constants in flash when frozen.
-_DATE_UNITS = "YMWD"
+# ISO 8601 duration designators' seconds (a month 30 days, a year 365), date part (YMWD) and
+# time part (HMS): constants in flash when frozen. Module names, not literals in duration_s:
+# every builtin the emitters below use (isinstance, len, type) is looked up in this module's
+# globals table first, and MicroPython fills a table to the last slot before it grows it, so a
+# table with no free slot is scanned whole on every such lookup (the emitters ~20 % slower);
+# these two keep four of its 29 slots free
 _DATE_S = (31536000, 2592000, 604800, 86400)
-_TIME_UNITS = "HMS"
 _TIME_S = (3600, 60, 1)
-DURATION_MAX_S = 999999999  # ~31.7 years: longer durations are clamped (a small int on the ESP32)
-_FRAC_DIGITS = 9  # fraction digits kept (a small int); the rest is below 0.04 s even for a year
+DURATION_MAX_S = const(999999999)  # ~31.7 years: longer durations are clamped (a small int on the ESP32)
+_FRAC_DIGITS = const(9)  # fraction digits kept; the rest is below 0.04 s even for a year
 
 
 def duration_s(text):
@@ -67,15 +75,15 @@ def duration_s(text):
     if n - i < 3 or text[i] != "P":
         return None
     i += 1
-    units, secs = _DATE_UNITS, _DATE_S
+    units, secs = "YMWD", _DATE_S
     total = 0  # whole seconds, at most DURATION_MAX_S + 1 ("more than the cap")
     frac = 0.0  # seconds from fractions
     seen = False
     while i < n:
         if text[i] == "T":
-            if units is _TIME_UNITS:
+            if units == "HMS":
                 return None
-            units, secs = _TIME_UNITS, _TIME_S
+            units, secs = "HMS", _TIME_S
             i += 1
             continue
         j = i
@@ -221,23 +229,47 @@ def item_name(function):
     return function[:-8] + "Data" if function.endswith("ListData") else function
 
 
+# The key fields of the list functions served (what a read restricted to elements keeps of
+# every entry, spine.md 3.1), by the start of the function's name: a constant in flash, looked
+# up only for such a read, instead of a slot in every Table
+_KEYS = (
+    ("electricalConnectionCharacteristic", ("characteristicId",)),
+    ("electricalConnectionDescription", ("electricalConnectionId",)),
+    ("electricalConnectionParameterDescription", ("electricalConnectionId", "parameterId")),
+    ("electricalConnectionPermittedValueSet", ("electricalConnectionId", "parameterId")),
+    ("deviceConfigurationKeyValue", ("keyId",)),
+    ("identification", ("identificationId",)),
+    ("measurement", ("measurementId",)),
+    ("loadControlLimit", ("limitId",)),
+    ("timeSeries", ("timeSeriesId",)),
+    ("bill", ("billId",)),
+)
+
+
+def key_fields(function):
+    for prefix, keys in _KEYS:
+        if function.startswith(prefix):
+            return keys
+    return ()
+
+
 class Table(Function):
-    """A list function backed by rows. rows() returns the current rows (a tuple or list the
-    caller does not change afterwards: a send emits it more than once). The Table is the
-    Function itself (one object per list function, not two: they stay resident); its item
-    name (item_name()) is written from the function's name, not kept."""
+    """A list function served from rows, e.g. measurementListData: read, also partially,
+    and, given write, written, also partially. rows() returns the current rows (a tuple or
+    list the caller does not change afterwards: a send emits it more than once). The Table is
+    the Function itself (one object per list function, not two: they stay resident), and holds
+    its name and rows only: its item name (item_name()), key fields (key_fields()) and, unless
+    written, its operations come from its name and class."""
 
-    keys = ()
+    ops = _OPS_READ
+    selects = True
 
-    def __init__(self, function, rows, keys=(), ops=0, write=None):
-        Function.__init__(self, function, ops, write=write)
-        if keys:
-            self.keys = keys
+    def __init__(self, function, rows, write=None):
+        self.name = function
         self._rows = rows  # a sequence, or a callable returning one (snapshot)
-
-    @property
-    def table(self):
-        return self
+        if write is not None:
+            self.ops = _OPS_READ_WRITE
+            self.write = write
 
     def rows(self):
         r = self._rows
@@ -246,7 +278,7 @@ class Table(Function):
     def emitter(self, selectors=None, elements=None):
         rows = self.rows()
         name = self.name
-        keys = self.keys
+        keys = key_fields(name) if elements else ()
 
         def emit(w):
             emit_list(w, name, rows, selectors, elements, keys, True)
@@ -303,8 +335,3 @@ def entries(tree, item):
     if not isinstance(tree, dict):
         return None
     return as_objects(tree.get(item))
-
-
-def list_function(name, ops, rows, keys=(), write=None):
-    """A list function served from rows (a Table), e.g. measurementListData."""
-    return Table(name, rows, keys, ops, write)

@@ -25,12 +25,10 @@
 # them relative to the moment of the read (finished slots dropped, a running slot from PT0S).
 # Elapsed time is summed from tick deltas, so plans of days survive the ticks wrap-around as
 # long as tick() runs more often than every few days.
-from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W
+import charger as C
 from compat import const, ticks_diff
-from spine.device import OPS_READ, OPS_READ_WRITE, OP_READ, OP_WRITE, OP_WRITE_PARTIAL, SERVER, Feature, Function
-from spine.table import (
-    Items, as_obj, as_objects, duration_s, duration_text, emit_list, entries, list_function, number, scaled, uint32,
-)
+from spine import device as DV
+from spine import table as T
 
 # the EV entity (usecases.ev.ADDRESS, not imported: the EV's modules and description tables
 # would come with it into every import of CEVC; host_tests/test_cevc.py checks they agree)
@@ -38,16 +36,16 @@ _EV = (1, 1)
 
 CEVC = ("coordinatedEvCharging", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
 
-FT_SERIES = const(8)  # on the EV entity
-FT_INCENTIVE = const(9)
+_FT_SERIES = const(8)  # on the EV entity
+_FT_INCENTIVE = const(9)
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
 
-TS_DEMAND = const(1)
-TS_CONSTRAINTS = const(2)
-TS_PLAN = const(3)
-TARIFF = const(0)
+_TS_DEMAND = const(1)
+_TS_CONSTRAINTS = const(2)
+_TS_PLAN = const(3)
+_TARIFF = const(0)
 
 _SLOT_MIN_S = const(60)
 _SLOT_STEP_S = const(60)
@@ -68,7 +66,7 @@ def _text(v):
 
 def _sn(v):
     """(number, scale) of a written scaledNumber, kept as written."""
-    if number(as_obj(v)) is None:
+    if T.number(T.as_obj(v)) is None:
         return None
     return (v["number"], v.get("scale", 0))
 
@@ -76,7 +74,7 @@ def _sn(v):
 def _rel(v):
     # a relative time (ISO duration) in whole seconds >= 0; absolute times are refused: the
     # EV side has no clock of its own to relate them to
-    s = duration_s(v)
+    s = T.duration_s(v)
     if s is None or s < 0 or s > 10 * _HORIZON_S:
         return None
     return s
@@ -130,18 +128,18 @@ class Cevc:
         self._clear()
         self.set_demand(demand_wh, departure_s, now)
         self._desc_rows = (
-            ("timeSeriesId", TS_DEMAND, "timeSeriesType", "singleDemand", "timeSeriesWriteable", False,
+            ("timeSeriesId", _TS_DEMAND, "timeSeriesType", "singleDemand", "timeSeriesWriteable", False,
              "updateRequired", False, "unit", "Wh"),
             # updateRequired asks the broker for (new) power limits (eebus-go events.go)
-            ("timeSeriesId", TS_CONSTRAINTS, "timeSeriesType", "constraints", "timeSeriesWriteable", True,
+            ("timeSeriesId", _TS_CONSTRAINTS, "timeSeriesType", "constraints", "timeSeriesWriteable", True,
              "updateRequired", True, "unit", "W"),
-            ("timeSeriesId", TS_PLAN, "timeSeriesType", "plan", "timeSeriesWriteable", False,
+            ("timeSeriesId", _TS_PLAN, "timeSeriesType", "plan", "timeSeriesWriteable", False,
              "updateRequired", False, "unit", "W"),
         )
         self._cons_rows = (
-            ("timeSeriesId", TS_CONSTRAINTS, "slotCountMin", 1, "slotCountMax", slots_max,
-             "slotDurationMin", duration_text(_SLOT_MIN_S), "slotDurationMax", "P7D",
-             "slotDurationStepSize", duration_text(_SLOT_STEP_S), "latestTimeSeriesEndTime", "P7D",
+            ("timeSeriesId", _TS_CONSTRAINTS, "slotCountMin", 1, "slotCountMax", slots_max,
+             "slotDurationMin", T.duration_text(_SLOT_MIN_S), "slotDurationMax", "P7D",
+             "slotDurationStepSize", T.duration_text(_SLOT_STEP_S), "latestTimeSeriesEndTime", "P7D",
              "slotValueMin", (0, 0)),
         )
 
@@ -160,8 +158,10 @@ class Cevc:
         # eebus-go's default description (public_scen3.go), so that its data validates even
         # before it wrote a description
         tier = ["tierDescription", ["tierId", 0, "tierType", "dynamicCost"],
-                "boundaryDescription", Items([["boundaryId", 0, "boundaryType", "powerBoundary", "boundaryUnit", "W"]]),
-                "incentiveDescription", Items([["incentiveId", 0, "incentiveType", "absoluteCost", "currency", "EUR"]])]
+                "boundaryDescription",
+                T.Items([["boundaryId", 0, "boundaryType", "powerBoundary", "boundaryUnit", "W"]]),
+                "incentiveDescription",
+                T.Items([["incentiveId", 0, "incentiveType", "absoluteCost", "currency", "EUR"]])]
         return (tier,), {0: ((0,), (0,))}
 
     # ---- user input and time
@@ -170,7 +170,7 @@ class Cevc:
         """The user's demand (Wh, None = unknown) and departure (s from now, None = unknown)."""
         self._advance(now)
         self._demand = None if demand_wh is None else max(0, int(demand_wh))
-        self._wh0 = self.ch.get(F_SESSION_WH) or 0
+        self._wh0 = self.ch.get(C.F_SESSION_WH) or 0
         self._dep = None if departure_s is None else self._el + max(0, int(departure_s)) * 1000
         self._dkey = self._demand_key()
 
@@ -218,11 +218,11 @@ class Cevc:
         if key & 1:
             sl = self._slots
             left = sl[-1][2] * 1000 - (self._el - self._sb)
-            self.ch.request(SRC_CEVC, RECOMMENDATION, sl[k][4], UNIT_W, now, left)
+            self.ch.request(C.SRC_CEVC, C.RECOMMENDATION, sl[k][4], C.UNIT_W, now, left)
             self._req = True
         elif self._req:
             self._req = False
-            self.ch.withdraw(SRC_CEVC, now)
+            self.ch.withdraw(C.SRC_CEVC, now)
         return True
 
     def tick(self, now):
@@ -249,7 +249,7 @@ class Cevc:
         self._el = 0
         self._key = self._ikey = self._dkey = 0
         self._req = False
-        self.ch.withdraw(SRC_CEVC, now)
+        self.ch.withdraw(C.SRC_CEVC, now)
 
     # ---- time series
 
@@ -273,16 +273,16 @@ class Cevc:
         slot = ["timeSeriesSlotId", 0]
         tp = None
         if self._demand is not None:
-            got = (self.ch.get(F_SESSION_WH) or 0) - self._wh0
+            got = (self.ch.get(C.F_SESSION_WH) or 0) - self._wh0
             left = self._demand - int(got)
             left = left if left > 0 else 0
             if self._dep is not None and self._dep > self._el:
-                d = duration_text(-((self._el - self._dep) // 1000))
+                d = T.duration_text(-((self._el - self._dep) // 1000))
                 slot += ["duration", d]
                 tp = ["startTime", "PT0S", "endTime", d]
             # minValue 0: no minimum SoC known (eebus-go: minValue > 0 means minSoC strategy)
             slot += ["minValue", (0, 0), "value", (left, 0), "maxValue", (left, 0)]
-        return ("timeSeriesId", TS_DEMAND, "timePeriod", tp, "timeSeriesSlot", Items([slot]))
+        return ("timeSeriesId", _TS_DEMAND, "timePeriod", tp, "timeSeriesSlot", T.Items([slot]))
 
     def _series_row(self, tsid, plan):
         out = []
@@ -297,25 +297,25 @@ class Cevc:
                 first = s2
             last = e2
             row = ["timeSeriesSlotId", sid,
-                   "timePeriod", ["startTime", duration_text(s2), "endTime", duration_text(e2)],
-                   "duration", duration_text(e2 - s2)]
+                   "timePeriod", ["startTime", T.duration_text(s2), "endTime", T.duration_text(e2)],
+                   "duration", T.duration_text(e2 - s2)]
             if plan:
-                p = scaled(cap) if watts > cap else v
+                p = T.scaled(cap) if watts > cap else v
                 row += ["value", p, "maxValue", p]
             else:
                 row += ["maxValue", v]
             out.append(row)
-        tp = None if first is None else ["startTime", "PT0S", "endTime", duration_text(last)]
-        return ("timeSeriesId", tsid, "timePeriod", tp, "timeSeriesSlot", Items(out))
+        tp = None if first is None else ["startTime", "PT0S", "endTime", T.duration_text(last)]
+        return ("timeSeriesId", tsid, "timePeriod", tp, "timeSeriesSlot", T.Items(out))
 
     def series_rows(self, now):
         """timeSeriesListData rows as of now: the demand, the constraints as written, our plan."""
         self._advance(now)
-        return (self._demand_row(), self._series_row(TS_CONSTRAINTS, False), self._series_row(TS_PLAN, True))
+        return (self._demand_row(), self._series_row(_TS_CONSTRAINTS, False), self._series_row(_TS_PLAN, True))
 
     def _parse_series(self, e):
         tp = e.get("timePeriod")
-        tp = {} if tp is None else as_obj(tp)
+        tp = {} if tp is None else T.as_obj(tp)
         if tp is None:
             return "timePeriod malformed"
         base = 0
@@ -328,7 +328,7 @@ class Cevc:
             end = _rel(tp["endTime"])
             if end is None:
                 return "timePeriod.endTime must be a relative duration"
-        slots = as_objects(e.get("timeSeriesSlot"))
+        slots = T.as_objects(e.get("timeSeriesSlot"))
         if slots is None:
             return "timeSeriesSlot missing"
         n = len(slots)
@@ -341,11 +341,11 @@ class Cevc:
         for k in range(n):
             s = slots[k]
             sid = s.get("timeSeriesSlotId")
-            if not uint32(sid) or sid in ids:
+            if not T.uint32(sid) or sid in ids:
                 return "slot %d: timeSeriesSlotId missing or repeated" % k
             ids.append(sid)
             stp = s.get("timePeriod")
-            stp = {} if stp is None else as_obj(stp)
+            stp = {} if stp is None else T.as_obj(stp)
             if stp is None:
                 return "slot %d: timePeriod malformed" % k
             for i, key in ((0, "startTime"), (1, "endTime")):
@@ -373,7 +373,7 @@ class Cevc:
             sn = _sn(v)
             if sn is None:
                 return "slot %d: maxValue must be a scaled number" % k
-            w = number(v)
+            w = T.number(v)
             if w < 0:
                 return "slot %d: negative power" % k
             if w > _MAX_W:
@@ -399,19 +399,19 @@ class Cevc:
         that merges into its copy of our data): they are ignored; a partial write to them is
         refused."""
         self._advance(now)
-        es = entries(tree, "timeSeriesData")
+        es = T.entries(tree, "timeSeriesData")
         if not es:
             return _rej("timeSeriesData missing")
         new = None
         for e in es:
             i = e.get("timeSeriesId")
-            if i == TS_CONSTRAINTS and uint32(i):
+            if i == _TS_CONSTRAINTS and T.uint32(i):
                 if new is not None:
                     return _rej("time series 2 twice")
                 new = self._parse_series(e)
                 if isinstance(new, str):
                     return _rej(new)
-            elif (i == TS_DEMAND or i == TS_PLAN) and uint32(i):
+            elif (i == _TS_DEMAND or i == _TS_PLAN) and T.uint32(i):
                 if partial:
                     return _rej("time series %d is not writeable" % i)
             else:
@@ -427,7 +427,7 @@ class Cevc:
     # ---- incentive table
 
     def _tariff(self):
-        return ["tariffId", TARIFF]
+        return ["tariffId", _TARIFF]
 
     def incentive_constraints_emit(self):
         row = ("tariff", self._tariff(),
@@ -436,18 +436,18 @@ class Cevc:
                "incentiveSlotConstraints", ["slotCountMin", 1, "slotCountMax", self.slots_max])
 
         def emit(w):
-            emit_list(w, "incentiveTableConstraints", (row,))
+            T.emit_list(w, "incentiveTableConstraints", (row,))
 
         return emit
 
     def incentive_description_emit(self):
         row = ("tariffDescription",
-               ["tariffId", TARIFF, "tariffWriteable", True, "updateRequired", True,
+               ["tariffId", _TARIFF, "tariffWriteable", True, "updateRequired", True,
                 "scopeType", "simpleIncentiveTable"],
-               "tier", Items(self._tiers))
+               "tier", T.Items(self._tiers))
 
         def emit(w):
-            emit_list(w, "incentiveTableDescription", (row,))
+            T.emit_list(w, "incentiveTableDescription", (row,))
 
         return emit
 
@@ -462,22 +462,22 @@ class Cevc:
             trows = []
             for tid, bounds, incs in tiers:
                 trows.append(["tier", ["tierId", tid],
-                              "boundary", Items([["boundaryId", b[0], "lowerBoundaryValue", b[1],
+                              "boundary", T.Items([["boundaryId", b[0], "lowerBoundaryValue", b[1],
                                                   "upperBoundaryValue", b[2]]
                                                  for b in bounds]),
-                              "incentive", Items([["incentiveId", i[0], "value", i[1]] for i in incs])])
-            out.append(["timeInterval", ["startTime", ["relative", duration_text(r[0])],
-                                         "endTime", ["relative", duration_text(r[1])]],
-                        "tier", Items(trows)])
-        row = ("tariff", self._tariff(), "incentiveSlot", Items(out) if out else None)
+                              "incentive", T.Items([["incentiveId", i[0], "value", i[1]] for i in incs])])
+            out.append(["timeInterval", ["startTime", ["relative", T.duration_text(r[0])],
+                                         "endTime", ["relative", T.duration_text(r[1])]],
+                        "tier", T.Items(trows)])
+        row = ("tariff", self._tariff(), "incentiveSlot", T.Items(out) if out else None)
 
         def emit(w):
-            emit_list(w, "incentiveTable", (row,))
+            T.emit_list(w, "incentiveTable", (row,))
 
         return emit
 
     def _one_table(self, tree, item):
-        es = entries(tree, item)
+        es = T.entries(tree, item)
         if not es or len(es) != 1:
             return None, "exactly one tariff expected"
         return es[0], None
@@ -490,19 +490,19 @@ class Cevc:
             return _rej(err)
         td = d.get("tariffDescription")
         if td is not None:
-            td = as_obj(td)
+            td = T.as_obj(td)
             if td is None:
                 return _rej("tariffDescription malformed")
-            if td.get("tariffId") is not None and td.get("tariffId") != TARIFF:
+            if td.get("tariffId") is not None and td.get("tariffId") != _TARIFF:
                 return _rej("unknown tariffId")
-        tiers = as_objects(d.get("tier"))
+        tiers = T.as_objects(d.get("tier"))
         if not tiers or len(tiers) > _MAX_TIERS:
             return _rej("1..%d tiers expected" % _MAX_TIERS)
         rows = []
         known = {}
         for t in tiers:
-            tdsc = as_obj(t.get("tierDescription"))
-            if tdsc is None or not uint32(tdsc.get("tierId")) or tdsc["tierId"] in known:
+            tdsc = T.as_obj(t.get("tierDescription"))
+            if tdsc is None or not T.uint32(tdsc.get("tierId")) or tdsc["tierId"] in known:
                 return _rej("tierDescription.tierId missing or repeated")
             tid = tdsc["tierId"]
             ttype = tdsc.get("tierType")
@@ -514,14 +514,14 @@ class Cevc:
                 ("boundaryDescription", "boundaryId", _MAX_BOUNDARIES, ("boundaryType", "boundaryUnit")),
                 ("incentiveDescription", "incentiveId", _MAX_INCENTIVES, ("incentiveType", "currency", "unit")),
             ):
-                lst = as_objects(t.get(member, []))
+                lst = T.as_objects(t.get(member, []))
                 if lst is None or len(lst) > n:
                     return _rej("tier %d: at most %d %s" % (tid, n, member))
                 got = []
                 out = []
                 for b in lst:
                     bid = b.get(key)
-                    if not uint32(bid) or bid in got:
+                    if not T.uint32(bid) or bid in got:
                         return _rej("tier %d: %s missing or repeated" % (tid, key))
                     got.append(bid)
                     r = [key, bid]
@@ -532,7 +532,7 @@ class Cevc:
                         r += [f, v]
                     out.append(r)
                 ids.append(tuple(got))
-                tier += [member, Items(out)]
+                tier += [member, T.Items(out)]
             known[tid] = tuple(ids)
             rows.append(tier)
         self._tiers = tuple(rows)
@@ -543,22 +543,22 @@ class Cevc:
         return E_OK, None
 
     def _parse_tier(self, t, seen):
-        td = as_obj(t.get("tier"))
-        if td is None or not uint32(td.get("tierId")):
+        td = T.as_obj(t.get("tier"))
+        if td is None or not T.uint32(td.get("tierId")):
             return "tier.tierId missing"
         tid = td["tierId"]
         if tid not in self._known or tid in seen:
             return "tierId %s unknown or repeated" % (tid,)
         seen.append(tid)
         bids, iids = self._known[tid]
-        blist = as_objects(t.get("boundary", []))
+        blist = T.as_objects(t.get("boundary", []))
         if blist is None or len(blist) > _MAX_BOUNDARIES:
             return "tier %d: boundary malformed" % tid
         rows = []
         got = []
         for b in blist:
             bid = b.get("boundaryId")
-            if not uint32(bid) or bid not in bids or bid in got:
+            if not T.uint32(bid) or bid not in bids or bid in got:
                 return "tier %d: boundaryId unknown or repeated" % tid
             got.append(bid)
             r = [bid]
@@ -570,14 +570,14 @@ class Cevc:
                         return "tier %d: %s must be a scaled number" % (tid, f)
                 r.append(v)
             rows.append(tuple(r))
-        ilist = as_objects(t.get("incentive", []))
+        ilist = T.as_objects(t.get("incentive", []))
         if not ilist or len(ilist) > _MAX_INCENTIVES:
             return "tier %d: 1..%d incentives expected" % (tid, _MAX_INCENTIVES)
         irows = []
         got = []
         for x in ilist:
             iid = x.get("incentiveId")
-            if not uint32(iid) or iid not in iids or iid in got:
+            if not T.uint32(iid) or iid not in iids or iid in got:
                 return "tier %d: incentiveId unknown or repeated" % tid
             got.append(iid)
             v = _sn(x.get("value"))
@@ -595,10 +595,10 @@ class Cevc:
             return _rej(err)
         ta = d.get("tariff")
         if ta is not None:
-            ta = as_obj(ta)
-            if ta is None or (ta.get("tariffId") is not None and ta.get("tariffId") != TARIFF):
+            ta = T.as_obj(ta)
+            if ta is None or (ta.get("tariffId") is not None and ta.get("tariffId") != _TARIFF):
                 return _rej("unknown tariff")
-        slots = as_objects(d.get("incentiveSlot"))
+        slots = T.as_objects(d.get("incentiveSlot"))
         if slots is None:
             return _rej("incentiveSlot missing")
         n = len(slots)
@@ -609,21 +609,21 @@ class Cevc:
         tiers = []
         for k in range(n):
             s = slots[k]
-            ti = as_obj(s.get("timeInterval"))
+            ti = T.as_obj(s.get("timeInterval"))
             if ti is None:
                 return _rej("slot %d: timeInterval missing" % k)
             for i, key in ((0, "startTime"), (1, "endTime")):
                 v = ti.get(key)
                 if v is None:
                     continue
-                v = as_obj(v)
+                v = T.as_obj(v)
                 if v is None or v.get("relative") is None:
                     return _rej("slot %d: %s must be relative" % (k, key))
                 t = _rel(v["relative"])
                 if t is None:
                     return _rej("slot %d: %s.relative malformed" % (k, key))
                 (starts, ends)[i][k] = t
-            tl = as_objects(s.get("tier"))
+            tl = T.as_objects(s.get("tier"))
             if not tl or len(tl) > _MAX_TIERS:
                 return _rej("slot %d: 1..%d tiers expected" % (k, _MAX_TIERS))
             seen = []
@@ -654,17 +654,16 @@ class CevcFeatures:
     def features(self):
         c = self.cevc
         return [
-            Feature(FT_SERIES, "TimeSeries", SERVER, (
-                list_function("timeSeriesDescriptionListData", OPS_READ, c.description_rows, ("timeSeriesId",)),
-                list_function("timeSeriesConstraintsListData", OPS_READ, c.constraints_rows, ("timeSeriesId",)),
-                list_function("timeSeriesListData", OPS_READ_WRITE, lambda: c.series_rows(self.now()),
-                              ("timeSeriesId",), self._write_series),
+            DV.Feature(_FT_SERIES, "TimeSeries", "server", (
+                T.Table("timeSeriesDescriptionListData", c.description_rows),
+                T.Table("timeSeriesConstraintsListData", c.constraints_rows),
+                T.Table("timeSeriesListData", lambda: c.series_rows(self.now()), self._write_series),
             ), "TimeSeries Server"),
-            Feature(FT_INCENTIVE, "IncentiveTable", SERVER, (
-                Function("incentiveTableConstraintsData", OP_READ, freeze=c.incentive_constraints_emit),
-                Function("incentiveTableDescriptionData", OP_READ | OP_WRITE | OP_WRITE_PARTIAL,
+            DV.Feature(_FT_INCENTIVE, "IncentiveTable", "server", (
+                DV.Function("incentiveTableConstraintsData", DV.OP_READ, freeze=c.incentive_constraints_emit),
+                DV.Function("incentiveTableDescriptionData", DV.OP_READ | DV.OP_WRITE | DV.OP_WRITE_PARTIAL,
                          write=self._write_description, freeze=c.incentive_description_emit),
-                Function("incentiveTableData", OP_READ | OP_WRITE | OP_WRITE_PARTIAL,
+                DV.Function("incentiveTableData", DV.OP_READ | DV.OP_WRITE | DV.OP_WRITE_PARTIAL,
                          write=self._write_incentives, freeze=lambda: c.incentive_data_emit(self.now())),
             ), "IncentiveTable Server"),
         ]
@@ -693,5 +692,5 @@ class CevcFeatures:
         self.cevc.reset(now)
 
     def notify_changes(self, app):
-        app.notify(_EV, FT_SERIES, "timeSeriesListData")
-        app.notify(_EV, FT_INCENTIVE, "incentiveTableData")
+        app.notify(_EV, _FT_SERIES, "timeSeriesListData")
+        app.notify(_EV, _FT_INCENTIVE, "incentiveTableData")

@@ -3,41 +3,39 @@
 # manufacturer, diagnosis and the permitted values. The entity also carries EVCEM's
 # measurements (usecases.evcem), OPEV's and OSCEV's limits (usecases.opev) and, when enabled,
 # CEVC's TimeSeries and IncentiveTable (usecases.cevc).
-from charger import F_CHARGING, F_ERROR, F_STATE
+import charger as C
 from compat import const
-from spine.device import OPS_READ, OP_READ, SERVER, Entity, Feature, Function
-from spine.table import Items, emit_object, list_function, scaled
-from usecases.evcem import EVCEM, Evcem
-from usecases.measurement import current_range, electrical_connection
-from usecases.opev import OPEV, OSCEV, Opev
+from spine import device as DV
+from spine import table as T
+from usecases import evcem as EM
+from usecases import measurement as M
+from usecases import opev as OP
 
 EVCC = ("evCommissioningAndConfiguration", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
 
 # what the EV entity announces (CEVC, when on, adds its own)
-USECASES = (EVCC, EVCEM, OPEV, OSCEV)
+USECASES = (EVCC, EM.EVCEM, OP.OPEV, OP.OSCEV)
 
 ADDRESS = (1, 1)
-FT_CONFIG = const(1)
-FT_IDENT = const(2)
-FT_CLASS = const(3)
-FT_DIAG = const(4)
-FT_ELECTRICAL = const(5)  # EVCC's permitted values, EVCEM's parameters
+_FT_CONFIG = const(1)
+_FT_IDENT = const(2)
+_FT_CLASS = const(3)
+_FT_DIAG = const(4)
+_FT_ELECTRICAL = const(5)  # EVCC's permitted values, EVCEM's parameters
 
 
 class Ev:
     """The EV entity's data over the charger model. now(): ms ticks (for limit requests);
     cevc: usecases.cevc.CevcFeatures when CEVC is on."""
 
-    def __init__(self, charger, phases, voltage, now, comm_standard="iec61851", cevc=None):
+    comm = "iec61851"  # the communication standard: IEC 61851 (control pilot) is all we have
+
+    def __init__(self, charger, phases, voltage, now, cevc):
         self.ch = charger
         self.np = phases
         self.voltage = voltage
-        self.comm = comm_standard
-        self.evcem = Evcem(charger, phases, voltage)
-        self.opev = o = Opev(charger, phases, now)
-        # what the CEM wrote to OPEV/OSCEV: per limit id, active and value in A (o's lists)
-        self.active = o.active
-        self.value = o.value
+        self.evcem = EM.Evcem(charger, phases, voltage)
+        self.opev = OP.Opev(charger, phases, now)
         self.cevc = cevc
         self.entity = self._entity()
 
@@ -45,39 +43,39 @@ class Ev:
 
     def _entity(self):
         feats = [
-            Feature(FT_CONFIG, "DeviceConfiguration", SERVER, (
-                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, (
+            DV.Feature(_FT_CONFIG, "DeviceConfiguration", "server", (
+                T.Table("deviceConfigurationKeyValueDescriptionListData", (
                     ("keyId", 1, "keyName", "communicationsStandard", "valueType", "string"),
                     ("keyId", 2, "keyName", "asymmetricChargingSupported", "valueType", "boolean"),
-                ), ("keyId",)),
-                list_function("deviceConfigurationKeyValueListData", OPS_READ, self._config_rows, ("keyId",)),
+                )),
+                T.Table("deviceConfigurationKeyValueListData", self._config_rows),
             ), "DeviceConfiguration Server"),
             # IEC 61851 tells no identification: an empty list (spine.md 12.2)
-            Feature(FT_IDENT, "Identification", SERVER, (
-                list_function("identificationListData", OPS_READ, (), ("identificationId",)),
+            DV.Feature(_FT_IDENT, "Identification", "server", (
+                T.Table("identificationListData", ()),
             ), "Identification Server"),
-            Feature(FT_CLASS, "DeviceClassification", SERVER, (
-                Function("deviceClassificationManufacturerData", OP_READ, emit=lambda w: emit_object(w, ())),
+            DV.Feature(_FT_CLASS, "DeviceClassification", "server", (
+                DV.Function("deviceClassificationManufacturerData", DV.OP_READ, emit=lambda w: T.emit_object(w, ())),
             ), "DeviceClassification Server"),
             # without stateData on the EV, eebus-go reports the EV as not connected (15.3)
-            Feature(FT_DIAG, "DeviceDiagnosis", SERVER, (
-                Function("deviceDiagnosisStateData", OP_READ, freeze=self._state_freeze),
+            DV.Feature(_FT_DIAG, "DeviceDiagnosis", "server", (
+                DV.Function("deviceDiagnosisStateData", DV.OP_READ, freeze=self._state_freeze),
             ), "DeviceDiagnosis Server"),
-            electrical_connection(FT_ELECTRICAL, self.np, self.evcem.param_desc, permitted=self._permitted_rows),
+            M.electrical_connection(_FT_ELECTRICAL, self.np, self.evcem.param_desc, None, self._permitted_rows),
             self.evcem.feature(),
             self.opev.feature(),
         ]
         if self.cevc is not None:
             feats.extend(self.cevc.features())
-        return Entity(ADDRESS, "EV", feats)
+        return DV.Entity(ADDRESS, "EV", feats)
 
     # ---- notifies (the station calls them while the EV is plugged in) -----------------------
 
     def notify_state(self, app):
-        app.notify(ADDRESS, FT_DIAG, "deviceDiagnosisStateData")
+        app.notify(ADDRESS, _FT_DIAG, "deviceDiagnosisStateData")
 
     def notify_range(self, app):
-        app.notify(ADDRESS, FT_ELECTRICAL, "electricalConnectionPermittedValueSetListData")
+        app.notify(ADDRESS, _FT_ELECTRICAL, "electricalConnectionPermittedValueSetListData")
         self.opev.notify(app, ADDRESS)
 
     def notify_measurements(self, app):
@@ -87,15 +85,15 @@ class Ev:
 
     def operating_state(self):
         ch = self.ch
-        if ch.get(F_ERROR):
+        if ch.get(C.F_ERROR):
             return "failure"
         # charging -> normalOperation; plugged and waiting (state B, paused) -> standby, which a
         # CEM reads as "EV sleeping / paused" (EVCC scenario 7)
-        return "normalOperation" if ch.get(F_CHARGING) or ch.get(F_STATE) == "C" else "standby"
+        return "normalOperation" if ch.get(C.F_CHARGING) or ch.get(C.F_STATE) == "C" else "standby"
 
     def _state_freeze(self):
         row = ("operatingState", self.operating_state())
-        return lambda w: emit_object(w, row)
+        return lambda w: T.emit_object(w, row)
 
     def _config_rows(self):
         return (
@@ -105,18 +103,18 @@ class Ev:
         )
 
     def _permitted_rows(self):
-        lo, hi = current_range(self.ch)
+        lo, hi = M.current_range(self.ch)
         n = self.np
         v = self.voltage
         rows = []
         # the discrete value 0: a request below the minimum pauses (eebus-go replaces a
         # value under range.min with it, spine.md 12.10); one value set serves every phase
-        vs = _value_set(0, scaled(lo), scaled(hi))
+        vs = _value_set(0, T.scaled(lo), T.scaled(hi))
         for p in range(n):
             rows.append(("electricalConnectionId", 0, "parameterId", p, "permittedValueSet", vs))
         rows.append(("electricalConnectionId", 0, "parameterId", 3, "permittedValueSet",
-                     _value_set(0, scaled(int(lo * v * n)), scaled(int(hi * v * n)))))
-        vs = _value_set(None, (0, 0), scaled(int(hi * v)))
+                     _value_set(0, T.scaled(int(lo * v * n)), T.scaled(int(hi * v * n)))))
+        vs = _value_set(None, (0, 0), T.scaled(int(hi * v)))
         for p in range(n):
             rows.append(("electricalConnectionId", 0, "parameterId", 4 + p, "permittedValueSet", vs))
         return tuple(rows)
@@ -129,5 +127,5 @@ class Ev:
 
 def _value_set(discrete, lo, hi):
     # permittedValueSet: [{value: [discrete]?, range: [{min, max}]}]
-    return Items([["value", None if discrete is None else Items([(discrete, 0)]),
-                   "range", Items([["min", lo, "max", hi]])]])
+    return T.Items([["value", None if discrete is None else T.Items([(discrete, 0)]),
+                   "range", T.Items([["min", lo, "max", hi]])]])

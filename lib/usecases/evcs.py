@@ -11,14 +11,14 @@
 # valueId/costId); spine-go models them as single objects. We send lists, as Tinkerforge
 # does, and accept both on write. Bills live in RAM: they are a summary for the broker, not
 # the station's billing record.
-from charger import F_SESSION_WH, F_TOTAL_WH
+import charger as C
 from compat import const, ticks_diff
-from spine.device import OPS_READ, OPS_READ_WRITE, SERVER, Feature
-from spine.table import Items, as_obj, as_objects, entries, list_function, number, scaled, uint32
+from spine import device as DV
+from spine import table as T
 
 EVCS = ("evChargingSummary", "1.0.1", (1,), "release")
 
-FT_BILL = const(8)  # on the EVSE entity
+_FT_BILL = const(8)  # on the EVSE entity
 
 E_OK = const(0)
 E_REJECTED = const(7)  # commandRejected
@@ -26,12 +26,12 @@ E_REJECTED = const(7)  # commandRejected
 _POS_GRID = const(1)
 _POS_SELF = const(2)
 _MAX_COSTS = const(4)
-_BILL_TYPES = Items(("chargingSummary",))
+_BILL_TYPES = T.Items(("chargingSummary",))
 _COST_TYPES = ("absolutePrice", "relativePrice", "co2Emission", "renewableEnergy", "radioactiveWaste")
 
 
 def _sn(v, lo=None, hi=None):
-    x = number(as_obj(v))
+    x = T.number(T.as_obj(v))
     if x is None or (lo is not None and x < lo) or (hi is not None and x > hi):
         return None, None
     return (v["number"], v.get("scale", 0)), x
@@ -95,20 +95,20 @@ class _Bill:
         if self.start is not None or self.end is not None:
             tp = ["startTime", self.start, "endTime", self.end]
         total = ["timePeriod", tp,
-                 "value", None if self.wh is None else Items([["value", scaled(self.wh), "unit", "Wh"]]),
-                 "cost", Items(self.costs) if self.costs else None]
+                 "value", None if self.wh is None else T.Items([["value", T.scaled(self.wh), "unit", "Wh"]]),
+                 "cost", T.Items(self.costs) if self.costs else None]
         pos = []
         for i, ptype in ((0, "gridElectricEnergy"), (1, "selfProducedElectricEnergy")):
             costs = self.pos_costs[i]
             pos.append(["positionId", i + 1, "positionType", ptype,
-                        "value", Items([["valuePercentage", self.pct[i][0]]]),
-                        "cost", Items(costs) if costs else None])
-        return ("billId", self.id, "billType", "chargingSummary", "total", total, "position", Items(pos))
+                        "value", T.Items([["valuePercentage", self.pct[i][0]]]),
+                        "cost", T.Items(costs) if costs else None])
+        return ("billId", self.id, "billType", "chargingSummary", "total", total, "position", T.Items(pos))
 
 
 def _cost_rows(lst, what):
     """Validated cost objects -> rows, or an error text."""
-    lst = as_objects(lst)
+    lst = T.as_objects(lst)
     if lst is None or len(lst) > _MAX_COSTS:
         return "%s: at most %d cost entries" % (what, _MAX_COSTS)
     out = []
@@ -116,7 +116,7 @@ def _cost_rows(lst, what):
         r = []
         for f in ("costId", "valueId"):
             v = c.get(f)
-            if v is not None and not uint32(v):
+            if v is not None and not T.uint32(v):
                 return "%s: %s malformed" % (what, f)
             r += [f, v]
         ct = c.get("costType")
@@ -154,14 +154,14 @@ class Evcs:
         self._start = None  # (now, clock text, total Wh) of the running session
 
     def feature(self):
-        return Feature(FT_BILL, "Bill", SERVER, (
-            list_function("billDescriptionListData", OPS_READ, self.description_rows, ("billId",)),
-            list_function("billConstraintsListData", OPS_READ, self.constraints_rows, ("billId",)),
-            list_function("billListData", OPS_READ_WRITE, self.bill_rows, ("billId",), self._write),
+        return DV.Feature(_FT_BILL, "Bill", "server", (
+            T.Table("billDescriptionListData", self.description_rows),
+            T.Table("billConstraintsListData", self.constraints_rows),
+            T.Table("billListData", self.bill_rows, self._write),
         ), "Bill Server")
 
     def notify(self, app, entity):
-        app.notify(entity, FT_BILL, "billListData")
+        app.notify(entity, _FT_BILL, "billListData")
 
     def _write(self, session, inc):
         return self.write_bills(inc.data.result if inc.data is not None else None, inc.partial)
@@ -184,7 +184,7 @@ class Evcs:
         self._rows = tuple(self._bills[i].row() for i in sorted(self._bills))
 
     def session_started(self, now):
-        self._start = (now, self.clock(), self.ch.get(F_TOTAL_WH))
+        self._start = (now, self.clock(), self.ch.get(C.F_TOTAL_WH))
 
     def session_ended(self, now):
         """Adds the session's bill; True when one was added."""
@@ -198,9 +198,9 @@ class Evcs:
             s = utc_seconds(end)
             if s is not None:
                 start = utc_text(s - max(0, ticks_diff(now, t0)) // 1000)
-        wh = self.ch.get(F_SESSION_WH)
+        wh = self.ch.get(C.F_SESSION_WH)
         if wh is None:
-            total = self.ch.get(F_TOTAL_WH)
+            total = self.ch.get(C.F_TOTAL_WH)
             if total is not None and total0 is not None and total >= total0:
                 wh = total - total0
         if wh is not None and (wh != wh or wh < 0):
@@ -215,13 +215,13 @@ class Evcs:
         """The broker's cost and energy split for our bills: all or nothing. Our measured
         energy and times stay ours (a full write carries them back; they are ignored), bills
         are neither added nor removed by a write."""
-        es = entries(tree, "billData")
+        es = T.entries(tree, "billData")
         if not es:
             return E_REJECTED, "billData missing"
         changes = []
         for e in es:
             bid = e.get("billId")
-            if not uint32(bid) or bid not in self._bills:
+            if not T.uint32(bid) or bid not in self._bills:
                 return E_REJECTED, "unknown billId %s" % (bid,)
             bt = e.get("billType")
             if bt is not None and bt != "chargingSummary":
@@ -234,7 +234,7 @@ class Evcs:
             pcost = list(b.pos_costs)
             total = e.get("total")
             if total is not None:
-                total = as_obj(total)
+                total = T.as_obj(total)
                 if total is None:
                     return E_REJECTED, "total malformed"
                 if total.get("cost") is not None:
@@ -243,13 +243,13 @@ class Evcs:
                         return E_REJECTED, costs
             pos = e.get("position")
             if pos is not None:
-                pos = as_objects(pos)
+                pos = T.as_objects(pos)
                 if pos is None or len(pos) > 2:
                     return E_REJECTED, "at most 2 positions"
                 seen = []
                 for p in pos:
                     pid = p.get("positionId")
-                    if pid not in (_POS_GRID, _POS_SELF) or not uint32(pid) or pid in seen:
+                    if pid not in (_POS_GRID, _POS_SELF) or not T.uint32(pid) or pid in seen:
                         return E_REJECTED, "positionId must be 1 or 2, once"
                     seen.append(pid)
                     i = pid - 1
@@ -258,7 +258,7 @@ class Evcs:
                         return E_REJECTED, "position %d: wrong positionType" % pid
                     v = p.get("value")
                     if v is not None:
-                        v = as_objects(v)
+                        v = T.as_objects(v)
                         if v is None or len(v) != 1 or v[0].get("valuePercentage") is None:
                             return E_REJECTED, "position %d: one valuePercentage expected" % pid
                         sn, x = _sn(v[0]["valuePercentage"], 0, 100)

@@ -3,19 +3,19 @@
 # charger model: failure while the controller link is down or the controller reports an
 # error, normalOperation otherwise. The entity's DeviceDiagnosis server also carries the
 # station's heartbeat (the station sends it), its client the peer's (LPC supervises it).
-from charger import F_ERROR, F_LIMIT, F_LINK
+import charger as C
 from compat import const
-from spine.device import CLIENT, OP_READ, SERVER, Feature, Function
+from spine import device as DV
 from spine.table import emit_object
 
 EVSECC = ("evseCommissioningAndConfiguration", "1.0.1", (1, 2), "release")
 
 ADDRESS = (1,)
-FT_CLASS = const(1)
+_FT_CLASS = const(1)
 FT_DIAG = const(2)
 FT_DIAG_CLIENT = const(3)
 
-_M_STATE = (1 << F_LINK) | (1 << F_ERROR)
+_M_STATE = (1 << C.F_LINK) | (1 << C.F_ERROR)
 
 
 def manufacturer(ident):
@@ -24,33 +24,34 @@ def manufacturer(ident):
     model = ident["model"]
     row = ("deviceName", model, "deviceCode", model, "serialNumber", ident["serial"], "brandName", ident["brand"],
            "powerSource", "mains3Phase")
-    return Function("deviceClassificationManufacturerData", OP_READ, lambda w: emit_object(w, row))
+    return DV.Function("deviceClassificationManufacturerData", DV.OP_READ, lambda w: emit_object(w, row))
 
 
 class Evse:
-    """app: the station (notify); manu: manufacturer(); heartbeat: (name, freeze) of the
-    heartbeat function the station serves on our DeviceDiagnosis server."""
+    """app: the station (notify). The state and the vendor code are the class's until they
+    change (fewer entries in the instance's attribute table)."""
 
-    def __init__(self, app, manu, heartbeat):
+    operating_state = "normalOperation"
+    last_error = None
+    vendor = None  # vendorStateCode: the effective limit and its source (app.limit_text)
+
+    def __init__(self, app):
         self.app = app
-        self.operating_state = "normalOperation"
-        self.last_error = None
-        self.vendor = None  # vendorStateCode: the effective limit and its source (app.limit_text)
-        self._manu = manu
-        self._hb = heartbeat
 
-    def features(self):
+    def features(self, manu, heartbeat):
+        """manu: manufacturer(); heartbeat: (name, freeze) of the heartbeat function the station
+        serves on our DeviceDiagnosis server."""
         return [
-            Feature(FT_CLASS, "DeviceClassification", SERVER, (self._manu,), "DeviceClassification Server"),
-            Feature(
-                FT_DIAG, "DeviceDiagnosis", SERVER,
+            DV.Feature(_FT_CLASS, "DeviceClassification", "server", (manu,), "DeviceClassification Server"),
+            DV.Feature(
+                FT_DIAG, "DeviceDiagnosis", "server",
                 (
-                    Function("deviceDiagnosisStateData", OP_READ, freeze=self._state_freeze),
-                    Function(self._hb[0], OP_READ, freeze=self._hb[1]),
+                    DV.Function("deviceDiagnosisStateData", DV.OP_READ, freeze=self._state_freeze),
+                    DV.Function(heartbeat[0], DV.OP_READ, freeze=heartbeat[1]),
                 ),
                 "DeviceDiagnosis Server",
             ),
-            Feature(FT_DIAG_CLIENT, "DeviceDiagnosis", CLIENT, (), "DeviceDiagnosis Client"),
+            DV.Feature(FT_DIAG_CLIENT, "DeviceDiagnosis", "client", (), "DeviceDiagnosis Client"),
         ]
 
     def _state_freeze(self):
@@ -68,7 +69,7 @@ class Evse:
         self.app.notify(ADDRESS, FT_DIAG, "deviceDiagnosisStateData")
 
     def charger_event(self, ch, mask):
-        if mask & (1 << F_LIMIT):
+        if mask & (1 << C.F_LIMIT):
             v = self.app.limit_text()
             if v != self.vendor:
                 self.vendor = v
@@ -76,9 +77,9 @@ class Evse:
         # EEBUS sees the EVSE in failure while the controller is unreachable or in error
         if not mask & _M_STATE:
             return
-        if not ch.get(F_LINK):
+        if not ch.get(C.F_LINK):
             self.set_operating_state("failure", "controller link lost")
-        elif ch.get(F_ERROR):
-            self.set_operating_state("failure", "controller error %s" % ch.get(F_ERROR))
+        elif ch.get(C.F_ERROR):
+            self.set_operating_state("failure", "controller error %s" % ch.get(C.F_ERROR))
         else:
             self.set_operating_state("normalOperation")

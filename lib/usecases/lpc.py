@@ -28,26 +28,26 @@
 # LPP-TS-041), 2 = failsafe production limit; characteristic 0 = consumption nominal max,
 # 1 = production.
 
+import charger as C
 import jsonfile
 import log
 from compat import const, ticks_diff
 
-from charger import OBLIGATION, SRC_LPC, UNIT_W
 from spine import datagram as D
-from spine.device import OPS_READ, OPS_READ_WRITE, SERVER, Feature
-from spine.table import as_obj, duration_s, duration_text, entries, list_function, number, scaled
+from spine import device as DV
+from spine import table as T
 
 LPC = ("limitationOfPowerConsumption", "1.0.0", (1, 2, 3, 4), "release")
 LPP = ("limitationOfPowerProduction", "1.0.0", (1, 2, 3, 4), "release")
 
-FT_LOADCONTROL = const(4)  # on the EVSE entity
-FT_CONFIG = const(5)
+_FT_LOADCONTROL = const(4)  # on the EVSE entity
+_FT_CONFIG = const(5)
 
-LIMIT_LPC = const(0)
-LIMIT_LPP = const(1)
-KEY_LPC = const(0)
-KEY_DURATION = const(1)
-KEY_LPP = const(2)
+_LIMIT_LPC = const(0)
+_LIMIT_LPP = const(1)
+_KEY_LPC = const(0)
+_KEY_DURATION = const(1)
+_KEY_LPP = const(2)
 
 INIT = "init"
 LIMITED = "limited"
@@ -61,8 +61,8 @@ CH_LIMIT = const(1)  # limit data (notify LoadControl subscribers)
 CH_KEYS = const(2)  # failsafe key values (notify DeviceConfiguration subscribers)
 CH_STATE = const(4)  # the state (no SPINE data of its own; diagnostics)
 
-E_OK = const(0)
-E_REJECTED = const(7)  # commandRejected, as eebus-go cs/lpc answers a denied limit
+_E_OK = const(0)
+_E_REJECTED = const(7)  # commandRejected, as eebus-go cs/lpc answers a denied limit
 
 _DUR_MIN = const(7200)  # failsafe duration minimum: 2 h .. 24 h (LPC-TS-013, 015)
 _DUR_MAX = const(86400)
@@ -71,19 +71,17 @@ _MAX_DUR_MS = const(604800000)  # limit durations above 7 days count 7 days: kee
 _DEFAULT_FS_W = const(4200)  # the 4.2 kW a controllable device keeps under EnWG 14a (capture 08)
 
 _R_HEARTBEAT = "no energy guard heartbeat within 60 s: write not evaluated (LPC-TS-036)"
-_R_FIRST = "write not evaluated before heartbeat and limit write (LPC-TS-037)"
 _R_OTHER = "another energy guard holds the LoadControl binding"
-_R_NEGATIVE = "a negative power limit cannot be applied (LPC-TS-035/1)"
 
 
 def _scaled_in(v, cur):
     """The value of a written scaledNumber, or a reason string. A partial write may carry only
     number or only scale: the missing part keeps ours (SPINE-TS-RT-03)."""
-    v = as_obj(v)
+    v = T.as_obj(v)
     if v is None:
         return "value must be a scaledNumber"
-    cn, cs = scaled(cur)
-    x = number({"number": v.get("number", cn), "scale": v.get("scale", cs)})
+    cn, cs = T.scaled(cur)
+    x = T.number({"number": v.get("number", cn), "scale": v.get("scale", cs)})
     if x is None:
         return "value must be a scaledNumber {number, scale}"
     return x
@@ -106,6 +104,17 @@ class PowerLimit:
     LPC's data point, LPC-TS-041). store: load() -> dict | None and save(dict) (merging keys),
     for the failsafe values the guard writes (LPC-TS-044)."""
 
+    # what most instances keep as it is: class attributes, set on the instance only when they
+    # differ (every attribute is a slot in the instance's own table)
+    produce = False
+    _charger = None  # LPP: the model has no discharge limit
+    _wkey = "lpc_failsafe_w"  # the store's key of our failsafe limit
+    _shared = None
+    _store = None
+    store_error = None
+    paired = False  # a guard's heartbeat was ever seen (persisted: guard_paired)
+    _init = "always"
+
     def __init__(self, charger, now, produce=False, nominal_max_w=11000, failsafe_w=None,
                  failsafe_s=7200, failsafe_s_max=86400, store=None, hb_timeout_s=60,
                  lpc_timeout_s=120, duration_from=None, init="always"):
@@ -115,20 +124,23 @@ class PowerLimit:
             failsafe_w = _DEFAULT_FS_W if nominal_max_w > _DEFAULT_FS_W else nominal_max_w
         if failsafe_w < 0 or nominal_max_w < 0:
             raise ValueError("power values are >= 0 (LPC-TS-038)")
-        self.produce = produce
-        self._charger = None if produce else charger
+        if produce:
+            self.produce = True
+            self._wkey = "lpp_failsafe_w"
+        else:
+            self._charger = charger
         self.nominal_max_w = nominal_max_w
         self.failsafe_w = failsafe_w
         self._fs_s = failsafe_s
         self.failsafe_s_max = failsafe_s_max
-        self._shared = duration_from
-        self._store = store
-        self._wkey = "lpp_failsafe_w" if produce else "lpc_failsafe_w"
-        self.store_error = None
+        if duration_from is not None:
+            self._shared = duration_from
+        if store is not None:
+            self._store = store
         self._hb_ms = int(hb_timeout_s * 1000)
         self._lpc_ms = int(lpc_timeout_s * 1000)
-        self.paired = False  # a guard's heartbeat was ever seen (persisted: guard_paired)
-        self._init = init
+        if init != "always":
+            self._init = init
         self._load()
         # the limit as published: after a (re)start deactivated (LPC-TS-009/2), value 0 as
         # eebus-go starts
@@ -149,14 +161,14 @@ class PowerLimit:
         # unlimited/autonomous instead
         c = self._charger
         if c is not None:
-            c.failsafe(SRC_LPC, self.failsafe_w, UNIT_W, None)  # its end is ours to decide
+            c.failsafe(C.SRC_LPC, self.failsafe_w, C.UNIT_W, None)  # its end is ours to decide
         if init == "paired" and not self.paired:
             self.state = AUTONOMOUS
             return
         self.state = INIT
         self._wait = self._lpc_ms
         if c is not None:
-            c.enter_failsafe(SRC_LPC, now)
+            c.enter_failsafe(C.SRC_LPC, now)
 
     # ---- configuration and persistence
 
@@ -206,12 +218,12 @@ class PowerLimit:
 
     # ---- rows for the lead's tables (ids are the lead's)
 
-    def limit_description(self, limit_id, measurement_id=0):
+    def limit_description(self, limit_id):
         # the guard selects exactly this combination (spine.md 12.9, capture 06); measurementId
-        # is a dummy some guards (KEO) require
+        # (0) is a dummy some guards (KEO) require
         return (
             "limitId", limit_id, "limitType", "signDependentAbsValueLimit", "limitCategory", "obligation",
-            "limitDirection", "produce" if self.produce else "consume", "measurementId", measurement_id,
+            "limitDirection", "produce" if self.produce else "consume", "measurementId", 0,
             "unit", "W", "scopeType", "activePowerLimit",
         )
 
@@ -223,13 +235,13 @@ class PowerLimit:
         if self.active and d is not None:
             # the remaining duration, relative (spine.md 3.3); rounded up so that a running
             # limit never shows PT0S
-            tp = ["endTime", duration_text((d + 999) // 1000 if d > 0 else 0)]
+            tp = ["endTime", T.duration_text((d + 999) // 1000 if d > 0 else 0)]
         return (
             "limitId", limit_id, "isLimitChangeable", True, "isLimitActive", self.active,
-            "timePeriod", tp, "value", scaled(self.value),
+            "timePeriod", tp, "value", T.scaled(self.value),
         )
 
-    def key_descriptions(self, limit_key_id, duration_key_id=None):
+    def key_descriptions(self, limit_key_id, duration_key_id):
         rows = (
             ("keyId", limit_key_id, "keyName",
              "failsafeProductionActivePowerLimit" if self.produce else "failsafeConsumptionActivePowerLimit",
@@ -239,21 +251,23 @@ class PowerLimit:
             rows += (("keyId", duration_key_id, "keyName", "failsafeDurationMinimum", "valueType", "duration"),)
         return rows
 
-    def key_values(self, limit_key_id, duration_key_id=None):
-        rows = (("keyId", limit_key_id, "value", ["scaledNumber", scaled(self.failsafe_w)], "isValueChangeable", True),)
+    def key_values(self, limit_key_id, duration_key_id):
+        rows = (
+            ("keyId", limit_key_id, "value", ["scaledNumber", T.scaled(self.failsafe_w)], "isValueChangeable", True),
+        )
         if duration_key_id is not None:
-            rows += (("keyId", duration_key_id, "value", ["duration", duration_text(self.failsafe_s)],
+            rows += (("keyId", duration_key_id, "value", ["duration", T.duration_text(self.failsafe_s)],
                       "isValueChangeable", True),)
         return rows
 
-    def characteristic(self, characteristic_id, ec_id=0, parameter_id=0):
+    def characteristic(self, characteristic_id):
         # an EVSE is not an energy manager: power...NominalMax, never contractual...
-        # (LPC-TS-010/1, 039, 040)
+        # (LPC-TS-010/1, 039, 040); of the one AC connection's total power (parameter 0)
         return (
-            "electricalConnectionId", ec_id, "parameterId", parameter_id, "characteristicId", characteristic_id,
+            "electricalConnectionId", 0, "parameterId", 0, "characteristicId", characteristic_id,
             "characteristicContext", "entity",
             "characteristicType", "powerProductionNominalMax" if self.produce else "powerConsumptionNominalMax",
-            "value", scaled(self.nominal_max_w), "unit", "W",
+            "value", T.scaled(self.nominal_max_w), "unit", "W",
         )
 
     # ---- the limit (LoadControl)
@@ -269,7 +283,7 @@ class PowerLimit:
 
     def _parse_limit(self, e, delete_period):
         """(active, value, duration ms or None) after this write, or a reason string."""
-        e = as_obj(e)
+        e = T.as_obj(e)
         if e is None:
             return "limit entry must be an object"
         active = self.active
@@ -286,19 +300,19 @@ class PowerLimit:
             if isinstance(v, str):
                 return v
             if v < 0:
-                return _R_NEGATIVE
+                return "a negative power limit cannot be applied (LPC-TS-035/1)"
             value = v if v <= _MAX_W else _MAX_W
         tp = e.get("timePeriod")
         if tp is not None:
-            tp = as_obj(tp)
+            tp = T.as_obj(tp)
             if tp is None:
                 return "timePeriod must be an object"
             s = tp.get("startTime")
-            if s is not None and duration_s(s) != 0:
+            if s is not None and T.duration_s(s) != 0:
                 return "only limits that start now are supported (startTime)"
             end = tp.get("endTime")
             if end is not None:
-                s = duration_s(end)
+                s = T.duration_s(end)
                 if s is None or s < 0:
                     return "endTime must be a relative duration (e.g. PT1H)"
                 dur = s * 1000 if s < _MAX_DUR_MS // 1000 else _MAX_DUR_MS
@@ -316,11 +330,11 @@ class PowerLimit:
         if now is not None:
             self._time(now)
         if self._gated():
-            return E_REJECTED, _R_HEARTBEAT
+            return _E_REJECTED, _R_HEARTBEAT
         r = self._parse_limit(entry, delete_period)
         if isinstance(r, str):
-            return E_REJECTED, r
-        return E_OK, None
+            return _E_REJECTED, r
+        return _E_OK, None
 
     def apply_limit(self, entry, delete_period, now):
         """Apply a write check_limit() accepted. The caller notifies the limit data."""
@@ -337,7 +351,7 @@ class PowerLimit:
             if st == LIMITED:
                 self._sync()  # a new value or duration in the same state
         else:
-            self._enter(st)
+            self._enter(st, 0)
         return True
 
     def reject_limit(self, now):
@@ -347,7 +361,7 @@ class PowerLimit:
         self._time(now)
         if self.state == LIMITED or self.state == CONTROLLED or self._gated():
             return
-        self._enter(CONTROLLED)
+        self._enter(CONTROLLED, 0)
 
     # ---- failsafe values (DeviceConfiguration)
 
@@ -357,12 +371,12 @@ class PowerLimit:
         w = self.failsafe_w
         s = self.failsafe_s
         if le is not None:
-            le = as_obj(le)
+            le = T.as_obj(le)
             if le is None:
                 return "key entry must be an object", None
             v = le.get("value")
             if v is not None:
-                v = as_obj(v)
+                v = T.as_obj(v)
                 if v is None or "scaledNumber" not in v:
                     return "failsafe limit must be a scaledNumber", None
                 x = _scaled_in(v["scaledNumber"], w)
@@ -372,15 +386,15 @@ class PowerLimit:
                     return "failsafe limit must be >= 0 (LPC-TS-038)", None
                 w = x if x <= _MAX_W else _MAX_W
         if de is not None:
-            de = as_obj(de)
+            de = T.as_obj(de)
             if de is None:
                 return "key entry must be an object", None
             v = de.get("value")
             if v is not None:
-                v = as_obj(v)
+                v = T.as_obj(v)
                 if v is None or "duration" not in v:
                     return "failsafe duration minimum must be a duration", None
-                x = duration_s(v["duration"])
+                x = T.duration_s(v["duration"])
                 if x is None:
                     return "failsafe duration minimum must be an ISO 8601 duration", None
                 if x < _DUR_MIN:
@@ -388,7 +402,7 @@ class PowerLimit:
                 mx = self.failsafe_s_max
                 if x > mx:
                     # LPC-TS-015/1 lets us refuse it; 016: ours becomes our maximum
-                    return "failsafe duration minimum above our maximum %s (LPC-TS-015/1)" % duration_text(mx), mx
+                    return "failsafe duration minimum above our maximum %s (LPC-TS-015/1)" % T.duration_text(mx), mx
                 s = x
         return w, s
 
@@ -406,9 +420,11 @@ class PowerLimit:
                 return err, desc
             duration_entry = None
             if limit_entry is None:
-                return E_OK, None
+                return _E_OK, None
         if self._keys_gated():
-            return E_REJECTED, _R_HEARTBEAT if self.state != FAILSAFE else _R_FIRST
+            if self.state != FAILSAFE:
+                return _E_REJECTED, _R_HEARTBEAT
+            return _E_REJECTED, "write not evaluated before heartbeat and limit write (LPC-TS-037)"
         r = self._parse_keys(limit_entry, duration_entry)
         if isinstance(r[0], str):
             mx = r[1]
@@ -416,8 +432,8 @@ class PowerLimit:
                 self._fs_s = mx
                 self._changed |= CH_KEYS
                 self._save({"failsafe_s": mx})
-            return E_REJECTED, r[0]
-        return E_OK, None
+            return _E_REJECTED, r[0]
+        return _E_OK, None
 
     def _keys_gated(self):
         # LPC-TS-037 evaluates other data points in init, failsafe and autonomous only after
@@ -453,7 +469,7 @@ class PowerLimit:
             d[self._wkey] = w
             c = self._charger
             if c is not None:
-                c.failsafe(SRC_LPC, w, UNIT_W, None)
+                c.failsafe(C.SRC_LPC, w, C.UNIT_W, None)
         if sh is None and s != self._fs_s:
             self._fs_s = s  # applies from the next failsafe entry
             d["failsafe_s"] = s
@@ -475,7 +491,7 @@ class PowerLimit:
             self._save({"guard_paired": True})
         c = self._charger
         if c is not None:
-            c.alive(SRC_LPC, now)
+            c.alive(C.SRC_LPC, now)
 
     def tick(self, now):
         """Run the timeouts; returns the CH_* mask of what changed since the last tick (0 when
@@ -517,7 +533,7 @@ class PowerLimit:
                     self.active = False  # LPC-TS-008
                     self._changed |= CH_LIMIT
                 if st == LIMITED:
-                    self._enter(CONTROLLED)  # 025
+                    self._enter(CONTROLLED, 0)  # 025
                     continue
             t = self._lost
             if t is not None and t <= 0:
@@ -529,19 +545,19 @@ class PowerLimit:
             if t is not None and t <= 0:
                 self._wait = None
                 if st == INIT or st == FAILSAFE:
-                    self._enter(AUTONOMOUS)  # 022/1, 022/2
+                    self._enter(AUTONOMOUS, 0)  # 022/1, 022/2
                     continue
             t = self._fsleft
             if t is not None and t <= 0:
                 self._fsleft = None
                 if st == FAILSAFE:
-                    self._enter(AUTONOMOUS)  # 022/3
+                    self._enter(AUTONOMOUS, 0)  # 022/3
                     continue
             return
 
     # ---- transitions
 
-    def _enter(self, st, overshoot=0):
+    def _enter(self, st, overshoot):
         if st == self.state:
             return
         self.state = st
@@ -568,13 +584,13 @@ class PowerLimit:
         now = self._now
         st = self.state
         if st == LIMITED:
-            c.end_failsafe(SRC_LPC, now)
-            c.request(SRC_LPC, OBLIGATION, self.value, UNIT_W, now, self._dur)
+            c.end_failsafe(C.SRC_LPC, now)
+            c.request(C.SRC_LPC, C.OBLIGATION, self.value, C.UNIT_W, now, self._dur)
         elif st == FAILSAFE or st == INIT:
-            c.enter_failsafe(SRC_LPC, now)  # drops the stale limit, the failsafe limit rules
+            c.enter_failsafe(C.SRC_LPC, now)  # drops the stale limit, the failsafe limit rules
         else:
-            c.end_failsafe(SRC_LPC, now)
-            c.withdraw(SRC_LPC, now)
+            c.end_failsafe(C.SRC_LPC, now)
+            c.withdraw(C.SRC_LPC, now)
 
 
 class Lpc:
@@ -588,25 +604,22 @@ class Lpc:
         self.now = now
         self.guard = None  # () -> the session of the energy guard (station.lpc_guard), or None
         # (PowerLimit, limit id, failsafe limit key, failsafe duration key) per side
-        self._sides = ((lpc, LIMIT_LPC, KEY_LPC, KEY_DURATION),)
+        self._sides = ((lpc, _LIMIT_LPC, _KEY_LPC, _KEY_DURATION),)
         self.usecases = (LPC,)
         if lpp is not None:
-            self._sides += ((lpp, LIMIT_LPP, KEY_LPP, None),)
+            self._sides += ((lpp, _LIMIT_LPP, _KEY_LPP, None),)
             self.usecases = (LPC, LPP)
 
     def features(self):
         limit_desc = tuple(pl.limit_description(lid) for pl, lid, _, _ in self._sides)
         return [
-            Feature(FT_LOADCONTROL, "LoadControl", SERVER, (
-                list_function("loadControlLimitDescriptionListData", OPS_READ, limit_desc, ("limitId",)),
-                list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",),
-                              self._write_limits),
+            DV.Feature(_FT_LOADCONTROL, "LoadControl", "server", (
+                T.Table("loadControlLimitDescriptionListData", limit_desc),
+                T.Table("loadControlLimitListData", self._limit_rows, self._write_limits),
             ), "LoadControl Server"),
-            Feature(FT_CONFIG, "DeviceConfiguration", SERVER, (
-                list_function("deviceConfigurationKeyValueDescriptionListData", OPS_READ, self._key_desc_rows(),
-                              ("keyId",)),
-                list_function("deviceConfigurationKeyValueListData", OPS_READ_WRITE, self._key_rows, ("keyId",),
-                              self._write_keys),
+            DV.Feature(_FT_CONFIG, "DeviceConfiguration", "server", (
+                T.Table("deviceConfigurationKeyValueDescriptionListData", self._key_desc_rows()),
+                T.Table("deviceConfigurationKeyValueListData", self._key_rows, self._write_keys),
             ), "DeviceConfiguration Server"),
         ]
 
@@ -622,9 +635,9 @@ class Lpc:
         if self.lpp is not None:
             ch |= self.lpp.tick(now)
         if ch & CH_LIMIT:
-            app.notify(entity, FT_LOADCONTROL, "loadControlLimitListData")
+            app.notify(entity, _FT_LOADCONTROL, "loadControlLimitListData")
         if ch & CH_KEYS:
-            app.notify(entity, FT_CONFIG, "deviceConfigurationKeyValueListData")
+            app.notify(entity, _FT_CONFIG, "deviceConfigurationKeyValueListData")
         if ch & CH_STATE:
             log.info("spine", "LPC %s", self.lpc.state)
 
@@ -659,7 +672,7 @@ class Lpc:
     def _write_limits(self, session, inc):
         if self._other(session):
             return D.E_REJECTED, _R_OTHER
-        ents = entries(inc.data.result if inc.data is not None else None, "loadControlLimitData")
+        ents = T.entries(inc.data.result if inc.data is not None else None, "loadControlLimitData")
         if ents is None:
             return D.E_GENERAL, "malformed loadControlLimitData"
         # a delete filter removing timePeriod (the guard drops a limit's duration, spine.md 3.2)
@@ -670,7 +683,7 @@ class Lpc:
         err = None
         for e in ents:
             lid = e.get("limitId")
-            pl = self.lpc if lid == LIMIT_LPC else self.lpp if lid == LIMIT_LPP else None
+            pl = self.lpc if lid == _LIMIT_LPC else self.lpp if lid == _LIMIT_LPP else None
             if pl is None or isinstance(lid, bool):
                 err = (D.E_REJECTED, "unknown limitId %s" % (lid,))
                 break
@@ -686,7 +699,7 @@ class Lpc:
                 pl.reject_limit(now)
             return err
         if dele and not work:
-            for pl, lid in ((self.lpc, LIMIT_LPC), (self.lpp, LIMIT_LPP)):
+            for pl, lid in ((self.lpc, _LIMIT_LPC), (self.lpp, _LIMIT_LPP)):
                 if pl is not None and (dsel is None or dsel == lid):
                     work.append((pl, {"limitId": lid}, True))
         for pl, e, d in work:
@@ -696,19 +709,19 @@ class Lpc:
     def _write_keys(self, session, inc):
         if self._other(session):
             return D.E_REJECTED, _R_OTHER
-        ents = entries(inc.data.result if inc.data is not None else None, "deviceConfigurationKeyValueData")
+        ents = T.entries(inc.data.result if inc.data is not None else None, "deviceConfigurationKeyValueData")
         if ents is None:
             return D.E_GENERAL, "malformed deviceConfigurationKeyValueData"
         by = {}
         for e in ents:
             k = e.get("keyId")
-            if isinstance(k, bool) or not (k in (KEY_LPC, KEY_DURATION) or (k == KEY_LPP and self.lpp is not None)):
+            if isinstance(k, bool) or not (k in (_KEY_LPC, _KEY_DURATION) or (k == _KEY_LPP and self.lpp is not None)):
                 return D.E_REJECTED, "unknown keyId %s" % (k,)
             by[k] = e
         now = self.now()
         # the duration minimum is LPC's data point, shared by LPP (LPP-TS-041)
-        lpc = (by.get(KEY_LPC), by.get(KEY_DURATION))
-        lpp = by.get(KEY_LPP)
+        lpc = (by.get(_KEY_LPC), by.get(_KEY_DURATION))
+        lpp = by.get(_KEY_LPP)
         if lpc[0] is not None or lpc[1] is not None:
             err = self.lpc.check_keys(lpc[0], lpc[1], now)
             if err[0]:

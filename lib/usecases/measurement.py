@@ -4,15 +4,13 @@
 # limits point at). Written once here: the feature layouts, the description and value rows,
 # and the EV's current range that permitted values, constraints and limits all state.
 from charger import F_EV_MAX
-from spine.device import OPS_READ, SERVER, Feature
-from spine.table import emit_list, field, list_function, scaled
+from spine import device as DV
+from spine import table as T
 
 PHASES = ("a", "b", "c")
 # parameter elements of a per-phase value measured against neutral
 NEUTRAL = ("acMeasuredInReferenceTo", "neutral", "acMeasurementType", "real")
 NEUTRAL_RMS = NEUTRAL + ("acMeasurementVariant", "rms")
-_MEAS_KEYS = ("measurementId",)
-_PARAM_KEYS = ("electricalConnectionId", "parameterId")
 
 
 def measurement_desc(mid, mtype, unit, scope):
@@ -20,14 +18,14 @@ def measurement_desc(mid, mtype, unit, scope):
             "scopeType", scope)
 
 
-def parameter_desc(pid, mid, phases, extra=(), scope=None):
+def parameter_desc(pid, mid, phases, extra, scope):
     # mid None: a parameter without a measurement of its own (the EV's acPowerTotal)
     return (("electricalConnectionId", 0, "parameterId", pid) + (() if mid is None else ("measurementId", mid))
             + ("voltageType", "ac", "acMeasuredPhases", phases) + extra + (("scopeType", scope) if scope else ()))
 
 
 def measured(mid, value, source="measuredValue"):
-    return ("measurementId", mid, "valueType", "value", "value", scaled(value), "valueSource", source)
+    return ("measurementId", mid, "valueType", "value", "value", T.scaled(value), "valueSource", source)
 
 
 def tenth(x):
@@ -47,30 +45,29 @@ def current_range(ch):
     return lo, hi
 
 
-def electrical_connection(fid, phases, params, characteristics=None, permitted=None):
+def electrical_connection(fid, phases, params, characteristics, permitted):
     """The ElectricalConnection server: [characteristics,] the one AC connection, its
     parameters[, permitted values]; rows as sequences or callables (spine.table.Table)."""
     fns = []
     if characteristics is not None:
-        fns.append(list_function("electricalConnectionCharacteristicListData", OPS_READ, characteristics,
-                                 ("characteristicId",)))
-    fns.append(list_function("electricalConnectionDescriptionListData", OPS_READ, (
+        fns.append(T.Table("electricalConnectionCharacteristicListData", characteristics))
+    fns.append(T.Table("electricalConnectionDescriptionListData", (
         ("electricalConnectionId", 0, "powerSupplyType", "ac", "acConnectedPhases", phases,
          "positiveEnergyDirection", "consume"),
-    ), ("electricalConnectionId",)))
-    fns.append(list_function("electricalConnectionParameterDescriptionListData", OPS_READ, params, _PARAM_KEYS))
+    )))
+    fns.append(T.Table("electricalConnectionParameterDescriptionListData", params))
     if permitted is not None:
-        fns.append(list_function("electricalConnectionPermittedValueSetListData", OPS_READ, permitted, _PARAM_KEYS))
-    return Feature(fid, "ElectricalConnection", SERVER, tuple(fns), "ElectricalConnection Server")
+        fns.append(T.Table("electricalConnectionPermittedValueSetListData", permitted))
+    return DV.Feature(fid, "ElectricalConnection", "server", tuple(fns), "ElectricalConnection Server")
 
 
-def measurement(fid, descriptions, values, constraints=None):
+def measurement(fid, descriptions, values, constraints):
     """The Measurement server: descriptions[, constraints], values."""
-    fns = [list_function("measurementDescriptionListData", OPS_READ, descriptions, _MEAS_KEYS)]
+    fns = [T.Table("measurementDescriptionListData", descriptions)]
     if constraints is not None:
-        fns.append(list_function("measurementConstraintsListData", OPS_READ, constraints, _MEAS_KEYS))
-    fns.append(list_function("measurementListData", OPS_READ, values, _MEAS_KEYS))
-    return Feature(fid, "Measurement", SERVER, tuple(fns), "Measurement Server")
+        fns.append(T.Table("measurementConstraintsListData", constraints))
+    fns.append(T.Table("measurementListData", values))
+    return DV.Feature(fid, "Measurement", "server", tuple(fns), "Measurement Server")
 
 
 # Measurement notifies (spine.md 12.3) carry only the values that moved since they were last
@@ -81,19 +78,24 @@ def measurement(fid, descriptions, values, constraints=None):
 # creeps stays at most one step off until it moves on. They go out as partial notifies
 # (cmdControl partial, no selectors): spine-go and the test CEM merge the entries by
 # measurementId into what they hold. Reads always get the whole list.
-_STEPS = (("A", 0.5), ("W", 100), ("Wh", 10), ("V", 5))
+# the units with a step, and the steps a hair under them (7.1 - 7.0 is 0.0999... in binary),
+# the last for a unit without one: literals, constants in flash when frozen
+_UNITS = ("A", "W", "Wh", "V")
+_STEPS = (0.499999, 99.999999, 9.999999, 4.999999, 0)
 
 
 class Delta:
     """The values last notified, by measurementId, against the descriptions' units."""
 
     def __init__(self, descriptions):
-        steps = [0] * (max(d[1] for d in descriptions) + 1)
+        # per measurementId the index of its step in _STEPS: bytes, not a float object each
+        steps = bytearray(max(d[1] for d in descriptions) + 1)
+        for i in range(len(steps)):
+            steps[i] = len(_UNITS)
         for d in descriptions:
-            u = field(d, "unit")
-            for k, v in _STEPS:
-                if k == u:
-                    steps[d[1]] = v - 1e-6  # 7.1 - 7.0 is 0.0999... in binary
+            u = T.field(d, "unit")
+            if u in _UNITS:
+                steps[d[1]] = _UNITS.index(u)
         self.steps = steps
         self.sent = [None] * len(steps)
         self.epoch = -1  # app.sub_epoch() at the last notify
@@ -117,15 +119,16 @@ class Delta:
             self.reset()
         sent = self.sent
         steps = self.steps
+        step = _STEPS
         out = []
         for r in rows:
             mid = r[1]
             n, sc = r[5]
             x = n if sc == 0 else n * 10 ** sc
             last = sent[mid]
-            if last is None or abs(x - last) >= steps[mid]:
+            if last is None or abs(x - last) >= step[steps[mid]]:
                 sent[mid] = x
                 out.append(r)
         if out:
             app.notify(entity, fid, "measurementListData",
-                       lambda w: emit_list(w, "measurementData", out), len(out) < len(rows))
+                       lambda w: T.emit_list(w, "measurementData", out), len(out) < len(rows))

@@ -5,20 +5,20 @@
 #
 # Numbering: limits OPEV phase p -> p, OSCEV phase p -> 3+p (the captured layout, 12.6), each
 # referencing the current measurement p (usecases.evcem).
-from charger import OBLIGATION, RECOMMENDATION, SRC_OPEV, SRC_OSCEV, UNIT_A
+import charger as C
 from compat import const
 from spine import datagram as D
-from spine.device import OPS_READ, OPS_READ_WRITE, SERVER, Feature
-from spine.table import entries, list_function, number, scaled
+from spine import device as DV
+from spine import table as T
 from usecases.measurement import current_range
 
 OPEV = ("overloadProtectionByEvChargingCurrentCurtailment", "1.0.1", (1, 2, 3), "release")
 OSCEV = ("optimizationOfSelfConsumptionDuringEvCharging", "1.0.1", (1, 2, 3), "release")
 
-FT_LOADCONTROL = const(7)  # on the EV entity
+_FT_LOADCONTROL = const(7)  # on the EV entity
 
-_SRC = (SRC_OPEV, SRC_OSCEV)
-_KIND = (OBLIGATION, RECOMMENDATION)
+_SRC = (C.SRC_OPEV, C.SRC_OSCEV)
+_KIND = (C.OBLIGATION, C.RECOMMENDATION)
 
 
 class Opev:
@@ -38,10 +38,9 @@ class Opev:
         self.fallback_a = None
 
     def feature(self):
-        return Feature(FT_LOADCONTROL, "LoadControl", SERVER, (
-            list_function("loadControlLimitDescriptionListData", OPS_READ, self._limit_desc, ("limitId",)),
-            list_function("loadControlLimitListData", OPS_READ_WRITE, self._limit_rows, ("limitId",),
-                          self._write_limits),
+        return DV.Feature(_FT_LOADCONTROL, "LoadControl", "server", (
+            T.Table("loadControlLimitDescriptionListData", self._limit_desc),
+            T.Table("loadControlLimitListData", self._limit_rows, self._write_limits),
         ), "LoadControl Server")
 
     def _limit_desc(self):
@@ -55,7 +54,7 @@ class Opev:
         return tuple(lim)
 
     def notify(self, app, entity):
-        app.notify(entity, FT_LOADCONTROL, "loadControlLimitListData")
+        app.notify(entity, _FT_LOADCONTROL, "loadControlLimitListData")
 
     def _limit_rows(self):
         rows = []
@@ -66,13 +65,13 @@ class Opev:
                 v = self.value[lid]
                 # inactive or never written: the phase maximum, which is what a CEM assumes
                 rows.append(("limitId", lid, "isLimitChangeable", True, "isLimitActive", self.active[lid],
-                             "value", scaled(hi if v is None else v)))
+                             "value", T.scaled(hi if v is None else v)))
         return tuple(rows)
 
     # ---- the CEM's writes
 
     def _write_limits(self, session, inc):
-        ents = entries(inc.data.result if inc.data is not None else None, "loadControlLimitData")
+        ents = T.entries(inc.data.result if inc.data is not None else None, "loadControlLimitData")
         if ents is None:
             return D.E_GENERAL, "malformed loadControlLimitData"
         _, hi = current_range(self.ch)
@@ -87,7 +86,7 @@ class Opev:
             if act is not True and act is not False:
                 return D.E_REJECTED, "isLimitActive must be a boolean"
             if "value" in e:
-                v = number(e["value"])
+                v = T.number(e["value"])
                 if v is None:
                     return D.E_REJECTED, "value must be a scaled number"
                 if v < 0:
@@ -107,7 +106,7 @@ class Opev:
     def apply(self):
         """Hand the CEM's limits to the charger model (after an accepted write)."""
         now = self.now()
-        self.ch.end_failsafe(SRC_OPEV, now)  # the peer is back and wrote: its limits again
+        self.ch.end_failsafe(C.SRC_OPEV, now)  # the peer is back and wrote: its limits again
         for k in range(2):
             vals = []
             any_active = False
@@ -119,7 +118,7 @@ class Opev:
                 else:
                     vals.append(None)
             if any_active:
-                self.ch.request(_SRC[k], _KIND[k], vals, UNIT_A, now)
+                self.ch.request(_SRC[k], _KIND[k], vals, C.UNIT_A, now)
             else:
                 self.ch.withdraw(_SRC[k], now)
 
@@ -146,10 +145,10 @@ class Opev:
                 else:
                     act[i] = False
                     self.value[i] = None
-        ch.withdraw(SRC_OSCEV, now)
+        ch.withdraw(C.SRC_OSCEV, now)
         if obl:
-            ch.failsafe(SRC_OPEV, a, UNIT_A, None)
-            ch.enter_failsafe(SRC_OPEV, now)
+            ch.failsafe(C.SRC_OPEV, a, C.UNIT_A, None)
+            ch.enter_failsafe(C.SRC_OPEV, now)
         return True
 
     def unplugged(self):
@@ -159,6 +158,6 @@ class Opev:
             self.value[i] = None
         self.owner = None
         now = self.now()
-        self.ch.end_failsafe(SRC_OPEV, now)
-        self.ch.withdraw(SRC_OPEV, now)
-        self.ch.withdraw(SRC_OSCEV, now)
+        self.ch.end_failsafe(C.SRC_OPEV, now)
+        self.ch.withdraw(C.SRC_OPEV, now)
+        self.ch.withdraw(C.SRC_OSCEV, now)

@@ -5,29 +5,25 @@
 # endpoint each SHIP connection feeds.
 import time
 
+import charger as C
 import log
 from compat import const, ticks_diff, ticks_ms
 from eejson.writer import Writer
 from spine import datagram as D
+from spine import device as DV
 from spine import nodemgmt as NM
-from spine.datagram import Addr
-from spine.device import SERVER, Device, Entity, Feature
+from spine import table as T
 from spine.remote import announced
 from spine.session import Session, reserve
-from spine.table import duration_s, duration_text, emit_object
-from charger import F_CHARGING, F_ERROR, F_EV_MAX, F_HW_MAX, F_HW_MIN, F_PLUGGED, F_STATE, M_ENERGY, M_MEASURE
-from charger import SOURCE_NAMES, SRC_FAILSAFE, SRC_LPC
 from usecases import evse as EVSE
-from usecases.evse import EVSECC, Evse, manufacturer
 
-_TAG = "spine"
 _FT_DEVICE_CLASS = const(1)  # DeviceClassification on DeviceInformation [0]
 
 # heartbeatTimeout we promise; sent every timeout - 2 s (spine.md 10: some EVSE peers take the
 # timeout as the receive deadline, and one sent exactly at the timeout made a peer disconnect)
-HEARTBEAT_TIMEOUT_S = 4
-_HB_PERIOD_MS = (HEARTBEAT_TIMEOUT_S - 2) * 1000
-_HB_TIMEOUT = duration_text(HEARTBEAT_TIMEOUT_S)
+_HB_TIMEOUT_S = const(4)
+_HB_PERIOD_MS = const((_HB_TIMEOUT_S - 2) * 1000)
+_HB_TIMEOUT = T.duration_text(_HB_TIMEOUT_S)
 
 
 def clock_synced():
@@ -41,16 +37,16 @@ def utc_timestamp():
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t[0], t[1], t[2], t[3], t[4], t[5])
 
 
-_M_MEASURE = (M_MEASURE | M_ENERGY)
-_M_RANGE = (1 << F_HW_MIN) | (1 << F_HW_MAX) | (1 << F_EV_MAX)
-_M_EVSTATE = (1 << F_STATE) | (1 << F_CHARGING) | (1 << F_ERROR)
-_NOTIFY_MIN_MS = 1000  # measurement notifies at most once a second (spine.md 12.3)
+_M_MEASURE = C.M_MEASURE | C.M_ENERGY
+_M_RANGE = (1 << C.F_HW_MIN) | (1 << C.F_HW_MAX) | (1 << C.F_EV_MAX)
+_M_EVSTATE = (1 << C.F_STATE) | (1 << C.F_CHARGING) | (1 << C.F_ERROR)
+_NOTIFY_MIN_MS = const(1000)  # measurement notifies at most once a second (spine.md 12.3)
 # notifies pending from charger model events (SpineApp._dirty)
 _D_MEASURE = const(1)
 _D_RANGE = const(2)
 _D_EVSTATE = const(4)
 _HB_FN = "deviceDiagnosisHeartbeatData"
-_FT_LPC = const(4)  # usecases.lpc.FT_LOADCONTROL: the EVSE LoadControl the guard binds
+_FT_LPC = const(4)  # usecases.lpc._FT_LOADCONTROL: the EVSE LoadControl the guard binds
 _LPC_NAMES = ("limitationOfPowerConsumption", "limitationOfPowerProduction")
 
 
@@ -65,21 +61,21 @@ class SpineApp:
         self.charger = charger
         opts = options or {}
         self.now = opts.get("clock", ticks_ms)
-        dev = Device(address)
-        manu = manufacturer(ident)
-        dev.add(Entity((0,), "DeviceInformation", [
+        dev = DV.Device(address)
+        manu = EVSE.manufacturer(ident)
+        dev.add(DV.Entity((0,), "DeviceInformation", [
             NM.node_management(),
-            Feature(_FT_DEVICE_CLASS, "DeviceClassification", SERVER, (manu,)),
+            DV.Feature(_FT_DEVICE_CLASS, "DeviceClassification", "server", (manu,)),
         ]))
-        self.evse = Evse(self, manu, (_HB_FN, self._heartbeat_now))
-        evse = self.evse.features()
+        self.evse = EVSE.Evse(self)
+        evse = self.evse.features(manu, (_HB_FN, self._heartbeat_now))
         self.ev = self.lpc = self.lpp = self.cs = self.mpc = self.evcs = self.cevc = None
         # what each actor announces (usecases()): fixed once the station is wired
-        self._evse_ucs = (EVSECC,)
+        self._evse_ucs = (EVSE.EVSECC,)
         self._cs_ucs = self._mpc_ucs = self._ev_ucs = ()
         if charger is not None:
             self._power(charger, opts, evse)
-        dev.add(Entity(EVSE.ADDRESS, "EVSE", evse))
+        dev.add(DV.Entity(EVSE.ADDRESS, "EVSE", evse))
         self.device = dev
         reserve()  # the datagram parse state the sessions borrow: made at start-up, kept
         self.sessions = []
@@ -91,7 +87,7 @@ class SpineApp:
         self.clock_synced = clock_synced  # the device layer may replace it (NTP state)
         if charger is not None:
             charger.subscribe(self._charger_event)
-            if charger.get(F_PLUGGED):
+            if charger.get(C.F_PLUGGED):
                 dev.add(self.ev.entity)
 
     def _power(self, charger, opts, evse):
@@ -117,7 +113,7 @@ class SpineApp:
             from usecases.evcs import EVCS, Evcs
 
             self.evcs = Evcs(charger, lambda: utc_timestamp() if self.clock_synced() else None)
-            self._evse_ucs = (EVSECC, EVCS)
+            self._evse_ucs = (EVSE.EVSECC, EVCS)
         if opts.get("cevc"):
             from usecases.cevc import CEVC, Cevc, CevcFeatures
 
@@ -128,7 +124,7 @@ class SpineApp:
         evse.extend(self.mpc.features(self.cs.characteristic_rows))
         if self.evcs is not None:
             evse.append(self.evcs.feature())
-        self.ev = Ev(charger, phases, volts, clock, cevc=self.cevc)
+        self.ev = Ev(charger, phases, volts, clock, self.cevc)
         self.ev.opev.fallback_a = opts.get("ev_fallback_a")
 
     def _heartbeat_now(self):
@@ -138,7 +134,7 @@ class SpineApp:
     def _heartbeat_emitter(self, ts):
         # the data frozen when the datagram is queued: timestamp ts (None: left out), counter
         row = ("timestamp", ts, "heartbeatCounter", self.heartbeat_counter, "heartbeatTimeout", _HB_TIMEOUT)
-        return lambda w: emit_object(w, row)
+        return lambda w: T.emit_object(w, row)
 
     def set_operating_state(self, state, error=None):
         """EVSE DeviceDiagnosis state (normalOperation, standby, failure + lastErrorCode),
@@ -154,10 +150,10 @@ class SpineApp:
             return
         sent = False
         for s in self.sessions:
-            if s.subscribed(feature):
+            if s.subscribed(entity, fid):
                 if emit is None:
                     emit = feature.function(name).emitter()
-                s.notify(feature, name, emit, partial)
+                s.notify(entity, fid, name, emit, partial)
                 sent = True
         if sent:
             self._wake()
@@ -172,7 +168,7 @@ class SpineApp:
         n = 0
         if f is not None:
             for s in self.sessions:
-                if s.subscribed(f):
+                if s.subscribed(entity, fid):
                     n += 1
         return n
 
@@ -185,8 +181,8 @@ class SpineApp:
     def _charger_event(self, mask):
         ch = self.charger
         self.evse.charger_event(ch, mask)
-        if mask & (1 << F_PLUGGED):
-            self._plug(bool(ch.get(F_PLUGGED)))
+        if mask & (1 << C.F_PLUGGED):
+            self._plug(bool(ch.get(C.F_PLUGGED)))
         if mask & _M_MEASURE:
             self._dirty |= _D_MEASURE
         if mask & _M_RANGE:
@@ -211,7 +207,7 @@ class SpineApp:
                 self.cevc.reset(now)
             if self.evcs is not None and self.evcs.session_ended(now):
                 self.evcs.notify(self, EVSE.ADDRESS)
-        log.info(_TAG, "EV %s", "plugged in" if plugged else "unplugged")
+        log.info("spine", "EV %s", "plugged in" if plugged else "unplugged")
         for s in self.sessions:
             s.entity_changed(ev.entity, plugged)
         self._wake()
@@ -226,7 +222,7 @@ class SpineApp:
             if t is not None and not s.silent and ticks_diff(now, t) > s.hb_ms:
                 # silent past its announced heartbeatTimeout (OPEV/OSCEV/CEVC scenario 2)
                 s.silent = True
-                log.warn(_TAG, "peer %s: no heartbeat for %d ms", s.remote.device, ticks_diff(now, t))
+                log.warn("spine", "peer %s: no heartbeat for %d ms", s.remote.device, ticks_diff(now, t))
                 self.peer_lost(s, now)
         if self.charger is not None:
             self._tick_power(now)
@@ -236,10 +232,9 @@ class SpineApp:
         if not self.clock_synced():
             return
         self.heartbeat_counter += 1
-        feature = self.device.feature(EVSE.ADDRESS, EVSE.FT_DIAG)
         emit = self._heartbeat_emitter(utc_timestamp())
         for s in self.sessions:
-            s.notify(feature, _HB_FN, emit)
+            s.notify(EVSE.ADDRESS, EVSE.FT_DIAG, _HB_FN, emit, False)
         self._wake()
 
     def _tick_power(self, now):
@@ -281,7 +276,8 @@ class SpineApp:
         if inc.data is not None and isinstance(inc.data.result, dict):
             n = inc.data.result.get("errorNumber")
             if n:
-                log.info(_TAG, "peer answered %s with error %s %s", inc.ref, n, inc.data.result.get("description", ""))
+                log.info("spine", "peer answered %s with error %s %s", inc.ref, n,
+                         inc.data.result.get("description", ""))
 
     def on_data(self, session, inc, feature):
         # a peer's heartbeat, to our DeviceDiagnosis client (spine.md 10): its arrival counts,
@@ -292,12 +288,12 @@ class SpineApp:
                 # supervision starts with the first heartbeat sent by itself (not our read's reply)
                 session.hb_at = now
             r = inc.data.result if inc.data is not None else None
-            t = duration_s(r.get("heartbeatTimeout")) if isinstance(r, dict) else None
+            t = T.duration_s(r.get("heartbeatTimeout")) if isinstance(r, dict) else None
             if t is not None and 1 <= t <= 60:
                 session.hb_ms = int(t * 1000)
             if session.silent:
                 session.silent = False
-                log.info(_TAG, "peer %s: heartbeat again", session.remote.device)
+                log.info("spine", "peer %s: heartbeat again", session.remote.device)
             session.stats["heartbeats"] = session.stats.get("heartbeats", 0) + 1
             if self.cs is not None and self.lpc_guard() is session:
                 self.cs.heartbeat(now)
@@ -309,10 +305,10 @@ class SpineApp:
         amps, src, paused = self.charger.effective()
         if src is None:
             return None
-        if src == SRC_FAILSAFE:
-            name = "lpc " + self.lpc.state if self.charger.in_failsafe(SRC_LPC) else "opev fallback"
+        if src == C.SRC_FAILSAFE:
+            name = "lpc " + self.lpc.state if self.charger.in_failsafe(C.SRC_LPC) else "opev fallback"
         else:
-            name = SOURCE_NAMES[src]
+            name = C.SOURCE_NAMES[src]
         return "limit %sA %s%s" % (min(amps), name, " (paused)" if paused else "")
 
     def lpc_guard(self):
@@ -356,17 +352,17 @@ class SpineApp:
                 c.notify_changes(self)
         self._wake()
 
-    def on_remote_discovery(self, session, notify=False):
+    def on_remote_discovery(self, session, notify):
         # the peer is known: follow its entity and use case changes (spine.md 5.3 step 2-3),
         # and its heartbeat (LPC scenario 3, OPEV/OSCEV scenario 2); a discovery notify
         # (its entities changed) reads its use cases again and follows the heartbeat server
         r = session.remote
         if not r.device:
             return
-        nm = Addr(r.device, (0,), 0)
+        nm = D.Addr(r.device, (0,), 0)
         if not session.remote_known:
             session.remote_known = True
-            session.subscribe_remote(Addr(self.address, (0,), 0), nm, "NodeManagement")
+            session.subscribe_remote(D.Addr(self.address, (0,), 0), nm, "NodeManagement")
             session.read_remote(nm, NM.UCD)
         elif notify:
             session.read_remote(nm, NM.UCD)
@@ -380,7 +376,7 @@ class SpineApp:
         for u in r.ucs:
             args.append(u[0])
             args.append(u[1])
-        log.info(_TAG, "peer %s use cases: " + ", ".join(("%s/%s",) * len(r.ucs)), *args)
+        log.info("spine", "peer %s use cases: " + ", ".join(("%s/%s",) * len(r.ucs)), *args)
         self._follow_heartbeat(session)
 
     def _follow_heartbeat(self, session):
@@ -389,13 +385,13 @@ class SpineApp:
         if hb is None or hb == session.hb_server or self.charger is None or not r.device:
             return
         session.hb_server = hb
-        client = Addr(self.address, EVSE.ADDRESS, EVSE.FT_DIAG_CLIENT)
-        server = Addr(r.device, hb[0], hb[1])
+        client = D.Addr(self.address, EVSE.ADDRESS, EVSE.FT_DIAG_CLIENT)
+        server = D.Addr(r.device, hb[0], hb[1])
         session.subscribe_remote(client, server, "DeviceDiagnosis")
-        session.request(client, server, D.READ, D.body_empty_read, _HB_FN)
+        session.request(client, server, D.READ, D.body_empty_read, _HB_FN, False)
 
     def endpoint(self, peer):
-        return Endpoint(self, Session(self))
+        return Endpoint(self)
 
 
 _GUARDS = ("GridGuard", "CEM", "EnergyManagementSystem")
@@ -421,39 +417,36 @@ def _guard_heartbeat(remote):
     return best
 
 
-class Endpoint:
-    """What the SHIP node sees of SPINE for one connection (ShipNode's spine_factory)."""
+class Endpoint(Session):
+    """One connection's SPINE session as the SHIP node sees it (ShipNode's spine_factory): the
+    data sink is the Session's (spine_begin, spine_data, spine_end, spine_abort), the sends are
+    ours. One object per connection, not a session and a wrapper holding its bound methods."""
 
-    def __init__(self, app, session):
-        self.app = app
-        self.session = session
+    peer = None
+
+    def __init__(self, app):
+        Session.__init__(self, app)
         # a send runs emit once to measure and again per window, with awaits in between:
         # the writer is this connection's own; it has no buffer, its windows are rendered
         # straight into the WebSocket's tx part (ws.room/advance)
         self.writer = Writer(0)
-        self.peer = None
-        s = session
-        self.spine_begin = s.spine_begin
-        self.spine_data = s.spine_data
-        self.spine_end = s.spine_end
-        self.spine_abort = s.spine_abort
 
     def wake(self):
-        if self.peer is not None and self.session.out:
+        if self.peer is not None and self.out:
             self.peer.event.set()
 
     async def ready(self, peer):
         self.peer = peer
-        self.app.sessions.append(self.session)
+        self.app.sessions.append(self)
         self.app.endpoints.append(self)
         # every SPINE node opens with a detailed-discovery read of the new partner; its
         # device address is not known yet, so the destination has none (spine.md 2)
-        self.session.read_remote(Addr(None, (0,), 0), NM.DD)
+        self.read_remote(D.Addr(None, (0,), 0), NM.DD)
         await self.poll(peer)
 
     async def poll(self, peer):
         self.app.tick(self.app.now())
-        out = self.session.out
+        out = self.out
         w = self.writer
         while out:
             o = out.pop(0)
@@ -469,13 +462,13 @@ class Endpoint:
                     off += k
 
             await peer.send_datagram_stream(n, write, None)
-            self.session.stats["out"] += 1
+            self.stats["out"] += 1
 
     def closed(self, peer):
         app = self.app
-        self.session.closed()
-        if self.session in app.sessions:
-            app.sessions.remove(self.session)
+        Session.closed(self)
+        if self in app.sessions:
+            app.sessions.remove(self)
         if self in app.endpoints:
             app.endpoints.remove(self)
-        app.peer_lost(self.session, app.now())
+        app.peer_lost(self, app.now())
