@@ -6,6 +6,8 @@
 # passes encoded bytes there.
 from compat import MICROPYTHON, const
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 if not MICROPYTHON:
     from compat import micropython, ptr8, ptr32
 

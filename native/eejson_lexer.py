@@ -8,6 +8,8 @@
 from compat import MICROPYTHON, const
 from utf8 import scan as utf8_scan
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 if not MICROPYTHON:
     from compat import micropython, ptr8, ptr32
 

@@ -1,6 +1,8 @@
 # WebSocket masking (RFC 6455 5.3), the one viper function of the ws layer.
 from compat import MICROPYTHON
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 if not MICROPYTHON:
     from compat import micropython, ptr8
 

@@ -25,6 +25,8 @@ import log
 from compat import const, ticks_add, ticks_diff, ticks_ms
 from modbus import pdu
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _BACKOFF_MS = const((1000, 2000, 5000, 10000))
 
 _OP_NONE = const(0)

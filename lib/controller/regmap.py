@@ -10,6 +10,8 @@ from array import array
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, F_STATE
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 
 class MapError(ValueError):
     pass

@@ -24,6 +24,8 @@ import log
 from compat import const, recv_datagram
 from echonet.frame import RX_SIZE
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _GROUP = const("224.0.23.0")
 _TAG = const("echonet")
 _BURST = const(32)  # datagrams served per wake-up before the socket is polled again

@@ -11,6 +11,8 @@
 from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 SERVICE = "_ship._tcp.local"
 # two fixed names in wire form (D.ref), as constants: no bytes made at import (test_mdns checks them)
 _SERVICES = const(b"\x09_services\x07_dns-sd\x04_udp\x05local\x00")  # _services._dns-sd._udp.local

@@ -11,6 +11,8 @@ import log
 from compat import const, recv_datagram
 from mdns.responder import ip4
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _GROUP = const("224.0.0.251")
 _PORT = const(5353)
 _TAG = const("mdns")

@@ -5,6 +5,8 @@ import socket
 
 from modbus.transport import Link
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
 
 

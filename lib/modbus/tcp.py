@@ -7,6 +7,8 @@ import struct
 from compat import const
 from modbus.pdu import MAX_PDU, ModbusError
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _HEADER = const(7)
 _MAX_ADU = const(260)  # 7 + 253
 

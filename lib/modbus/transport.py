@@ -21,6 +21,8 @@
 #   close()
 from modbus.rtu import char_us, t35_us
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
 
 

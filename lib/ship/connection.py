@@ -6,6 +6,8 @@ from ship import messages as M
 from ship import datamsg
 from ship import pin as P
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 # states
 CMI = const(0)
 HELLO = const(1)

@@ -3,6 +3,8 @@
 # names an emitter of its data and, when writable, a writer.
 from compat import const
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 # possibleOperations flags (read partial: only list functions offer it, spine.table); a
 # feature's role is one of the strings "server", "client", "special"
 OP_READ = const(1)

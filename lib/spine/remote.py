@@ -4,6 +4,8 @@
 from compat import const
 from eejson.dialect import Path
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _MAX_ENTITIES = const(16)
 _MAX_FEATURES = const(64)
 

@@ -8,6 +8,8 @@ from spine import datagram as D
 from spine import nodemgmt as NM
 from spine import remote as R
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _NM = (0,)
 # the possibleOperations flags (spine.device)
 _OP_READ = const(1)

@@ -12,6 +12,8 @@ from compat import const
 from spine.table import scaled
 from usecases import measurement as M
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 EVCEM = ("measurementOfElectricityDuringEvCharging", "1.0.1", (1, 2, 3), "release")
 
 _FT_MEASUREMENT = const(6)  # on the EV entity

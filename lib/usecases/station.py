@@ -17,6 +17,8 @@ from spine.remote import announced
 from spine.session import Session, reserve
 from usecases import evse as EVSE
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _FT_DEVICE_CLASS = const(1)  # DeviceClassification on DeviceInformation [0]
 
 # heartbeatTimeout we promise; sent every timeout - 2 s (spine.md 10: some EVSE peers take the

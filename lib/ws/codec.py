@@ -5,6 +5,8 @@ from compat import const
 from utf8 import valid as utf8_valid  # the close reason: strict, as CPython decodes
 from ws_mask import xor_mask
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 # opcodes (RFC 6455 5.2)
 _OP_CONT = const(0)
 _OP_TEXT = const(1)
