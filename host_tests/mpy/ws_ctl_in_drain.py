@@ -8,7 +8,7 @@ import asyncio
 import binascii
 import sys
 
-from ws.stream import WsClosed, WsConnection
+from ws.stream import WsClosed, WsConnection, _Discard
 
 REQUEST = (
     b"GET /ship/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -31,17 +31,6 @@ class Reader:
         c = self.chunks.pop(0)
         mv[: len(c)] = c
         return len(c)
-
-
-class Sink:
-    def ws_begin(self):
-        pass
-
-    def ws_data(self, buf, off, n):
-        pass
-
-    def ws_end(self):
-        pass
 
 
 class Writer:
@@ -69,7 +58,7 @@ class Writer:
 
 async def read(ws):
     try:
-        await ws.read_some(Sink())
+        await ws.read_some(_Discard())  # the frames here carry no data
     except WsClosed:
         pass
 
