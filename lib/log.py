@@ -9,6 +9,8 @@ import time
 
 from compat import MICROPYTHON, const
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+
 _WIDTH = const(120)  # longest line the ring keeps (longer ones are cut)
 RING = const(2048)  # default ring bytes: ~30 lines of the 60-70 B the gateway's lines take
 _LEVELS = const("EWID")
