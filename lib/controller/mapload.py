@@ -225,14 +225,20 @@ def _link(m, doc):
     m.port = _int(d, "port", "link", 1, 65535, 502)
 
 
+def _section(w, name, keys):
+    # writes.<name>: an object with only the given keys; (it, its path for messages)
+    path = "writes." + name
+    d = _obj(w[name], path)
+    _keys(d, keys, path)
+    return d, path
+
+
 def _writes(m, doc):
     w = _obj(doc.get("writes"), "writes")
     _keys(w, _WRITE_KEYS, "writes")
     if "limit" not in w:
         _fail("writes.limit", "missing")
-    path = "writes.limit"
-    d = _obj(w["limit"], path)
-    _keys(d, _LIMIT_KEYS, path)
+    d, path = _section(w, "limit", _LIMIT_KEYS)
     kind = _holding_or_coil(d, path, False)
     m.limit = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, d, path))
     m.limit_scale = _num(d, "scale", path, 1, True)
@@ -247,9 +253,7 @@ def _writes(m, doc):
     m.pause = _str(d, "pause", path, ("zero", "enable"), "zero")
     m.enable = None
     if "enable" in w:
-        path = "writes.enable"
-        d = _obj(w["enable"], path)
-        _keys(d, _ENABLE_KEYS, path)
+        d, path = _section(w, "enable", _ENABLE_KEYS)
         kind = _holding_or_coil(d, path, True)
         m.enable = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path))
         top = 1 if kind == _K_COIL else 0xFFFF
@@ -264,9 +268,7 @@ def _writes(m, doc):
     m.feed = None
     m.feed_write = None
     if "watchdog" in w:
-        path = "writes.watchdog"
-        d = _obj(w["watchdog"], path)
-        _keys(d, _WDOG_KEYS, path)
+        d, path = _section(w, "watchdog", _WDOG_KEYS)
         m.watchdog = Write(_K_HOLDING, _int(d, "address", path, 0, 0xFFFF), 6,
                               _int(d, "value", path, 0, 0xFFFF))
         _holding_or_coil(d, path, False)
@@ -283,9 +285,7 @@ def _writes(m, doc):
     m.failsafe_amps = None
     m.failsafe_scale = m.limit_scale
     if "failsafe" in w:
-        path = "writes.failsafe"
-        d = _obj(w["failsafe"], path)
-        _keys(d, _FS_KEYS, path)
+        d, path = _section(w, "failsafe", _FS_KEYS)
         _holding_or_coil(d, path, False)
         addr = _int(d, "address", path, 0, 0xFFFF)
         scale = _num(d, "scale", path, m.limit_scale, True)
@@ -300,9 +300,7 @@ def _writes(m, doc):
         m.failsafe_scale = scale
     m.standby = None
     if "standby" in w:
-        path = "writes.standby"
-        d = _obj(w["standby"], path)
-        _keys(d, _STBY_KEYS, path)
+        d, path = _section(w, "standby", _STBY_KEYS)
         kind = _holding_or_coil(d, path, True)
         m.standby = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path),
                              _int(d, "value", path, 0, 1 if kind == _K_COIL else 0xFFFF))
