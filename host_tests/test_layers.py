@@ -12,9 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
 NATIVE = os.path.join(ROOT, "native")
 
-# The ground floor: shims, the log ring, JSON files, input checks, the UTF-8 validator. Everyone
-# may import it.
-GROUND = ("compat", "log", "jsonfile", "check", "utf8")
+# The ground floor: shims, the log ring, JSON files, input checks (SKI, documents), the UTF-8
+# validator. Everyone may import it.
+GROUND = ("compat", "log", "jsonfile", "check", "doccheck", "utf8")
 
 # native/: the viper modules, each in the room it serves (utf8 is on the ground floor)
 NATIVE_ROOMS = {"ws_mask": "ws", "eejson_lexer": "eejson", "eejson_escape": "eejson"}

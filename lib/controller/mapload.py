@@ -6,7 +6,7 @@
 # so that a typo in a map stops the gateway at boot instead of writing a wrong current later.
 # Unknown keys are errors for the same reason ("adress" must not silently mean "missing").
 import jsonfile
-from check import Kit
+from doccheck import Kit
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, FIELD_NAMES
 from controller.regmap import _WIDTH, KINDS, TYPES, Block, Map, MapError, Point, Write, _scaling

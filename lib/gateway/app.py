@@ -36,10 +36,10 @@ def _read(path):
 
 
 def _forget(*names):
-    # Modules only start-up needs (the parsers of the configs and of the register map, the QR
-    # text, the mDNS set-up): out of sys.modules and their package, so that their functions and tables are
-    # freed once nothing else holds them; an import after start-up (a tool at the console)
-    # loads them again.
+    # Modules only start-up needs (the parsers of the configs and of the register map with their
+    # checks, the QR text, the mDNS set-up): out of sys.modules and their package, so that their
+    # functions and tables are freed once nothing else holds them; an import after start-up (a
+    # tool at the console) loads them again.
     import sys
 
     for name in names:
@@ -106,7 +106,7 @@ class Gateway:
         self.node = ShipNode(self.ship, self.cert, key, self.ski, self.trust, self._spine, self.pin,
                              data_dir + "/pinstate.json", self.pool)
         config = devconfig = None
-        _forget("gateway.devconfig", "gateway.config", "controller.mapload")
+        _forget("gateway.devconfig", "gateway.config", "controller.mapload", "doccheck")
         _packed()
 
     def _charger(self, c):

@@ -1,6 +1,7 @@
 # Board configuration (JSON) with defaults; errors name the key.
 import jsonfile
-from check import Kit, normalize_ski
+from check import normalize_ski
+from doccheck import Kit
 from ship.connection import Timers
 from ship.pin import MODES as PIN_MODES, valid_pin
 

@@ -7,7 +7,8 @@
 # Every key is optional; a missing serial is derived from the SKI (config.ship_settings).
 # Errors name the key as device.<section>.<key>.
 import jsonfile
-from check import Kit, normalize_ski
+from check import normalize_ski
+from doccheck import Kit
 from gateway.config import SHIP_PORT, ConfigError, cem_host, text_ok
 from ship.pin import MODES as PIN_MODES, valid_pin
 
