@@ -65,11 +65,13 @@ def test_pairing_approved_at_the_console(gw):
 
 
 def test_start_up_only_modules_and_config_are_let_go(gw):
-    # the configs' parsers, the map parser, their checks and the QR text are imported by start-up
-    # and then let go (gateway.app _forget), and so is the parsed configuration; what runs on keeps its own
+    # the set-up code, the configs' parsers, the map parser, their checks and the QR text are
+    # imported by start-up and then let go (gateway.startup _forget), and so is the parsed
+    # configuration; what runs on keeps its own
     mk = gw.mark()
     # (a console line takes at most 200 B: the names first, then the question)
-    gw.type("L=('gateway.config','gateway.devconfig','controller.mapload','doccheck','ship.qrtext','gateway.mdns_service')")
+    gw.type("L=('gateway.startup','gateway.config','gateway.devconfig','controller.mapload','doccheck','ship.qrtext',"
+            "'gateway.mdns_service')")
     gw.type("print('LEFT', sorted(m for m in __import__('sys').modules if m in L), app.cfg, app.pair_window_s())")
     gw.wait_for(r"^LEFT \[\] None 120$", 5, mk)
     # a console line may still import one: it loads again

@@ -17,8 +17,8 @@ SIZES = (2, 4, 6, 8, 10, 12, 17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223)  # p
 # the configuration and trust store, pairing, the rare timers. A full table costs them a little
 # time now and then; a slot would cost each of them heap for as long as the gateway runs.
 COLD = (
-    "jsonfile", "controller.mapload", "gateway.app", "gateway.config", "gateway.devconfig",
-    "gateway.console", "gateway.datatap", "gateway.diag", "gateway.echonet_service",
+    "jsonfile", "controller.mapload", "doccheck", "gateway.app", "gateway.config", "gateway.devconfig",
+    "gateway.startup", "gateway.console", "gateway.datatap", "gateway.diag", "gateway.echonet_service",
     "gateway.housekeeping", "gateway.mdns_service", "gateway.netboot", "gateway.pairing",
     "gateway.supervisor", "ship.backoff", "ship.cert", "ship.double", "ship.qrtext", "ship.trust",
     "ws.pool", "ws.upgrade", "echonet.objects",

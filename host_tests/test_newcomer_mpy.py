@@ -8,17 +8,17 @@ import os
 from support import mpyrun
 
 BANNER = r'''
-from gateway import app, netup
+from gateway import netup, startup
 ski = "ab" * 20
-host = "\n".join(app.banner(ski, "127.0.0.1", 4712, False))
+host = "\n".join(startup.banner(ski, "127.0.0.1", 4712, False))
 assert "tools/gw trust add" in host and "--host 127.0.0.1 --port 4712" in host, host
 netup.status["ip"] = "192.168.1.50"
-dev = "\n".join(app.banner(ski, "0.0.0.0", 4712, True))
+dev = "\n".join(startup.banner(ski, "0.0.0.0", 4712, True))
 # the device has no tools/gw trust, and 0.0.0.0 is no address to dial
 assert "trust add" not in dev and "diag.approve()" in dev, dev
 assert "--host 192.168.1.50 --port 4712" in dev and "0.0.0.0" not in dev, dev
 netup.status["ip"] = None
-assert "<the gateway's IP>" in "\n".join(app.banner(ski, "0.0.0.0", 4712, True))
+assert "<the gateway's IP>" in "\n".join(startup.banner(ski, "0.0.0.0", 4712, True))
 print("OK")
 '''
 

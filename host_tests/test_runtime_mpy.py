@@ -301,7 +301,8 @@ print("FEEDS", sup.wdt.feeds)
 
 
 def test_bug_while_setting_up_is_a_crash(tmp_path, identity):
-    out, d = main_run(tmp_path, identity, "start = orig_start\napp.Housekeeping = None", "boot(1)")
+    bug = "start = orig_start\nfrom gateway import startup\nstartup.Housekeeping = None"
+    out, d = main_run(tmp_path, identity, bug, "boot(1)")
     assert "RESET 0" in out and "[sup] E: crash: TypeError" in out
     assert json.load(open(os.path.join(d, "crash.json")))["count"] == 1
 

@@ -366,14 +366,14 @@ def _imports(path):
 
 # the only imports of a feature's modules, each made only when that feature is on
 GUARDED = {
-    ("gateway/app.py", "gateway/echonet_service.py"): "echonet",
-    ("gateway/app.py", "gateway/mdns_service.py"): "mdns",
+    ("gateway/startup.py", "gateway/echonet_service.py"): "echonet",
+    ("gateway/startup.py", "gateway/mdns_service.py"): "mdns",
     ("gateway/mdns_service.py", "mdns/browse.py"): "mdns.browse",
     ("usecases/station.py", "usecases/evcs.py"): "usecases.evcs",
     ("usecases/station.py", "usecases/cevc.py"): "usecases.cevc",
-    ("gateway/app.py", "modbus/uart.py"): "modbus.uart",
-    ("gateway/app.py", "modbus/net.py"): "modbus.net",
-    ("gateway/app.py", "modbus/tty.py"): "modbus.tty",
+    ("gateway/startup.py", "modbus/uart.py"): "modbus.uart",
+    ("gateway/startup.py", "modbus/net.py"): "modbus.net",
+    ("gateway/startup.py", "modbus/tty.py"): "modbus.tty",
 }
 
 
@@ -407,7 +407,7 @@ def test_no_deployed_module_imports_a_left_out_one(board):
 _RUN_BOARD = """\
 import sys
 import jsonfile
-from gateway import app, config, console, diag, housekeeping, netboot, netup, pairing, supervisor, timesync
+from gateway import app, config, console, diag, housekeeping, netboot, netup, pairing, startup, supervisor, timesync
 from charger import Charger
 from controller import mapload
 from controller.bridge import Bridge
@@ -428,12 +428,12 @@ ON = [k for k, on in (("mdns", cfg["mdns"]["enabled"] or raw.get("mdns", {}).get
                       ("usecases.cevc", cfg["usecases"]["cevc"]), ("modbus.uart", kind == "uart"),
                       ("modbus.net", kind in ("tcp", "rtu-over-tcp")), ("modbus.tty", kind == "serial")) if on]
 print("on:", " ".join(ON))
-# the link's module, as gateway.app._link imports it for this kind
+# the link's module, as gateway.startup._link imports it for this kind
 __import__({"uart": "modbus.uart", "serial": "modbus.tty"}.get(kind, "modbus.net"))
 rm = mapload.load_file(c["map"])
 ch = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
 # the SPINE use cases as Gateway builds them: station.py imports evcs and cevc when they are on
-sp = SpineApp("d:_n:x", {"brand": "B", "model": "M", "serial": "1"}, ch, app._spine_options(cfg, "."))
+sp = SpineApp("d:_n:x", {"brand": "B", "model": "M", "serial": "1"}, ch, startup._spine_options(cfg, "."))
 assert (sp.evcs is not None) == ("usecases.evcs" in ON), sp.evcs
 assert (sp.cevc is not None) == ("usecases.cevc" in ON), sp.cevc
 sp.tick(0)

@@ -1,6 +1,6 @@
 # Checks on documents from outside (a board config, a device config, a register map), on the
 # ground floor so that every room may use them: Kit is the one set of checks they refuse bad
-# input with. Start-up only: the gateway lets it go with the parsers (gateway/app.py _forget).
+# input with. Start-up only: the gateway lets it go with the parsers (gateway/startup.py _forget).
 
 
 class Kit:

@@ -43,17 +43,17 @@ DEFAULT_BOARD = os.path.join(ROOT, "board_configs", "esp32-wroom.json")
 # package) that only that feature imports: with the feature off they are left out of the tree.
 # (name in the report, predicate on the parsed board config: True when the feature is on, paths)
 # Who imports them, and only when the feature is on:
-#   echonet: gateway/app.py Gateway._echonet (start(), if echonet.enabled) imports echonet_service,
+#   echonet: gateway/startup.py _echonet (start(), if echonet.enabled) imports echonet_service,
 #            the only importer of the echonet package
-#   mdns:    gateway/app.py Gateway.start (if mdns.enabled) imports mdns_service, the only importer
+#   mdns:    gateway/startup.py start (if mdns.enabled) imports mdns_service, the only importer
 #            of the mdns package (ship.cem_browse needs mdns.enabled: config.py)
 #   mdns.browse: gateway/mdns_service.py imports mdns.browse only with ship.cem_browse (and no
 #            ship.cem); 2.8 KB of .mpy most boards never load
 #   usecases.evcs / usecases.cevc: usecases/station.py SpineApp._power, if options evcs / cevc
-#            (app._spine_options passes usecases.evcs / usecases.cevc)
-#   modbus.uart / modbus.net / modbus.tty: gateway/app.py _link imports the module of the charger
+#            (startup._spine_options passes usecases.evcs / usecases.cevc)
+#   modbus.uart / modbus.net / modbus.tty: gateway/startup.py _link imports the module of the charger
 #            link's kind only (uart; tcp or rtu-over-tcp; serial, a tty of the unix port)
-# Not here: gateway/pairing.py. Gateway.start runs the pairing task with or without pair_button
+# Not here: gateway/pairing.py. Gateway.start (startup.start) runs the pairing task with or without pair_button
 # (the status LED, the window that diag.pair() opens) and Gateway.pair imports it for the console.
 # host_tests/test_tools_build.py checks the table: every import, function-level ones included,
 # stays inside the deployed tree except these guarded ones, and each board's tree runs its

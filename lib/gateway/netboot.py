@@ -4,7 +4,7 @@
 # reset or the flag file exists (written by the supervisor after repeated crashes).
 # The network and machine modules are passed in, so tests run this with stand-ins. What it
 # finds goes to gateway/netup.py (status, iface, safe), which stays; this module is let go
-# once the gateway has started (gateway/app.py _forget).
+# once the gateway has started (gateway/startup.py _forget).
 import time
 
 from compat import const, ticks_diff, ticks_ms
