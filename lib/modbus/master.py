@@ -21,7 +21,12 @@
 import time
 
 from compat import const
-from modbus import pdu, rtu, tcp
+from modbus import pdu
+
+# The framing module of the link in use, imported by the first master that needs it
+# (Master.__init__): an RTU gateway never holds modbus.tcp, a Modbus TCP one never modbus.rtu.
+rtu = None
+tcp = None
 
 _IDLE = const(0)
 _GAP = const(1)  # waiting for the link, and on a serial line for silence, before sending
@@ -48,6 +53,11 @@ _add = time.ticks_add
 
 class Master:
     def __init__(self, transport, timeout_ms=500, retries=2, poll_ms=0):
+        global rtu, tcp
+        if transport.rtu:
+            from modbus import rtu
+        else:
+            from modbus import tcp
         self.transport = transport
         self.timeout_ms = timeout_ms
         self.retries = retries
