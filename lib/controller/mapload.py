@@ -12,6 +12,7 @@ from check import Kit
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, FIELD_NAMES
 from controller.regmap import KINDS, TYPES, Block, Map, MapError, Point, Write
+from modbus.pdu import response_length
 
 # The model fields a point may feed. "link" is the bridge's own, "error_text" has no register.
 FIELDS = (
@@ -332,6 +333,13 @@ def _writes(m, doc):
         kind = _holding_or_coil(d, path, True)
         m.standby = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path),
                              _int(d, "value", path, 0, 1 if kind == _K_COIL else 0xFFFF))
+
+
+def frame_size(m):
+    """The largest Modbus frame the bridge exchanges for map m (modbus.master.Master's size):
+    an MBAP header (7 bytes, more than RTU's address and CRC) and the longest PDU, a block's
+    read reply or the one-register FC 16 write (8 bytes)."""
+    return 7 + max(8, max(response_length(b.fc, b.count) for b in m.blocks))
 
 
 def load_file(path):
