@@ -134,7 +134,7 @@ class Gateway:
         except OSError as e:
             raise ConfigError("charger.link: cannot open %s (%s)" % (lk.get("path") or lk["kind"], e))
         self.charger = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
-        # tx/rx buffers for this map's frames only (~40 B each for a wallbox, not 262)
+        # tx/rx buffers for this map's frames only (15-37 B for the shipped maps, not 262)
         master = Master(tr, timeout_ms=c["timeout_ms"], retries=c["retries"], size=mapload.frame_size(rm))
         self.bridge = Bridge(rm, master, self.charger, unit=unit, fail_limit=c["fail_limit"])
         self.charger.subscribe(self._charger_event)
