@@ -226,7 +226,7 @@ def test_decode_encode_round_trip(path, data):
             code = data.draw(st.sampled_from(sorted(p.enum)))
             regs = [0, 0]
             store(p, code, regs, 0)
-            assert p.raw(regs, 0) & (p.mask or 0xFFFFFFFF) == code
+            assert regmap.raw(p, regs, 0) & (p.mask or 0xFFFFFFFF) == code
             continue
         bits = 16 * p.width
         raw = data.draw(st.integers(0, (1 << bits) - 1))
@@ -234,8 +234,8 @@ def test_decode_encode_round_trip(path, data):
             raw &= p.mask
         regs = [0, 0]
         store(p, raw, regs, 0)
-        assert p.raw(regs, 0) == raw
-        assert encode(p, p.value(raw)) == raw
+        assert regmap.raw(p, regs, 0) == raw
+        assert encode(p, regmap.value(p, raw)) == raw
 
 
 @SETTINGS

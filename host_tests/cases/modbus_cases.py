@@ -606,6 +606,52 @@ def case_master_argument_checks():
     assert master(FakeLink(is_rtu=False)).start(0, 3, 0, 1, None, [0]) is None
 
 
+def case_master_size_bounds_requests_and_replies():
+    if not MPY:
+        return
+    # 16 bytes: a 3-register read fits (RTU reply 11 bytes, MBAP reply 15), a 4-register read
+    # does over RTU (13) but not over TCP (17), and neither does a long write
+    out = [0, 0, 0, 0]
+    link = FakeLink()
+    m = master(link, size=16)
+    link.script = [rtu_reply(1, h("03 08 00 01 00 02 00 03 00 04"))]
+    run(m, 1, 3, 0, 4, out=out)
+    assert out == [1, 2, 3, 4]
+    raises(ValueError, m.start, 1, 3, 0, 6, None, [0] * 6)  # reply 17
+    raises(ValueError, m.start, 1, 16, 0, 4, [1, 2, 3, 4])  # request 19
+    assert not m.busy()
+    t = master(FakeLink(is_rtu=False), size=16)
+    t.start(1, 3, 0, 3, None, out)
+    t.abort()
+    raises(ValueError, t.start, 1, 3, 0, 4, None, out)
+    assert not t.busy() and m.requests == 1
+
+
+def case_master_small_buffer_rtu_reply_too_long_is_noise():
+    if not MPY:
+        return
+    # a byte count that cannot fit the buffer (so cannot answer our request): the bytes are
+    # skipped as noise, the attempt times out and the retry gets the right reply
+    link = FakeLink()
+    m = master(link, size=16)
+    link.script = [rtu_reply(1, bytes([3, 40]) + bytes(40)), rtu_reply(1, REGS3)]
+    out = [0, 0, 0]
+    run(m, 1, 3, 0, 3, out=out)
+    assert out == [100, 101, 102]
+    assert m.timeouts == 1 and m.retried == 1 and m.discarded > 0
+
+
+def case_master_small_buffer_tcp_frame_too_long_drops_the_connection():
+    if not MPY:
+        return
+    link = FakeLink(is_rtu=False)
+    m = master(link, size=16)
+    link.script = [lambda req: mbap_reply(req, bytes([3, 40]) + bytes(40)), lambda req: mbap_reply(req, REGS3)]
+    out = [0, 0, 0]
+    run(m, 1, 3, 0, 3, out=out)
+    assert out == [100, 101, 102] and link.resets == 1 and m.bad_frames == 1
+
+
 def case_master_rtu_settles_after_a_retry():
     if not MPY:
         return

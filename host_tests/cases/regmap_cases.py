@@ -12,7 +12,7 @@ if TOOLS not in sys.path:
 from charger import (
     Charger, F_CHARGING, F_ERROR, F_HW_MAX, F_I1, F_PLUGGED, F_POWER, F_STATE, F_TOTAL_WH, F_U1,
 )
-from controller import mapload
+from controller import mapload, regmap
 from controller.regmap import MapError
 from mapcodec import decode_limit, encode, store
 
@@ -290,7 +290,7 @@ def case_point_encode_round_trips():
                 continue
             regs = [0, 0]
             store(p, raw, regs, 0)
-            got = p.value(p.raw(regs, 0))
+            got = regmap.value(p, regmap.raw(p, regs, 0))
             assert abs(got - v) <= p.scale / 2 + 1e-9, (p.index, v, got)
 
 

@@ -31,7 +31,8 @@ def main():
         link = Serial(where, rm.baudrate)
     else:
         link = RtuOverTcp(where, port)
-    master = Master(link, timeout_ms=150, retries=1)
+    # buffers sized as the gateway sizes them (gateway.app)
+    master = Master(link, timeout_ms=150, retries=1, size=mapload.frame_size(rm))
     # hw_max 16: the simulator's station; write pacing short so that the bench can repeat
     model = Charger(hw_min=6, hw_max=16, write_interval_ms=100)
     br = Bridge(rm, master, model, fail_limit=fail_limit, verify_ms=1000)

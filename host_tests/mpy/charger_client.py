@@ -115,7 +115,7 @@ def main():
                 print("OK", len(ws))
             elif cmd == "write":
                 fc, addr, value = int(words[1]), int(words[2]), int(words[3])
-                write(m, unit, regmap.Write(0, addr, fc), value)
+                write(m, unit, regmap.Write(0, addr, fc, 0), value)
                 print("OK")
             elif cmd == "read":
                 fc, addr, n = int(words[1]), int(words[2]), int(words[3])

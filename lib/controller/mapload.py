@@ -5,17 +5,24 @@
 # A map is checked whole at load and refused with MapError naming the entry and the reason,
 # so that a typo in a map stops the gateway at boot instead of writing a wrong current later.
 # Unknown keys are errors for the same reason ("adress" must not silently mean "missing").
+from array import array
+
 import jsonfile
 from doccheck import Kit
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, FIELD_NAMES
-from controller.regmap import _WIDTH, KINDS, TYPES, Block, Map, MapError, Point, Write, _scaling
+from controller.regmap import KINDS, TYPES, Block, Map, MapError, Point, Write
+from modbus.pdu import response_length
 
 # The model fields a point may feed. "link" is the bridge's own, "error_text" has no register.
 FIELDS = (
     "state", "plugged", "charging", "error", "i1", "i2", "i3", "u1", "u2", "u3", "power",
     "session_wh", "total_wh", "phases", "hw_min", "hw_max", "ev_max",
 )
+
+_READ_FC = (3, 4, 1, 2)  # by kind
+_WIDTH = (1, 1, 2, 2, 1)  # by type
+_P_OFFSET = const(7)  # regmap.Point's offset
 
 _K_HOLDING = const(0)
 _K_COIL = const(2)
@@ -48,6 +55,18 @@ _int = _K.integer
 _num = _K.number
 _str = _K.text
 _bool = _K.flag
+
+
+def _scaling(scale):
+    # (mul, div): values come out as raw * mul, or raw / div when the scale is 1/div (0.1,
+    # 0.01: dividing gives 23.1 where multiplying by 0.1 gives 23.100000000000001)
+    if scale == int(scale):
+        return int(scale), 0
+    inv = 1 / scale
+    n = int(inv + 0.5)
+    if n > 1 and abs(inv - n) < 1e-9 * n:
+        return 0, n
+    return scale, 0
 
 
 def _state_entry(v, path):
@@ -134,7 +153,9 @@ def _point(d, i, default_ms, fed):
             _fail(path + ".field", '"%s" is already fed by points[%d]' % (FIELD_NAMES[f], fed[f]))
         fed[f] = i
     interval = _int(d, "interval_ms", path, _MIN_POLL, _MAX_POLL, default_ms)
-    return Point(i, kind, addr, typ, words == "little", mask, scale, field, enum, interval)
+    mul, div = _scaling(scale) if scale != 1 else (1, 0)
+    # offset 0 until the plan puts the point in a block
+    return Point(i, kind, addr, typ, field, interval, width, 0, words == "little", mask, scale, mul, div, enum)
 
 
 def _plan(points, max_gap):
@@ -150,7 +171,7 @@ def _plan(points, max_gap):
         pend = p.address + p.width
         if cur and (p.interval != cur[0].interval or p.kind != cur[0].kind
                     or p.address > end + max_gap or max(end, pend) - start > most):
-            blocks.append(Block(cur[0].kind, start, end - start, cur[0].interval, tuple(cur)))
+            blocks.append(_block(cur, start, end))
             cur = []
         if not cur:
             start = p.address
@@ -159,13 +180,16 @@ def _plan(points, max_gap):
             end = pend
         cur.append(p)
     if cur:
-        blocks.append(Block(cur[0].kind, start, end - start, cur[0].interval, tuple(cur)))
-    for b in blocks:
-        for p in b.points:
-            p.block = b
-            if p.address != b.address:
-                p.offset = p.address - b.address
+        blocks.append(_block(cur, start, end))
     return blocks
+
+
+def _block(cur, start, end):
+    # the points placed at their offsets in the block's buffer
+    pts = tuple(p if p.address == start else Point(*(p[:_P_OFFSET] + (p.address - start,) + p[_P_OFFSET + 1:]))
+                for p in cur)
+    k = cur[0].kind
+    return Block(k, _READ_FC[k], start, end - start, cur[0].interval, pts, array("H", [0] * (end - start)))
 
 
 def _holding_or_coil(d, path, coil_ok):
@@ -205,8 +229,13 @@ def load(doc):
     if type(pts) is not list or not pts:
         _fail("points", "missing or empty")
     fed = {}
-    m.points = tuple(_point(pts[i], i, poll, fed) for i in range(len(pts)))
-    m.blocks = tuple(_plan(m.points, max_gap))
+    m.blocks = tuple(_plan([_point(pts[i], i, poll, fed) for i in range(len(pts))], max_gap))
+    placed = [None] * len(pts)
+    for b in m.blocks:
+        for p in b.points:
+            placed[p.index] = p
+    m.points = tuple(placed)
+    m.last = [-1] * len(placed)
     _writes(m, doc)
     m.unknown = 0  # enum codes seen that the map does not name
     m.last_unknown = None
@@ -240,7 +269,7 @@ def _writes(m, doc):
         _fail("writes.limit", "missing")
     d, path = _section(w, "limit", _LIMIT_KEYS)
     kind = _holding_or_coil(d, path, False)
-    m.limit = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, d, path))
+    m.limit = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, d, path), 0)
     m.limit_scale = _num(d, "scale", path, 1, True)
     m.limit_min = _num(d, "min", path)
     m.limit_max = _num(d, "max", path, None, True)
@@ -255,7 +284,7 @@ def _writes(m, doc):
     if "enable" in w:
         d, path = _section(w, "enable", _ENABLE_KEYS)
         kind = _holding_or_coil(d, path, True)
-        m.enable = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path))
+        m.enable = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path), 0)
         top = 1 if kind == _K_COIL else 0xFFFF
         m.enable_on = _int(d, "on", path, 0, top, 1)
         m.enable_off = _int(d, "off", path, 0, top, 0)
@@ -304,6 +333,13 @@ def _writes(m, doc):
         kind = _holding_or_coil(d, path, True)
         m.standby = Write(kind, _int(d, "address", path, 0, 0xFFFF), _fc(kind, {}, path),
                              _int(d, "value", path, 0, 1 if kind == _K_COIL else 0xFFFF))
+
+
+def frame_size(m):
+    """The largest Modbus frame the bridge exchanges for map m (modbus.master.Master's size):
+    an MBAP header (7 bytes, more than RTU's address and CRC) and the longest PDU, a block's
+    read reply or the one-register FC 16 write (8 bytes)."""
+    return 7 + max(8, max(response_length(b.fc, b.count) for b in m.blocks))
 
 
 def load_file(path):

@@ -5,7 +5,7 @@
 #
 # This module is what the running gateway keeps. Reading and checking a map document is
 # controller/mapload.py (load, load_file), which the gateway lets go after start-up.
-from array import array
+from collections import namedtuple
 
 from compat import const
 from charger import F_CHARGING, F_ERROR, F_PLUGGED, F_STATE
@@ -18,114 +18,76 @@ class MapError(ValueError):
 
 
 KINDS = ("holding", "input", "coil", "discrete")
-_READ_FC = const((3, 4, 1, 2))
 TYPES = ("u16", "s16", "u32", "s32", "bit")
-_WIDTH = (1, 1, 2, 2, 1)
 _T_S16 = const(1)
 _T_S32 = const(3)
 _T_BIT = const(4)
 
 
-def _scaling(scale):
-    # (mul, div): values come out as raw * mul, or raw / div when the scale is 1/div (0.1,
-    # 0.01: dividing gives 23.1 where multiplying by 0.1 gives 23.100000000000001)
-    if scale == int(scale):
-        return int(scale), 0
-    inv = 1 / scale
-    n = int(inv + 0.5)
-    if n > 1 and abs(inv - n) < 1e-9 * n:
-        return 0, n
-    return scale, 0
+# A point, a block and a write are read-only once the map is loaded: tuples with names
+# (collections.namedtuple), not instances. A Point instance held its attributes in a table of
+# its own (80-96 B each, 32-bit), a 14-field tuple is 64 B, and the class with its methods and
+# class-level defaults is one small type. decode reads a point by index (_P_*: the hot path);
+# the loader, the bridge and the tools by name.
+#
+# One value polled from the controller. width: registers (1, or 2 for 32-bit types); offset:
+# its place in its block's buffer; mul/div: the scale as raw * mul, or raw / div when the scale
+# is 1/div (mapload._scaling); enum: {code: (state, plugged, charging, error or None)} or None.
+Point = namedtuple("Point", ("index", "kind", "address", "type", "field", "interval", "width", "offset",
+                             "lo_first", "mask", "scale", "mul", "div", "enum"))
+_P_INDEX = const(0)
+_P_TYPE = const(3)
+_P_FIELD = const(4)
+_P_WIDTH = const(6)
+_P_OFFSET = const(7)
+_P_LO_FIRST = const(8)
+_P_MASK = const(9)
+_P_MUL = const(11)
+_P_DIV = const(12)
+_P_ENUM = const(13)
+
+# One read request in the poll plan: function code, first address, count, how often, the points
+# it feeds and the buffer the master reads into (allocated once).
+Block = namedtuple("Block", ("kind", "fc", "address", "count", "interval", "points", "regs"))
+
+# A register or coil the bridge writes: fc 5 (coil), 6 or 16 (holding)
+Write = namedtuple("Write", ("kind", "address", "fc", "value"))
 
 
-class Point:
-    # One value polled from the controller. `last` is the raw value last decoded (-1: none),
-    # so that unchanged registers cost one comparison and no allocation.
-    # The values most points have are the class's: a point holds only the attributes that
-    # differ (each one a slot of its instance table, resident for the whole run). Only these
-    # are set after start-up: last (every point has its own from __init__), and none other.
-    width = 1
-    lo_first = False
-    mask = 0
-    scale = 1
-    mul = 1
-    div = 0
-    enum = None  # {code: (state, plugged, charging, error or None)} or None
-    offset = 0
-
-    def __init__(self, index, kind, address, typ, lo_first, mask, scale, field, enum, interval):
-        self.index = index
-        self.kind = kind
-        self.address = address
-        self.type = typ
-        if _WIDTH[typ] != 1:
-            self.width = _WIDTH[typ]
-        if lo_first:
-            self.lo_first = lo_first
-        if mask:
-            self.mask = mask
-        if scale != 1:
-            self.scale = scale
-            self.mul, self.div = _scaling(scale)
-        self.field = field
-        if enum is not None:
-            self.enum = enum
-        self.interval = interval
-        self.block = None
-        self.last = -1
-
-    def raw(self, regs, off):
-        # the unsigned value of the point's registers (or bit) at regs[off:]
-        if self.width == 1:
-            return regs[off]
-        if self.lo_first:
-            return (regs[off + 1] << 16) | regs[off]
-        return (regs[off] << 16) | regs[off + 1]
-
-    def value(self, raw):
-        # raw -> model value (not for enum points); None when the mask leaves nothing
-        v = raw
-        if self.mask:
-            v &= self.mask
-        t = self.type
-        if t == _T_BIT:
-            return bool(v) if self.field == F_PLUGGED or self.field == F_CHARGING else v
-        if t == _T_S16 and v & 0x8000:
-            v -= 0x10000
-        elif t == _T_S32 and v & 0x80000000:
-            v -= 0x100000000
-        if self.div:
-            return v / self.div
-        if self.mul != 1:
-            return v * self.mul
-        return v
+def raw(p, regs, off):
+    # the unsigned value of the point's registers (or bit) at regs[off:]
+    if p[_P_WIDTH] == 1:
+        return regs[off]
+    if p[_P_LO_FIRST]:
+        return (regs[off + 1] << 16) | regs[off]
+    return (regs[off] << 16) | regs[off + 1]
 
 
-class Block:
-    # One read request in the poll plan: function code, first address, count, how often,
-    # the points it feeds and the buffer the master reads into (allocated once).
-    def __init__(self, kind, address, count, interval, points):
-        self.kind = kind
-        self.fc = _READ_FC[kind]
-        self.address = address
-        self.count = count
-        self.interval = interval
-        self.points = points
-        self.regs = array("H", [0] * count)
-
-
-class Write:
-    # A register or coil the bridge writes: fc 5 (coil), 6 or 16 (holding)
-    def __init__(self, kind, address, fc, value=0):
-        self.kind = kind
-        self.address = address
-        self.fc = fc
-        self.value = value
+def value(p, r):
+    # raw value r -> model value (not for enum points)
+    v = r
+    if p[_P_MASK]:
+        v &= p[_P_MASK]
+    t = p[_P_TYPE]
+    if t == _T_BIT:
+        f = p[_P_FIELD]
+        return bool(v) if f == F_PLUGGED or f == F_CHARGING else v
+    if t == _T_S16 and v & 0x8000:
+        v -= 0x10000
+    elif t == _T_S32 and v & 0x80000000:
+        v -= 0x100000000
+    if p[_P_DIV]:
+        return v / p[_P_DIV]
+    if p[_P_MUL] != 1:
+        return v * p[_P_MUL]
+    return v
 
 
 class Map:
     # Filled in by controller.mapload.load (the attributes its readers set), used by the
-    # poller (decode, forget) and the bridge (encode_limit, init_writes).
+    # poller (decode, forget) and the bridge (encode_limit, init_writes). last[i] is the raw
+    # value of points[i] last decoded (-1: none), so that unchanged registers cost one
+    # comparison and no allocation; the only thing that changes after start-up.
 
     def _raw(self, amps):
         if self._lim_mul:
@@ -139,22 +101,24 @@ class Map:
         buffer after a read). Unchanged raw values are skipped. Returns True if a model field
         changed; the caller flushes the model once per poll cycle."""
         changed = False
+        last = self.last
         for p in block.points:
-            raw = p.raw(regs, p.offset)
-            if raw == p.last:
+            r = raw(p, regs, p[_P_OFFSET])
+            i = p[_P_INDEX]
+            if r == last[i]:
                 continue
-            p.last = raw
-            e = p.enum
+            last[i] = r
+            e = p[_P_ENUM]
             if e is None:
-                if model.set(p.field, p.value(raw)):
+                if model.set(p[_P_FIELD], value(p, r)):
                     changed = True
                 continue
-            if p.mask:
-                raw &= p.mask
-            t = e.get(raw)
+            if p[_P_MASK]:
+                r &= p[_P_MASK]
+            t = e.get(r)
             if t is None:
                 self.unknown += 1
-                self.last_unknown = raw
+                self.last_unknown = r
                 continue
             if model.set(F_STATE, t[0]):
                 changed = True
@@ -168,8 +132,9 @@ class Map:
 
     def forget(self):
         """Decode everything again on the next poll (after a link loss or a model reset)."""
-        for p in self.points:
-            p.last = -1
+        last = self.last
+        for i in range(len(last)):
+            last[i] = -1
 
     # ---- the bridge's side
 

@@ -130,7 +130,8 @@ def _charger(gw, c):
     except OSError as e:
         raise ConfigError("charger.link: cannot open %s (%s)" % (lk.get("path") or lk["kind"], e))
     gw.charger = Charger(c["hw_min"], c["hw_max"], c["phases"], c["nominal_v"], rm.limit_scale)
-    master = Master(tr, timeout_ms=c["timeout_ms"], retries=c["retries"])
+    # tx/rx buffers for this map's frames only (15-37 B for the shipped maps, not 262)
+    master = Master(tr, timeout_ms=c["timeout_ms"], retries=c["retries"], size=mapload.frame_size(rm))
     gw.bridge = Bridge(rm, master, gw.charger, unit=unit, fail_limit=c["fail_limit"])
     gw.charger.subscribe(gw._charger_event)
     where = lk.get("host") or lk.get("path") or "UART%d" % lk.get("uart", 0)

@@ -21,7 +21,12 @@
 import time
 
 from compat import const
-from modbus import pdu, rtu, tcp
+from modbus import pdu
+
+# The framing module of the link in use, imported by the first master that needs it
+# (Master.__init__): an RTU gateway never holds modbus.tcp, a Modbus TCP one never modbus.rtu.
+rtu = None
+tcp = None
 
 _IDLE = const(0)
 _GAP = const(1)  # waiting for the link, and on a serial line for silence, before sending
@@ -47,15 +52,24 @@ _add = time.ticks_add
 
 
 class Master:
-    def __init__(self, transport, timeout_ms=500, retries=2, poll_ms=0):
+    # size: the largest frame, request or reply, this master exchanges (tx and rx buffers
+    # each): any Modbus frame by default; a user that knows its requests passes less (the
+    # gateway: controller.mapload.frame_size for its register map). A request whose reply
+    # would not fit is refused by start(), a longer reply is a bad frame.
+    def __init__(self, transport, timeout_ms=500, retries=2, poll_ms=0, size=_BUF):
+        global rtu, tcp
+        if transport.rtu:
+            from modbus import rtu
+        else:
+            from modbus import tcp
         self.transport = transport
         self.timeout_ms = timeout_ms
         self.retries = retries
         self.poll_ms = poll_ms or transport.poll_ms
         self._rtu = transport.rtu
-        self._po = 1 if self._rtu else _HDR  # where the PDU starts in a frame
-        self._tx = bytearray(_BUF)
-        self._rx = bytearray(_BUF)
+        # (37 attributes: a 37-slot member table; one more would take 47 slots, 80 B more)
+        self._tx = bytearray(size)
+        self._rx = bytearray(size)
         # the link reads into the start of a buffer, and a memoryview slice would allocate:
         # continuation reads go here and are copied on
         self._stage = bytearray(_STAGE)
@@ -107,7 +121,7 @@ class Master:
         elif not 0 <= unit <= 0xFF:
             raise ValueError("unit")
         tx = self._tx
-        po = self._po
+        po = 1 if self._rtu else _HDR  # where the PDU starts in a frame
         value = count
         if fc <= _FC_READ_INPUT:
             n = pdu.read_request(tx, po, fc, addr, count)
@@ -127,6 +141,9 @@ class Master:
             n = pdu.write_coils_request(tx, po, addr, data, count)
         else:
             raise ValueError("function code")
+        # the reply must fit: po + its PDU, + the CRC on RTU (an exception reply is shorter)
+        if po + pdu.response_length(fc, count) + (2 if po == 1 else 0) > len(self._rx):
+            raise ValueError("buffer")
         if self._rtu:
             tx[0] = unit
             self._n = rtu.seal(tx, 1 + n)
@@ -183,7 +200,7 @@ class Master:
         if t.ready():
             if not self._rtu:
                 return self._begin(now)
-            k = t.readinto(self._rx, _BUF)
+            k = t.readinto(self._rx, len(self._rx))
             if k:
                 self.discarded += k
                 self._quiet = now
@@ -235,7 +252,7 @@ class Master:
                 want = self._need
                 if got >= 2:
                     w = rtu.frame_length(rx, got)
-                    if w > _MAX_RTU:  # a byte count no frame can have: noise
+                    if w > _MAX_RTU or w > len(rx):  # a byte count no frame (for us) can have: noise
                         got = self._skip(rx, got, 1)
                         continue
                     if w:
@@ -245,6 +262,8 @@ class Master:
                 if got >= _HDR:
                     try:
                         want = tcp.frame_length(rx, got)
+                        if want > len(rx):
+                            raise pdu.ModbusError("mbap length")
                     except pdu.ModbusError as e:
                         self.bad_frames += 1
                         t.reset()

@@ -5,12 +5,14 @@ import socket
 
 from modbus.transport import Link
 
-_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
-
+# (no _ROOM: with one class fewer, 9 globals leave the 10-slot table its free slot)
 _ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
 
 
-class _Tcp(Link):
+class Tcp(Link):
+    # Modbus TCP (MBAP).
+    rtu = False
+
     def __init__(self, host, port):
         super().__init__()
         self._addr = (host, port)
@@ -70,11 +72,7 @@ class _Tcp(Link):
         self.reset()
 
 
-class RtuOverTcp(_Tcp):
-    # RTU frames on a TCP stream (serial-to-Ethernet converters, the host simulator).
+class RtuOverTcp(Tcp):
+    # RTU frames on a TCP stream (serial-to-Ethernet converters, the host simulator). A
+    # subclass of Tcp rather than both of a shared base: one type fewer resident.
     rtu = True
-
-
-class Tcp(_Tcp):
-    # Modbus TCP (MBAP).
-    rtu = False

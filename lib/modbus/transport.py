@@ -19,8 +19,6 @@
 #   readinto(buf, n) -> bytes read into buf[0:], 0 when none are waiting; OSError: link lost
 #   reset()  drop the link after an error (TCP reconnects on the next ready())
 #   close()
-from modbus.rtu import char_us, t35_us
-
 _ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
 
 _ANCHOR = ...  # the constant table is not empty (compat.py, "A module's constant table")
@@ -55,6 +53,9 @@ class Link:
 
     def _serial(self, baudrate):
         # a serial line: t3.5 of silence before each request, receive polls every two characters
+        # (modbus.rtu imported here: a TCP link does not need it)
+        from modbus.rtu import char_us, t35_us
+
         self.char_us = char_us(baudrate)
         self.gap_us = t35_us(baudrate)
         self.poll_ms = max(1, 2 * self.char_us // 1000)
