@@ -435,7 +435,7 @@ class Endpoint(Session):
 
     def wake(self):
         if self.peer is not None and self.out:
-            self.peer.event.set()
+            self.peer.wake()
 
     async def ready(self, peer):
         self.peer = peer
