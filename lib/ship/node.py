@@ -28,6 +28,7 @@ _TLS_MS = const(10000)  # TLS handshake + HTTP upgrade of an incoming connection
 _MARGIN_MS = const(1000)  # admission deadlines back the protocol timers up, a little later
 _SWEEP_MS = const(500)  # the admission deadlines are checked this often
 _LEND_POLL_MS = const(20)
+_PARSE_WAIT_MS = const(200)  # the longest a read waits for the shared SPINE parse state
 
 # The buffers one connection borrows from the gateway's pool (ws.pool.Pool, made at start-up):
 # the WebSocket block alone (tx, then rx; the upgrade head is read into its first rx-size
@@ -126,7 +127,10 @@ class ShipNode:
     """cfg: dict with ship_id, host, port, path, max_message, timers (Timers), cem (dict or None).
 
     spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
-    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
+    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer), and
+    parse_wait(): True while reading now would make it allocate what it otherwise borrows
+    (a datagram's parse state, lent to another connection); the read then waits up to
+    _PARSE_WAIT_MS for it.
     pool: a ws.pool.Pool of admission.pool_sets(cfg) sets of BUFS; a connection borrows one for the
     rest of its life once its TLS handshake is done, by admission.lend(), and one that finds none
     is closed. None: each connection makes its own.
@@ -599,9 +603,18 @@ class ShipNode:
         # Feeds the core as bytes arrive and wakes the connection loop, which owns the timers
         # and all decisions. Runs until the connection ends or the transport fails.
         ws = peer.ws
+        sp = peer.spine
         try:
             while True:
-                if await ws.read_some(peer):
+                n = await ws.read_more()
+                # what was read is fed once the upper layer may take a datagram without
+                # allocating for it, or _PARSE_WAIT_MS later (spine_factory, parse_wait)
+                w = 0
+                while w < _PARSE_WAIT_MS and sp.parse_wait():
+                    await asyncio.sleep_ms(_LEND_POLL_MS)
+                    w += _LEND_POLL_MS
+                await ws.feed(peer)
+                if n:
                     peer.heard = time.ticks_ms()
                 peer.wake()
         except WsClosed as e:
