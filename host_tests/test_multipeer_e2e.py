@@ -225,7 +225,7 @@ def test_usecases_reread_on_discovery_change(station, idents):
 
         n0 = len(ucd_reads())
         assert n0 >= 1
-        gw.wait_for(r"use cases: EnergyGuard/limitationOfPowerConsumption", 5)
+        gw.wait_for(r"use case EnergyGuard/limitationOfPowerConsumption", 5)
         # our entities change: a discovery notify; the gateway reads our use cases again
         await guard.notify_subscribers(((0,), 0), "nodeManagementDetailedDiscoveryData")
         end = time.monotonic() + 5
