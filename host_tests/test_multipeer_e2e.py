@@ -26,8 +26,9 @@ from support.gateway_proc import Gateway
 from sim import Simulator
 from testcem.identity import Identity
 from testcem.ship import ShipPeer
-from testcem.shipmsg import ShipError
+from testcem.shipmsg import ShipError, data_message
 from testcem.spine import SpineCem
+from testcem.spinemsg import build_cmd, build_datagram, feature_address
 from testcem.usecases import GUARD_USE_CASES, HEMS_USE_CASES, our_use_case_table
 
 HOST = "127.0.0.1"
@@ -56,13 +57,14 @@ async def wait_sim(sim, pred, timeout=8.0):
     return await asyncio.get_running_loop().run_in_executor(None, sim.wait_state, pred, timeout)
 
 
-def start_station(tmp, idents, usecases):
+def start_station(tmp, idents, usecases, console=False):
     sim = Simulator(MAP, port=0, framing="rtu", seed=5).start()
     gw = Gateway(
         tmp,
         charger={"map": MAP, "link": {"kind": "rtu-over-tcp", "host": HOST, "port": sim.port},
                  "timeout_ms": 300, "retries": 1},
         extra={"usecases": usecases},
+        console=console,
     )
     for i in idents:
         gw.trust(i.ski)
@@ -223,7 +225,7 @@ def test_usecases_reread_on_discovery_change(station, idents):
 
         n0 = len(ucd_reads())
         assert n0 >= 1
-        gw.wait_for(r"use cases: EnergyGuard/limitationOfPowerConsumption", 5)
+        gw.wait_for(r"use case EnergyGuard/limitationOfPowerConsumption", 5)
         # our entities change: a discovery notify; the gateway reads our use cases again
         await guard.notify_subscribers(((0,), 0), "nodeManagementDetailedDiscoveryData")
         end = time.monotonic() + 5
@@ -276,6 +278,43 @@ def test_init_paired_no_hold(tmp_path, idents):
             assert (await hems.bind(evl.spec)).ok
             assert (await hems.write(evl.spec, "loadControlLimitListData", limits((0, 1, 2), 10), partial=True)).ok
             await wait_sim(sim, lambda s: s["limit_a"] == 10)
+            await hems.close()
+
+        run(go())
+    finally:
+        gw.stop()
+        sim.stop()
+
+
+def test_datagrams_of_two_peers_share_one_parse_state(tmp_path, idents):
+    # The gateway reads SPINE datagrams with one parse state the sessions borrow (made at
+    # start-up). The guard's datagram arrives in two frames 0.06 s apart; the HEMS's read comes
+    # in between. Its session's next read is held back until the guard's datagram is done
+    # (ship.node _reader, spine.session parse_wait) instead of a second parse state being made
+    # at run time (~2.2 KB, the largest allocation of a session then). Both are answered.
+    g_id, h_id = idents
+    gw, sim = start_station(tmp_path, idents, {"failsafe_w": 4140}, console=True)
+    try:
+        async def go():
+            guard, _ = await connect(gw, g_id, "guard", "GridGuard-1")
+            hems, _ = await connect(gw, h_id, "hems", "Hems-1")
+            await asyncio.sleep(0.5)  # the start-ups' traffic is over
+            n = 7001
+            plain = build_datagram(feature_address(guard.device, (0,), 0), guard.remote_nm_address(), "read",
+                                   build_cmd("nodeManagementUseCaseData"), n)
+            data = data_message(plain)
+            split = asyncio.ensure_future(guard.peer.send_raw(data, fragment=len(data) - 16, gap=0.06))
+            await asyncio.sleep(0.02)  # the guard's first frame is in: the datagram has begun
+            assert await hems.read_usecases(timeout=5)
+            await split
+            end = time.monotonic() + 5
+            while not [d for d in guard.transcript if d.direction != "send" and d.reference == n]:
+                assert time.monotonic() < end, "no answer to the guard's split read"
+                await asyncio.sleep(0.05)
+            mark = gw.mark()
+            gw.type("import spine.session as S;print('PARSE-MADE', S._spare[1])")
+            assert gw.wait_for(r"^PARSE-MADE (-?\d+)$", 5, start=mark).group(1) == "0"
+            await guard.close()
             await hems.close()
 
         run(go())

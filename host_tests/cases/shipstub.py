@@ -17,6 +17,9 @@ class NullSpine:
         pass
 
     # what the SHIP node asks of a connection's SPINE side besides the data (spine_factory)
+    def parse_wait(self):
+        return False
+
     async def ready(self, peer):
         pass
 

@@ -31,6 +31,9 @@ class DataTap:
         log.warn(_TAG, "data message dropped: %s", why)
         self.inner.spine_abort(why)
 
+    def parse_wait(self):
+        return self.inner.parse_wait()
+
     async def ready(self, peer):
         await self.inner.ready(peer)
 

@@ -28,6 +28,7 @@ _TLS_MS = const(10000)  # TLS handshake + HTTP upgrade of an incoming connection
 _MARGIN_MS = const(1000)  # admission deadlines back the protocol timers up, a little later
 _SWEEP_MS = const(500)  # the admission deadlines are checked this often
 _LEND_POLL_MS = const(20)
+_PARSE_WAIT_MS = const(200)  # the longest a read waits for the shared SPINE parse state
 
 # The buffers one connection borrows from the gateway's pool (ws.pool.Pool, made at start-up):
 # the WebSocket block alone (tx, then rx; the upgrade head is read into its first rx-size
@@ -53,6 +54,8 @@ class _Admitted:
 class Peer:
     """A live connection to one peer (SKI) as the rest of the gateway sees it."""
 
+    rx_error = None  # close code once the transport has ended: the 12th entry of 12 slots
+
     def __init__(self, node, ski, addr, outgoing):
         self.node = node
         self.ski = ski
@@ -62,11 +65,23 @@ class Peer:
         self.conn = None
         self.ws = None
         self.spine = None
-        self.id_checked = False
-        self.trust_at = self.started
         self.heard = self.started  # when the peer last sent anything
-        self.rx_error = None  # close code once the transport has ended
-        self.event = asyncio.Event()
+        self.id_checked = False
+        # The connection loop (_run) sleeps with nothing to do; wake() brings its task forward.
+        # None: no wake pending; True: one is (the next sleep is skipped); a Task: the loop's,
+        # asleep in the task queue and only there. Not an asyncio.Event awaited through
+        # wait_for_ms: that is a task, two coroutines and a TaskQueue more per connection for
+        # as long as it lives, and a task, coroutines and two exceptions more every loop step.
+        self.nap = None
+
+    def wake(self):
+        t = self.nap
+        self.nap = True
+        if t is not None and t is not True:
+            # as Task.cancel() brings a sleeping task forward
+            q = core._task_queue
+            q.remove(t)
+            q.push(t)
 
     @property
     def state(self):
@@ -86,21 +101,8 @@ class Peer:
         await ws.write(DATA_SUFFIX)
         await ws.end()
 
-    def close(self, reason="unspecific", code=C.CLOSE_NORMAL):
-        if self.conn:
-            self.conn.close(time.ticks_ms(), reason, code)
-        self.node._wake(self)
-
-
-async def _write_bytes(ws, data):
-    await ws.write(data)
-
-
-class _Sink:
-    # Stamps the time on each incoming message before the sans-IO core sees it.
-    def __init__(self, conn):
-        self.conn = conn
-
+    # The WebSocket's sink (ws.stream read_some): stamps the time on each incoming message
+    # before the sans-IO core sees it.
     def ws_begin(self):
         self.conn.now = time.ticks_ms()
         self.conn.ws_begin()
@@ -111,12 +113,24 @@ class _Sink:
     def ws_end(self):
         self.conn.ws_end()
 
+    def close(self, reason="unspecific", code=C.CLOSE_NORMAL):
+        if self.conn:
+            self.conn.close(time.ticks_ms(), reason, code)
+        self.node._wake(self)
+
+
+async def _write_bytes(ws, data):
+    await ws.write(data)
+
 
 class ShipNode:
     """cfg: dict with ship_id, host, port, path, max_message, timers (Timers), cem (dict or None).
 
     spine_factory(peer) returns the upper layer of one connection: the SHIP data sink
-    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer).
+    (spine_begin/data/end/abort) plus async ready(peer), async poll(peer), closed(peer), and
+    parse_wait(): True while reading now would make it allocate what it otherwise borrows
+    (a datagram's parse state, lent to another connection); the read then waits up to
+    _PARSE_WAIT_MS for it.
     pool: a ws.pool.Pool of admission.pool_sets(cfg) sets of BUFS; a connection borrows one for the
     rest of its life once its TLS handshake is done, by admission.lend(), and one that finds none
     is closed. None: each connection makes its own.
@@ -497,16 +511,16 @@ class ShipNode:
             pin=self.pin, peer_pin=peer_pin, ctrl=ws,
         )
         peer.conn = conn
-        sink = _Sink(conn)
         self._register(peer)
         log.info(_TAG, "%s: %s connection from SKI %s", addr, "outgoing" if outgoing else "incoming", ski)
         conn.start(now)
         timers = self.cfg["timers"]
         pinged = False
-        ev = peer.event
-        reader = asyncio.create_task(detached(self._reader(peer, sink)))
+        trust_at = now
+        reader = asyncio.create_task(detached(self._reader(peer)))
         try:
-            await self._flush(peer)
+            if self._due(peer):
+                await self._flush(peer)
             while conn.state != C.CLOSED:
                 now = time.ticks_ms()
                 wait = conn.ms_to_deadline(now)
@@ -517,12 +531,15 @@ class ShipNode:
                     live = timers.idle + (timers.pong if pinged else 0) - time.ticks_diff(now, peer.heard)
                     if live < wait:
                         wait = live if live > 0 else 0
-                if not ev.is_set():
+                if peer.nap is None:
+                    peer.nap = asyncio.current_task()
                     try:
-                        await asyncio.wait_for_ms(ev.wait(), wait)
-                    except asyncio.TimeoutError:
-                        pass
-                ev.clear()
+                        await asyncio.sleep_ms(wait)
+                    finally:
+                        # cleared before anything else runs: wake() must never take this task
+                        # off the task queue while it waits anywhere else
+                        peer.nap = None
+                peer.nap = None
                 if peer.rx_error is not None:
                     conn.ws_closed(peer.rx_error)
                     break
@@ -530,7 +547,8 @@ class ShipNode:
                 conn.tick(now)
                 # what the peer's messages produced (a PIN pairing among them) is acted on
                 # before the trust check below looks at the store
-                await self._flush(peer)
+                if self._due(peer):
+                    await self._flush(peer)
                 if conn.state >= C.DATA and conn.state != C.CLOSED:
                     # liveness: a silent peer (even one stuck mid-frame) is pinged, then dropped
                     quiet = time.ticks_diff(now, peer.heard)
@@ -544,8 +562,8 @@ class ShipNode:
                             await ws.ping(b"ship")
                         except WsClosed:
                             pass  # closing already; the reader reports it
-                if time.ticks_diff(now, peer.trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
-                    peer.trust_at = now
+                if time.ticks_diff(now, trust_at) >= _TRUST_POLL_MS or conn.state == C.HELLO:
+                    trust_at = now
                     self._check_trust(peer, now)
                 if h.slot >= 0 and not h.session and conn.state != C.CLOSED:
                     # a stranger typing the PIN stays pre-auth (its slot keeps the HELLO stage and
@@ -559,7 +577,8 @@ class ShipNode:
                         self.stats["rejected"] += 1
                         conn.abort(C.CLOSE_NORMAL, "too many sessions")
                 self._resolve_double(peer)
-                await self._flush(peer)
+                if self._due(peer):
+                    await self._flush(peer)
                 if conn.state in (C.DATA, C.CLOSING):
                     await peer.spine.poll(peer)
                 if self.probe:
@@ -580,23 +599,33 @@ class ShipNode:
             log.info(_TAG, "%s: closed (%d %s)", addr, conn.close_code, conn.close_reason)
         return peer
 
-    async def _reader(self, peer, sink):
+    async def _reader(self, peer):
         # Feeds the core as bytes arrive and wakes the connection loop, which owns the timers
         # and all decisions. Runs until the connection ends or the transport fails.
         ws = peer.ws
-        ev = peer.event
+        sp = peer.spine
         try:
             while True:
-                if await ws.read_some(sink):
+                n = await ws.read_more()
+                # what was read is fed once the upper layer may take a datagram without
+                # allocating for it, or _PARSE_WAIT_MS later (spine_factory, parse_wait)
+                w = 0
+                while w < _PARSE_WAIT_MS and sp.parse_wait():
+                    await asyncio.sleep_ms(_LEND_POLL_MS)
+                    w += _LEND_POLL_MS
+                await ws.feed(peer)
+                if n:
                     peer.heard = time.ticks_ms()
-                ev.set()
+                peer.wake()
         except WsClosed as e:
             peer.rx_error = e.code
         except OSError:
             peer.rx_error = 1006
-        ev.set()
+        peer.wake()
 
-    async def _flush(self, peer):
+    def _due(self, peer):
+        # Before each _flush; True when the core has actions for it. The step loop calls
+        # _flush only then: a coroutine each, three times a step, is heap churn for nothing.
         conn = peer.conn
         ws = peer.ws
         self._save_pin()
@@ -604,6 +633,11 @@ class ShipNode:
             # the last words (hello aborted, the close frame) wait no longer than a close
             # does: a peer that does not read cannot keep the connection past its timer
             ws.send_ms = ws.close_ms
+        return len(conn.out) > 0
+
+    async def _flush(self, peer):
+        conn = peer.conn
+        ws = peer.ws
         while conn.out:
             act = conn.out.pop(0)
             kind = act[0]
@@ -705,7 +739,7 @@ class ShipNode:
 
     def _wake(self, peer):
         # a local decision (close, unpairing, double connection) is acted on at once
-        peer.event.set()
+        peer.wake()
 
     def unregister(self, ski):
         """Forget a trusted peer and end its connection (close 4500, ship.md 9.2)."""

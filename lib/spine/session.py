@@ -39,18 +39,22 @@ _NAMES = ER.Names(
 
 
 # What reading one datagram takes: the reader, the header consumer and the tree of a write's
-# data (~2.4 KB 32-bit, and the reader's view cache grows with use). A session borrows it from
+# data (~2.2 KB 32-bit, and the reader's view cache grows with use). A session borrows it from
 # spine_begin to the end of that datagram, which is processed whole inside spine_end, so
 # sessions seldom read at the same time and two sessions keep one of these instead of two. The
 # application makes it at start-up (reserve()); a session that begins while it is lent makes
-# its own, dropped when it is done.
-_spare = [None]
+# its own, dropped when it is done. The SHIP node holds a read back for a while when that
+# would happen (parse_wait()).
+# [the parse state not lent (None: lent, or none reserved), parse states made after reserve()
+# (-1: none reserved, each session makes its own)]
+_spare = [None, -1]
 
 
 def reserve():
     """Makes the parse state the sessions borrow, once (the application, at start-up)."""
     if _spare[0] is None:
         _spare[0] = _new()
+        _spare[1] = 0
 
 
 def _new():
@@ -61,6 +65,8 @@ def _new():
 def _lend():
     p = _spare[0]
     if p is None:
+        if _spare[1] >= 0:
+            _spare[1] += 1
         return _new()
     _spare[0] = None
     return p
@@ -149,6 +155,14 @@ class Session:
         self._failed = None
 
     # ---- the SHIP data sink ----------------------------------------------------------------
+
+    def parse_wait(self):
+        """True while a datagram this session began now would find the shared parse state lent
+        to another session's datagram and make one of its own (~2.2 KB at run time, and the
+        heap's largest allocation then). A peer sends a datagram whole, so the other one is
+        usually done within milliseconds: the SHIP node holds this session's next read back
+        that long (bounded, ship.node _reader)."""
+        return self._p is None and _spare[0] is None and _spare[1] >= 0
 
     def spine_begin(self):
         p = self._p

@@ -192,34 +192,50 @@ class WsConnection:
     async def read_some(self, sink):
         # One network read, fed to the decoder; returns the bytes read (0 when the transport
         # had nothing, e.g. a partial TLS record).
+        n = await self.read_more()
+        await self.feed(sink)
+        return n
+
+    async def read_more(self):
+        """read_some's network read alone: into the rx part, fed by the next feed(); returns the
+        bytes read (0 when the transport had nothing, or bytes read before are not fed yet). A
+        caller may decide between the two (ship.node holds the feed back while its upper layer
+        waits for a shared parse state); waiting in the read keeps this small frame alive, not
+        feed()'s."""
         if self.close_code:
             raise WsClosed(self.close_code, self.close_reason)
+        if self._po < self._pe:
+            return 0
+        at = self.tx_end
+        mv = self._rxmv
+        ka = self.kept_at
+        if ka >= 0:
+            # all received bytes are fed and a message is kept: it moves to the start of the
+            # rx part, and the read lands behind it
+            k = self.kept_end - ka
+            mv = memoryview(self.buf)
+            if ka != at:
+                mv[at : at + k] = mv[ka : ka + k]
+                self.kept_at = at
+                self.kept_end = at + k
+            at += k
+            mv = mv[at:]
         n = 0
-        if self._po >= self._pe:
-            at = self.tx_end
-            mv = self._rxmv
-            ka = self.kept_at
-            if ka >= 0:
-                # all received bytes are fed and a message is kept: it moves to the start of the
-                # rx part, and the read lands behind it
-                k = self.kept_end - ka
-                mv = memoryview(self.buf)
-                if ka != at:
-                    mv[at : at + k] = mv[ka : ka + k]
-                    self.kept_at = at
-                    self.kept_end = at + k
-                at += k
-                mv = mv[at:]
-            try:
-                n = await self._r.readinto(mv)
-            except OSError:
-                self._closed(1006, "connection reset")
-            if n is None:
-                return 0
-            if not n:
-                self._closed(1006, "connection lost")
-            self._po = at
-            self._pe = at + n
+        try:
+            n = await self._r.readinto(mv)
+        except OSError:
+            self._closed(1006, "connection reset")
+        if n is None:
+            return 0
+        if not n:
+            self._closed(1006, "connection lost")
+        self._po = at
+        self._pe = at + n
+        return n
+
+    async def feed(self, sink):
+        """Feeds the bytes read and not fed yet to the decoder (sink: ws_begin/ws_data/ws_end);
+        control frames are answered here. WsClosed once the connection is closed for reading."""
         buf = self.buf
         dec = self._dec
         while self._po < self._pe:
@@ -263,7 +279,6 @@ class WsConnection:
                         except OSError:  # the peer may be gone already
                             pass
                     raise WsClosed(code or 1005, reason)
-        return n
 
     # --- a message kept whole in the rx part for the sink
 

@@ -355,9 +355,10 @@ class WsPeer:
         except (asyncio.TimeoutError, OSError, ssl.SSLError) as e:
             raise self._error("write failed: %r" % (e,)) from None
 
-    async def send_raw(self, data, *, text=False, fragment=None):
+    async def send_raw(self, data, *, text=False, fragment=None, gap=None):
         """Send one SHIP message as given (type byte + payload) in a binary frame (``text=True``: text
-        frame, negative tests). ``fragment=n`` splits it into frames of n bytes (first + continuations)."""
+        frame, negative tests). ``fragment=n`` splits it into frames of n bytes (first + continuations);
+        ``gap=s`` sends each of them s seconds after the one before (a message arriving in pieces)."""
         data = bytes(data)
         if fragment and len(data) > fragment:
             if not self._open():
@@ -367,6 +368,10 @@ class WsPeer:
             parts = [data[i:i + fragment] for i in range(0, len(data), fragment)]
             (self.ws.send_text if text else self.ws.send_binary)(parts[0], fin=False)
             for i, p in enumerate(parts[1:], 1):
+                if gap:
+                    self._flush()
+                    await self._drain()
+                    await asyncio.sleep(gap)
                 self.ws.send_continuation(p, fin=i == len(parts) - 1)
             for i, p in enumerate(parts):
                 self.ws_events.append(("send", ("TEXT" if text else "BINARY") if i == 0 else "CONT",
