@@ -129,11 +129,11 @@ def name_eq(buf, n, off, r, ri=0):
     return False
 
 
-def read_name(buf, n, off, out, lower=True):
-    """Copy the name at off into bytearray out as an uncompressed ref (lower-case unless
-    told otherwise); returns its length. For the browser, which keeps the names it learns."""
+def read_name(buf, n, off, out, lower=True, k=0):
+    """Copy the name at off into bytearray out from offset k as an uncompressed ref
+    (lower-case unless told otherwise); returns the offset just past it. For the browser,
+    which keeps the names it learns, and the writer, which echoes a question in place."""
     p = lo = off
-    k = 0
     jumps = 0
     while True:
         if p >= n:
@@ -245,7 +245,9 @@ class Reader:
 class Writer:
     """Builds one message into buf. Names are compressed as dnspython does: every suffix
     first written in full is remembered at its offset, and a later name that ends in a
-    remembered suffix (ASCII case ignored) points to it."""
+    remembered suffix (ASCII case ignored) points to it. A name is first copied in full,
+    then cut at its first remembered suffix: so a question echoed from a received message
+    needs no buffer of its own."""
 
     def __init__(self, size=1460, slots=32):
         self.buf = bytearray(size)
@@ -266,75 +268,68 @@ class Writer:
         self.pos = 12
         self._nt = 0
 
-    def _room(self, k):
-        if self.pos + k > self.size:
-            raise DnsError("message does not fit")
-
-    def u8(self, v):
-        self._room(1)
-        self.buf[self.pos] = v
-        self.pos += 1
-
     def u16(self, v):
-        self._room(2)
-        b = self.buf
         p = self.pos
+        if p + 2 > self.size:
+            raise DnsError("message does not fit")
+        b = self.buf
         b[p] = (v >> 8) & 0xFF
         b[p + 1] = v & 0xFF
         self.pos = p + 2
 
-    def u32(self, v):
-        self.u16((v >> 16) & 0xFFFF)
-        self.u16(v & 0xFFFF)
-
     def raw(self, data):
         k = len(data)
-        self._room(k)
         p = self.pos
+        if p + k > self.size:
+            raise DnsError("message does not fit")
         self.buf[p : p + k] = data
         self.pos = p + k
-
-    def _find(self, r, ri):
-        # offset of a remembered name equal to r[ri:], or -1
-        b = self.buf
-        n = self.pos
-        tab = self._tab
-        for i in range(self._nt):
-            if name_eq(b, n, tab[i], r, ri):
-                return tab[i]
-        return -1
 
     def name(self, r, compress=True):
         """Write ref r; compress=False writes it in full and remembers nothing (SRV targets,
         as dnspython does)."""
-        ri = 0
         b = self.buf
+        p = self.pos
+        ri = 0
         while True:
             c = r[ri]
-            if c == 0:
-                self.u8(0)
-                return
-            if compress:
-                t = self._find(r, ri)
-                if t >= 0:
-                    self.u16(0xC000 | t)
-                    return
-                if self._nt < len(self._tab) and self.pos <= 0x3FFF:
-                    self._tab[self._nt] = self.pos
-                    self._nt += 1
-            self._room(c + 1)
-            p = self.pos
+            if p + c + 1 > self.size:
+                raise DnsError("message does not fit")
             for i in range(ri, ri + c + 1):  # labels are short: a loop beats a slice object
                 b[p] = r[i]
                 p += 1
-            self.pos = p
+            if c == 0:
+                break
             ri += c + 1
+        if compress:
+            self._cut(p)
+        else:
+            self.pos = p
 
-    def name_from(self, src, n, off, scratch):
+    def name_from(self, src, n, off):
         """Write a name found in a received message as it came (legacy unicast echoes the
         question)."""
-        read_name(src, n, off, scratch, False)
-        self.name(scratch)
+        self._cut(read_name(src, n, off, self.buf, False, self.pos))
+
+    def _cut(self, end):
+        # the name copied in full at pos..end: point to the first of its suffixes remembered
+        # before it (its own are not: name_eq reads nothing at or past pos), remember the others
+        b = self.buf
+        q = p = self.pos
+        tab = self._tab
+        while b[q]:
+            for i in range(self._nt):
+                t = tab[i]
+                if name_eq(b, p, t, b, q):
+                    b[q] = 0xC0 | (t >> 8)
+                    b[q + 1] = t & 0xFF
+                    self.pos = q + 2
+                    return
+            if self._nt < len(tab) and q <= 0x3FFF:
+                tab[self._nt] = q
+                self._nt += 1
+            q += b[q] + 1
+        self.pos = end
 
     def question(self, r, qtype, qclass):
         self.name(r)
@@ -348,7 +343,8 @@ class Writer:
         self.name(r)
         self.u16(rtype)
         self.u16(rclass)
-        self.u32(ttl)
+        self.u16(ttl >> 16)
+        self.u16(ttl & 0xFFFF)
         self.u16(0)
         self._rd = self.pos
         self._count(4 + 2 * section)

@@ -83,7 +83,6 @@ class Responder:
     def __init__(self, instance, host, port, ip, txt_pairs, service=SERVICE, ttl=TTL, size=None):
         self.w = None
         self.r = D.Reader()
-        self._scratch = bytearray(256)
         self.ttl = ttl
         self._last = [0] * _N  # ticks of each record's last multicast
         self._sent = 0  # records multicast at least once
@@ -335,7 +334,7 @@ class Responder:
             w.begin(r.id, D.RESPONSE)
             r.start(buf, n)
             while r.question():
-                w.name_from(buf, n, r.name, self._scratch)
+                w.name_from(buf, n, r.name)
                 w.u16(r.type)
                 w.u16(r.cls & 0x7FFF)
                 w._count(4)
