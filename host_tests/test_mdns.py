@@ -451,7 +451,8 @@ def test_mutation_corpus_under_micropython_matches_cpython(tmp_path):
 
 MEMORY = """
 import gc, micropython, socket
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 r = Responder("OpenEVGW-Box-1234", "openevgw-1234", 4712, "192.168.1.20",
               ship_txt("OpenEVGW-Box-1234", "%s", brand="OpenEVGW", model="Box", dtype="ChargingStation",
                        serial="1234"))
@@ -557,9 +558,10 @@ def test_pick_dials_the_first_trusted_cem_and_follows_its_address():
 
 
 def test_responder_names_kept_as_constants_are_their_wire_forms():
-    """mdns.responder keeps two fixed names in wire form as constants (no bytes made at import):
-    they must be what dnspython encodes."""
-    from mdns import responder
+    """mdns.responder and mdns.setup keep the fixed names in wire form as constants (no bytes
+    made at import): they must be what dnspython encodes."""
+    from mdns import responder, setup
 
+    assert responder._SHIP == setup._SHIP == dns.name.from_text("_ship._tcp.local.").to_wire()
     assert responder._SERVICES == dns.name.from_text("_services._dns-sd._udp.local.").to_wire()
-    assert responder._LOCAL == dns.name.from_text("local.").to_wire()
+    assert setup._LOCAL == dns.name.from_text("local.").to_wire()

@@ -21,7 +21,8 @@ from support import mpyrun
 SCRIPT = r"""
 import asyncio, gc, socket, time, micropython
 gc.collect(); gc.collect(); base = gc.mem_alloc()
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 from mdns.udp import Mdns
 from compat import recv_datagram
 gc.collect(); gc.collect()

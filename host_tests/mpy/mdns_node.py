@@ -7,7 +7,8 @@ import os
 import sys
 
 from mdns.browse import Browser
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 from mdns.udp import Mdns
 
 SKI = "0123456789abcdef0123456789abcdef01234567"

@@ -5,8 +5,8 @@
 from check import normalize_ski
 from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
-from mdns.responder import SERVICE
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
 _FIRST_MS = const(1000)  # RFC 6762 5.2: the interval starts at 1 s and doubles
 _RESOLVE_MS = const(1000)
 _MAX_KNOWN = const(8)  # known answers per query (one packet)
@@ -38,10 +38,12 @@ class Found:
 
 
 class Browser:
-    def __init__(self, own_ski=None, service=SERVICE, max_interval_ms=60000, size=512):
+    def __init__(self, own_ski=None, service="_ship._tcp.local", max_interval_ms=60000, size=512):
+        from mdns.setup import ref
+
         self.w = D.Writer(size)
         self.r = D.Reader()
-        self._service = D.ref(service)
+        self._service = ref(service)
         self._scratch = bytearray(256)
         self.own_ski = own_ski
         self.found = []  # Found, in the order first seen

@@ -2,7 +2,8 @@
 # Reader walks a received message in place (no copies, no objects per record); Writer builds
 # a message into one preallocated buffer with the same name compression as dnspython, so the
 # host tests can compare our packets with dnspython's byte for byte.
-# Names we own are kept as uncompressed wire bytes ("refs"): b"\x05_ship\x04_tcp\x05local\x00".
+# Names we own are kept as uncompressed wire bytes ("refs"): b"\x05_ship\x04_tcp\x05local\x00",
+# made at set-up by mdns.setup.
 from compat import const
 
 TYPE_A = const(1)
@@ -26,32 +27,6 @@ _MAX_NAME = const(255)  # wire length of a name (RFC 1035 3.1)
 
 class DnsError(ValueError):
     pass
-
-
-def ref(text):
-    """Uncompressed wire form of a dotted name ('_ship._tcp.local'); labels may hold any
-    UTF-8 except a dot. Made once per name at set-up."""
-    out = bytearray()
-    for label in text.split("."):
-        b = label.encode()
-        if not b:
-            continue
-        if len(b) > 63:
-            raise DnsError("label over 63 bytes")
-        out.append(len(b))
-        out.extend(b)
-    out.append(0)
-    if len(out) > _MAX_NAME:
-        raise DnsError("name over 255 bytes")
-    return bytes(out)
-
-
-def label_ref(label, suffix):
-    """One label (instance names may contain dots and spaces) in front of a ref."""
-    b = label.encode()
-    if not 0 < len(b) <= 63 or len(b) + len(suffix) + 1 > _MAX_NAME:
-        raise DnsError("bad label length")
-    return bytes([len(b)]) + b + suffix
 
 
 def name_end(buf, n, off):
