@@ -6,21 +6,10 @@
 # made at set-up by mdns.setup.
 from compat import const
 
-TYPE_A = const(1)
-TYPE_PTR = const(12)
-TYPE_TXT = const(16)
-_TYPE_AAAA = const(28)
-TYPE_SRV = const(33)
-TYPE_ANY = const(255)
-CLASS_IN = const(1)
-CLASS_ANY = const(255)
-# top bit of the class: cache-flush in records, unicast-response (QU) in questions
-CLASS_TOP = const(0x8000)
-FLAG_QR = const(0x8000)
-_FLAG_AA = const(0x0400)
-_FLAG_TC = const(0x0200)
-RESPONSE = const(0x8400)  # QR + AA, opcode 0: every mDNS response
-
+# The record types, classes and flags are private constants of each module that uses them
+# (folded at compile time, no globals entries): TYPE A 1, PTR 12, TXT 16, SRV 33, ANY 255;
+# CLASS IN 1, ANY 255, its top bit 0x8000 the cache-flush (records) or unicast-response
+# (questions) bit; flags QR 0x8000, AA 0x0400, every mDNS response 0x8400.
 _MAX_JUMPS = const(16)  # compression pointers followed per name
 _MAX_NAME = const(255)  # wire length of a name (RFC 1035 3.1)
 
@@ -68,10 +57,6 @@ def name_end(buf, n, off):
                 raise DnsError("label runs past the end")
 
 
-def _lc(c):
-    return c + 32 if 65 <= c <= 90 else c
-
-
 def name_eq(buf, n, off, r, ri=0):
     """Does the name at buf[off] equal ref r from offset ri (a suffix), ignoring ASCII case?
     Safe on unchecked input: a malformed name compares unequal."""
@@ -97,7 +82,9 @@ def name_eq(buf, n, off, r, ri=0):
         ri += 1
         end = p + c
         while p < end:
-            if _lc(buf[p]) != _lc(r[ri]):
+            a = buf[p]
+            b = r[ri]
+            if a != b and (a | 32 != b | 32 or not 97 <= a | 32 <= 122):  # ASCII case ignored
                 return False
             p += 1
             ri += 1
@@ -131,7 +118,8 @@ def read_name(buf, n, off, out, lower=True, k=0):
         if c == 0:
             return k
         for _ in range(c):
-            out[k] = _lc(buf[p]) if lower else buf[p]
+            a = buf[p]
+            out[k] = a + 32 if lower and 65 <= a <= 90 else a
             k += 1
             p += 1
 
@@ -225,9 +213,11 @@ class Writer:
     needs no buffer of its own."""
 
     def __init__(self, size=1460, slots=32):
+        from array import array
+
         self.buf = bytearray(size)
         self.size = size
-        self._tab = [0] * slots  # offsets of remembered suffixes
+        self._tab = array("H", range(slots))  # offsets of remembered suffixes (2 B each, a list 4)
         self._nt = 0
         self.pos = 12
         self._rd = 0

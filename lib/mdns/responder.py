@@ -18,6 +18,16 @@ _ROOM = ...  # a free slot in the globals table (compat.py, "A full globals tabl
 _SHIP = const(b"\x05_ship\x04_tcp\x05local\x00")  # _ship._tcp.local, the service
 _SERVICES = const(b"\x09_services\x07_dns-sd\x04_udp\x05local\x00")  # _services._dns-sd._udp.local
 _TTL = const(120)
+_TYPE_A = const(1)
+_TYPE_PTR = const(12)
+_TYPE_TXT = const(16)
+_TYPE_SRV = const(33)
+_TYPE_ANY = const(255)
+_CLASS_IN = const(1)
+_CLASS_ANY = const(255)
+_TOP = const(0x8000)  # of a class: cache-flush (records), unicast response (questions)
+_FLAG_QR = const(0x8000)
+_RESPONSE = const(0x8400)  # QR + AA, opcode 0: every mDNS response
 _LEGACY_TTL = const(10)  # RFC 6762 6.7: answers to one-shot (legacy) queriers
 _PORT = const(5353)
 
@@ -85,24 +95,24 @@ class Responder:
 
     def _put(self, i, ttl, flush, section):
         w = self.w
-        cls = D.CLASS_IN | (D.CLASS_TOP if flush and i != _R_PTR and i != _R_SVC else 0)
+        cls = _CLASS_IN | (_TOP if flush and i != _R_PTR and i != _R_SVC else 0)
         if i == _R_PTR:
-            w.record(_SHIP, D.TYPE_PTR, cls, ttl, section)
+            w.record(_SHIP, _TYPE_PTR, cls, ttl, section)
             w.name(self._inst)
         elif i == _R_SRV:
-            w.record(self._inst, D.TYPE_SRV, cls, ttl, section)
+            w.record(self._inst, _TYPE_SRV, cls, ttl, section)
             w.u16(0)
             w.u16(0)
             w.u16(self.port)
             w.name(self._host, False)  # uncompressed, as RFC 2782 and dnspython write it
         elif i == _R_TXT:
-            w.record(self._inst, D.TYPE_TXT, cls, ttl, section)
+            w.record(self._inst, _TYPE_TXT, cls, ttl, section)
             w.raw(self.txt)
         elif i == _R_A:
-            w.record(self._host, D.TYPE_A, cls, ttl, section)
+            w.record(self._host, _TYPE_A, cls, ttl, section)
             w.raw(self.ip)
         else:
-            w.record(_SERVICES, D.TYPE_PTR, cls, ttl, section)
+            w.record(_SERVICES, _TYPE_PTR, cls, ttl, section)
             w.name(_SHIP)
         w.end()
 
@@ -110,21 +120,21 @@ class Responder:
         """Which of our records (bit) the current record of reader r is, name, type and
         rdata alike; 0 for none."""
         t = r.type
-        if t == D.TYPE_PTR:
+        if t == _TYPE_PTR:
             if D.name_eq(buf, n, r.name, _SHIP) and D.name_eq(buf, n, r.rdata, self._inst):
                 return 1 << _R_PTR
             if D.name_eq(buf, n, r.name, _SERVICES) and D.name_eq(buf, n, r.rdata, _SHIP):
                 return 1 << _R_SVC
-        elif t == D.TYPE_SRV:
+        elif t == _TYPE_SRV:
             p = r.rdata
             if (r.rdlen > 6 and buf[p] == 0 and buf[p + 1] == 0 and buf[p + 2] == 0 and buf[p + 3] == 0
                     and ((buf[p + 4] << 8) | buf[p + 5]) == self.port
                     and D.name_eq(buf, n, r.name, self._inst) and D.name_eq(buf, n, p + 6, self._host)):
                 return 1 << _R_SRV
-        elif t == D.TYPE_TXT:
+        elif t == _TYPE_TXT:
             if r.rdlen == len(self.txt) and _same(buf, r.rdata, self.txt) and D.name_eq(buf, n, r.name, self._inst):
                 return 1 << _R_TXT
-        elif t == D.TYPE_A:
+        elif t == _TYPE_A:
             if r.rdlen == 4 and _same(buf, r.rdata, self.ip) and D.name_eq(buf, n, r.name, self._host):
                 return 1 << _R_A
         return 0
@@ -164,15 +174,15 @@ class Responder:
                 self._count = 0
                 return self.poll(now)
             w.begin(0, 0)
-            qu = D.CLASS_TOP if self._count == 0 else 0  # RFC 6762 8.1: first probe asks QU
-            w.question(self._inst, D.TYPE_ANY, D.CLASS_IN | qu)
-            w.question(self._host, D.TYPE_ANY, D.CLASS_IN | qu)
+            qu = _TOP if self._count == 0 else 0  # RFC 6762 8.1: first probe asks QU
+            w.question(self._inst, _TYPE_ANY, _CLASS_IN | qu)
+            w.question(self._host, _TYPE_ANY, _CLASS_IN | qu)
             for i in (_R_SRV, _R_TXT, _R_A):
                 self._put(i, _TTL, False, 2)
             self._count += 1
             self._due = ticks_add(now, _PROBE_MS)
             return w.pos
-        w.begin(0, D.RESPONSE)
+        w.begin(0, _RESPONSE)
         for i in range(_N):
             self._put(i, _TTL, True, 1)
         self._multicast(_ALL, now)
@@ -190,7 +200,7 @@ class Responder:
             return 0
         self.state = IDLE
         w = self.w
-        w.begin(0, D.RESPONSE)
+        w.begin(0, _RESPONSE)
         for i in range(_N):
             self._put(i, 0, True, 1)
         return w.pos
@@ -219,7 +229,7 @@ class Responder:
         r = self.r
         try:
             r.start(buf, n)
-            if r.flags & D.FLAG_QR:
+            if r.flags & _FLAG_QR:
                 # another host's record of a unique name of ours, with other data: a conflict
                 if self.state != IDLE:
                     while r.record():
@@ -245,27 +255,27 @@ class Responder:
         qu = True
         while r.question():
             c = r.cls & 0x7FFF
-            if c != D.CLASS_IN and c != D.CLASS_ANY:
+            if c != _CLASS_IN and c != _CLASS_ANY:
                 continue
-            if not r.cls & D.CLASS_TOP:
+            if not r.cls & _TOP:
                 qu = False
             t = r.type
-            anyt = t == D.TYPE_ANY
+            anyt = t == _TYPE_ANY
             if D.name_eq(buf, n, r.name, _SHIP):
-                if anyt or t == D.TYPE_PTR:
+                if anyt or t == _TYPE_PTR:
                     want |= 1 << _R_PTR
                     extra |= (1 << _R_SRV) | (1 << _R_TXT) | (1 << _R_A)  # RFC 6763 12.1
             elif D.name_eq(buf, n, r.name, self._inst):
-                if anyt or t == D.TYPE_SRV:
+                if anyt or t == _TYPE_SRV:
                     want |= 1 << _R_SRV
                     extra |= 1 << _R_A  # RFC 6763 12.2
-                if anyt or t == D.TYPE_TXT:
+                if anyt or t == _TYPE_TXT:
                     want |= 1 << _R_TXT
             elif D.name_eq(buf, n, r.name, self._host):
-                if anyt or t == D.TYPE_A:
+                if anyt or t == _TYPE_A:
                     want |= 1 << _R_A
             elif D.name_eq(buf, n, r.name, _SERVICES):
-                if anyt or t == D.TYPE_PTR:
+                if anyt or t == _TYPE_PTR:
                     want |= 1 << _R_SVC
         if not want:
             self.stats[1] += 1
@@ -285,7 +295,7 @@ class Responder:
         w = self.w
         if legacy:
             # one-shot resolver (RFC 6762 6.7): its id and questions back, short TTL, no flush
-            w.begin(r.id, D.RESPONSE)
+            w.begin(r.id, _RESPONSE)
             r.start(buf, n)
             while r.question():
                 w.name_from(buf, n, r.name)
@@ -295,10 +305,17 @@ class Responder:
             ttl = _LEGACY_TTL
             self.unicast = True
         else:
-            w.begin(0, D.RESPONSE)
+            w.begin(0, _RESPONSE)
             ttl = _TTL
             # QU (5.4): unicast, unless a record was not multicast within a quarter TTL
-            self.unicast = qu and self._fresh(want | extra, now)
+            m = want | extra
+            if qu and not m & ~self._sent:
+                for i in range(_N):
+                    if m & (1 << i) and ticks_diff(now, self._last[i]) > _TTL * 250:
+                        qu = False
+            else:
+                qu = False
+            self.unicast = qu
         for i in range(_N):
             if want & (1 << i):
                 self._put(i, ttl, not legacy, 1)
@@ -310,15 +327,6 @@ class Responder:
             self._multicast(want | extra, now)
         self.stats[0] += 1
         return w.pos
-
-    def _fresh(self, mask, now):
-        if mask & ~self._sent:
-            return False
-        q = _TTL * 250  # a quarter of the TTL, in ms
-        for i in range(_N):
-            if mask & (1 << i) and ticks_diff(now, self._last[i]) > q:
-                return False
-        return True
 
 
 def _same(buf, off, data):
