@@ -125,9 +125,10 @@ def read_name(buf, n, off, out, lower=True, k=0):
 
 
 class Reader:
-    """Walks one message. After start(): id, flags, qd, an, ns, ar. question() and record()
-    step through the sections and leave the fields of the current entry in attributes
-    (name = offset of its owner name), so reading allocates nothing."""
+    """Walks one message. After start(): flags, qd, an, ns, ar (the id is buf[0:2]).
+    question() and record() step through the sections and leave the fields of the current
+    entry in attributes (name = offset of its owner name), so reading allocates nothing.
+    Sixteen attributes: their table (17 slots) keeps a free one."""
 
     def __init__(self):
         self.buf = None
@@ -139,19 +140,17 @@ class Reader:
             raise DnsError("short header")
         self.buf = buf
         self.n = n
-        self.id = (buf[0] << 8) | buf[1]
         self.flags = (buf[2] << 8) | buf[3]
         self.qd = (buf[4] << 8) | buf[5]
         self.an = (buf[6] << 8) | buf[7]
         self.ns = (buf[8] << 8) | buf[9]
         self.ar = (buf[10] << 8) | buf[11]
         self.pos = 12
-        self._q = 0
-        self._r = 0
+        self._i = 0  # entries read: questions, then records
         self.section = 0  # of the current record: 1 answer, 2 authority, 3 additional
 
     def question(self):
-        if self._q >= self.qd:
+        if self._i >= self.qd:
             return False
         buf = self.buf
         off = self.pos
@@ -162,7 +161,7 @@ class Reader:
         self.type = (buf[p] << 8) | buf[p + 1]
         self.cls = (buf[p + 2] << 8) | buf[p + 3]
         self.pos = p + 4
-        self._q += 1
+        self._i += 1
         return True
 
     def skip_questions(self):
@@ -171,9 +170,9 @@ class Reader:
 
     def record(self):
         """Next resource record of the answer, authority or additional section."""
-        if self._q < self.qd:
+        if self._i < self.qd:
             self.skip_questions()
-        r = self._r
+        r = self._i - self.qd
         if r >= self.an + self.ns + self.ar:
             return False
         buf = self.buf
@@ -192,7 +191,7 @@ class Reader:
         self.rdata = p
         self.rdlen = ln
         self.pos = p + ln
-        self._r = r + 1
+        self._i += 1
         self.section = 1 if r < self.an else (2 if r < self.an + self.ns else 3)
         return True
 

@@ -295,7 +295,7 @@ class Responder:
         w = self.w
         if legacy:
             # one-shot resolver (RFC 6762 6.7): its id and questions back, short TTL, no flush
-            w.begin(r.id, _RESPONSE)
+            w.begin((buf[0] << 8) | buf[1], _RESPONSE)
             r.start(buf, n)
             while r.question():
                 w.name_from(buf, n, r.name)
