@@ -68,7 +68,7 @@ class Mdns:
             br.start(now)
         s = self.sock
         # the parts that run: both have poll(), due_in() and w.buf (a tuple: one block, a list two)
-        parts = (rsp,) if br is None else ((br,) if rsp is None else (rsp, br))
+        parts = tuple(x for x in (rsp, br) if x is not None)
         while self.running:
             while True:
                 got = recv_datagram(s, _RX)
