@@ -20,7 +20,7 @@ COLD = (
     "jsonfile", "controller.mapload", "doccheck", "gateway.app", "gateway.config", "gateway.devconfig",
     "gateway.startup", "gateway.console", "gateway.datatap", "gateway.diag", "gateway.echonet_service",
     "gateway.housekeeping", "gateway.mdns_service", "gateway.netboot", "gateway.pairing",
-    "gateway.supervisor", "ship.backoff", "ship.cert", "ship.double", "ship.qrtext", "ship.trust",
+    "gateway.supervisor", "mdns.setup", "ship.backoff", "ship.cert", "ship.double", "ship.qrtext", "ship.trust",
     "ws.pool", "ws.upgrade", "echonet.objects",
 )
 

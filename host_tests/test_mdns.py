@@ -328,6 +328,58 @@ def test_reader_walks_dnspython_messages_as_dnspython_wrote_them(qs, an, ar, qr)
             elif rs.rdtype in (RT.A, RT.TXT):
                 assert bytes(w[rd.rdata: rd.rdata + rd.rdlen]) == rdata.to_wire()
     assert not rd.record()
+    # every field set: the MicroPython instance table of 17 slots keeps a free one (at 17 it
+    # would grow to 23, 48 B more for the responder's reader for as long as the gateway runs)
+    assert len(rd.__dict__) <= 16, sorted(rd.__dict__)
+
+
+_LOWER = bytes(range(65)) + bytes(range(97, 123)) + bytes(range(91, 256))  # ASCII A-Z to a-z only
+# bytes around the letters' edges (@ [ ` {) and above ASCII, where a case fold must not reach
+_EDGE = st.binary(min_size=1, max_size=6).map(lambda b: bytes(b"Aa@[`{Zz\xc1\xe1"[c % 10] for c in b))
+
+
+def _wire(labels):
+    return b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_EDGE, min_size=1, max_size=4), st.data())
+def test_name_eq_ignores_ascii_case_only(a, data):
+    # a name of labels over letters and their neighbours against the same name with bit 5 of
+    # some bytes flipped (A/a, but also @/`, [/{, 0xC1/0xE1) or against another name: equal
+    # exactly when equal with A-Z folded to a-z (RFC 4343), whichever side the upper case is on
+    if data.draw(st.booleans()):
+        b = [bytes(c ^ (32 if data.draw(st.booleans()) else 0) for c in x) for x in a]
+    else:
+        b = data.draw(st.lists(_EDGE, min_size=1, max_size=4))
+    w = bytes(12) + _wire(a)
+    same = [x.translate(_LOWER) for x in a] == [x.translate(_LOWER) for x in b]
+    assert D.name_eq(w, len(w), 12, _wire(b)) is same
+    out = bytearray(64)
+    k = D.read_name(w, len(w), 12, out, True, 3)  # lower-cased, copied from offset 3
+    assert bytes(out[3:k]) == _wire([x.translate(_LOWER) for x in a])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.lists(LABELS, min_size=1, max_size=3).map(lambda ls: _name(*ls)),
+                          st.sampled_from([RT.A, RT.PTR, RT.SRV, RT.TXT, RT.ANY])), max_size=3),
+       st.integers(0, 3), st.sampled_from(["_ship._tcp.local.", "_SHIP._tcp.Local.", "_Ship._TCP.LOCAL."]),
+       st.integers(0, 0xFFFF))
+def test_legacy_replies_echo_any_questions_as_dnspython(others, at, ours, mid):
+    # a one-shot query: its questions echoed as they came, in place in the reply buffer, and our
+    # records compressed against them (ASCII case ignored) exactly as dnspython writes the reply
+    spec = Spec()
+    r = spec.responder()
+    qs = [dns.rrset.RRset(nm, IN, t) for nm, t in others]
+    qs.insert(min(at, len(qs)), dns.rrset.RRset(dns.name.from_text(ours), IN, RT.PTR))
+    q = dns.message.Message(id=mid)
+    q.question = qs
+    w = q.to_wire()
+    n = r.handle(w, len(w), 40000, 5000)
+    assert r.unicast
+    rec = records(spec, ttl=10, flush=False)
+    assert _ours(r.w.buf, n) == message(RESPONSE, question=qs, answer=[rec["PTR"]],
+                                        additional=[rec[k] for k in ("SRV", "TXT", "A")], mid=mid)
 
 
 @settings(max_examples=200, deadline=None)
@@ -451,7 +503,8 @@ def test_mutation_corpus_under_micropython_matches_cpython(tmp_path):
 
 MEMORY = """
 import gc, micropython, socket
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 r = Responder("OpenEVGW-Box-1234", "openevgw-1234", 4712, "192.168.1.20",
               ship_txt("OpenEVGW-Box-1234", "%s", brand="OpenEVGW", model="Box", dtype="ChargingStation",
                        serial="1234"))
@@ -557,9 +610,10 @@ def test_pick_dials_the_first_trusted_cem_and_follows_its_address():
 
 
 def test_responder_names_kept_as_constants_are_their_wire_forms():
-    """mdns.responder keeps two fixed names in wire form as constants (no bytes made at import):
-    they must be what dnspython encodes."""
-    from mdns import responder
+    """mdns.responder and mdns.setup keep the fixed names in wire form as constants (no bytes
+    made at import): they must be what dnspython encodes."""
+    from mdns import responder, setup
 
+    assert responder._SHIP == setup._SHIP == dns.name.from_text("_ship._tcp.local.").to_wire()
     assert responder._SERVICES == dns.name.from_text("_services._dns-sd._udp.local.").to_wire()
-    assert responder._LOCAL == dns.name.from_text("local.").to_wire()
+    assert setup._LOCAL == dns.name.from_text("local.").to_wire()

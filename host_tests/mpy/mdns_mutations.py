@@ -7,7 +7,8 @@ import sys
 
 import fuzz
 from mdns.browse import Browser
-from mdns.responder import UP, Responder, ship_txt
+from mdns.responder import UP, Responder
+from mdns.setup import ship_txt
 
 SKI = "0123456789abcdef0123456789abcdef01234567"
 # bytes that matter to the wire format: pointers, label lengths, types and classes

@@ -7,7 +7,8 @@ import os
 import sys
 
 from mdns.browse import Browser
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 from mdns.udp import Mdns
 
 SKI = "0123456789abcdef0123456789abcdef01234567"
@@ -44,7 +45,7 @@ async def main(mode, stop, ip):
             print("UP")
             open(stop + ".up", "w").close()
     m.goodbye()
-    print("BYE", m.stats["rx"], m.stats["tx"], m.stats["errors"])
+    print("BYE", m.stats[0], m.stats[1], m.stats[2])
     await asyncio.sleep_ms(10)
     task.cancel()
     m.close()

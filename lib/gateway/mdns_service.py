@@ -3,7 +3,8 @@
 import asyncio
 
 import log
-from mdns.responder import Responder, ship_txt
+from mdns.responder import Responder
+from mdns.setup import ship_txt
 from mdns.udp import Mdns
 
 _TAG = "mdns"

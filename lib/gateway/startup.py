@@ -198,9 +198,10 @@ async def start(gw):
         sup.spawn("console", console.run(kind, gw))
     # the configuration's tree of dicts (~1 KB) is for start-up: what runs on has its own
     # values (the SHIP settings, the pairing window); so are these modules (what of
-    # mdns_service runs on, the CEM browse, holds its functions; netboot is boot.py's)
+    # mdns_service runs on, the CEM browse, holds its functions; mdns.setup encodes the names;
+    # netboot is boot.py's; this module, once start() returns)
     gw.cfg = None
-    _forget("ship.qrtext", "gateway.mdns_service", "gateway.netboot", "gateway.startup")
+    _forget("ship.qrtext", "gateway.mdns_service", "mdns.setup", "gateway.netboot", "gateway.startup")
     _packed()
     return port
 

@@ -5,8 +5,14 @@
 from check import normalize_ski
 from compat import const, ticks_add, ticks_diff
 from mdns import dns as D
-from mdns.responder import SERVICE
 
+_ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
+_TYPE_A = const(1)
+_TYPE_PTR = const(12)
+_TYPE_TXT = const(16)
+_TYPE_SRV = const(33)
+_CLASS_IN = const(1)
+_FLAG_QR = const(0x8000)
 _FIRST_MS = const(1000)  # RFC 6762 5.2: the interval starts at 1 s and doubles
 _RESOLVE_MS = const(1000)
 _MAX_KNOWN = const(8)  # known answers per query (one packet)
@@ -38,10 +44,12 @@ class Found:
 
 
 class Browser:
-    def __init__(self, own_ski=None, service=SERVICE, max_interval_ms=60000, size=512):
+    def __init__(self, own_ski=None, service="_ship._tcp.local", max_interval_ms=60000, size=512):
+        from mdns.setup import ref
+
         self.w = D.Writer(size)
         self.r = D.Reader()
-        self._service = D.ref(service)
+        self._service = ref(service)
         self._scratch = bytearray(256)
         self.own_ski = own_ski
         self.found = []  # Found, in the order first seen
@@ -73,23 +81,23 @@ class Browser:
         self._expire(now)
         w = self.w
         w.begin(0, 0)
-        w.question(self._service, D.TYPE_PTR, D.CLASS_IN)
+        w.question(self._service, _TYPE_PTR, _CLASS_IN)
         pending = False
         for f in self.found:
             # resolve what a PTR told us about but no SRV/TXT/A has followed yet
             if f.target is None or f.ski is None:
-                w.question(f.name, D.TYPE_SRV, D.CLASS_IN)
-                w.question(f.name, D.TYPE_TXT, D.CLASS_IN)
+                w.question(f.name, _TYPE_SRV, _CLASS_IN)
+                w.question(f.name, _TYPE_TXT, _CLASS_IN)
                 pending = True
             elif f.ip is None:
-                w.question(f.target, D.TYPE_A, D.CLASS_IN)
+                w.question(f.target, _TYPE_A, _CLASS_IN)
                 pending = True
         # known answers (RFC 6762 7.1): instances we hold with more than half their TTL left
         k = 0
         for f in self.found:
             left = ticks_diff(f.expires, now) // 1000
             if k < _MAX_KNOWN and left * 2 > f.ttl:
-                w.record(self._service, D.TYPE_PTR, D.CLASS_IN, left, 1)
+                w.record(self._service, _TYPE_PTR, _CLASS_IN, left, 1)
                 w.name(f.name)
                 w.end()
                 k += 1
@@ -107,31 +115,31 @@ class Browser:
         r = self.r
         try:
             r.start(buf, n)
-            if not r.flags & D.FLAG_QR or r.flags & 0x7800:
+            if not r.flags & _FLAG_QR or r.flags & 0x7800:
                 return False
             changed = False
             # PTRs, then SRV/TXT, then A: a packet may hold them in any order. An address is
             # kept only for a known SRV target (poll asks for one still missing), so the A
             # records of every other host on the network cost nothing
             while r.record():
-                if r.type == D.TYPE_PTR and D.name_eq(buf, n, r.name, self._service):
+                if r.type == _TYPE_PTR and D.name_eq(buf, n, r.name, self._service):
                     changed |= self._ptr(r.rdata_name(), r.ttl, now)
             if not self.found:
                 return changed
             r.start(buf, n)
             while r.record():
                 t = r.type
-                if t == D.TYPE_SRV and r.rdlen > 6:
+                if t == _TYPE_SRV and r.rdlen > 6:
                     f = self._lookup(buf, n, r.name)
                     if f is not None:
                         changed |= self._srv(f, r)
-                elif t == D.TYPE_TXT:
+                elif t == _TYPE_TXT:
                     f = self._lookup(buf, n, r.name)
                     if f is not None:
                         changed |= self._txt(f, buf, r.rdata, r.rdlen)
             r.start(buf, n)
             while r.record():
-                if r.type == D.TYPE_A and r.rdlen == 4 and r.ttl:
+                if r.type == _TYPE_A and r.rdlen == 4 and r.ttl:
                     changed |= self._a(r)
             return changed
         except D.DnsError:

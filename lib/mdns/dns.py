@@ -2,56 +2,20 @@
 # Reader walks a received message in place (no copies, no objects per record); Writer builds
 # a message into one preallocated buffer with the same name compression as dnspython, so the
 # host tests can compare our packets with dnspython's byte for byte.
-# Names we own are kept as uncompressed wire bytes ("refs"): b"\x05_ship\x04_tcp\x05local\x00".
+# Names we own are kept as uncompressed wire bytes ("refs"): b"\x05_ship\x04_tcp\x05local\x00",
+# made at set-up by mdns.setup.
 from compat import const
 
-TYPE_A = const(1)
-TYPE_PTR = const(12)
-TYPE_TXT = const(16)
-_TYPE_AAAA = const(28)
-TYPE_SRV = const(33)
-TYPE_ANY = const(255)
-CLASS_IN = const(1)
-CLASS_ANY = const(255)
-# top bit of the class: cache-flush in records, unicast-response (QU) in questions
-CLASS_TOP = const(0x8000)
-FLAG_QR = const(0x8000)
-_FLAG_AA = const(0x0400)
-_FLAG_TC = const(0x0200)
-RESPONSE = const(0x8400)  # QR + AA, opcode 0: every mDNS response
-
+# The record types, classes and flags are private constants of each module that uses them
+# (folded at compile time, no globals entries): TYPE A 1, PTR 12, TXT 16, SRV 33, ANY 255;
+# CLASS IN 1, ANY 255, its top bit 0x8000 the cache-flush (records) or unicast-response
+# (questions) bit; flags QR 0x8000, AA 0x0400, every mDNS response 0x8400.
 _MAX_JUMPS = const(16)  # compression pointers followed per name
 _MAX_NAME = const(255)  # wire length of a name (RFC 1035 3.1)
 
 
 class DnsError(ValueError):
     pass
-
-
-def ref(text):
-    """Uncompressed wire form of a dotted name ('_ship._tcp.local'); labels may hold any
-    UTF-8 except a dot. Made once per name at set-up."""
-    out = bytearray()
-    for label in text.split("."):
-        b = label.encode()
-        if not b:
-            continue
-        if len(b) > 63:
-            raise DnsError("label over 63 bytes")
-        out.append(len(b))
-        out.extend(b)
-    out.append(0)
-    if len(out) > _MAX_NAME:
-        raise DnsError("name over 255 bytes")
-    return bytes(out)
-
-
-def label_ref(label, suffix):
-    """One label (instance names may contain dots and spaces) in front of a ref."""
-    b = label.encode()
-    if not 0 < len(b) <= 63 or len(b) + len(suffix) + 1 > _MAX_NAME:
-        raise DnsError("bad label length")
-    return bytes([len(b)]) + b + suffix
 
 
 def name_end(buf, n, off):
@@ -93,10 +57,6 @@ def name_end(buf, n, off):
                 raise DnsError("label runs past the end")
 
 
-def _lc(c):
-    return c + 32 if 65 <= c <= 90 else c
-
-
 def name_eq(buf, n, off, r, ri=0):
     """Does the name at buf[off] equal ref r from offset ri (a suffix), ignoring ASCII case?
     Safe on unchecked input: a malformed name compares unequal."""
@@ -122,18 +82,20 @@ def name_eq(buf, n, off, r, ri=0):
         ri += 1
         end = p + c
         while p < end:
-            if _lc(buf[p]) != _lc(r[ri]):
+            a = buf[p]
+            b = r[ri]
+            if a != b and (a | 32 != b | 32 or not 97 <= a | 32 <= 122):  # ASCII case ignored
                 return False
             p += 1
             ri += 1
     return False
 
 
-def read_name(buf, n, off, out, lower=True):
-    """Copy the name at off into bytearray out as an uncompressed ref (lower-case unless
-    told otherwise); returns its length. For the browser, which keeps the names it learns."""
+def read_name(buf, n, off, out, lower=True, k=0):
+    """Copy the name at off into bytearray out from offset k as an uncompressed ref
+    (lower-case unless told otherwise); returns the offset just past it. For the browser,
+    which keeps the names it learns, and the writer, which echoes a question in place."""
     p = lo = off
-    k = 0
     jumps = 0
     while True:
         if p >= n:
@@ -156,15 +118,17 @@ def read_name(buf, n, off, out, lower=True):
         if c == 0:
             return k
         for _ in range(c):
-            out[k] = _lc(buf[p]) if lower else buf[p]
+            a = buf[p]
+            out[k] = a + 32 if lower and 65 <= a <= 90 else a
             k += 1
             p += 1
 
 
 class Reader:
-    """Walks one message. After start(): id, flags, qd, an, ns, ar. question() and record()
-    step through the sections and leave the fields of the current entry in attributes
-    (name = offset of its owner name), so reading allocates nothing."""
+    """Walks one message. After start(): flags, qd, an, ns, ar (the id is buf[0:2]).
+    question() and record() step through the sections and leave the fields of the current
+    entry in attributes (name = offset of its owner name), so reading allocates nothing.
+    Sixteen attributes: their table (17 slots) keeps a free one."""
 
     def __init__(self):
         self.buf = None
@@ -176,19 +140,17 @@ class Reader:
             raise DnsError("short header")
         self.buf = buf
         self.n = n
-        self.id = (buf[0] << 8) | buf[1]
         self.flags = (buf[2] << 8) | buf[3]
         self.qd = (buf[4] << 8) | buf[5]
         self.an = (buf[6] << 8) | buf[7]
         self.ns = (buf[8] << 8) | buf[9]
         self.ar = (buf[10] << 8) | buf[11]
         self.pos = 12
-        self._q = 0
-        self._r = 0
+        self._i = 0  # entries read: questions, then records
         self.section = 0  # of the current record: 1 answer, 2 authority, 3 additional
 
     def question(self):
-        if self._q >= self.qd:
+        if self._i >= self.qd:
             return False
         buf = self.buf
         off = self.pos
@@ -199,7 +161,7 @@ class Reader:
         self.type = (buf[p] << 8) | buf[p + 1]
         self.cls = (buf[p + 2] << 8) | buf[p + 3]
         self.pos = p + 4
-        self._q += 1
+        self._i += 1
         return True
 
     def skip_questions(self):
@@ -208,9 +170,9 @@ class Reader:
 
     def record(self):
         """Next resource record of the answer, authority or additional section."""
-        if self._q < self.qd:
+        if self._i < self.qd:
             self.skip_questions()
-        r = self._r
+        r = self._i - self.qd
         if r >= self.an + self.ns + self.ar:
             return False
         buf = self.buf
@@ -229,7 +191,7 @@ class Reader:
         self.rdata = p
         self.rdlen = ln
         self.pos = p + ln
-        self._r = r + 1
+        self._i += 1
         self.section = 1 if r < self.an else (2 if r < self.an + self.ns else 3)
         return True
 
@@ -245,12 +207,16 @@ class Reader:
 class Writer:
     """Builds one message into buf. Names are compressed as dnspython does: every suffix
     first written in full is remembered at its offset, and a later name that ends in a
-    remembered suffix (ASCII case ignored) points to it."""
+    remembered suffix (ASCII case ignored) points to it. A name is first copied in full,
+    then cut at its first remembered suffix: so a question echoed from a received message
+    needs no buffer of its own."""
 
     def __init__(self, size=1460, slots=32):
+        from array import array
+
         self.buf = bytearray(size)
         self.size = size
-        self._tab = [0] * slots  # offsets of remembered suffixes
+        self._tab = array("H", range(slots))  # offsets of remembered suffixes (2 B each, a list 4)
         self._nt = 0
         self.pos = 12
         self._rd = 0
@@ -266,75 +232,68 @@ class Writer:
         self.pos = 12
         self._nt = 0
 
-    def _room(self, k):
-        if self.pos + k > self.size:
-            raise DnsError("message does not fit")
-
-    def u8(self, v):
-        self._room(1)
-        self.buf[self.pos] = v
-        self.pos += 1
-
     def u16(self, v):
-        self._room(2)
-        b = self.buf
         p = self.pos
+        if p + 2 > self.size:
+            raise DnsError("message does not fit")
+        b = self.buf
         b[p] = (v >> 8) & 0xFF
         b[p + 1] = v & 0xFF
         self.pos = p + 2
 
-    def u32(self, v):
-        self.u16((v >> 16) & 0xFFFF)
-        self.u16(v & 0xFFFF)
-
     def raw(self, data):
         k = len(data)
-        self._room(k)
         p = self.pos
+        if p + k > self.size:
+            raise DnsError("message does not fit")
         self.buf[p : p + k] = data
         self.pos = p + k
-
-    def _find(self, r, ri):
-        # offset of a remembered name equal to r[ri:], or -1
-        b = self.buf
-        n = self.pos
-        tab = self._tab
-        for i in range(self._nt):
-            if name_eq(b, n, tab[i], r, ri):
-                return tab[i]
-        return -1
 
     def name(self, r, compress=True):
         """Write ref r; compress=False writes it in full and remembers nothing (SRV targets,
         as dnspython does)."""
-        ri = 0
         b = self.buf
+        p = self.pos
+        ri = 0
         while True:
             c = r[ri]
-            if c == 0:
-                self.u8(0)
-                return
-            if compress:
-                t = self._find(r, ri)
-                if t >= 0:
-                    self.u16(0xC000 | t)
-                    return
-                if self._nt < len(self._tab) and self.pos <= 0x3FFF:
-                    self._tab[self._nt] = self.pos
-                    self._nt += 1
-            self._room(c + 1)
-            p = self.pos
+            if p + c + 1 > self.size:
+                raise DnsError("message does not fit")
             for i in range(ri, ri + c + 1):  # labels are short: a loop beats a slice object
                 b[p] = r[i]
                 p += 1
-            self.pos = p
+            if c == 0:
+                break
             ri += c + 1
+        if compress:
+            self._cut(p)
+        else:
+            self.pos = p
 
-    def name_from(self, src, n, off, scratch):
+    def name_from(self, src, n, off):
         """Write a name found in a received message as it came (legacy unicast echoes the
         question)."""
-        read_name(src, n, off, scratch, False)
-        self.name(scratch)
+        self._cut(read_name(src, n, off, self.buf, False, self.pos))
+
+    def _cut(self, end):
+        # the name copied in full at pos..end: point to the first of its suffixes remembered
+        # before it (its own are not: name_eq reads nothing at or past pos), remember the others
+        b = self.buf
+        q = p = self.pos
+        tab = self._tab
+        while b[q]:
+            for i in range(self._nt):
+                t = tab[i]
+                if name_eq(b, p, t, b, q):
+                    b[q] = 0xC0 | (t >> 8)
+                    b[q + 1] = t & 0xFF
+                    self.pos = q + 2
+                    return
+            if self._nt < len(tab) and q <= 0x3FFF:
+                tab[self._nt] = q
+                self._nt += 1
+            q += b[q] + 1
+        self.pos = end
 
     def question(self, r, qtype, qclass):
         self.name(r)
@@ -348,7 +307,8 @@ class Writer:
         self.name(r)
         self.u16(rtype)
         self.u16(rclass)
-        self.u32(ttl)
+        self.u16(ttl >> 16)
+        self.u16(ttl & 0xFFFF)
         self.u16(0)
         self._rd = self.pos
         self._count(4 + 2 * section)

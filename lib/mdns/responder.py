@@ -13,11 +13,21 @@ from mdns import dns as D
 
 _ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
 
-SERVICE = "_ship._tcp.local"
-# two fixed names in wire form (D.ref), as constants: no bytes made at import (test_mdns checks them)
+# the fixed names in wire form (mdns.setup.ref), as constants: no bytes made at import
+# (test_mdns checks them)
+_SHIP = const(b"\x05_ship\x04_tcp\x05local\x00")  # _ship._tcp.local, the service
 _SERVICES = const(b"\x09_services\x07_dns-sd\x04_udp\x05local\x00")  # _services._dns-sd._udp.local
-_LOCAL = const(b"\x05local\x00")
-TTL = const(120)
+_TTL = const(120)
+_TYPE_A = const(1)
+_TYPE_PTR = const(12)
+_TYPE_TXT = const(16)
+_TYPE_SRV = const(33)
+_TYPE_ANY = const(255)
+_CLASS_IN = const(1)
+_CLASS_ANY = const(255)
+_TOP = const(0x8000)  # of a class: cache-flush (records), unicast response (questions)
+_FLAG_QR = const(0x8000)
+_RESPONSE = const(0x8400)  # QR + AA, opcode 0: every mDNS response
 _LEGACY_TTL = const(10)  # RFC 6762 6.7: answers to one-shot (legacy) queriers
 _PORT = const(5353)
 
@@ -41,28 +51,6 @@ ANNOUNCING = const(2)
 UP = const(3)
 
 
-def txt_rdata(pairs):
-    """TXT rdata from (key, value) pairs, in the given order (txtvers first, RFC 6763 6.7)."""
-    out = bytearray()
-    for k, v in pairs:
-        s = ("%s=%s" % (k, v)).encode()
-        if len(s) > 255:
-            raise D.DnsError("TXT string over 255 bytes: " + k)
-        out.append(len(s))
-        out.extend(s)
-    return bytes(out)
-
-
-def ship_txt(ship_id, ski, path="/ship/", brand=None, model=None, dtype=None, serial=None, cat="3"):
-    """The SHIP TXT keys (ship.md 11.2) in the order the issue gives; register is always
-    false: pairing is never automatic."""
-    pairs = [("txtvers", "1"), ("id", ship_id), ("path", path), ("ski", ski), ("register", "false")]
-    for k, v in (("brand", brand), ("model", model), ("type", dtype), ("serial", serial), ("cat", cat)):
-        if v:
-            pairs.append((k, v[:32] if k != "cat" else v))
-    return pairs
-
-
 def ip4(text):
     p = text.split(".")
     if len(p) != 4:
@@ -70,21 +58,14 @@ def ip4(text):
     return bytes([int(x) & 0xFF for x in p])
 
 
-# room for the questions a one-shot (legacy) reply repeats: one of any legal name (255 B + type
-# and class); a query whose questions need more goes unanswered (counted malformed)
-_QROOM = const(260)
-
-
 class Responder:
-    """size: the reply buffer's bytes; None sizes it by the largest message the responder
-    builds (the five records with names uncompressed, plus _QROOM) and grows it when a
-    configure() (a rename, a longer TXT) needs more."""
+    """Publishes instance._ship._tcp.local on host.local (ip, port) with the TXT of txt_pairs
+    (mdns.setup.ship_txt). The reply buffer is sized by the largest message the responder
+    builds (mdns.setup) and grows when a configure() (a rename, a longer TXT) needs more."""
 
-    def __init__(self, instance, host, port, ip, txt_pairs, service=SERVICE, ttl=TTL, size=None):
+    def __init__(self, instance, host, port, ip, txt_pairs):
         self.w = None
         self.r = D.Reader()
-        self._scratch = bytearray(256)
-        self.ttl = ttl
         self._last = [0] * _N  # ticks of each record's last multicast
         self._sent = 0  # records multicast at least once
         self.state = IDLE
@@ -95,83 +76,65 @@ class Responder:
         self.shared = False  # the last reply answers a shared record (PTR): may be delayed
         self.conflicts = 0
         self.stats = [0, 0, 0]  # queries answered, packets ignored, malformed packets
-        self._service = D.ref(service)
         self._base = (instance, host)
-        self._size = size
         self.configure(instance, host, port, ip, txt_pairs)
 
     # ---- records --------------------------------------------------------------------------
 
     def configure(self, instance=None, host=None, port=None, ip=None, txt_pairs=None):
-        """Set any of the published values; the names make refs (set-up time, allocates)."""
-        if instance is not None:
-            self.instance = instance
-            self._inst = D.label_ref(instance, self._service)
-        if host is not None:
-            self.host = host
-            self._host = D.label_ref(host, _LOCAL)
+        """Set any of the published values. A new address or port is stored as it is (a network
+        change); names and TXT are encoded by mdns.setup (set-up time, allocates)."""
         if port is not None:
             self.port = port
         if ip is not None:
             self.ip = ip4(ip) if isinstance(ip, str) else bytes(ip)
-        if txt_pairs is not None:
-            self.txt = txt_rdata(txt_pairs)
-        need = self._size or self._need()
-        if self.w is None or need > self.w.size:
-            self.w = None  # the old buffer is free before the new one is allocated
-            self.w = D.Writer(need)
+        if instance is not None or host is not None or txt_pairs is not None:
+            from mdns import setup
 
-    def _need(self):
-        # every record once, as _put writes them (10 B of type, class, TTL, rdlength each)
-        svc = len(self._service)
-        inst = len(self._inst)
-        host = len(self._host)
-        n = 12 + (svc + 10 + inst) + (inst + 16 + host) + (inst + 10 + len(self.txt))
-        n += (host + 14) + (len(_SERVICES) + 10 + svc) + _QROOM
-        return (n + 15) & ~15
+            setup.names(self, instance, host, txt_pairs)
 
     def _put(self, i, ttl, flush, section):
         w = self.w
-        cls = D.CLASS_IN | (D.CLASS_TOP if flush and i != _R_PTR and i != _R_SVC else 0)
+        cls = _CLASS_IN | (_TOP if flush and i != _R_PTR and i != _R_SVC else 0)
         if i == _R_PTR:
-            w.record(self._service, D.TYPE_PTR, cls, ttl, section)
+            w.record(_SHIP, _TYPE_PTR, cls, ttl, section)
             w.name(self._inst)
         elif i == _R_SRV:
-            w.record(self._inst, D.TYPE_SRV, cls, ttl, section)
+            w.record(self._inst, _TYPE_SRV, cls, ttl, section)
             w.u16(0)
             w.u16(0)
             w.u16(self.port)
             w.name(self._host, False)  # uncompressed, as RFC 2782 and dnspython write it
         elif i == _R_TXT:
-            w.record(self._inst, D.TYPE_TXT, cls, ttl, section)
+            w.record(self._inst, _TYPE_TXT, cls, ttl, section)
             w.raw(self.txt)
         elif i == _R_A:
-            w.record(self._host, D.TYPE_A, cls, ttl, section)
+            w.record(self._host, _TYPE_A, cls, ttl, section)
             w.raw(self.ip)
         else:
-            w.record(_SERVICES, D.TYPE_PTR, cls, ttl, section)
-            w.name(self._service)
+            w.record(_SERVICES, _TYPE_PTR, cls, ttl, section)
+            w.name(_SHIP)
         w.end()
 
     def _match(self, buf, n, r):
         """Which of our records (bit) the current record of reader r is, name, type and
         rdata alike; 0 for none."""
         t = r.type
-        if t == D.TYPE_PTR:
-            if D.name_eq(buf, n, r.name, self._service) and D.name_eq(buf, n, r.rdata, self._inst):
+        if t == _TYPE_PTR:
+            if D.name_eq(buf, n, r.name, _SHIP) and D.name_eq(buf, n, r.rdata, self._inst):
                 return 1 << _R_PTR
-            if D.name_eq(buf, n, r.name, _SERVICES) and D.name_eq(buf, n, r.rdata, self._service):
+            if D.name_eq(buf, n, r.name, _SERVICES) and D.name_eq(buf, n, r.rdata, _SHIP):
                 return 1 << _R_SVC
-        elif t == D.TYPE_SRV:
+        elif t == _TYPE_SRV:
             p = r.rdata
             if (r.rdlen > 6 and buf[p] == 0 and buf[p + 1] == 0 and buf[p + 2] == 0 and buf[p + 3] == 0
                     and ((buf[p + 4] << 8) | buf[p + 5]) == self.port
                     and D.name_eq(buf, n, r.name, self._inst) and D.name_eq(buf, n, p + 6, self._host)):
                 return 1 << _R_SRV
-        elif t == D.TYPE_TXT:
+        elif t == _TYPE_TXT:
             if r.rdlen == len(self.txt) and _same(buf, r.rdata, self.txt) and D.name_eq(buf, n, r.name, self._inst):
                 return 1 << _R_TXT
-        elif t == D.TYPE_A:
+        elif t == _TYPE_A:
             if r.rdlen == 4 and _same(buf, r.rdata, self.ip) and D.name_eq(buf, n, r.name, self._host):
                 return 1 << _R_A
         return 0
@@ -211,17 +174,17 @@ class Responder:
                 self._count = 0
                 return self.poll(now)
             w.begin(0, 0)
-            qu = D.CLASS_TOP if self._count == 0 else 0  # RFC 6762 8.1: first probe asks QU
-            w.question(self._inst, D.TYPE_ANY, D.CLASS_IN | qu)
-            w.question(self._host, D.TYPE_ANY, D.CLASS_IN | qu)
+            qu = _TOP if self._count == 0 else 0  # RFC 6762 8.1: first probe asks QU
+            w.question(self._inst, _TYPE_ANY, _CLASS_IN | qu)
+            w.question(self._host, _TYPE_ANY, _CLASS_IN | qu)
             for i in (_R_SRV, _R_TXT, _R_A):
-                self._put(i, self.ttl, False, 2)
+                self._put(i, _TTL, False, 2)
             self._count += 1
             self._due = ticks_add(now, _PROBE_MS)
             return w.pos
-        w.begin(0, D.RESPONSE)
+        w.begin(0, _RESPONSE)
         for i in range(_N):
-            self._put(i, self.ttl, True, 1)
+            self._put(i, _TTL, True, 1)
         self._multicast(_ALL, now)
         self._count += 1
         if self._count >= _ANNOUNCES:
@@ -237,7 +200,7 @@ class Responder:
             return 0
         self.state = IDLE
         w = self.w
-        w.begin(0, D.RESPONSE)
+        w.begin(0, _RESPONSE)
         for i in range(_N):
             self._put(i, 0, True, 1)
         return w.pos
@@ -266,7 +229,7 @@ class Responder:
         r = self.r
         try:
             r.start(buf, n)
-            if r.flags & D.FLAG_QR:
+            if r.flags & _FLAG_QR:
                 # another host's record of a unique name of ours, with other data: a conflict
                 if self.state != IDLE:
                     while r.record():
@@ -292,34 +255,34 @@ class Responder:
         qu = True
         while r.question():
             c = r.cls & 0x7FFF
-            if c != D.CLASS_IN and c != D.CLASS_ANY:
+            if c != _CLASS_IN and c != _CLASS_ANY:
                 continue
-            if not r.cls & D.CLASS_TOP:
+            if not r.cls & _TOP:
                 qu = False
             t = r.type
-            anyt = t == D.TYPE_ANY
-            if D.name_eq(buf, n, r.name, self._service):
-                if anyt or t == D.TYPE_PTR:
+            anyt = t == _TYPE_ANY
+            if D.name_eq(buf, n, r.name, _SHIP):
+                if anyt or t == _TYPE_PTR:
                     want |= 1 << _R_PTR
                     extra |= (1 << _R_SRV) | (1 << _R_TXT) | (1 << _R_A)  # RFC 6763 12.1
             elif D.name_eq(buf, n, r.name, self._inst):
-                if anyt or t == D.TYPE_SRV:
+                if anyt or t == _TYPE_SRV:
                     want |= 1 << _R_SRV
                     extra |= 1 << _R_A  # RFC 6763 12.2
-                if anyt or t == D.TYPE_TXT:
+                if anyt or t == _TYPE_TXT:
                     want |= 1 << _R_TXT
             elif D.name_eq(buf, n, r.name, self._host):
-                if anyt or t == D.TYPE_A:
+                if anyt or t == _TYPE_A:
                     want |= 1 << _R_A
             elif D.name_eq(buf, n, r.name, _SERVICES):
-                if anyt or t == D.TYPE_PTR:
+                if anyt or t == _TYPE_PTR:
                     want |= 1 << _R_SVC
         if not want:
             self.stats[1] += 1
             return 0
         # known-answer suppression (RFC 6762 7.1): the querier holds it with >= half our TTL
         known = 0
-        half = self.ttl // 2
+        half = _TTL // 2
         while r.record():
             if r.section == 1 and r.ttl >= half:
                 known |= self._match(buf, n, r)
@@ -332,20 +295,27 @@ class Responder:
         w = self.w
         if legacy:
             # one-shot resolver (RFC 6762 6.7): its id and questions back, short TTL, no flush
-            w.begin(r.id, D.RESPONSE)
+            w.begin((buf[0] << 8) | buf[1], _RESPONSE)
             r.start(buf, n)
             while r.question():
-                w.name_from(buf, n, r.name, self._scratch)
+                w.name_from(buf, n, r.name)
                 w.u16(r.type)
                 w.u16(r.cls & 0x7FFF)
                 w._count(4)
-            ttl = _LEGACY_TTL if self.ttl > _LEGACY_TTL else self.ttl
+            ttl = _LEGACY_TTL
             self.unicast = True
         else:
-            w.begin(0, D.RESPONSE)
-            ttl = self.ttl
+            w.begin(0, _RESPONSE)
+            ttl = _TTL
             # QU (5.4): unicast, unless a record was not multicast within a quarter TTL
-            self.unicast = qu and self._fresh(want | extra, now)
+            m = want | extra
+            if qu and not m & ~self._sent:
+                for i in range(_N):
+                    if m & (1 << i) and ticks_diff(now, self._last[i]) > _TTL * 250:
+                        qu = False
+            else:
+                qu = False
+            self.unicast = qu
         for i in range(_N):
             if want & (1 << i):
                 self._put(i, ttl, not legacy, 1)
@@ -357,15 +327,6 @@ class Responder:
             self._multicast(want | extra, now)
         self.stats[0] += 1
         return w.pos
-
-    def _fresh(self, mask, now):
-        if mask & ~self._sent:
-            return False
-        q = self.ttl * 250  # a quarter of the TTL, in ms
-        for i in range(_N):
-            if mask & (1 << i) and ticks_diff(now, self._last[i]) > q:
-                return False
-        return True
 
 
 def _same(buf, off, data):

@@ -9,7 +9,6 @@ import time
 
 import log
 from compat import const, recv_datagram
-from mdns.responder import ip4
 
 _ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
 
@@ -18,13 +17,6 @@ _PORT = const(5353)
 _TAG = const("mdns")
 _RX = const(1500)  # one Ethernet frame; a larger query is cut and parses as malformed
 _POLL_MS = const(100)
-
-
-def _port(addr):
-    # lwIP and CPython give (ip, port); the unix port a raw sockaddr_in (port at bytes 2-3)
-    if isinstance(addr, tuple):
-        return addr[1]
-    return (addr[2] << 8) | addr[3]
 
 
 class Mdns:
@@ -40,11 +32,13 @@ class Mdns:
         self.sock = None
         self.running = False
         self._pending = 0  # length of a delayed answer in the responder's buffer
-        self.stats = {"rx": 0, "tx": 0, "errors": 0}
+        self.stats = [0, 0, 0]  # packets received, sent, and lost (a send failed, no block for one)
         self._group = socket.getaddrinfo(_GROUP, _PORT)[0][-1]
 
     def open(self):
         if self.sock is None:
+            from mdns.responder import ip4
+
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(socket.getaddrinfo("0.0.0.0", _PORT)[0][-1])
@@ -57,9 +51,9 @@ class Mdns:
     def _send(self, buf, n, dest):
         try:
             self.sock.sendto(memoryview(buf)[:n], dest)
-            self.stats["tx"] += 1
+            self.stats[1] += 1
         except OSError as e:  # network down: the schedule goes on, the next packet may pass
-            self.stats["errors"] += 1
+            self.stats[2] += 1
             log.debug(_TAG, "send failed: %r", e)
 
     async def run(self):
@@ -73,7 +67,8 @@ class Mdns:
         if br is not None and not br.running:
             br.start(now)
         s = self.sock
-        parts = [x for x in (rsp, br) if x is not None]  # both: poll(), due_in(), w.buf
+        # the parts that run: both have poll(), due_in() and w.buf (a tuple: one block, a list two)
+        parts = tuple(x for x in (rsp, br) if x is not None)
         while self.running:
             while True:
                 got = recv_datagram(s, _RX)
@@ -81,9 +76,9 @@ class Mdns:
                     break
                 data, addr = got
                 if data is None:  # no block for it: dropped (compat.recv_datagram)
-                    self.stats["errors"] += 1
+                    self.stats[2] += 1
                     continue
-                self.stats["rx"] += 1
+                self.stats[0] += 1
                 delay = self._received(data, addr)
                 if delay:
                     await asyncio.sleep_ms(delay)
@@ -108,7 +103,9 @@ class Mdns:
         delay = 0
         rsp = self.responder
         if rsp is not None:
-            k = rsp.handle(data, n, _port(addr), now)
+            # lwIP and CPython give (ip, port); the unix port a raw sockaddr_in (port at bytes 2-3)
+            port = addr[1] if isinstance(addr, tuple) else (addr[2] << 8) | addr[3]
+            k = rsp.handle(data, n, port, now)
             if k:
                 if rsp.unicast:
                     self._send(rsp.w.buf, k, addr)
