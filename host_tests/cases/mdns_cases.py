@@ -462,6 +462,41 @@ def case_browser_learns_picks_and_forgets():
     assert not b.feed(SVC_Q, len(SVC_Q), 50) and not b.feed(b"\x00\x01", 2, 50)
 
 
+def case_browser_bounded_under_an_announcement_flood():
+    # anyone on the LAN may announce instances: a flood of unresolved ones with the longest
+    # labels neither grows the list past 8 nor overflows the query (which raised and ended the
+    # mDNS task, and so the gateway), and a CEM announcing itself whole still gets in
+    b = Browser(own_ski=SKI)
+    b.start(0)
+    for i in range(40):
+        inst = ("x%02d" % i) * 21
+        ptr = _msg(flags=0x8400, an=[("_ship._tcp.local", 12, 1, 4500, _name(inst + "._ship._tcp.local"))])
+        b.feed(ptr, len(ptr), 10 + i)
+        assert len(b.found) <= 8
+    rd = D.Reader()
+    for t in (100, 1200, 2400):
+        n = b.poll(t)
+        assert 12 < n <= b.w.size
+        rd.start(b.w.buf, n)
+        k = 0
+        while rd.question():
+            k += 1
+        assert k == rd.qd >= 1
+    m = _announce("CEM-1", "cem.local", 4711, [10, 0, 0, 3], CEM_SKI)
+    assert b.feed(m, len(m), 3000) and len(b.found) == 8
+    assert b.pick().instance == "CEM-1"
+    # eight complete instances: a ninth is not kept, and the ones held stay
+    for i in range(7):
+        m = _announce("CEM-x%d" % i, "x%d.local" % i, 4711, [10, 0, 0, 10 + i], "%040x" % (i + 1))
+        b.feed(m, len(m), 3100 + i)
+    late = _announce("CEM-late", "late.local", 4711, [10, 0, 0, 9], "ab" * 20)
+    assert not b.feed(late, len(late), 3200)
+    assert len(b.found) == 8 and b.pick(ski=CEM_SKI).instance == "CEM-1"
+    n = b.poll(200000)
+    rd.start(b.w.buf, n)
+    assert n <= b.w.size and rd.qd == 1
+
+
 def case_browser_resolves_and_sends_known_answers():
     b = Browser()
     b.start(0)

@@ -16,6 +16,10 @@ _FLAG_QR = const(0x8000)
 _FIRST_MS = const(1000)  # RFC 6762 5.2: the interval starts at 1 s and doubles
 _RESOLVE_MS = const(1000)
 _MAX_KNOWN = const(8)  # known answers per query (one packet)
+# Instances held at most: anyone on the LAN may announce _ship._tcp instances. When full, a new
+# one takes the place of the oldest not yet resolved, else it is not kept (a CEM announces its
+# SRV, TXT and A with its PTR, so it is complete at once and an incomplete flood cannot push it out).
+_MAX_FOUND = const(8)
 # TTLs are held as tick deadlines, and ticks_diff spans +-2**29 ms (6 days) on the ESP32
 _MAX_TTL = const(86400)
 
@@ -83,19 +87,28 @@ class Browser:
         w.begin(0, 0)
         w.question(self._service, _TYPE_PTR, _CLASS_IN)
         pending = False
+        # Each addition is made only if it fits whole (a name is written in full before it is
+        # compressed): the names are the peers', so what they add up to is theirs too. What does
+        # not fit waits for room (instances resolved or expired), and the query still goes out.
         for f in self.found:
             # resolve what a PTR told us about but no SRV/TXT/A has followed yet
             if f.target is None or f.ski is None:
+                if w.pos + 2 * (len(f.name) + 4) > w.size:
+                    continue
                 w.question(f.name, _TYPE_SRV, _CLASS_IN)
                 w.question(f.name, _TYPE_TXT, _CLASS_IN)
                 pending = True
             elif f.ip is None:
+                if w.pos + len(f.target) + 4 > w.size:
+                    continue
                 w.question(f.target, _TYPE_A, _CLASS_IN)
                 pending = True
         # known answers (RFC 6762 7.1): instances we hold with more than half their TTL left
         k = 0
         for f in self.found:
             left = ticks_diff(f.expires, now) // 1000
+            if w.pos + len(self._service) + 10 + len(f.name) > w.size:
+                continue
             if k < _MAX_KNOWN and left * 2 > f.ttl:
                 w.record(self._service, _TYPE_PTR, _CLASS_IN, left, 1)
                 w.name(f.name)
@@ -167,10 +180,18 @@ class Browser:
             label = label[1 : 1 + label[0]].decode()
         except UnicodeError:
             label = repr(label)
+        fs = self.found
+        if len(fs) >= _MAX_FOUND:
+            for i in range(len(fs)):
+                if not fs[i].complete:
+                    del fs[i]
+                    break
+            else:
+                return False
         f = Found(name, label, now)
         f.ttl = ttl
         f.expires = ticks_add(now, ttl * 1000)
-        self.found.append(f)
+        fs.append(f)
         self._due = now  # resolve it now
         return True
 
