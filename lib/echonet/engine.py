@@ -66,13 +66,13 @@ class Engine:
         # node's identity + the EOJ), stable across reboots and address changes
         idb = (bytes(ident) + bytes(10))[:10]
         m = bytes(((self.mfr >> 16) & 0xFF, (self.mfr >> 8) & 0xFF, self.mfr & 0xFF))
-        self._id_node = b"\xfe" + m + idb + b"\x0e\xf0\x01"
-        self._id_dev = b"\xfe" + m + idb + bytes(((self.cls >> 8) & 0xFF, self.cls & 0xFF, 1))
+        # the object's EOJ follows (_ident): one 11-byte prefix for both objects
+        self._id = b"\xfe" + m + idb
         self._product = _fixed(product, 12)
         self._serial = _fixed(serial, 12)
         # per object (_NODE, _DEV): Get and Set bitmaps, the 0x9D, 0x9E and 0x9F maps (constants)
         self._t = (ob.NODE_TABLES, ob.EVCD_TABLES if discharges else ob.EVC_TABLES)
-        a = self._anno = ob.EVCD_ANNO_ALL if discharges else ob.EVC_ANNO_ALL
+        a = self._anno()
         # settings made over ECHONET (0x81 is persisted by the owner through on_location)
         self._loc = bytearray(17)
         self._loclen = 1
@@ -85,9 +85,8 @@ class Engine:
         self._w = 0  # charging power setting, W
         self.on_location = None  # cb(bytes) after a Set of 0x81
         self.on_dirty = None  # cb() when an announced property may have changed
-        # announcements: last announced EDT per 0x9D property, a scratch copy, rate limit
+        # announcements: last announced EDT per 0x9D property, rate limit
         self._snap = bytearray(_SLOT * len(a))
-        self._scratch = bytearray(_SLOT)
         self._dirty = False
         self._last_inf = None
         self._tid = 0
@@ -256,7 +255,7 @@ class Engine:
         if epc == 0x82:
             return u32(b, o, 0x010E0100)  # Ver. 1.14, format 1 only
         if epc == 0x83:
-            return raw(b, o, self._id_node)
+            return self._ident(b, o, ob.NODE_EOJ)
         if epc == 0xD3:  # self-node instances, excluding the node profile: 3 bytes
             b[o] = 0
             return 1 + u16(b, o + 1, 1)
@@ -282,7 +281,7 @@ class Engine:
         if epc == 0x82:
             return u32(b, o, 0x00005200)  # Appendix Release R, revision 0
         if epc == 0x83:
-            return raw(b, o, self._id_dev)
+            return self._ident(b, o, self.eoj)
         if epc == 0x88:
             return u8(b, o, 0x41 if self._fault() else 0x42)
         if epc == 0x89:
@@ -356,6 +355,16 @@ class Engine:
                 return -1
             return u32(b, o, int(e) % _E9 if e >= 0 else 0)
         return -1  # vehicle battery data (0xC0 0xC2 0xC4 0xCE 0xCF 0xD0 0xE2 0xE4): unknown
+
+    def _anno(self):
+        # the EPCs the device object announces (a constant per class, not an attribute: the
+        # engine's member table stays at 37 slots)
+        return ob.EVCD_ANNO_ALL if self.cls == ob.EVCD else ob.EVC_ANNO_ALL
+
+    def _ident(self, b, o, eoj):
+        # 0x83: the node's 14-byte prefix, then the object's EOJ
+        fr.put_eoj(b, o + 14, eoj)
+        return 3 + raw(b, o, self._id)
 
     def _hw(self, f):
         v = None if self.ch is None else self.ch.get(f)
@@ -474,12 +483,15 @@ class Engine:
         self._dirty = False
         tx = self.tx
         snap = self._snap
-        s = self._scratch
-        anno = self._anno
+        s = tx
+        # a value is read into the end of tx and compared there: past any INF built here (at
+        # most 9 properties of at most 2 + 17 B after the header), so no scratch buffer
+        sc = fr.TX_MAX - _SLOT
+        anno = self._anno()
         p = fr.HDR
         opc = 0
         for i in range(len(anno)):
-            k = self._read_dev(anno[i], s, 0)
+            k = self._read_dev(anno[i], s, sc)
             base = i * _SLOT
             if k < 0:
                 snap[base] = 0xFF
@@ -487,7 +499,7 @@ class Engine:
             same = snap[base] == k
             j = 0
             while same and j < k:
-                same = snap[base + 1 + j] == s[j]
+                same = snap[base + 1 + j] == s[sc + j]
                 j += 1
             if same:
                 continue
@@ -495,8 +507,9 @@ class Engine:
             tx[p] = anno[i]
             tx[p + 1] = k
             for j in range(k):
-                snap[base + 1 + j] = s[j]
-                tx[p + 2 + j] = s[j]
+                v = s[sc + j]
+                snap[base + 1 + j] = v
+                tx[p + 2 + j] = v
             p += 2 + k
             opc += 1
         if not opc:
