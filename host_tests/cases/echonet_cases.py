@@ -5,7 +5,6 @@ from binascii import hexlify, unhexlify
 from charger import Charger, SRC_ECHONET
 from echonet import objects as ob
 from echonet.engine import TX_MAX, Engine, check
-from echonet.props import encode_map
 
 IDENT = b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a"
 
@@ -24,6 +23,24 @@ def decode_map(edt):
     if edt[0] < 16:
         return sorted(edt[1:1 + edt[0]])
     return sorted(((bit + 8) << 4) | i for i in range(16) for bit in range(8) if edt[1 + i] >> bit & 1)
+
+
+def bitmap(epcs):
+    # the 16-byte membership bitmap of EPCs 0x80..0xFF (Appendix 1): byte = low nibble,
+    # bit = high nibble - 8; the reference encoding objects.py's constants are checked against
+    m = bytearray(16)
+    for e in epcs:
+        m[e & 0x0F] |= 1 << ((e >> 4) - 8)
+    return m
+
+
+def encode_map(epcs):
+    # EDT of a property map (0x9D/0x9E/0x9F): [count, EPC...] below 16 properties,
+    # [count] + the 16-byte bitmap from 16 on
+    n = len(epcs)
+    if n < 16:
+        return bytes([n] + sorted(epcs))
+    return bytes([n]) + bytes(bitmap(epcs))
 
 
 def ask(e, h, now=0):
@@ -99,8 +116,6 @@ def case_responses_and_notifications_are_not_answered():
 def case_object_tables_are_the_property_sets_encoded():
     # objects.py holds the engine's bitmaps and maps as constants: they must be what the EPC
     # tuples encode to (the device object is the super class's properties and its class's)
-    from echonet.props import bitmap
-
     for tables, get, set_, anno, all_anno in (
         (ob.NODE_TABLES, ob.NODE_GET, ob.NODE_SET, ob.NODE_ANNO, None),
         (ob.EVC_TABLES, ob.SUPER_GET + ob.EVC_GET, ob.SUPER_SET + ob.EVC_SET, ob.SUPER_ANNO + ob.EVC_ANNO,

@@ -17,7 +17,6 @@ from charger import (
     OBLIGATION, SRC_ECHONET, UNIT_A, UNIT_W,
 )
 from echonet import objects as ob
-from echonet.props import clamp, has, raw, u8, u16, u32
 
 _NODE = const(0)
 _DEV = const(1)
@@ -99,6 +98,44 @@ def _put_eoj(b, o, v):
     b[o] = v >> 16
     b[o + 1] = (v >> 8) & 0xFF
     b[o + 2] = v & 0xFF
+
+
+# Property value encoders (big-endian, written in place into the TX buffer: no allocation)
+# and the membership test of a 16-byte property bitmap (objects.py: EPC 0x80..0xFF, byte low
+# nibble, bit high nibble - 8).
+def u8(b, o, v):
+    b[o] = v & 0xFF
+    return 1
+
+
+def u16(b, o, v):
+    b[o] = (v >> 8) & 0xFF
+    b[o + 1] = v & 0xFF
+    return 2
+
+
+def u32(b, o, v):
+    # v within +-2**30 stays a small int on a 32-bit port; >> on a negative v gives two's
+    # complement bytes, so this also writes int32 values
+    b[o] = (v >> 24) & 0xFF
+    b[o + 1] = (v >> 16) & 0xFF
+    b[o + 2] = (v >> 8) & 0xFF
+    b[o + 3] = v & 0xFF
+    return 4
+
+
+def raw(b, o, src):
+    n = len(src)
+    for i in range(n):
+        b[o + i] = src[i]
+    return n
+
+
+def clamp(v, lo, hi):
+    return lo if v < lo else (hi if v > hi else v)
+
+def has(m, e):
+    return e >= 0x80 and (m[e & 0x0F] >> ((e >> 4) - 8)) & 1
 
 
 def _loc_ok(b, o, n):
