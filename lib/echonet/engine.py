@@ -16,9 +16,7 @@ from charger import (
     F_CHARGING, F_ERROR, F_HW_MAX, F_HW_MIN, F_LINK, F_PLUGGED, F_POWER, F_STATE, F_TOTAL_WH,
     OBLIGATION, SRC_ECHONET, UNIT_A, UNIT_W,
 )
-from echonet import frame as fr
 from echonet import objects as ob
-from echonet.props import clamp, has, raw, u8, u16, u32
 
 _NODE = const(0)
 _DEV = const(1)
@@ -32,6 +30,112 @@ _IDLE = const(0x47)
 _UNIT_NONE = const(0)
 _UNIT_A = const(1)
 _UNIT_W = const(2)
+
+
+# ECHONET Lite format-1 frames: EHD1 EHD2 TID(2) SEOJ(3) DEOJ(3) ESV OPC {EPC PDC EDT}*OPC, and
+# for SetGet (0x6E/0x7E/0x5E) a second OPC block; check() walks a caller's buffer in place.
+# Here, not a module of their own: the engine is their only user, and private constants leave
+# no globals entry (one module table less resident).
+_EHD1 = const(0x10)
+_EHD2_F1 = const(0x81)  # format 1 (specified message format); 0x82 = format 2, not ours
+_HDR = const(12)  # header up to and including OPC
+RX_SIZE = const(1500)  # one Ethernet MTU: nothing larger arrives unfragmented
+# The answer buffer (resident): the engine answers every requested EPC, with PDC 0 and an SNA
+# where a value does not fit, so it must hold 255 of them (12 + 2 * 255 = 522 B); the rest is room
+# for values. A Get of the whole get map takes at most 228 B with values (0x027E). Less than the
+# 1472 B one datagram could carry (1500 - IP - UDP): only a SetC echoing over 564 B of rejected
+# EDTs (the settable EDTs are 17 B at most) goes unanswered, as one over 1460 B did before.
+TX_MAX = const(576)
+
+_SETI = const(0x60)
+_SETC = const(0x61)
+_GET = const(0x62)
+_INF_REQ = const(0x63)
+_SETGET = const(0x6E)
+_SET_RES = const(0x71)
+_GET_RES = const(0x72)
+_INF = const(0x73)
+_INFC = const(0x74)
+_INFC_RES = const(0x7A)
+_SETGET_RES = const(0x7E)
+_SETI_SNA = const(0x50)
+_SETC_SNA = const(0x51)
+_GET_SNA = const(0x52)
+_INF_SNA = const(0x53)
+_SETGET_SNA = const(0x5E)
+
+
+def _walk(b, p, n, opc):
+    """Offset after opc properties starting at p, or -1 when a PDC or the OPC runs past n.
+    Never trusts OPC or PDC to size anything: each step is checked against n first."""
+    while opc:
+        if p + 2 > n:
+            return -1
+        p += 2 + b[p + 1]
+        if p > n:
+            return -1
+        opc -= 1
+    return p
+
+
+def check(b, n):
+    """For a well-formed format-1 frame of exactly n bytes: the offset of its OPCGet byte
+    (SetGet) or _HDR (every other ESV); else 0. Trailing bytes make a frame malformed."""
+    if n < _HDR or b[0] != _EHD1 or b[1] != _EHD2_F1:
+        return 0
+    p = _walk(b, _HDR, n, b[11])
+    esv = b[10]
+    if esv == _SETGET or esv == _SETGET_RES or esv == _SETGET_SNA:
+        if p < 0 or p >= n:
+            return 0
+        g = p
+        p = _walk(b, p + 1, n, b[p])
+        return g if p == n else 0
+    return _HDR if p == n else 0
+
+
+def _put_eoj(b, o, v):
+    b[o] = v >> 16
+    b[o + 1] = (v >> 8) & 0xFF
+    b[o + 2] = v & 0xFF
+
+
+# Property value encoders (big-endian, written in place into the TX buffer: no allocation)
+# and the membership test of a 16-byte property bitmap (objects.py: EPC 0x80..0xFF, byte low
+# nibble, bit high nibble - 8).
+def u8(b, o, v):
+    b[o] = v & 0xFF
+    return 1
+
+
+def u16(b, o, v):
+    b[o] = (v >> 8) & 0xFF
+    b[o + 1] = v & 0xFF
+    return 2
+
+
+def u32(b, o, v):
+    # v within +-2**30 stays a small int on a 32-bit port; >> on a negative v gives two's
+    # complement bytes, so this also writes int32 values
+    b[o] = (v >> 24) & 0xFF
+    b[o + 1] = (v >> 16) & 0xFF
+    b[o + 2] = (v >> 8) & 0xFF
+    b[o + 3] = v & 0xFF
+    return 4
+
+
+def raw(b, o, src):
+    n = len(src)
+    for i in range(n):
+        b[o + i] = src[i]
+    return n
+
+
+def clamp(v, lo, hi):
+    return lo if v < lo else (hi if v > hi else v)
+
+def has(m, e):
+    return e >= 0x80 and (m[e & 0x0F] >> ((e >> 4) - 8)) & 1
 
 
 def _loc_ok(b, o, n):
@@ -61,18 +165,18 @@ class Engine:
         self.rated_min = hw_min
         self.rated_max = hw_max
         self.announce_ms = announce_ms
-        self.tx = bytearray(fr.TX_MAX)
+        self.tx = bytearray(TX_MAX)
         # 0x83: 0xFE, manufacturer code, 13 bytes unique per node and object (10 bytes of the
         # node's identity + the EOJ), stable across reboots and address changes
         idb = (bytes(ident) + bytes(10))[:10]
         m = bytes(((self.mfr >> 16) & 0xFF, (self.mfr >> 8) & 0xFF, self.mfr & 0xFF))
-        self._id_node = b"\xfe" + m + idb + b"\x0e\xf0\x01"
-        self._id_dev = b"\xfe" + m + idb + bytes(((self.cls >> 8) & 0xFF, self.cls & 0xFF, 1))
+        # the object's EOJ follows (_ident): one 11-byte prefix for both objects
+        self._id = b"\xfe" + m + idb
         self._product = _fixed(product, 12)
         self._serial = _fixed(serial, 12)
         # per object (_NODE, _DEV): Get and Set bitmaps, the 0x9D, 0x9E and 0x9F maps (constants)
         self._t = (ob.NODE_TABLES, ob.EVCD_TABLES if discharges else ob.EVC_TABLES)
-        a = self._anno = ob.EVCD_ANNO_ALL if discharges else ob.EVC_ANNO_ALL
+        a = self._anno()
         # settings made over ECHONET (0x81 is persisted by the owner through on_location)
         self._loc = bytearray(17)
         self._loclen = 1
@@ -85,9 +189,8 @@ class Engine:
         self._w = 0  # charging power setting, W
         self.on_location = None  # cb(bytes) after a Set of 0x81
         self.on_dirty = None  # cb() when an announced property may have changed
-        # announcements: last announced EDT per 0x9D property, a scratch copy, rate limit
+        # announcements: last announced EDT per 0x9D property, rate limit
         self._snap = bytearray(_SLOT * len(a))
-        self._scratch = bytearray(_SLOT)
         self._dirty = False
         self._last_inf = None
         self._tid = 0
@@ -114,12 +217,12 @@ class Engine:
     def feed(self, b, n, now=0):
         """Serve one datagram b[:n]; the length of the answer in self.tx, 0 for none."""
         self.n_rx += 1
-        g = fr.check(b, n)
+        g = check(b, n)
         if not g:
             self.n_dropped += 1
             return 0
         esv = b[10]
-        if not (0x60 <= esv <= 0x63 or esv == fr.SETGET or esv == fr.INFC):
+        if not (0x60 <= esv <= 0x63 or esv == _SETGET or esv == _INFC):
             self.n_ignored += 1  # responses, INF, reserved codes
             return 0
         cls = (b[7] << 8) | b[8]
@@ -137,43 +240,43 @@ class Engine:
             self.n_dropped += 1  # unknown DEOJ: discarded silently
             return 0
         tx = self.tx
-        tx[0] = fr.EHD1
-        tx[1] = fr.EHD2_F1
+        tx[0] = _EHD1
+        tx[1] = _EHD2_F1
         tx[2] = b[2]
         tx[3] = b[3]
-        fr.put_eoj(tx, 4, seoj)
+        _put_eoj(tx, 4, seoj)
         tx[7] = b[4]
         tx[8] = b[5]
         tx[9] = b[6]
         tx[11] = b[11]
         self._fail = False
-        if esv == fr.GET or esv == fr.INF_REQ:
-            p = self._gets(obj, b, fr.HDR, b[11], fr.HDR)
-            res = fr.GET_RES if esv == fr.GET else fr.INF
-            sna = fr.GET_SNA if esv == fr.GET else fr.INF_SNA
-        elif esv == fr.SETGET:
-            p = self._sets(obj, b, fr.HDR, b[11], fr.HDR, now)
+        if esv == _GET or esv == _INF_REQ:
+            p = self._gets(obj, b, _HDR, b[11], _HDR)
+            res = _GET_RES if esv == _GET else _INF
+            sna = _GET_SNA if esv == _GET else _INF_SNA
+        elif esv == _SETGET:
+            p = self._sets(obj, b, _HDR, b[11], _HDR, now)
             if p > 0:
-                if p >= fr.TX_MAX:
+                if p >= TX_MAX:
                     p = -1
                 else:
                     tx[p] = b[g]
                     p = self._gets(obj, b, g + 1, b[g], p + 1)
-            res = fr.SETGET_RES
-            sna = fr.SETGET_SNA
-        elif esv == fr.INFC:
-            p = fr.HDR
-            q = fr.HDR
+            res = _SETGET_RES
+            sna = _SETGET_SNA
+        elif esv == _INFC:
+            p = _HDR
+            q = _HDR
             for _ in range(b[11]):
                 tx[p] = b[q]
                 tx[p + 1] = 0
                 p += 2
                 q += 2 + b[q + 1]
-            res = sna = fr.INFC_RES
+            res = sna = _INFC_RES
         else:  # SetI, SetC
-            p = self._sets(obj, b, fr.HDR, b[11], fr.HDR, now)
-            res = fr.SET_RES if esv == fr.SETC else 0
-            sna = fr.SETC_SNA if esv == fr.SETC else fr.SETI_SNA
+            p = self._sets(obj, b, _HDR, b[11], _HDR, now)
+            res = _SET_RES if esv == _SETC else 0
+            sna = _SETC_SNA if esv == _SETC else _SETI_SNA
         if p < 0:
             self.n_dropped += 1  # the answer would not fit one datagram
             return 0
@@ -191,7 +294,7 @@ class Engine:
         gm = self._t[obj][0]
         while opc:
             opc -= 1
-            if p + 2 > fr.TX_MAX:
+            if p + 2 > TX_MAX:
                 return -1
             epc = b[q]
             q += 2 + b[q + 1]
@@ -199,7 +302,7 @@ class Engine:
             k = -1
             # a value only where the EPCs still to come keep room for their PDC 0: every
             # requested EPC is answered, and the datagram never exceeds TX_MAX
-            if has(gm, epc) and p + 2 + _ROOM + 2 * opc <= fr.TX_MAX:
+            if has(gm, epc) and p + 2 + _ROOM + 2 * opc <= TX_MAX:
                 k = self._read(obj, epc, tx, p + 2)
             if k < 0:
                 tx[p + 1] = 0
@@ -217,14 +320,14 @@ class Engine:
             epc = b[q]
             pdc = b[q + 1]
             if has(sm, epc) and self._write(epc, b, q + 2, pdc, now):
-                if p + 2 > fr.TX_MAX:
+                if p + 2 > TX_MAX:
                     return -1
                 tx[p] = epc
                 tx[p + 1] = 0
                 p += 2
                 self.n_set += 1
             else:
-                if p + 2 + pdc > fr.TX_MAX:
+                if p + 2 + pdc > TX_MAX:
                     return -1
                 for i in range(pdc + 2):
                     tx[p + i] = b[q + i]
@@ -256,7 +359,7 @@ class Engine:
         if epc == 0x82:
             return u32(b, o, 0x010E0100)  # Ver. 1.14, format 1 only
         if epc == 0x83:
-            return raw(b, o, self._id_node)
+            return self._ident(b, o, ob.NODE_EOJ)
         if epc == 0xD3:  # self-node instances, excluding the node profile: 3 bytes
             b[o] = 0
             return 1 + u16(b, o + 1, 1)
@@ -264,7 +367,7 @@ class Engine:
             return u16(b, o, 2)
         if epc == 0xD5 or epc == 0xD6:
             b[o] = 1
-            fr.put_eoj(b, o + 1, self.eoj)
+            _put_eoj(b, o + 1, self.eoj)
             return 4
         if epc == 0xD7:  # class list, excluding the node profile
             b[o] = 1
@@ -282,7 +385,7 @@ class Engine:
         if epc == 0x82:
             return u32(b, o, 0x00005200)  # Appendix Release R, revision 0
         if epc == 0x83:
-            return raw(b, o, self._id_dev)
+            return self._ident(b, o, self.eoj)
         if epc == 0x88:
             return u8(b, o, 0x41 if self._fault() else 0x42)
         if epc == 0x89:
@@ -356,6 +459,16 @@ class Engine:
                 return -1
             return u32(b, o, int(e) % _E9 if e >= 0 else 0)
         return -1  # vehicle battery data (0xC0 0xC2 0xC4 0xCE 0xCF 0xD0 0xE2 0xE4): unknown
+
+    def _anno(self):
+        # the EPCs the device object announces (a constant per class, not an attribute: the
+        # engine's member table stays at 37 slots)
+        return ob.EVCD_ANNO_ALL if self.cls == ob.EVCD else ob.EVC_ANNO_ALL
+
+    def _ident(self, b, o, eoj):
+        # 0x83: the node's 14-byte prefix, then the object's EOJ
+        _put_eoj(b, o + 14, eoj)
+        return 3 + raw(b, o, self._id)
 
     def _hw(self, f):
         v = None if self.ch is None else self.ch.get(f)
@@ -437,20 +550,20 @@ class Engine:
 
     def _header(self, seoj, deoj, esv, opc):
         tx = self.tx
-        tx[0] = fr.EHD1
-        tx[1] = fr.EHD2_F1
+        tx[0] = _EHD1
+        tx[1] = _EHD2_F1
         tx[2] = (self._tid >> 8) & 0xFF
         tx[3] = self._tid & 0xFF
         self._tid = (self._tid + 1) & 0xFFFF
-        fr.put_eoj(tx, 4, seoj)
-        fr.put_eoj(tx, 7, deoj)
+        _put_eoj(tx, 4, seoj)
+        _put_eoj(tx, 7, deoj)
         tx[10] = esv
         tx[11] = opc
 
     def startup(self):
         """INF of the instance list (0xD5) from the node profile, to multicast at start-up
         and after every network (re)connect: passive discovery for controllers."""
-        self._header(ob.NODE_EOJ, ob.NODE_EOJ, fr.INF, 1)
+        self._header(ob.NODE_EOJ, ob.NODE_EOJ, _INF, 1)
         tx = self.tx
         tx[12] = 0xD5
         tx[13] = self._read_node(0xD5, tx, 14)
@@ -474,12 +587,15 @@ class Engine:
         self._dirty = False
         tx = self.tx
         snap = self._snap
-        s = self._scratch
-        anno = self._anno
-        p = fr.HDR
+        s = tx
+        # a value is read into the end of tx and compared there: past any INF built here (at
+        # most 9 properties of at most 2 + 17 B after the header), so no scratch buffer
+        sc = TX_MAX - _SLOT
+        anno = self._anno()
+        p = _HDR
         opc = 0
         for i in range(len(anno)):
-            k = self._read_dev(anno[i], s, 0)
+            k = self._read_dev(anno[i], s, sc)
             base = i * _SLOT
             if k < 0:
                 snap[base] = 0xFF
@@ -487,7 +603,7 @@ class Engine:
             same = snap[base] == k
             j = 0
             while same and j < k:
-                same = snap[base + 1 + j] == s[j]
+                same = snap[base + 1 + j] == s[sc + j]
                 j += 1
             if same:
                 continue
@@ -495,13 +611,14 @@ class Engine:
             tx[p] = anno[i]
             tx[p + 1] = k
             for j in range(k):
-                snap[base + 1 + j] = s[j]
-                tx[p + 2 + j] = s[j]
+                v = s[sc + j]
+                snap[base + 1 + j] = v
+                tx[p + 2 + j] = v
             p += 2 + k
             opc += 1
         if not opc:
             return 0
-        self._header(self.eoj, ob.CONTROLLER_EOJ, fr.INF, opc)
+        self._header(self.eoj, ob.CONTROLLER_EOJ, _INF, opc)
         self._last_inf = now
         self.n_inf += 1
         return p

@@ -34,7 +34,7 @@ EVCD_ANNO = (0xC7, 0xDA, 0xDC, 0xDD, 0xE1, 0xE5)
 
 # What the engine reads of them, as constants (in flash when frozen, nothing built at start-up):
 # per object (Get bitmap, Set bitmap, 0x9D announcement map, 0x9E Set map, 0x9F Get map), the
-# bitmaps in the 16-byte layout of the property maps (echonet.props.bitmap/encode_map, which
+# bitmaps in the 16-byte layout of the property maps (Appendix 1, which
 # cases/echonet_cases.py checks these against); and the EPCs the device object announces.
 NODE_TABLES = (  # 0x0EF0
     b"\x01\x00\x01\x21\x20\x20\x20\x20\x00\x00\x01\x00\x01\x02\x02\x02",

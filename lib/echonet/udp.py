@@ -22,7 +22,7 @@ from asyncio import core
 
 import log
 from compat import const, recv_datagram
-from echonet.frame import RX_SIZE
+from echonet.engine import RX_SIZE
 
 _ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
 

@@ -33,6 +33,19 @@ class Gateway:
         # the bridge task's liveness probe (Supervisor.spawn): moves with every transaction
         return self.bridge.master.requests
 
+    def _echonet_location(self, loc):
+        # ECHONET's installation location (0x81) after a Set, on flash as ECHONET requires
+        # (gateway.echonet_service reads it back); temp file + rename: a crash mid-write leaves
+        # the previous value
+        import binascii
+
+        import jsonfile
+
+        try:
+            jsonfile.write(self.data_dir + "/echonet.json", {"location": binascii.hexlify(loc).decode()})
+        except OSError as x:
+            log.warn("echonet", "cannot store the installation location (%s)", x)
+
     def _spine(self, peer):
         # after the TLS handshake's garbage, before the session's long-lived objects: packed
         # low, as at start-up (gateway.startup._packed), not between that garbage

@@ -1,14 +1,13 @@
 # The gateway's ECHONET Lite front end: the engine on the charger model, its UDP adapter,
-# and the installation location (0x81) kept on flash as ECHONET requires.
+# and the installation location (0x81) read back from flash, where ECHONET requires it kept
+# (gateway.app Gateway._echonet_location writes it: start-up lets this module go, _forget).
 import binascii
 
 import jsonfile
-import log
 from echonet.engine import Engine
 from echonet.udp import EchonetUdp
 
-_TAG = "echonet"
-_FILE = "/echonet.json"
+_FILE = "/echonet.json"  # in the data directory (and in Gateway._echonet_location)
 
 
 def build(cfg, charger, data_dir, ski, serial):
@@ -32,7 +31,6 @@ def build(cfg, charger, data_dir, ski, serial):
         location=_load(data_dir),
         announce_ms=e["announce_interval_ms"],
     )
-    eng.on_location = lambda loc: _save(data_dir, loc)
     return EchonetUdp(eng, e["host"], e["port"], e["multicast"])
 
 
@@ -42,11 +40,3 @@ def _load(data_dir):
     except (ValueError, KeyError, TypeError):  # no file (None), not JSON (None), no location
         return None
 
-
-def _save(data_dir, loc):
-    # temp file + rename: a crash mid-write leaves the previous value
-    path = data_dir + _FILE
-    try:
-        jsonfile.write(path, {"location": binascii.hexlify(loc).decode()})
-    except OSError as x:
-        log.warn(_TAG, "cannot store the installation location (%s)", x)

@@ -199,9 +199,11 @@ async def start(gw):
     # the configuration's tree of dicts (~1 KB) is for start-up: what runs on has its own
     # values (the SHIP settings, the pairing window); so are these modules (what of
     # mdns_service runs on, the CEM browse, holds its functions; mdns.setup encodes the names;
-    # netboot is boot.py's; this module, once start() returns)
+    # echonet_service builds the engine, Gateway._echonet_location keeps its setting; netboot is
+    # boot.py's; this module, once start() returns)
     gw.cfg = None
-    _forget("ship.qrtext", "gateway.mdns_service", "mdns.setup", "gateway.netboot", "gateway.startup")
+    _forget("ship.qrtext", "gateway.mdns_service", "mdns.setup", "gateway.echonet_service", "gateway.netboot",
+            "gateway.startup")
     _packed()
     return port
 
@@ -210,6 +212,8 @@ def _echonet(gw):
     from gateway import echonet_service
 
     u = echonet_service.build(gw.cfg, gw.charger, gw.data_dir, gw.ski, gw.ship["serial"])
+    # a method of the gateway, not a function of echonet_service: start() lets that module go
+    u.e.on_location = gw._echonet_location
     try:
         u.open()
     except OSError as e:  # port 3610 taken: the rest of the gateway keeps serving
