@@ -4,7 +4,8 @@ from compat import ticks_add
 from charger import F_SESSION_WH, RECOMMENDATION, SRC_CEVC, UNIT_W, Charger
 from eejson.dialect import build
 from eejson.writer import Writer
-from usecases.cevc import E_OK, E_REJECTED, Cevc
+from spine.datagram import E_OK, E_REJECTED
+from usecases.cevc import Cevc
 from spine.table import Table
 
 H = 3600000

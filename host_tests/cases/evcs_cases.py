@@ -4,7 +4,8 @@ from charger import Charger
 from compat import ticks_add
 from eejson.dialect import build
 from eejson.writer import Writer
-from usecases.evcs import E_OK, E_REJECTED, Evcs, utc_seconds, utc_text
+from spine.datagram import E_OK, E_REJECTED
+from usecases.evcs import Evcs, utc_seconds, utc_text
 from spine.table import Table
 
 _W = Writer(8192)

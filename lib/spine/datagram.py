@@ -107,6 +107,8 @@ class Incoming(Path):
         self.owner = None
 
     def reset(self):
+        # 29 attributes with Path's fill a 29-slot member table; 31 took 37 (no command count:
+        # data_name is set by the first; the routed value always starts at depth 4)
         Path.reset(self)
         self.src = Addr(None, (), None)
         self.dst = Addr(None, (), None)
@@ -126,9 +128,7 @@ class Incoming(Path):
         self._fdel = False
         self.data_name = None
         self.data = None
-        self.cmds = 0
         self._sub = None
-        self._sub_n = 0
         self._vd = 0
 
     # Forwarding of the data element's value to the routed consumer: an event belongs to the
@@ -172,16 +172,14 @@ class Incoming(Path):
         if n == 4 and keys[0] == "datagram" and keys[1] == "payload" and keys[2] == "cmd":
             k = keys[3]
             if k != "function" and k != "filter":
-                self.cmds += 1
-                if self.cmds > 1:
+                if self.data_name is not None:  # set by the first command only
                     raise DatagramError("more than one command")
                 if self.classifier is None:
                     raise DatagramError("payload before header or no cmdClassifier")
                 self.data_name = k
                 sub = self._route(self, k)
                 self.data = sub
-                self._sub = sub
-                self._sub_n = n
+                self._sub = sub  # until leave() at this depth, 4
                 self._vd = self._d
         elif n >= 5 and keys[3] == "filter" and keys[2] == "cmd":
             k = keys[n - 1]
@@ -202,7 +200,7 @@ class Incoming(Path):
     def leave(self):
         n = self.n
         keys = self.keys
-        if self._sub is not None and n == self._sub_n:
+        if self._sub is not None and n == 4:
             self._sub = None
         elif n == 4 and keys[1] == "header" and keys[3] == "entity":
             a = self.src if keys[2] == "addressSource" else self.dst if keys[2] == "addressDestination" else None

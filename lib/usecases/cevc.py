@@ -32,15 +32,16 @@ from spine import table as T
 
 # the EV entity (usecases.ev.ADDRESS, not imported: the EV's modules and description tables
 # would come with it into every import of CEVC; host_tests/test_cevc.py checks they agree)
-_EV = (1, 1)
+_EV = const((1, 1))
 
 CEVC = ("coordinatedEvCharging", "1.0.1", (1, 2, 3, 4, 5, 6, 7, 8), "release")
 
 _FT_SERIES = const(8)  # on the EV entity
 _FT_INCENTIVE = const(9)
 
-E_OK = const(0)
-E_REJECTED = const(7)  # commandRejected
+# spine.datagram's result numbers, private: out of the globals table
+_E_OK = const(0)
+_E_REJECTED = const(7)  # commandRejected
 
 _TS_DEMAND = const(1)
 _TS_CONSTRAINTS = const(2)
@@ -81,7 +82,7 @@ def _rel(v):
 
 
 def _rej(desc):
-    return E_REJECTED, desc
+    return _E_REJECTED, desc
 
 
 def _timeline(starts, ends, base, n):
@@ -422,7 +423,7 @@ class Cevc:
         self._sb = self._el
         self._key = -1
         self._follow(now)
-        return E_OK, None
+        return _E_OK, None
 
     # ---- incentive table
 
@@ -540,7 +541,7 @@ class Cevc:
         # data written against the old description may name what no longer exists
         self._islots = ()
         self._ikey = self._ipos()
-        return E_OK, None
+        return _E_OK, None
 
     def _parse_tier(self, t, seen):
         td = T.as_obj(t.get("tier"))
@@ -640,7 +641,7 @@ class Cevc:
         self._islots = tuple((tl[k][0], tl[k][1], tiers[k]) for k in range(n))
         self._ib = self._el
         self._ikey = self._ipos()
-        return E_OK, None
+        return _E_OK, None
 
 
 class CevcFeatures:

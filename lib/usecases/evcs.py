@@ -20,14 +20,15 @@ EVCS = ("evChargingSummary", "1.0.1", (1,), "release")
 
 _FT_BILL = const(8)  # on the EVSE entity
 
-E_OK = const(0)
-E_REJECTED = const(7)  # commandRejected
+# spine.datagram's result numbers, private: out of the globals table
+_E_OK = const(0)
+_E_REJECTED = const(7)  # commandRejected
 
 _POS_GRID = const(1)
 _POS_SELF = const(2)
 _MAX_COSTS = const(4)
 _BILL_TYPES = T.Items(("chargingSummary",))
-_COST_TYPES = ("absolutePrice", "relativePrice", "co2Emission", "renewableEnergy", "radioactiveWaste")
+_COST_TYPES = const(("absolutePrice", "relativePrice", "co2Emission", "renewableEnergy", "radioactiveWaste"))
 
 
 def _sn(v, lo=None, hi=None):
@@ -217,17 +218,17 @@ class Evcs:
         are neither added nor removed by a write."""
         es = T.entries(tree, "billData")
         if not es:
-            return E_REJECTED, "billData missing"
+            return _E_REJECTED, "billData missing"
         changes = []
         for e in es:
             bid = e.get("billId")
             if not T.uint32(bid) or bid not in self._bills:
-                return E_REJECTED, "unknown billId %s" % (bid,)
+                return _E_REJECTED, "unknown billId %s" % (bid,)
             bt = e.get("billType")
             if bt is not None and bt != "chargingSummary":
-                return E_REJECTED, "only chargingSummary bills"
+                return _E_REJECTED, "only chargingSummary bills"
             if bid in [c[0].id for c in changes]:
-                return E_REJECTED, "bill %d twice" % bid
+                return _E_REJECTED, "bill %d twice" % bid
             b = self._bills[bid]
             costs = None
             pct = list(b.pct)
@@ -236,43 +237,43 @@ class Evcs:
             if total is not None:
                 total = T.as_obj(total)
                 if total is None:
-                    return E_REJECTED, "total malformed"
+                    return _E_REJECTED, "total malformed"
                 if total.get("cost") is not None:
                     costs = _cost_rows(total["cost"], "total")
                     if isinstance(costs, str):
-                        return E_REJECTED, costs
+                        return _E_REJECTED, costs
             pos = e.get("position")
             if pos is not None:
                 pos = T.as_objects(pos)
                 if pos is None or len(pos) > 2:
-                    return E_REJECTED, "at most 2 positions"
+                    return _E_REJECTED, "at most 2 positions"
                 seen = []
                 for p in pos:
                     pid = p.get("positionId")
                     if pid not in (_POS_GRID, _POS_SELF) or not T.uint32(pid) or pid in seen:
-                        return E_REJECTED, "positionId must be 1 or 2, once"
+                        return _E_REJECTED, "positionId must be 1 or 2, once"
                     seen.append(pid)
                     i = pid - 1
                     pt = p.get("positionType")
                     if pt is not None and pt != ("gridElectricEnergy", "selfProducedElectricEnergy")[i]:
-                        return E_REJECTED, "position %d: wrong positionType" % pid
+                        return _E_REJECTED, "position %d: wrong positionType" % pid
                     v = p.get("value")
                     if v is not None:
                         v = T.as_objects(v)
                         if v is None or len(v) != 1 or v[0].get("valuePercentage") is None:
-                            return E_REJECTED, "position %d: one valuePercentage expected" % pid
+                            return _E_REJECTED, "position %d: one valuePercentage expected" % pid
                         sn, x = _sn(v[0]["valuePercentage"], 0, 100)
                         if sn is None:
-                            return E_REJECTED, "position %d: valuePercentage 0..100" % pid
+                            return _E_REJECTED, "position %d: valuePercentage 0..100" % pid
                         pct[i] = (sn, x)
                     c = p.get("cost")
                     if c is not None:
                         rows = _cost_rows(c, "position %d" % pid)
                         if isinstance(rows, str):
-                            return E_REJECTED, rows
+                            return _E_REJECTED, rows
                         pcost[i] = tuple(rows)
             if abs(pct[0][1] + pct[1][1] - 100) > 0.001:
-                return E_REJECTED, "bill %d: grid and self-produced shares must add up to 100" % bid
+                return _E_REJECTED, "bill %d: grid and self-produced shares must add up to 100" % bid
             changes.append((b, costs, pct, pcost))
         for b, costs, pct, pcost in changes:
             if costs is not None:
@@ -280,4 +281,4 @@ class Evcs:
             b.pct = pct
             b.pos_costs = pcost
         self._render()
-        return E_OK, None
+        return _E_OK, None
