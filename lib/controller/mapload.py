@@ -1,5 +1,5 @@
 # Reading and checking a register map document (board_configs/chargers/*.json, format in the
-# README there) into a controller.regmap.Map (load, load_file): start-up only (gateway.app lets
+# README there) into a controller.regmap.Map (load, load_file): start-up only (gateway.startup lets
 # this module go).
 #
 # A map is checked whole at load and refused with MapError naming the entry and the reason,

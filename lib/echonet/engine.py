@@ -134,6 +134,7 @@ def raw(b, o, src):
 def clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
+
 def has(m, e):
     return e >= 0x80 and (m[e & 0x0F] >> ((e >> 4) - 8)) & 1
 
@@ -587,7 +588,6 @@ class Engine:
         self._dirty = False
         tx = self.tx
         snap = self._snap
-        s = tx
         # a value is read into the end of tx and compared there: past any INF built here (at
         # most 9 properties of at most 2 + 17 B after the header), so no scratch buffer
         sc = TX_MAX - _SLOT
@@ -595,7 +595,7 @@ class Engine:
         p = _HDR
         opc = 0
         for i in range(len(anno)):
-            k = self._read_dev(anno[i], s, sc)
+            k = self._read_dev(anno[i], tx, sc)
             base = i * _SLOT
             if k < 0:
                 snap[base] = 0xFF
@@ -603,7 +603,7 @@ class Engine:
             same = snap[base] == k
             j = 0
             while same and j < k:
-                same = snap[base + 1 + j] == s[sc + j]
+                same = snap[base + 1 + j] == tx[sc + j]
                 j += 1
             if same:
                 continue
@@ -611,7 +611,7 @@ class Engine:
             tx[p] = anno[i]
             tx[p + 1] = k
             for j in range(k):
-                v = s[sc + j]
+                v = tx[sc + j]
                 snap[base + 1 + j] = v
                 tx[p + 2 + j] = v
             p += 2 + k

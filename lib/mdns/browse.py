@@ -107,9 +107,7 @@ class Browser:
         k = 0
         for f in self.found:
             left = ticks_diff(f.expires, now) // 1000
-            if w.pos + len(self._service) + 10 + len(f.name) > w.size:
-                continue
-            if k < _MAX_KNOWN and left * 2 > f.ttl:
+            if k < _MAX_KNOWN and left * 2 > f.ttl and w.pos + len(self._service) + 10 + len(f.name) <= w.size:
                 w.record(self._service, _TYPE_PTR, _CLASS_IN, left, 1)
                 w.name(f.name)
                 w.end()

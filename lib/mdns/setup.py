@@ -1,5 +1,5 @@
 # Set-up of the mDNS responder (RFC 6762/6763), start-up only: the published names in wire
-# form, the TXT rdata and the reply buffer sized by them. gateway.app drops this module after
+# form, the TXT rdata and the reply buffer sized by them. gateway.startup drops this module after
 # start-up (_forget); a rename after a name conflict, or a new TXT, imports it again.
 from compat import const
 from mdns import dns as D

@@ -10,9 +10,7 @@ from spine import remote as R
 
 _ROOM = ...  # a free slot in the globals table (compat.py, "A full globals table")
 
-# NodeManagement's entity; this const() and _return folded into Session._give: 22 globals,
-# a 23-slot table with its free slot instead of 24 in 29
-_NM = const((0,))
+_NM = const((0,))  # NodeManagement's entity
 # the possibleOperations flags (spine.device)
 _OP_READ = const(1)
 _OP_READ_PARTIAL = const(2)
